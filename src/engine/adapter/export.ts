@@ -1,0 +1,50 @@
+/** Writes a PEFT model as the two files PEFT's save_pretrained produces. */
+import { formatAdapterConfigJson, peftConfigToJson } from '../peft/config';
+import { LoraModel } from '../peft/lora/model';
+import type { PeftModel } from '../peft/model';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors';
+
+export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+export const ADAPTER_CONFIG = 'adapter_config.json';
+
+export interface AdapterFiles {
+  'adapter_model.safetensors': Uint8Array;
+  'adapter_config.json': string;
+}
+
+export interface AdapterMeta {
+  baseModelNameOrPath: string | null;
+  revision?: string | null;
+}
+
+/** The adapter_config.json object for a PEFT model, with what target resolution produced. */
+export function adapterConfigObject(peft: PeftModel, meta: AdapterMeta): Record<string, unknown> {
+  const base = peft.base;
+  const common = { baseModelNameOrPath: meta.baseModelNameOrPath, revision: meta.revision ?? null, task: base.task };
+  if (peft instanceof LoraModel) {
+    const r = peft.resolution;
+    return peftConfigToJson(peft.config, {
+      ...common,
+      resolvedTargetModules: r.savedTargetModules,
+      modulesToSave: r.savedModulesToSave,
+      fanInFanOut: r.fanInFanOut,
+    });
+  }
+  const cfg = (peft as unknown as { config: Parameters<typeof peftConfigToJson>[0] }).config;
+  return peftConfigToJson(cfg, {
+    ...common,
+    tokenDim: base.config.hiddenSize,
+    numLayers: base.config.numLayers,
+    numAttentionHeads: base.config.numHeads,
+  });
+}
+
+/** adapter_model.safetensors (F32, metadata {"format":"pt"}) + adapter_config.json, as PEFT 0.15.2 writes them. */
+export function exportAdapter(peft: PeftModel, meta: AdapterMeta): AdapterFiles {
+  const tensors = new Map<string, TensorToWrite>();
+  for (const [key, t] of peft.stateDict()) tensors.set(key, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
+  return {
+    [ADAPTER_WEIGHTS]: writeSafetensors(tensors, { format: 'pt' }),
+    [ADAPTER_CONFIG]: formatAdapterConfigJson(adapterConfigObject(peft, meta)),
+  };
+}

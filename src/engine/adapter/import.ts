@@ -1,0 +1,43 @@
+/** Loads a PEFT-saved adapter (adapter_config.json + adapter_model.safetensors) onto a base model, strictly. */
+import { EngineError } from '../errors';
+import { readSafetensors } from '../io/safetensors';
+import type { Model } from '../models/types';
+import { createPeftModel, type PeftModel } from '../peft';
+import { parsePeftConfig, type PeftConfig } from '../peft/config';
+
+export interface AdapterSource {
+  /** adapter_config.json as text or parsed JSON. */
+  config: string | Record<string, unknown>;
+  weights: Uint8Array | ArrayBuffer;
+}
+
+/**
+ * Builds the PEFT model the config describes and loads its tensors. Unlike PEFT, any key or shape that does
+ * not fit the model is an error (PEFT would silently run the base model).
+ */
+export function loadAdapter(model: Model, src: AdapterSource): PeftModel {
+  const config: PeftConfig = parsePeftConfig(src.config);
+  if (config.taskType && config.taskType !== model.task) {
+    throw new EngineError(
+      'ADAPTER_MISMATCH',
+      `The adapter was trained for ${config.taskType} but the model is loaded as ${model.task} (${model.className}).`,
+    );
+  }
+  if (config.peftType === 'PROMPT_TUNING' && config.tokenDim != null && config.tokenDim !== model.config.hiddenSize) {
+    throw new EngineError(
+      'ADAPTER_MISMATCH',
+      `The adapter's token_dim ${config.tokenDim} differs from the model's hidden size ${model.config.hiddenSize}.`,
+    );
+  }
+  const { tensors } = readSafetensors(src.weights, 'adapter_model.safetensors');
+  // The stored tensors replace the initial values, so the init method does not matter (and TEXT would need a tokenizer).
+  const init: PeftConfig = config.peftType === 'PROMPT_TUNING' ? { ...config, promptTuningInit: 'RANDOM' } : config;
+  const peft = createPeftModel(model, init, 0);
+  try {
+    peft.loadStateDict(tensors, 'adapter_model.safetensors');
+  } catch (e) {
+    peft.dispose();
+    throw e;
+  }
+  return peft;
+}

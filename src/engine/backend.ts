@@ -1,0 +1,25 @@
+/** Backend selection for tfjs, shared by the worker and Node. */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { EngineError } from './errors';
+
+export type BackendName = 'webgpu' | 'wasm' | 'cpu';
+
+/**
+ * Activates a backend. `wasmPaths` is the folder (URL or file path ending in "/") holding the
+ * tfjs-backend-wasm .wasm files; in a bundled page it comes from the bundler, in Node from node_modules.
+ */
+export async function useBackend(name: BackendName, opts: { wasmPaths?: string } = {}): Promise<BackendName> {
+  if (name === 'wasm' && opts.wasmPaths) setWasmPaths(opts.wasmPaths);
+  if (name === 'webgpu') await import('@tensorflow/tfjs-backend-webgpu');
+  let ok = false;
+  try {
+    ok = await tf.setBackend(name);
+    await tf.ready();
+  } catch (e) {
+    throw new EngineError('BACKEND', `The ${name} backend could not start: ${(e as Error).message}`);
+  }
+  if (!ok || tf.getBackend() !== name) throw new EngineError('BACKEND', `The ${name} backend is not available here.`);
+  return name;
+}

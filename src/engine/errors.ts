@@ -1,0 +1,42 @@
+/**
+ * Every failure a person can act on is an EngineError: a stable `code` for programs (UI, CLI exit paths)
+ * and a message that says what was wrong and where.
+ */
+export type ErrorCode =
+  | 'BAD_SAFETENSORS'
+  | 'BAD_CONFIG'
+  | 'UNSUPPORTED_ARCHITECTURE'
+  | 'MISSING_WEIGHT'
+  | 'SHAPE_MISMATCH'
+  | 'TARGETS_NOT_FOUND'
+  | 'BAD_PEFT_CONFIG'
+  | 'ADAPTER_MISMATCH'
+  | 'BAD_DATA'
+  | 'NAN_LOSS'
+  | 'BACKEND'
+  | 'OUT_OF_MEMORY'
+  | 'HUB'
+  | 'CANCELLED'
+  | 'BAD_ARGUMENT';
+
+export class EngineError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'EngineError';
+    this.code = code;
+  }
+}
+
+/** Turns anything thrown into a one-line message fit for a person. */
+export function describeError(e: unknown): string {
+  if (e instanceof EngineError) return e.message;
+  if (e instanceof Error) {
+    const m = e.message || String(e);
+    if (/out of memory|OOM|allocation failed|Failed to allocate|Array buffer allocation/i.test(m)) {
+      return `Out of memory: ${m}. Try a smaller batch size, sequence length or model.`;
+    }
+    return m;
+  }
+  return String(e);
+}

@@ -1,0 +1,174 @@
+/**
+ * BERT (BertForSequenceClassification only), following transformers 4.43's modeling_bert.py with eager
+ * attention. Parameter names are the checkpoint keys; every projection is an nn.Linear ([out, in]).
+ * Post-LN encoder: x = LN(x + attn(x)); x = LN(x + ffn(x)); pooled = tanh(dense(x[:, 0])).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  activation, attend, attentionBias, dropout, embedding, layerNorm, linear, mergeHeads, positions, prefixMask,
+  prependPrefix, splitHeads, type Ctx,
+} from './layers';
+import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
+import type { ArchConfig, ForwardInput, TaskType } from './types';
+
+export interface BertConfig extends ArchConfig {
+  intermediateSize: number;
+  hiddenAct: string;
+  hiddenDropout: number;
+  attnDropout: number;
+  /** classifier_dropout, or hidden_dropout_prob when null (as BertForSequenceClassification does). */
+  classifierDropout: number;
+  typeVocabSize: number;
+  layerNormEps: number;
+  initializerRange: number;
+}
+
+function parseConfig(raw: Record<string, unknown>): BertConfig {
+  const hidden = requiredInt(raw, 'hidden_size');
+  const heads = requiredInt(raw, 'num_attention_heads');
+  if (hidden % heads !== 0) {
+    throw new TypeError(`config.json: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`);
+  }
+  const posType = field(raw, 'position_embedding_type', 'absolute');
+  if (posType !== 'absolute') {
+    throw new TypeError(`config.json: position_embedding_type "${posType}" is not supported (only "absolute")`);
+  }
+  const hiddenDropout = field(raw, 'hidden_dropout_prob', 0.1);
+  return {
+    modelType: 'bert',
+    vocabSize: requiredInt(raw, 'vocab_size'),
+    hiddenSize: hidden,
+    numLayers: requiredInt(raw, 'num_hidden_layers'),
+    numHeads: heads,
+    maxPositions: field(raw, 'max_position_embeddings', 512),
+    intermediateSize: requiredInt(raw, 'intermediate_size'),
+    hiddenAct: field(raw, 'hidden_act', 'gelu'),
+    hiddenDropout,
+    attnDropout: field(raw, 'attention_probs_dropout_prob', 0.1),
+    classifierDropout: field<number>(raw, 'classifier_dropout', hiddenDropout),
+    typeVocabSize: field(raw, 'type_vocab_size', 2),
+    layerNormEps: field(raw, 'layer_norm_eps', 1e-12),
+    initializerRange: field(raw, 'initializer_range', 0.02),
+    numLabels: numLabelsOf(raw),
+    // BertConfig's default pad_token_id is 0.
+    padTokenId: raw.pad_token_id === undefined ? 0 : optionalId(raw, 'pad_token_id'),
+    bosTokenId: optionalId(raw, 'bos_token_id'),
+    eosTokenId: optionalId(raw, 'eos_token_id'),
+    // Only matters for an MLM head, which is not built here.
+    tieWordEmbeddings: field(raw, 'tie_word_embeddings', true),
+  };
+}
+
+/** Class names transformers' ACT2FN gives the activation module. */
+function activationClass(act: string): string {
+  const names: Record<string, string> = {
+    gelu: 'GELUActivation', gelu_new: 'NewGELUActivation', gelu_pytorch_tanh: 'PytorchGELUTanh',
+    relu: 'ReLU', silu: 'SiLU', swish: 'SiLU', tanh: 'Tanh',
+  };
+  return names[act] ?? act;
+}
+
+function modules(c: BertConfig, _task: TaskType) {
+  const C = c.hiddenSize;
+  const I = c.intermediateSize;
+  const t = new TreeBuilder();
+  t.add('', 'BertForSequenceClassification');
+  t.add('bert', 'BertModel');
+  t.add('bert.embeddings', 'BertEmbeddings');
+  t.embedding('bert.embeddings.word_embeddings', c.vocabSize, C);
+  t.embedding('bert.embeddings.position_embeddings', c.maxPositions, C);
+  t.embedding('bert.embeddings.token_type_embeddings', c.typeVocabSize, C);
+  t.layerNorm('bert.embeddings.LayerNorm', C);
+  t.add('bert.embeddings.dropout', 'Dropout');
+  t.add('bert.encoder', 'BertEncoder');
+  t.add('bert.encoder.layer', 'ModuleList');
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `bert.encoder.layer.${i}`;
+    t.add(p, 'BertLayer');
+    t.add(`${p}.attention`, 'BertAttention');
+    t.add(`${p}.attention.self`, 'BertSelfAttention');
+    t.linear(`${p}.attention.self.query`, C, C);
+    t.linear(`${p}.attention.self.key`, C, C);
+    t.linear(`${p}.attention.self.value`, C, C);
+    t.add(`${p}.attention.self.dropout`, 'Dropout');
+    t.add(`${p}.attention.output`, 'BertSelfOutput');
+    t.linear(`${p}.attention.output.dense`, C, C);
+    t.layerNorm(`${p}.attention.output.LayerNorm`, C);
+    t.add(`${p}.attention.output.dropout`, 'Dropout');
+    t.add(`${p}.intermediate`, 'BertIntermediate');
+    t.linear(`${p}.intermediate.dense`, C, I);
+    t.add(`${p}.intermediate.intermediate_act_fn`, activationClass(c.hiddenAct));
+    t.add(`${p}.output`, 'BertOutput');
+    t.linear(`${p}.output.dense`, I, C);
+    t.layerNorm(`${p}.output.LayerNorm`, C);
+    t.add(`${p}.output.dropout`, 'Dropout');
+  }
+  t.add('bert.pooler', 'BertPooler');
+  t.linear('bert.pooler.dense', C, C);
+  t.add('bert.pooler.activation', 'Tanh');
+  t.add('dropout', 'Dropout');
+  t.linear('classifier', C, c.numLabels);
+  return t.rows;
+}
+
+/** One post-LN encoder layer. */
+function encoderLayer(c: BertConfig, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const p = `bert.encoder.layer.${i}`;
+  const hd = c.hiddenSize / c.numHeads;
+  // self-attention
+  const q = splitHeads(linear(ctx, `${p}.attention.self.query`, x), c.numHeads, hd); // [B, nh, S, hd]
+  const k = splitHeads(linear(ctx, `${p}.attention.self.key`, x), c.numHeads, hd);
+  const v = splitHeads(linear(ctx, `${p}.attention.self.value`, x), c.numHeads, hd);
+  const y = mergeHeads(attend(ctx, q, k, v, bias, 1 / Math.sqrt(hd), c.attnDropout)); // [B, S, C]
+  const a = dropout(ctx, linear(ctx, `${p}.attention.output.dense`, y), c.hiddenDropout);
+  x = layerNorm(ctx, `${p}.attention.output.LayerNorm`, tf.add(a, x), c.layerNormEps);
+  // feed-forward
+  const h = activation(c.hiddenAct, linear(ctx, `${p}.intermediate.dense`, x)); // [B, S, I]
+  const o = dropout(ctx, linear(ctx, `${p}.output.dense`, h), c.hiddenDropout);
+  return layerNorm(ctx, `${p}.output.LayerNorm`, tf.add(o, x), c.layerNormEps);
+}
+
+function forward(c: BertConfig, _task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
+  const [B, T] = input.inputIds.shape;
+  const C = c.hiddenSize;
+  // Prompt tuning prepends to the word embeddings; position and token-type embeddings are added after,
+  // so virtual tokens take positions 0..P-1 (PEFT passes inputs_embeds to BertEmbeddings).
+  let x = prependPrefix(ctx, embedding(ctx, 'bert.embeddings.word_embeddings', input.inputIds)); // [B, S, C]
+  const S = x.shape[1]!;
+  x = tf.add(x, positions(ctx, 'bert.embeddings.position_embeddings', S)); // positions 0..S-1
+  // token_type_ids default to zeros: add row 0 of the token-type table everywhere.
+  x = tf.add(x, tf.slice(ctx.get('bert.embeddings.token_type_embeddings.weight'), [0, 0], [1, C]));
+  x = dropout(ctx, layerNorm(ctx, 'bert.embeddings.LayerNorm', x, c.layerNormEps), c.hiddenDropout);
+  const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, false); // padding keys only
+  for (let i = 0; i < c.numLayers; i++) x = encoderLayer(c, ctx, i, x, bias);
+  // pooler: tanh(dense(hidden at position 0)), the [CLS] slot or the first virtual token
+  const first = tf.slice(x, [0, 0, 0], [B, 1, C]).reshape([B, C]);
+  const pooled = tf.tanh(linear(ctx, 'bert.pooler.dense', first));
+  return linear(ctx, 'classifier', dropout(ctx, pooled, c.classifierDropout)); // [B, num_labels]
+}
+
+export const bert: ArchitectureSpec<BertConfig> = {
+  id: 'bert',
+  modelTypes: ['bert'],
+  className: (_c, task) => (task === 'SEQ_CLS' ? 'BertForSequenceClassification' : undefined),
+  // PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for bert.
+  defaultTargets: ['query', 'value'],
+  parseConfig,
+  modules,
+  heads: () => ({ classifier: 'classifier' }),
+  tied: () => ({}),
+  basePrefix: 'bert.',
+  initParam(name, shape, c, rng) {
+    // BertPreTrainedModel._init_weights: Linear / Embedding ~ N(0, initializer_range), biases 0,
+    // LayerNorm weight 1 / bias 0, the word embedding's padding_idx row 0.
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (name.endsWith('LayerNorm.weight')) return new Float32Array(n).fill(1);
+    if (name.endsWith('.bias')) return new Float32Array(n);
+    const w = rng.fillNormal(n, c.initializerRange);
+    if (name === 'bert.embeddings.word_embeddings.weight' && c.padTokenId !== null && c.padTokenId < shape[0]) {
+      w.fill(0, c.padTokenId * shape[1], (c.padTokenId + 1) * shape[1]);
+    }
+    return w;
+  },
+  forward,
+};

@@ -1,0 +1,182 @@
+/**
+ * Architecture registry and model construction: config.json (+ optional weights) -> Model.
+ * A module tree is available from the config alone, so the UI can show it before any download.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineError } from '../errors';
+import type { LoadedTensor } from '../io/safetensors';
+import { Rng } from '../random';
+import { makeCtx } from './layers';
+import type { ArchitectureSpec } from './spec';
+import type { ArchConfig, Model, ModuleInfo, ParamMap, TaskType } from './types';
+import { gpt2 } from './gpt2';
+import { llama } from './llama';
+import { bert } from './bert';
+
+export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert];
+
+/** Every supported config.json model_type, for error messages and docs. */
+export const SUPPORTED_MODEL_TYPES = ARCHITECTURES.flatMap((a) => a.modelTypes);
+
+export interface Resolved {
+  spec: ArchitectureSpec<any>;
+  config: ArchConfig;
+  task: TaskType;
+  className: string;
+}
+
+/** Finds the architecture for a config.json and the task to build (explicit, else from `architectures`). */
+export function resolveArchitecture(raw: Record<string, unknown>, task?: TaskType): Resolved {
+  if (!raw || typeof raw !== 'object') throw new EngineError('BAD_CONFIG', 'config.json is not a JSON object');
+  const modelType = raw.model_type;
+  const spec = ARCHITECTURES.find((a) => a.modelTypes.includes(String(modelType)));
+  if (!spec) {
+    throw new EngineError(
+      'UNSUPPORTED_ARCHITECTURE',
+      `Unsupported architecture: model_type "${String(modelType)}". Supported: ${SUPPORTED_MODEL_TYPES.join(', ')}.`,
+    );
+  }
+  let config: ArchConfig;
+  try {
+    config = spec.parseConfig(raw);
+  } catch (e) {
+    throw new EngineError('BAD_CONFIG', (e as Error).message);
+  }
+  const archs = Array.isArray(raw.architectures) ? raw.architectures.map(String) : [];
+  const t: TaskType =
+    task ??
+    (archs.some((a) => a.endsWith('ForSequenceClassification')) || !spec.className(config, 'CAUSAL_LM')
+      ? 'SEQ_CLS'
+      : 'CAUSAL_LM');
+  const className = spec.className(config, t);
+  if (!className) {
+    throw new EngineError('UNSUPPORTED_ARCHITECTURE', `${spec.id} models do not support the ${t} task here.`);
+  }
+  return { spec, config, task: t, className };
+}
+
+/** named_modules() of the model a config describes, without weights. */
+export function moduleTree(raw: Record<string, unknown>, task?: TaskType): ModuleInfo[] {
+  const r = resolveArchitecture(raw, task);
+  return r.spec.modules(r.config, r.task);
+}
+
+/** Total parameter count as PyTorch's model.parameters() counts it (tied tensors once). */
+export function countParams(modules: ModuleInfo[], tied: Record<string, string>): number {
+  let n = 0;
+  for (const m of modules) {
+    for (const [p, shape] of Object.entries(m.params)) {
+      const full = m.name ? `${m.name}.${p}` : p;
+      if (!(full in tied)) n += shape.reduce((a, b) => a * b, 1);
+    }
+  }
+  return n;
+}
+
+export interface BuildOptions {
+  task?: TaskType;
+  /** 'heads': create a missing SEQ_CLS head (transformers does so with a warning); 'all': random-init every
+   *  missing parameter (training from scratch). Default 'heads'. */
+  initMissing?: 'heads' | 'all';
+  seed?: number;
+}
+
+export interface BuildReport {
+  /** Parameters not in the checkpoint that were freshly initialised. */
+  initialised: string[];
+  /** Checkpoint tensors the model does not use (buffers such as attn.bias are skipped silently). */
+  unused: string[];
+}
+
+/** Buffers some checkpoints carry that are not parameters. */
+const IGNORED_KEYS = /(\.attn\.bias|\.attn\.masked_bias|rotary_emb\.inv_freq|\.position_ids)$/;
+
+/** Builds a model from config.json and checkpoint tensors, checking every shape. */
+export function buildModel(
+  raw: Record<string, unknown>,
+  weights: Map<string, LoadedTensor>,
+  opts: BuildOptions = {},
+): Model & { report: BuildReport } {
+  const { spec, config, task, className } = resolveArchitecture(raw, opts.task);
+  const modules = spec.modules(config, task);
+  const tied = spec.tied(config, task);
+  const heads = spec.heads(config, task);
+  const rng = new Rng(opts.seed ?? 0);
+  const lookup = checkpointIndex(weights, spec.basePrefix);
+  const used = new Set<string>();
+  const params: ParamMap = new Map();
+  const report: BuildReport = { initialised: [], unused: [] };
+  try {
+    for (const m of modules) {
+      for (const [p, shape] of Object.entries(m.params)) {
+        const name = m.name ? `${m.name}.${p}` : p;
+        if (name in tied) continue;
+        const key = lookup(name);
+        let data: Float32Array;
+        if (key !== undefined) {
+          const t = weights.get(key)!;
+          used.add(key);
+          if (t.shape.join(',') !== shape.join(',')) {
+            throw new EngineError(
+              'SHAPE_MISMATCH',
+              `Weight ${key} has shape [${t.shape}] but config.json implies [${shape}] for ${name}.`,
+            );
+          }
+          if (!(t.data instanceof Float32Array)) {
+            throw new EngineError('SHAPE_MISMATCH', `Weight ${key} is ${t.dtype}, expected a floating-point tensor.`);
+          }
+          data = t.data;
+        } else {
+          const isHead = heads.classifier !== undefined && m.name === heads.classifier;
+          if (!isHead && opts.initMissing !== 'all') {
+            throw new EngineError('MISSING_WEIGHT', `The checkpoint has no tensor ${name} (shape [${shape}]).`);
+          }
+          data = spec.initParam(name, shape, config, rng);
+          report.initialised.push(name);
+        }
+        params.set(name, tf.tensor(data, shape, 'float32'));
+      }
+    }
+  } catch (e) {
+    for (const t of params.values()) t.dispose();
+    throw e;
+  }
+  for (const [name, src] of Object.entries(tied)) params.set(name, params.get(src)!);
+  for (const k of weights.keys()) if (!used.has(k) && !IGNORED_KEYS.test(k)) report.unused.push(k);
+
+  const model: Model & { report: BuildReport } = {
+    arch: spec.id,
+    className,
+    task,
+    config,
+    rawConfig: raw,
+    params,
+    tied,
+    heads,
+    modules,
+    report,
+    forward: (input, hooks = {}) => spec.forward(config, task, makeCtx(model.params, hooks, !!input.training), input),
+    dispose() {
+      const seen = new Set<tf.Tensor>();
+      for (const t of model.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
+      model.params.clear();
+    },
+  };
+  return model;
+}
+
+/**
+ * Maps a parameter name to the checkpoint key that holds it: the name itself, the name without the base
+ * prefix (checkpoints of the bare base model, e.g. openai-community/gpt2), or old BERT gamma/beta names.
+ */
+function checkpointIndex(weights: Map<string, unknown>, basePrefix: string): (name: string) => string | undefined {
+  return (name) => {
+    const candidates = [name];
+    if (name.startsWith(basePrefix)) candidates.push(name.slice(basePrefix.length));
+    for (const c of [...candidates]) {
+      if (c.endsWith('LayerNorm.weight')) candidates.push(c.replace(/weight$/, 'gamma'));
+      if (c.endsWith('LayerNorm.bias')) candidates.push(c.replace(/bias$/, 'beta'));
+    }
+    return candidates.find((c) => weights.has(c));
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * Every PEFT config PEFT Studio understands, read from and written to adapter_config.json exactly as PEFT does.
+ */
+import { EngineError } from '../errors';
+import type { TaskType } from '../models/types';
+import * as lora from './lora/config';
+import * as pt from './prompt-tuning/config';
+
+export type { LoraConfig } from './lora/config';
+export type { PromptTuningConfig } from './prompt-tuning/config';
+export type PeftConfig = lora.LoraConfig | pt.PromptTuningConfig;
+
+/** What adapter_config.json holds beyond the config itself: model facts and what target resolution produced. */
+export interface AdapterConfigExtras {
+  baseModelNameOrPath: string | null;
+  revision?: string | null;
+  task?: TaskType | null;
+  /** Prompt tuning: hidden size, layer and head counts of the base model. */
+  tokenDim?: number;
+  numLayers?: number;
+  numAttentionHeads?: number;
+  /** LoRA: TargetResolution.savedTargetModules. */
+  resolvedTargetModules?: string | string[];
+  /** LoRA: TargetResolution.savedModulesToSave. */
+  modulesToSave?: string[] | null;
+  /** LoRA: TargetResolution.fanInFanOut (null = keep the config's value). */
+  fanInFanOut?: boolean | null;
+}
+
+/** PEFT method names that exist in PEFT but not (yet) in PEFT Studio. */
+const OTHER_PEFT_TYPES = [
+  'PREFIX_TUNING', 'P_TUNING', 'MULTITASK_PROMPT_TUNING', 'CPT', 'ADAPTION_PROMPT', 'ADALORA', 'BOFT', 'IA3',
+  'LOHA', 'LOKR', 'OFT', 'POLY', 'LN_TUNING', 'VERA', 'FOURIERFT', 'XLORA', 'HRA', 'VBLORA', 'BONE', 'RANDLORA',
+  'TRAINABLE_TOKENS', 'C3A', 'SHIRA', 'MISS', 'ROAD', 'WAVEFT', 'DELORA', 'OSF', 'GRALORA',
+];
+
+function bad(msg: string): never {
+  throw new EngineError('BAD_PEFT_CONFIG', msg);
+}
+
+/** Parses adapter_config.json (text or parsed object) into a typed, validated config. */
+export function parsePeftConfig(json: unknown): PeftConfig {
+  let obj = json;
+  if (typeof json === 'string') {
+    try {
+      obj = JSON.parse(json);
+    } catch (e) {
+      bad(`adapter_config.json is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) bad('adapter_config.json must contain a JSON object.');
+  const rec = obj as Record<string, unknown>;
+  const type = rec.peft_type;
+  if (type === 'LORA') return lora.fromAdapterConfigJson(rec);
+  if (type === 'PROMPT_TUNING') return pt.fromAdapterConfigJson(rec);
+  if (type === undefined || type === null) bad('adapter_config.json has no peft_type; is this a PEFT adapter?');
+  if (typeof type === 'string' && OTHER_PEFT_TYPES.includes(type)) {
+    bad(`peft_type '${type}' is a PEFT method that PEFT Studio does not support yet (supported: LORA, PROMPT_TUNING).`);
+  }
+  return bad(`Unknown peft_type ${JSON.stringify(type)} (supported: LORA, PROMPT_TUNING).`);
+}
+
+export function validatePeftConfig(cfg: PeftConfig): PeftConfig {
+  return cfg.peftType === 'LORA' ? lora.validate(cfg) : pt.validate(cfg);
+}
+
+/** adapter_config.json content for any method (keys and values exactly as PEFT 0.15.2 writes them). */
+export function peftConfigToJson(cfg: PeftConfig, extras: AdapterConfigExtras): Record<string, unknown> {
+  return cfg.peftType === 'LORA' ? lora.toAdapterConfigJson(cfg, extras) : pt.toAdapterConfigJson(cfg, extras);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Byte-exact serialisation: json.dumps(d, indent=2, sort_keys=True), ensure_ascii, no trailing newline.
+
+/** Fields PEFT declares as float, written with a ".0" when integral (JS cannot tell 0 from 0.0). */
+const FLOAT_KEYS = new Set(['lora_dropout']);
+
+/** Python float repr: shortest round-trip digits, scientific below 1e-4 or from 1e16. */
+export function pyFloatRepr(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const [m, e] = Math.abs(x).toExponential().split('e');
+  const exp = parseInt(e, 10);
+  const digits = m.replace('.', '');
+  const sign = x < 0 ? '-' : '';
+  if (exp < -4 || exp >= 16) {
+    const mant = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    return `${sign}${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
+  const int = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
+  return `${sign}${int}.${digits.slice(exp + 1) || '0'}`;
+}
+
+function dumpStr(s: string): string {
+  return JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function dump(v: unknown, indent: string, key: string | null): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (typeof v === 'number') return key !== null && FLOAT_KEYS.has(key) ? pyFloatRepr(v) : Number.isFinite(v) ? String(v) : pyFloatRepr(v);
+  if (typeof v === 'string') return dumpStr(v);
+  const inner = `${indent}  `;
+  if (Array.isArray(v)) {
+    if (!v.length) return '[]';
+    return `[\n${v.map((x) => inner + dump(x, inner, key)).join(',\n')}\n${indent}]`;
+  }
+  const keys = Object.keys(v as object).sort();
+  if (!keys.length) return '{}';
+  const rec = v as Record<string, unknown>;
+  return `{\n${keys.map((k) => `${inner}${dumpStr(k)}: ${dump(rec[k], inner, k)}`).join(',\n')}\n${indent}}`;
+}
+
+/** adapter_config.json text byte-identical to PEFT's save_pretrained output. */
+export function formatAdapterConfigJson(obj: Record<string, unknown>): string {
+  return dump(obj, '', null);
+}

@@ -1,0 +1,68 @@
+/**
+ * What every PEFT method provides to training, inference and export: hooks into the base model's forward,
+ * its trainable variables, and its tensors under PEFT's file keys.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineError } from '../errors';
+import type { LoadedTensor } from '../io/safetensors';
+import type { ForwardHooks, ForwardInput, Model } from '../models/types';
+
+/** Prefix PEFT puts in front of base-model parameter names in adapter files. */
+export const PEFT_PREFIX = 'base_model.model.';
+
+export interface PeftModel {
+  readonly peftType: 'LORA' | 'PROMPT_TUNING';
+  readonly base: Model;
+  /** When false the base model runs untouched (the playground's "adapter off"). */
+  enabled: boolean;
+  hooks(training: boolean): ForwardHooks;
+  /** Logits with the adapter applied (when enabled). */
+  forward(input: ForwardInput): tf.Tensor;
+  /** Labels aligned with the logits forward() returns (prompt tuning prepends -100 for virtual tokens). */
+  alignLabels(labels: tf.Tensor): tf.Tensor;
+  trainableVariables(): tf.Variable[];
+  /** Adapter tensors under the keys PEFT writes to adapter_model.safetensors (insertion order is arbitrary). */
+  stateDict(): Map<string, tf.Tensor>;
+  /** Loads PEFT-keyed tensors; refuses any missing, unexpected or mis-shaped key. */
+  loadStateDict(tensors: Map<string, LoadedTensor>, source?: string): void;
+  /** trainable / all parameter numbers, as PEFT's get_nb_trainable_parameters reports. */
+  dispose(): void;
+}
+
+/**
+ * Strict load shared by every method. PEFT itself ignores missing keys and silently runs the base model;
+ * here a key set or shape that does not fit the model is an error that names what is wrong.
+ */
+export function loadStrict(expected: Map<string, tf.Variable>, tensors: Map<string, LoadedTensor>, source: string): void {
+  const missing = [...expected.keys()].filter((k) => !tensors.has(k));
+  const unexpected = [...tensors.keys()].filter((k) => !expected.has(k));
+  if (missing.length || unexpected.length) {
+    const parts: string[] = [];
+    if (missing.length) parts.push(`missing ${list(missing)}`);
+    if (unexpected.length) parts.push(`not in this model: ${list(unexpected)}`);
+    throw new EngineError(
+      'ADAPTER_MISMATCH',
+      `${source} does not fit this model (${parts.join('; ')}). Check that the adapter was trained on this base model with the same target_modules.`,
+    );
+  }
+  for (const [k, v] of expected) {
+    const t = tensors.get(k)!;
+    if (t.shape.join(',') !== v.shape.join(',')) {
+      throw new EngineError('ADAPTER_MISMATCH', `${source}: ${k} has shape [${t.shape}] but this model expects [${v.shape}].`);
+    }
+    if (!(t.data instanceof Float32Array)) throw new EngineError('ADAPTER_MISMATCH', `${source}: ${k} is not a float tensor.`);
+  }
+  for (const [k, v] of expected) {
+    const t = tensors.get(k)!;
+    v.assign(tf.tensor(t.data as Float32Array, t.shape));
+  }
+}
+
+function list(keys: string[]): string {
+  return keys.slice(0, 4).join(', ') + (keys.length > 4 ? ` and ${keys.length - 4} more` : '');
+}
+
+/** Runs the base model with a method's hooks, or bare when disabled. */
+export function forwardWith(peft: PeftModel, input: ForwardInput): tf.Tensor {
+  return peft.enabled ? peft.base.forward(input, peft.hooks(!!input.training)) : peft.base.forward(input);
+}

@@ -1,0 +1,97 @@
+/**
+ * Prompt tuning as PEFT 0.15 runs it: num_virtual_tokens trainable embeddings [P, C] are prepended to the
+ * token embeddings, the attention mask gets P ones in front and CLM labels P times -100. Position ids are
+ * not shifted (virtual tokens take positions 0..P-1). The base model, SEQ_CLS head included, stays frozen.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineError } from '../../errors';
+import type { LoadedTensor } from '../../io/safetensors';
+import type { ForwardHooks, ForwardInput, Model } from '../../models/types';
+import { Rng } from '../../random';
+import { IGNORE_INDEX } from '../../train/loss';
+import { uid } from '../lora/layer';
+import { forwardWith, loadStrict, type PeftModel } from '../model';
+import type { PromptTuningConfig } from './config';
+
+/** PEFT's file key for the prompt table. */
+export const PROMPT_KEY = 'prompt_embeddings';
+
+export class PromptTuningModel implements PeftModel {
+  readonly peftType = 'PROMPT_TUNING' as const;
+  readonly base: Model;
+  readonly config: PromptTuningConfig;
+  readonly embeddings: tf.Variable; // [P, C]
+  enabled = true;
+
+  /** `encode` is needed for the TEXT init (PEFT tokenizes prompt_tuning_init_text). */
+  constructor(base: Model, config: PromptTuningConfig, seed = 0, encode?: (text: string) => number[]) {
+    this.base = base;
+    this.config = config;
+    const P = config.numVirtualTokens;
+    const C = base.config.hiddenSize;
+    const rng = new Rng(seed);
+    let init: tf.Tensor;
+    if (config.promptTuningInit === 'RANDOM') {
+      // nn.Embedding's default init, N(0, 1).
+      init = tf.tensor2d(rng.fillNormal(P * C, 1), [P, C]);
+    } else {
+      const ids = config.promptTuningInit === 'TEXT' ? textIds(config, P, encode) : sampleVocab(P, base.config.vocabSize, rng);
+      init = tf.tidy(() => tf.gather(wordEmbeddings(base), tf.tensor1d(ids, 'int32')));
+    }
+    this.embeddings = tf.variable(init, true, `prompt_embeddings_${uid()}`);
+    init.dispose();
+  }
+
+  hooks(_training: boolean): ForwardHooks {
+    return { prefixEmbeds: this.embeddings };
+  }
+
+  forward(input: ForwardInput): tf.Tensor {
+    return forwardWith(this, input);
+  }
+
+  /** CLM labels get -100 for each virtual token (only while the prompt is on); SEQ_CLS labels are unchanged. */
+  alignLabels(labels: tf.Tensor): tf.Tensor {
+    if (this.base.task !== 'CAUSAL_LM' || !this.enabled) return labels;
+    const [B] = labels.shape;
+    return tf.concat([tf.fill([B, this.config.numVirtualTokens], IGNORE_INDEX, 'int32'), labels.toInt()], 1);
+  }
+
+  trainableVariables(): tf.Variable[] {
+    return [this.embeddings];
+  }
+
+  stateDict(): Map<string, tf.Tensor> {
+    return new Map([[PROMPT_KEY, this.embeddings]]);
+  }
+
+  loadStateDict(tensors: Map<string, LoadedTensor>, source = 'adapter_model.safetensors'): void {
+    loadStrict(new Map([[PROMPT_KEY, this.embeddings]]), tensors, source);
+  }
+
+  dispose(): void {
+    this.embeddings.dispose();
+  }
+}
+
+function wordEmbeddings(base: Model): tf.Tensor {
+  const name = base.modules.find((m) => m.type === 'Embedding')?.name;
+  const t = name ? base.params.get(`${name}.weight`) : undefined;
+  if (!t) throw new EngineError('BAD_PEFT_CONFIG', 'The model has no word embedding to initialise the prompt from.');
+  return t;
+}
+
+/** PEFT's SAMPLE_VOCAB: random token ids in [0, vocab). */
+function sampleVocab(P: number, vocab: number, rng: Rng): number[] {
+  return Array.from({ length: P }, () => rng.int(vocab));
+}
+
+/** PEFT's TEXT init: the text's token ids, truncated or repeated to fill P positions. */
+function textIds(config: PromptTuningConfig, P: number, encode?: (text: string) => number[]): number[] {
+  if (!encode) throw new EngineError('BAD_PEFT_CONFIG', 'prompt_tuning_init TEXT needs the model tokenizer, and this model has none.');
+  const ids = encode(config.promptTuningInitText ?? '');
+  if (ids.length === 0) throw new EngineError('BAD_PEFT_CONFIG', 'prompt_tuning_init_text gives no tokens.');
+  const out: number[] = [];
+  while (out.length < P) out.push(...ids);
+  return out.slice(0, P);
+}

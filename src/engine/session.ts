@@ -1,0 +1,247 @@
+/**
+ * A fine-tuning run end to end: base model + PEFT method + data + optimizer + schedule, driven one optimizer
+ * step at a time so that a worker (or the CLI) can report metrics, pause, export and stop between steps.
+ */
+import { EngineError } from './errors';
+import type { LoadedTensor } from './io/safetensors';
+import { buildModel } from './models';
+import type { Model, TaskType } from './models/types';
+import { createPeftModel, type PeftModel } from './peft';
+import type { PeftConfig } from './peft/config';
+import { exportAdapter, type AdapterFiles } from './adapter/export';
+import { BatchSampler, collate, disposeBatch, encodeExamples, type Encoded, type Example } from './train/data';
+import { AdamW } from './train/optimizer';
+import { learningRateAt, type SchedulerType } from './train/schedule';
+import { optimizerStep, type Trainable } from './train/step';
+import { evaluate, type EvalMetrics } from './train/evaluate';
+import { generate, classify, type GenerateOptions } from './train/generate';
+
+/** The subset of a tokenizer the engine needs. */
+export interface TokenizerLike {
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  eosTokenId?: number | null;
+  padTokenId?: number | null;
+}
+
+export interface TrainingArgs {
+  learningRate: number;
+  /** Used when maxSteps is not set. */
+  epochs: number;
+  maxSteps?: number | null;
+  batchSize: number;
+  gradientAccumulationSteps: number;
+  warmupSteps: number;
+  scheduler: SchedulerType;
+  weightDecay: number;
+  maxGradNorm: number;
+  /** Evaluate every N optimizer steps (0 = only when asked). */
+  evalSteps: number;
+  seed: number;
+  maxLength: number;
+}
+
+/** Defaults of transformers' TrainingArguments where they exist (lr 5e-5 is low for LoRA; 2e-4 is common). */
+export const DEFAULT_ARGS: TrainingArgs = {
+  learningRate: 2e-4,
+  epochs: 1,
+  maxSteps: null,
+  batchSize: 8,
+  gradientAccumulationSteps: 1,
+  warmupSteps: 0,
+  scheduler: 'linear',
+  weightDecay: 0,
+  maxGradNorm: 1,
+  evalSteps: 0,
+  seed: 42,
+  maxLength: 128,
+};
+
+export interface SessionInit {
+  config: Record<string, unknown>;
+  weights: Map<string, LoadedTensor>;
+  tokenizer?: TokenizerLike;
+  task?: TaskType;
+  peft: PeftConfig;
+  data: { train: Example[]; validation?: Example[] };
+  args?: Partial<TrainingArgs>;
+  /** Written to adapter_config.json's base_model_name_or_path. */
+  baseModelName?: string | null;
+  revision?: string | null;
+  /** Number of classes for SEQ_CLS when the checkpoint has no head yet (defaults to the labels in the data). */
+  numLabels?: number;
+}
+
+export interface StepMetrics {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSec: number;
+  tokens: number;
+  ms: number;
+}
+
+export class TrainingSession {
+  readonly model: Model;
+  readonly peft: PeftModel;
+  readonly args: TrainingArgs;
+  readonly totalSteps: number;
+  readonly tokenizer?: TokenizerLike;
+  private readonly train: Encoded[];
+  private readonly validation: Encoded[];
+  private readonly sampler: BatchSampler;
+  private readonly opt: AdamW;
+  private readonly padId: number;
+  private readonly meta: { baseModelName: string | null; revision: string | null };
+  /** Optimizer steps done. */
+  completedSteps = 0;
+
+  private constructor(init: SessionInit) {
+    this.args = { ...DEFAULT_ARGS, ...init.args };
+    validateArgs(this.args);
+    this.tokenizer = init.tokenizer;
+    const raw = { ...init.config };
+    const labelsInData = new Set([...init.data.train, ...(init.data.validation ?? [])].map((e) => e.label).filter((l) => l !== undefined));
+    const task = init.task ?? init.peft.taskType ?? undefined;
+    if (task === 'SEQ_CLS') {
+      if (init.numLabels) raw.num_labels = init.numLabels;
+      else if (raw.num_labels === undefined && raw.id2label === undefined) raw.num_labels = Math.max(2, labelsInData.size);
+      // GPT-2-style pooling needs a pad id; HF recipes set it to the tokenizer's pad (or eos) token.
+      if (raw.pad_token_id == null) raw.pad_token_id = init.tokenizer?.padTokenId ?? init.tokenizer?.eosTokenId ?? null;
+    }
+    this.model = buildModel(raw, init.weights, { task, seed: this.args.seed });
+    try {
+      this.peft = createPeftModel(this.model, { ...init.peft, taskType: this.model.task }, this.args.seed, init.tokenizer?.encode.bind(init.tokenizer));
+    } catch (e) {
+      this.model.dispose();
+      throw e;
+    }
+    const c = this.model.config;
+    this.padId = c.padTokenId ?? init.tokenizer?.padTokenId ?? init.tokenizer?.eosTokenId ?? 0;
+    const enc = {
+      task: this.model.task,
+      maxLength: Math.min(this.args.maxLength, c.maxPositions - (init.peft.peftType === 'PROMPT_TUNING' ? init.peft.numVirtualTokens : 0)),
+      encode: init.tokenizer ? (s: string) => init.tokenizer!.encode(s) : undefined,
+      eosTokenId: init.tokenizer?.eosTokenId ?? c.eosTokenId,
+      numLabels: c.numLabels,
+    };
+    this.train = encodeExamples(init.data.train, enc);
+    this.validation = encodeExamples(init.data.validation ?? [], enc);
+    for (const e of [...this.train, ...this.validation]) {
+      if (e.ids.some((t) => t >= c.vocabSize)) throw new EngineError('BAD_DATA', `A token id is outside the model's vocabulary of ${c.vocabSize}.`);
+    }
+    this.sampler = new BatchSampler(this.train.length, this.args.batchSize, this.args.seed);
+    const perEpoch = Math.ceil(this.sampler.batchesPerEpoch / this.args.gradientAccumulationSteps);
+    this.totalSteps = this.args.maxSteps ?? Math.max(1, Math.round(perEpoch * this.args.epochs));
+    this.opt = new AdamW({ weightDecay: this.args.weightDecay });
+    this.meta = { baseModelName: init.baseModelName ?? null, revision: init.revision ?? null };
+  }
+
+  static async create(init: SessionInit): Promise<TrainingSession> {
+    return new TrainingSession(init);
+  }
+
+  get done(): boolean {
+    return this.completedSteps >= this.totalSteps;
+  }
+
+  get epoch(): number {
+    return this.sampler.epoch;
+  }
+
+  /** The PEFT model as the training step sees it. */
+  private trainable(): Trainable {
+    const p = this.peft;
+    return {
+      task: this.model.task,
+      logits: (b, training) => p.forward({ inputIds: b.inputIds, attentionMask: b.attentionMask, training }),
+      alignLabels: (l) => p.alignLabels(l),
+      variables: () => p.trainableVariables(),
+    };
+  }
+
+  /** One optimizer step (gradient accumulation included). */
+  async step(): Promise<StepMetrics> {
+    if (this.done) throw new EngineError('BAD_ARGUMENT', 'Training is already complete.');
+    const t0 = performance.now();
+    const lr = learningRateAt(this.completedSteps, {
+      type: this.args.scheduler, learningRate: this.args.learningRate, warmupSteps: this.args.warmupSteps, totalSteps: this.totalSteps,
+    });
+    const micro = [];
+    for (let i = 0; i < this.args.gradientAccumulationSteps; i++) {
+      micro.push(collate(this.sampler.next().map((j) => this.train[j]), this.model.task, this.padId));
+    }
+    try {
+      const r = optimizerStep(this.trainable(), this.opt, micro, lr, this.args.maxGradNorm);
+      this.completedSteps += 1;
+      const ms = performance.now() - t0;
+      return {
+        step: this.completedSteps, totalSteps: this.totalSteps, epoch: this.sampler.epoch + this.fractionOfEpoch(),
+        loss: r.loss, lr, gradNorm: r.gradNorm, tokens: r.tokens, tokensPerSec: (r.tokens / ms) * 1000, ms,
+      };
+    } finally {
+      micro.forEach(disposeBatch);
+    }
+  }
+
+  private fractionOfEpoch(): number {
+    return ((this.completedSteps * this.args.gradientAccumulationSteps) % this.sampler.batchesPerEpoch) / this.sampler.batchesPerEpoch;
+  }
+
+  /** Eval loss and accuracy (SEQ_CLS: accuracy + F1; CLM: next-token accuracy) on the validation set. */
+  async evaluate(limit?: number): Promise<EvalMetrics> {
+    const rows = limit ? this.validation.slice(0, limit) : this.validation;
+    return evaluate(this.peft, rows, this.args.batchSize, this.padId);
+  }
+
+  get hasValidation(): boolean {
+    return this.validation.length > 0;
+  }
+
+  exportAdapter(): AdapterFiles {
+    return exportAdapter(this.peft, { baseModelNameOrPath: this.meta.baseModelName, revision: this.meta.revision });
+  }
+
+  generate(prompt: string, o: GenerateOptions & { adapter?: boolean } = {}): string {
+    if (!this.tokenizer) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot generate text.');
+    return this.withAdapter(o.adapter ?? true, () => generate(this.peft, this.tokenizer!, prompt, o));
+  }
+
+  classify(text: string, o: { adapter?: boolean } = {}): { label: number; probs: number[] } {
+    if (!this.tokenizer) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot classify text.');
+    return this.withAdapter(o.adapter ?? true, () => classify(this.peft, this.tokenizer!.encode(text).slice(0, this.args.maxLength)));
+  }
+
+  private withAdapter<T>(on: boolean, f: () => T): T {
+    const was = this.peft.enabled;
+    this.peft.enabled = on;
+    try {
+      return f();
+    } finally {
+      this.peft.enabled = was;
+    }
+  }
+
+  dispose(): void {
+    this.opt.dispose();
+    this.peft.dispose();
+    this.model.dispose();
+  }
+}
+
+function validateArgs(a: TrainingArgs): void {
+  const bad = (m: string) => {
+    throw new EngineError('BAD_ARGUMENT', m);
+  };
+  if (!(a.learningRate > 0)) bad(`learning rate must be > 0, got ${a.learningRate}`);
+  if (!Number.isInteger(a.batchSize) || a.batchSize < 1) bad(`batch size must be a positive integer, got ${a.batchSize}`);
+  if (!Number.isInteger(a.gradientAccumulationSteps) || a.gradientAccumulationSteps < 1) bad(`gradient accumulation steps must be a positive integer`);
+  if (a.maxSteps != null && (!Number.isInteger(a.maxSteps) || a.maxSteps < 1)) bad(`max steps must be a positive integer, got ${a.maxSteps}`);
+  if (a.maxSteps == null && !(a.epochs > 0)) bad(`epochs must be > 0, got ${a.epochs}`);
+  if (!Number.isInteger(a.maxLength) || a.maxLength < 2) bad(`max length must be an integer >= 2, got ${a.maxLength}`);
+  if (a.warmupSteps < 0 || a.weightDecay < 0 || a.maxGradNorm < 0) bad('warmup, weight decay and max grad norm must be >= 0');
+}
+

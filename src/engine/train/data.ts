@@ -1,0 +1,140 @@
+/**
+ * From examples to padded batches. An example is text (CLM or SEQ_CLS), a prompt/response pair (CLM trained
+ * on the response only), or pre-tokenized input_ids for models without a tokenizer.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineError } from '../errors';
+import { Rng } from '../random';
+import type { TaskType } from '../models/types';
+import { IGNORE_INDEX } from './loss';
+
+export interface Example {
+  text?: string;
+  prompt?: string;
+  response?: string;
+  inputIds?: number[];
+  label?: number;
+}
+
+/** A tokenized example: ids, per-token CLM labels (-100 = not scored) or a class label. */
+export interface Encoded {
+  ids: number[];
+  labels?: number[];
+  label?: number;
+}
+
+export interface EncodeOptions {
+  task: TaskType;
+  maxLength: number;
+  encode?: (text: string) => number[];
+  /** Appended to CLM examples so the model learns where a text ends. */
+  eosTokenId?: number | null;
+  numLabels?: number;
+}
+
+/** Tokenizes examples, truncating to maxLength; the error names the row that is wrong. */
+export function encodeExamples(rows: Example[], o: EncodeOptions): Encoded[] {
+  return rows.map((row, i) => {
+    const where = `row ${i + 1}`;
+    const enc = (s: string) => {
+      if (!o.encode) throw new EngineError('BAD_DATA', `${where}: the data is text but this model has no tokenizer; give pre-tokenized input_ids.`);
+      return o.encode(s);
+    };
+    let ids: number[];
+    let labels: number[] | undefined;
+    if (row.inputIds) {
+      if (!row.inputIds.every((t) => Number.isInteger(t) && t >= 0)) throw new EngineError('BAD_DATA', `${where}: input_ids must be non-negative integers.`);
+      ids = row.inputIds.slice();
+    } else if (row.prompt !== undefined && o.task === 'CAUSAL_LM') {
+      const p = enc(row.prompt);
+      const r = enc(row.response ?? '');
+      if (o.eosTokenId != null) r.push(o.eosTokenId);
+      ids = [...p, ...r];
+      labels = [...p.map(() => IGNORE_INDEX), ...r];
+    } else if (typeof row.text === 'string') {
+      ids = enc(row.text);
+      if (o.task === 'CAUSAL_LM' && o.eosTokenId != null) ids.push(o.eosTokenId);
+    } else {
+      throw new EngineError('BAD_DATA', `${where}: no text, prompt or input_ids.`);
+    }
+    ids = ids.slice(0, o.maxLength);
+    if (ids.length === 0) throw new EngineError('BAD_DATA', `${where}: empty after tokenization.`);
+    if (o.task === 'SEQ_CLS') {
+      const label = row.label;
+      if (label === undefined || !Number.isInteger(label) || label < 0 || (o.numLabels !== undefined && label >= o.numLabels)) {
+        throw new EngineError('BAD_DATA', `${where}: label ${JSON.stringify(label)} is not a class index in 0..${(o.numLabels ?? 2) - 1}.`);
+      }
+      return { ids, label };
+    }
+    return { ids, labels: labels ? labels.slice(0, o.maxLength) : ids.slice() };
+  });
+}
+
+export interface Batch {
+  inputIds: tf.Tensor2D; // int32 [B, T]
+  attentionMask: tf.Tensor2D; // int32 [B, T]
+  labels: tf.Tensor; // CLM int32 [B, T] (-100 on padding); SEQ_CLS int32 [B]
+  /** Real (non-pad) tokens, for tokens/s. */
+  tokens: number;
+}
+
+/** Right-pads a list of examples into one batch. */
+export function collate(items: Encoded[], task: TaskType, padId: number): Batch {
+  const B = items.length;
+  const T = Math.max(...items.map((e) => e.ids.length));
+  const ids = new Int32Array(B * T).fill(padId);
+  const mask = new Int32Array(B * T);
+  const lab = task === 'SEQ_CLS' ? new Int32Array(B) : new Int32Array(B * T).fill(IGNORE_INDEX);
+  let tokens = 0;
+  items.forEach((e, b) => {
+    e.ids.forEach((t, j) => {
+      ids[b * T + j] = t;
+      mask[b * T + j] = 1;
+      if (task === 'CAUSAL_LM') lab[b * T + j] = e.labels![j];
+    });
+    if (task === 'SEQ_CLS') lab[b] = e.label!;
+    tokens += e.ids.length;
+  });
+  return {
+    inputIds: tf.tensor2d(ids, [B, T], 'int32'),
+    attentionMask: tf.tensor2d(mask, [B, T], 'int32'),
+    labels: task === 'SEQ_CLS' ? tf.tensor1d(lab, 'int32') : tf.tensor2d(lab, [B, T], 'int32'),
+    tokens,
+  };
+}
+
+export function disposeBatch(b: Batch): void {
+  b.inputIds.dispose();
+  b.attentionMask.dispose();
+  b.labels.dispose();
+}
+
+/** Epoch-wise shuffled batch order, reproducible from the seed. */
+export class BatchSampler {
+  private order: number[] = [];
+  private pos = 0;
+  epoch = 0;
+  private readonly rng: Rng;
+  constructor(readonly size: number, readonly batchSize: number, seed: number) {
+    if (size === 0) throw new EngineError('BAD_DATA', 'The training set is empty.');
+    this.rng = new Rng(seed);
+    this.reshuffle();
+  }
+  private reshuffle() {
+    this.order = this.rng.shuffle(Array.from({ length: this.size }, (_, i) => i));
+    this.pos = 0;
+  }
+  /** Batches per epoch (the last one may be short, as a DataLoader with drop_last=False). */
+  get batchesPerEpoch(): number {
+    return Math.ceil(this.size / this.batchSize);
+  }
+  next(): number[] {
+    if (this.pos >= this.size) {
+      this.epoch += 1;
+      this.reshuffle();
+    }
+    const idx = this.order.slice(this.pos, this.pos + this.batchSize);
+    this.pos += this.batchSize;
+    return idx;
+  }
+}

@@ -1,0 +1,57 @@
+/** Evaluation over a validation set: loss plus accuracy (and F1 for classification). */
+import * as tf from '@tensorflow/tfjs';
+import type { PeftModel } from '../peft/model';
+import { collate, disposeBatch, type Encoded } from './data';
+import { causalLmLoss, IGNORE_INDEX, seqClsLoss } from './loss';
+import { accuracy, addPredictions, emptyCounts, f1Score } from './metrics';
+
+export interface EvalMetrics {
+  evalLoss: number;
+  /** SEQ_CLS: share of rows classified right; CLM: share of next tokens predicted right (argmax). */
+  accuracy: number;
+  /** SEQ_CLS only: F1 of class 1 (binary) or macro F1. */
+  f1?: number;
+  rows: number;
+}
+
+export function evaluate(peft: PeftModel, rows: Encoded[], batchSize: number, padId: number): EvalMetrics {
+  const task = peft.base.task;
+  let lossSum = 0;
+  let lossWeight = 0;
+  let tokCorrect = 0;
+  let tokTotal = 0;
+  const counts = emptyCounts(peft.base.config.numLabels);
+  for (let i = 0; i < rows.length; i += batchSize) {
+    const batch = collate(rows.slice(i, i + batchSize), task, padId);
+    try {
+      const { loss, preds, labels, weight } = tf.tidy(() => {
+        const logits = peft.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask });
+        const labels = peft.alignLabels(batch.labels);
+        if (task === 'SEQ_CLS') {
+          return { loss: seqClsLoss(logits, labels).dataSync()[0], preds: tf.argMax(logits, -1).dataSync(), labels: labels.dataSync(), weight: labels.shape[0] };
+        }
+        const [B, S, V] = logits.shape;
+        const shifted = tf.slice(logits, [0, 0, 0], [B, S - 1, V]);
+        const target = tf.slice(labels, [0, 1], [B, S - 1]);
+        const w = tf.sum(tf.notEqual(target, IGNORE_INDEX).toFloat()).dataSync()[0];
+        return { loss: causalLmLoss(logits, labels).dataSync()[0], preds: tf.argMax(shifted, -1).dataSync(), labels: target.dataSync(), weight: w };
+      });
+      // CLM loss is a mean over scored tokens, so batches are weighted by their token count.
+      lossSum += loss * weight;
+      lossWeight += weight;
+      if (task === 'SEQ_CLS') addPredictions(counts, preds, labels);
+      else {
+        for (let j = 0; j < labels.length; j++) {
+          if (labels[j] === IGNORE_INDEX) continue;
+          tokTotal += 1;
+          if (preds[j] === labels[j]) tokCorrect += 1;
+        }
+      }
+    } finally {
+      disposeBatch(batch);
+    }
+  }
+  const evalLoss = lossWeight ? lossSum / lossWeight : NaN;
+  if (task === 'SEQ_CLS') return { evalLoss, accuracy: accuracy(counts), f1: f1Score(counts), rows: rows.length };
+  return { evalLoss, accuracy: tokTotal ? tokCorrect / tokTotal : 0, rows: rows.length };
+}

@@ -1,0 +1,92 @@
+/**
+ * Loss and gradients for one batch, and one optimizer step over accumulated micro-batches. Gradients are
+ * taken for the trainable variables only (LoRA A/B, prompt embeddings, modules_to_save copies).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineError } from '../errors';
+import type { TaskType } from '../models/types';
+import type { Batch } from './data';
+import { causalLmLoss, seqClsLoss } from './loss';
+import { AdamW, clipGradNorm } from './optimizer';
+
+/** Something that turns a batch into logits and aligned labels: a PEFT model or a fully trained base model. */
+export interface Trainable {
+  task: TaskType;
+  logits(batch: Batch, training: boolean): tf.Tensor;
+  alignLabels(labels: tf.Tensor): tf.Tensor;
+  variables(): tf.Variable[];
+}
+
+export function batchLoss(m: Trainable, batch: Batch, training: boolean): tf.Scalar {
+  return tf.tidy(() => {
+    const logits = m.logits(batch, training);
+    const labels = m.alignLabels(batch.labels);
+    return m.task === 'SEQ_CLS' ? seqClsLoss(logits, labels) : causalLmLoss(logits, labels);
+  });
+}
+
+/** Loss value and gradients (by variable) for one batch. */
+export function lossAndGrads(m: Trainable, batch: Batch, training = true): { loss: number; grads: Map<tf.Variable, tf.Tensor> } {
+  const vars = m.variables();
+  const { value, grads } = tf.variableGrads(() => batchLoss(m, batch, training), vars);
+  const loss = value.dataSync()[0];
+  value.dispose();
+  const out = new Map<tf.Variable, tf.Tensor>();
+  for (const v of vars) {
+    const g = grads[v.name];
+    if (g) out.set(v, g);
+  }
+  return { loss, grads: out };
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  tokens: number;
+}
+
+/**
+ * One optimizer step: averages gradients over the micro-batches (gradient accumulation), clips to
+ * maxGradNorm, applies AdamW at `lr`. A non-finite loss or gradient leaves the weights untouched and throws
+ * NAN_LOSS, so the last good adapter is kept.
+ */
+export function optimizerStep(m: Trainable, opt: AdamW, micro: Batch[], lr: number, maxGradNorm: number): StepResult {
+  let sum: Map<tf.Variable, tf.Tensor> | null = null;
+  let lossSum = 0;
+  let tokens = 0;
+  try {
+    for (const b of micro) {
+      const { loss, grads } = lossAndGrads(m, b);
+      lossSum += loss;
+      tokens += b.tokens;
+      if (!sum) sum = grads;
+      else {
+        for (const [v, g] of grads) {
+          const prev = sum.get(v)!;
+          sum.set(v, tf.add(prev, g));
+          prev.dispose();
+          g.dispose();
+        }
+      }
+    }
+    const loss = lossSum / micro.length;
+    if (!Number.isFinite(loss)) {
+      throw new EngineError('NAN_LOSS', `The loss became ${loss} at this step; the weights were not updated. Try a lower learning rate.`);
+    }
+    let grads = sum!;
+    if (micro.length > 1) {
+      const avg = new Map<tf.Variable, tf.Tensor>();
+      for (const [v, g] of grads) (avg.set(v, tf.div(g, micro.length)), g.dispose());
+      grads = avg;
+    }
+    const clipped = clipGradNorm(grads, maxGradNorm);
+    sum = clipped.grads;
+    if (!Number.isFinite(clipped.norm)) {
+      throw new EngineError('NAN_LOSS', `The gradient norm became ${clipped.norm}; the weights were not updated. Try a lower learning rate.`);
+    }
+    opt.apply(sum, lr);
+    return { loss, gradNorm: clipped.norm, tokens };
+  } finally {
+    if (sum) for (const g of sum.values()) g.dispose();
+  }
+}

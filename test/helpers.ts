@@ -1,0 +1,38 @@
+/** Shared test helpers: fixture paths, reference tensors, comparisons. */
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { loadModelDir, readSafetensorsFile } from '../src/engine/io/node-files';
+import type { LoadedTensor } from '../src/engine/io/safetensors';
+import { buildModel } from '../src/engine/models';
+import type { TaskType } from '../src/engine/models/types';
+
+export const FIX = fileURLToPath(new URL('./fixtures', import.meta.url));
+export const BACKENDS = ['cpu', 'wasm'] as const;
+
+export function fixtureModel(name: string, task?: TaskType) {
+  const { config, tensors } = loadModelDir(join(FIX, 'models', name));
+  return buildModel(config, tensors, { task });
+}
+
+export function fixtureTensors(...parts: string[]): Map<string, LoadedTensor> {
+  return readSafetensorsFile(join(FIX, ...parts)).tensors;
+}
+
+export function toTensor(t: LoadedTensor): tf.Tensor {
+  return tf.tensor(t.data as Float32Array | Int32Array, t.shape, t.data instanceof Float32Array ? 'float32' : 'int32');
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** max |a - b| / max |b|: the relative error of a gradient tensor. */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ref = 0;
+  for (let i = 0; i < b.length; i++) ref = Math.max(ref, Math.abs(b[i]));
+  return maxAbsDiff(a, b) / Math.max(ref, 1e-12);
+}
