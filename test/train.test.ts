@@ -185,6 +185,32 @@ describe('training lowers the loss', () => {
     }
   });
 
+  it('reports epochs as transformers does (micro-batches seen / per epoch)', async () => {
+    const s = await session('gpt2-tiny', {
+      peft: loraConfig({ taskType: 'CAUSAL_LM', r: 4, targetModules: ['c_attn'] }),
+      data: { train: [1, 2, 3, 4].map((i) => ({ inputIds: [i, i + 1, i + 2] })) },
+      args: { batchSize: 2, maxSteps: 5 },
+    });
+    try {
+      const epochs = [];
+      for (let i = 0; i < 5; i++) epochs.push((await s.step()).epoch);
+      expect(epochs).toEqual([0.5, 1, 1.5, 2, 2.5]);
+    } finally {
+      s.dispose();
+    }
+  });
+
+  it('GPT-2 classification without a pad id fails at setup, not mid-run', async () => {
+    const { config, tensors } = loadModelDir(join(FIX, 'models', 'gpt2-tiny-seqcls'));
+    const noPad = { ...config, pad_token_id: null };
+    await expect(
+      TrainingSession.create({
+        config: noPad, weights: tensors, peft: loraConfig({ taskType: 'SEQ_CLS', targetModules: ['c_attn'] }),
+        data: { train: clsData(4) }, args: { batchSize: 2 },
+      }),
+    ).rejects.toThrow(/needs pad_token_id/);
+  });
+
   it('bad arguments and bad data are clear errors', async () => {
     await expect(session('gpt2-tiny', { data: { train: clmData(4) }, args: { batchSize: 0 } })).rejects.toThrow(/batch size/);
     await expect(session('gpt2-tiny', { data: { train: [] } })).rejects.toThrow(/training set is empty/);

@@ -4,7 +4,7 @@
  */
 import { EngineError } from './errors';
 import type { LoadedTensor } from './io/safetensors';
-import { buildModel } from './models';
+import { buildModel, type BuildReport } from './models';
 import type { Model, TaskType } from './models/types';
 import { createPeftModel, type PeftModel } from './peft';
 import type { PeftConfig } from './peft/config';
@@ -85,7 +85,7 @@ export interface StepMetrics {
 }
 
 export class TrainingSession {
-  readonly model: Model;
+  readonly model: Model & { report: BuildReport };
   readonly peft: PeftModel;
   readonly args: TrainingArgs;
   readonly totalSteps: number;
@@ -119,24 +119,34 @@ export class TrainingSession {
       this.model.dispose();
       throw e;
     }
-    const c = this.model.config;
-    this.padId = c.padTokenId ?? init.tokenizer?.padTokenId ?? init.tokenizer?.eosTokenId ?? 0;
-    const enc = {
-      task: this.model.task,
-      maxLength: Math.min(this.args.maxLength, c.maxPositions - (init.peft.peftType === 'PROMPT_TUNING' ? init.peft.numVirtualTokens : 0)),
-      encode: init.tokenizer ? (s: string) => init.tokenizer!.encode(s) : undefined,
-      eosTokenId: init.tokenizer?.eosTokenId ?? c.eosTokenId,
-      numLabels: c.numLabels,
-    };
-    this.train = encodeExamples(init.data.train, enc);
-    this.validation = encodeExamples(init.data.validation ?? [], enc);
-    for (const e of [...this.train, ...this.validation]) {
-      if (e.ids.some((t) => t >= c.vocabSize)) throw new EngineError('BAD_DATA', `A token id is outside the model's vocabulary of ${c.vocabSize}.`);
+    // Anything below failing (bad data, bad pad id) must not leak the model's tensors.
+    try {
+      const c = this.model.config;
+      if (this.model.task === 'SEQ_CLS' && this.model.arch !== 'bert' && c.padTokenId === null && this.args.batchSize > 1) {
+        throw new EngineError('BAD_CONFIG', `${this.model.className} needs pad_token_id (in config.json or the tokenizer) to classify batches of more than one row.`);
+      }
+      this.padId = c.padTokenId ?? init.tokenizer?.padTokenId ?? init.tokenizer?.eosTokenId ?? 0;
+      const enc = {
+        task: this.model.task,
+        maxLength: Math.min(this.args.maxLength, c.maxPositions - (init.peft.peftType === 'PROMPT_TUNING' ? init.peft.numVirtualTokens : 0)),
+        encode: init.tokenizer ? (s: string) => init.tokenizer!.encode(s) : undefined,
+        eosTokenId: init.tokenizer?.eosTokenId ?? c.eosTokenId,
+        numLabels: c.numLabels,
+      };
+      this.train = encodeExamples(init.data.train, enc);
+      this.validation = encodeExamples(init.data.validation ?? [], enc);
+      for (const e of [...this.train, ...this.validation]) {
+        if (e.ids.some((t) => t >= c.vocabSize)) throw new EngineError('BAD_DATA', `A token id is outside the model's vocabulary of ${c.vocabSize}.`);
+      }
+      this.sampler = new BatchSampler(this.train.length, this.args.batchSize, this.args.seed);
+      const perEpoch = Math.ceil(this.sampler.batchesPerEpoch / this.args.gradientAccumulationSteps);
+      this.totalSteps = this.args.maxSteps ?? Math.max(1, Math.round(perEpoch * this.args.epochs));
+      this.opt = new AdamW({ weightDecay: this.args.weightDecay });
+    } catch (e) {
+      this.peft.dispose();
+      this.model.dispose();
+      throw e;
     }
-    this.sampler = new BatchSampler(this.train.length, this.args.batchSize, this.args.seed);
-    const perEpoch = Math.ceil(this.sampler.batchesPerEpoch / this.args.gradientAccumulationSteps);
-    this.totalSteps = this.args.maxSteps ?? Math.max(1, Math.round(perEpoch * this.args.epochs));
-    this.opt = new AdamW({ weightDecay: this.args.weightDecay });
     this.meta = { baseModelName: init.baseModelName ?? null, revision: init.revision ?? null };
   }
 
@@ -148,8 +158,9 @@ export class TrainingSession {
     return this.completedSteps >= this.totalSteps;
   }
 
+  /** Epochs done, as transformers' Trainer reports them: micro-batches seen / micro-batches per epoch. */
   get epoch(): number {
-    return this.sampler.epoch;
+    return (this.completedSteps * this.args.gradientAccumulationSteps) / this.sampler.batchesPerEpoch;
   }
 
   /** The PEFT model as the training step sees it. */
@@ -179,7 +190,7 @@ export class TrainingSession {
       this.completedSteps += 1;
       const ms = performance.now() - t0;
       return {
-        step: this.completedSteps, totalSteps: this.totalSteps, epoch: this.sampler.epoch + this.fractionOfEpoch(),
+        step: this.completedSteps, totalSteps: this.totalSteps, epoch: this.epoch,
         loss: r.loss, lr, gradNorm: r.gradNorm, tokens: r.tokens, tokensPerSec: (r.tokens / ms) * 1000, ms,
       };
     } finally {
@@ -187,9 +198,6 @@ export class TrainingSession {
     }
   }
 
-  private fractionOfEpoch(): number {
-    return ((this.completedSteps * this.args.gradientAccumulationSteps) % this.sampler.batchesPerEpoch) / this.sampler.batchesPerEpoch;
-  }
 
   /** Eval loss and accuracy (SEQ_CLS: accuracy + F1; CLM: next-token accuracy) on the validation set. */
   async evaluate(limit?: number): Promise<EvalMetrics> {
