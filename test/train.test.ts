@@ -15,10 +15,9 @@ import type { Example } from '../src/engine/train/data';
 import { AdamW, clipGradNorm } from '../src/engine/train/optimizer';
 import { learningRateAt } from '../src/engine/train/schedule';
 import { EngineError } from '../src/engine/errors';
-import { FIX } from './helpers';
+import { BACKENDS, FIX } from './helpers';
 
 beforeAll(async () => {
-  // wasm is about 10x faster than the pure-JS cpu backend for these steps; parity on both is tested elsewhere.
   await useNodeBackend('wasm');
 });
 
@@ -99,7 +98,11 @@ async function losses(s: TrainingSession, steps: number): Promise<number[]> {
 }
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-describe('training lowers the loss', () => {
+describe.each(BACKENDS)('training lowers the loss on %s', (backend) => {
+  beforeAll(async () => {
+    await useNodeBackend(backend);
+  });
+
   it('CAUSAL_LM LoRA on GPT-2, with a flat tensor count across steps', async () => {
     const s = await session('gpt2-tiny', {
       task: 'CAUSAL_LM',
@@ -162,6 +165,13 @@ describe('training lowers the loss', () => {
     } finally {
       s.dispose();
     }
+  });
+
+});
+
+describe('training errors', () => {
+  beforeAll(async () => {
+    await useNodeBackend('wasm');
   });
 
   it('a NaN loss stops with NAN_LOSS and keeps the last good weights', async () => {
