@@ -126,8 +126,8 @@ describe('targets', () => {
     return a;
   }
 
-  it.each(cases.filter((c) => !c.error).map((c) => [c.id, c]))('%s matches PEFT', (_id, c: any) => {
-    const res = targetsFor(parseArgv(TARGETS, [join(MODELS, c.model), ...flags(c.lora_config)]));
+  it.each(cases.filter((c) => !c.error).map((c) => [c.id, c]))('%s matches PEFT', async (_id, c: any) => {
+    const res = await targetsFor(parseArgv(TARGETS, [join(MODELS, c.model), ...flags(c.lora_config)]));
     expect(res.matched).toEqual(c.matched_modules);
     expect(res.trainable).toBe(c.trainable_params);
     expect(res.all).toBe(c.all_params);
@@ -148,8 +148,8 @@ describe('targets', () => {
     expect(r.stdout).toContain('trainable params: 8,192 || all params: 180,480 || trainable%: 4.5390');
   });
 
-  it('prompt tuning counts the prompt embedding', () => {
-    const res = targetsFor(parseArgv(TARGETS, [GPT2, '--method', 'prompt_tuning', '--num-virtual-tokens', '4']));
+  it('prompt tuning counts the prompt embedding', async () => {
+    const res = await targetsFor(parseArgv(TARGETS, [GPT2, '--method', 'prompt_tuning', '--num-virtual-tokens', '4']));
     expect(res).toMatchObject({ matched: [], trainable: 256, all: 172288 + 256 });
   });
 

@@ -216,24 +216,69 @@ function requireDir(dir: string, what: string): void {
   if (!statSync(dir).isDirectory()) throw new EngineError('BAD_CONFIG', `${what} ${dir} is not a folder`);
 }
 
-/** config.json of a model folder (the folder must exist and hold config.json). */
-export function readModelConfig(dir: string): Record<string, unknown> {
-  requireDir(dir, 'model folder');
-  return readJson(join(dir, 'config.json'));
+/**
+ * A model argument is a folder when it exists or looks like a path (starts with . / ~, or is not of the
+ * `owner/name[@revision]` shape); otherwise it is a Hub repo id.
+ */
+function isLocal(arg: string): boolean {
+  return existsSync(arg) || /^[.~/\\]/.test(arg) || arg.split('@')[0].split('/').length !== 2;
 }
 
-/** config.json + weights of a model folder. */
-export function readModel(dir: string): { config: Record<string, unknown>; tensors: Map<string, LoadedTensor> } {
-  requireDir(dir, 'model folder');
-  const { config, tensors } = loadModelDir(dir);
-  return { config, tensors };
+/** The Hub source and cache for a repo id (HF_ENDPOINT / HF_TOKEN honoured, cache in $PEFT_STUDIO_CACHE). */
+async function hub(arg: string) {
+  const { openModelSource } = await import('../engine/io/node-source');
+  const { openNodeCache } = await import('../engine/io/node-cache');
+  return { src: openModelSource(arg), cache: openNodeCache() };
 }
 
-/** The tokenizer of `--tokenizer DIR`, else of the model folder when it has tokenizer.json, else none. */
-export async function readTokenizer(modelDir: string, tokenizerDir?: string): Promise<Tokenizer | undefined> {
-  const dir = tokenizerDir ?? modelDir;
+/** config.json of a model folder or Hub repo (for a repo, only config.json and safetensors headers are read). */
+export async function readModelConfig(arg: string): Promise<Record<string, unknown>> {
+  if (isLocal(arg)) {
+    requireDir(arg, 'model folder');
+    return readJson(join(arg, 'config.json'));
+  }
+  const { src, cache } = await hub(arg);
+  const { inspectModel } = await import('../engine/io/inspect');
+  return (await inspectModel(src, { cache, requireWeights: false })).config;
+}
+
+/** config.json + weights (+ tokenizer files for a Hub repo) of a model folder or Hub repo, downloading with progress. */
+export async function readModel(arg: string): Promise<{ config: Record<string, unknown>; tensors: Map<string, LoadedTensor>; tokenizerFiles?: { tokenizerJson: object; tokenizerConfig?: object } }> {
+  if (isLocal(arg)) {
+    requireDir(arg, 'model folder');
+    const { config, tensors } = loadModelDir(arg);
+    return { config, tensors };
+  }
+  const { src, cache } = await hub(arg);
+  const { downloadModel } = await import('../engine/io/download');
+  const { formatBytes } = await import('../engine/memory');
+  let last = 0;
+  const r = await downloadModel(src, {
+    cache,
+    onProgress: (pr) => {
+      const now = Date.now();
+      if (now - last < 1000 && pr.fileLoaded < pr.fileTotal) return;
+      last = now;
+      note(`${pr.file}: ${formatBytes(pr.fileLoaded)} / ${formatBytes(pr.fileTotal)}${pr.fromCache ? ' (cache)' : ` at ${formatBytes(pr.bytesPerSec)}/s`}`);
+    },
+  });
+  const tokenizerFiles = r.tokenizerJson ? { tokenizerJson: r.tokenizerJson as object, tokenizerConfig: (r.tokenizerConfig ?? undefined) as object | undefined } : undefined;
+  return { config: r.config, tensors: r.weights, tokenizerFiles };
+}
+
+/** The tokenizer of `--tokenizer DIR`, else the model's (folder with tokenizer.json, or the Hub repo's files), else none. */
+export async function readTokenizer(
+  modelArg: string,
+  tokenizerDir?: string,
+  hubFiles?: { tokenizerJson: object; tokenizerConfig?: object },
+): Promise<Tokenizer | undefined> {
+  if (!tokenizerDir && hubFiles) {
+    const { loadTokenizer } = await import('../engine/tokenizer');
+    return loadTokenizer(hubFiles);
+  }
+  const dir = tokenizerDir ?? modelArg;
   if (tokenizerDir) requireDir(tokenizerDir, 'tokenizer folder');
-  else if (!existsSync(join(dir, 'tokenizer.json'))) return undefined;
+  else if (!isLocal(dir) || !existsSync(join(dir, 'tokenizer.json'))) return undefined;
   const { loadTokenizerFromDir } = await import('../engine/io/node-tokenizer');
   return loadTokenizerFromDir(dir);
 }

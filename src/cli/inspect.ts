@@ -9,8 +9,8 @@ import { jsonRows, note, parseArgv, readModelConfig, str, task, writeOut, helpTe
 export const INSPECT: CommandSpec = {
   name: 'inspect',
   summary: "Writes the model's module tree (named_modules() order, direct parameter shapes) and its total parameter count.",
-  usage: 'npm run cli -- inspect <model-dir> [--task seq_cls|causal_lm] --out tree.json',
-  positionals: [{ name: 'model-dir', help: 'Folder with config.json (weights are not read).', required: true }],
+  usage: 'npm run cli -- inspect <model-dir | owner/name[@rev]> [--task seq_cls|causal_lm] --out tree.json',
+  positionals: [{ name: 'model', help: 'Folder with config.json, or a Hub repo id (HF_ENDPOINT, HF_TOKEN); weights are not read, only safetensors headers.', required: true }],
   options: {
     task: { kind: 'value', arg: 'seq_cls|causal_lm', help: 'Model head (default: from config.json architectures).' },
     out: { kind: 'value', arg: 'FILE', help: 'Where to write the JSON (default: stdout).' },
@@ -37,7 +37,7 @@ export function inspectConfig(config: Record<string, unknown>, t?: 'CAUSAL_LM' |
 export async function inspectCommand(argv: string[]): Promise<void> {
   const p = parseArgv(INSPECT, argv);
   if (p.help) return void console.log(helpText(INSPECT));
-  const res = inspectConfig(readModelConfig(p.positionals[0]), task(p));
+  const res = inspectConfig(await readModelConfig(p.positionals[0]), task(p));
   const { modules, ...head } = res;
   const text = `{\n${Object.entries(head).map(([k, v]) => `  ${JSON.stringify(k)}: ${JSON.stringify(v)},`).join('\n')}\n  "modules": ${jsonRows(modules)}\n}\n`;
   const out = str(p, 'out');

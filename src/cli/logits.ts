@@ -22,7 +22,7 @@ export const LOGITS: CommandSpec = {
   summary: 'Runs the model (optionally with a PEFT adapter) on token ids and writes the logits as safetensors.',
   usage: 'npm run cli -- logits --model DIR [--adapter DIR] --input-ids "1,2,3;4,5,0" [--attention-mask "1,1,1;1,1,0"] --out logits.safetensors',
   options: {
-    model: { kind: 'value', arg: 'DIR', help: 'Model folder (config.json + model.safetensors).' },
+    model: { kind: 'value', arg: 'DIR|ID', help: 'Model folder (config.json + model.safetensors) or Hub repo id owner/name[@rev].' },
     adapter: { kind: 'value', arg: 'DIR', help: 'PEFT adapter folder (adapter_config.json + adapter_model.safetensors).' },
     'input-ids': { kind: 'value', arg: 'IDS', help: 'Token ids: comma-separated, rows separated by ";" (equal lengths).' },
     'attention-mask': { kind: 'value', arg: 'MASK', help: '0/1 mask in the same layout (default: all ones).' },
@@ -55,7 +55,7 @@ export interface LogitsResult {
 }
 
 /** Loads model (+ adapter), runs the forward pass, returns the logits. Assumes a backend is active. */
-export function computeLogits(modelDir: string, adapterDir: string | undefined, ids: number[][], mask: number[][] | undefined, t?: TaskType): LogitsResult {
+export async function computeLogits(modelDir: string, adapterDir: string | undefined, ids: number[][], mask: number[][] | undefined, t?: TaskType): Promise<LogitsResult> {
   const B = ids.length;
   const T = ids[0].length;
   if (mask && (mask.length !== B || mask[0].length !== T)) {
@@ -74,7 +74,7 @@ export function computeLogits(modelDir: string, adapterDir: string | undefined, 
     };
     adapter = { config: read('adapter_config.json').toString('utf8'), weights: new Uint8Array(read('adapter_model.safetensors')) };
   }
-  const { config, tensors } = readModel(modelDir);
+  const { config, tensors } = await readModel(modelDir);
   const modelTask = t ?? (adapter ? (parsePeftConfig(adapter.config).taskType ?? undefined) : undefined);
   const model = buildModel(config, tensors, { task: modelTask });
   let peft: PeftModel | undefined;
@@ -111,7 +111,7 @@ export async function logitsCommand(argv: string[]): Promise<void> {
   const mask = maskText === undefined ? undefined : parseMatrix(maskText, 'attention-mask');
   const t = task(p);
   await startBackend(p);
-  const res = computeLogits(modelDir, str(p, 'adapter'), ids, mask, t);
+  const res = await computeLogits(modelDir, str(p, 'adapter'), ids, mask, t);
   writeOut(out, writeSafetensors(new Map([['logits', { shape: res.shape, data: res.data }]]), { format: 'pt' }));
   note(`logits [${res.shape.join(', ')}] -> ${out}`);
 }

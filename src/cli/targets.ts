@@ -12,7 +12,7 @@ export const TARGETS: CommandSpec = {
   name: 'targets',
   summary: "Resolves PEFT's target modules on a model (config.json is enough) and counts trainable / all parameters like PEFT.",
   usage: 'npm run cli -- targets <model-dir> (--target-modules a,b | --target-regex R) [options] --out targets.json',
-  positionals: [{ name: 'model-dir', help: 'Folder with config.json.', required: true }],
+  positionals: [{ name: 'model', help: 'Folder with config.json, or a Hub repo id owner/name[@rev].', required: true }],
   options: {
     task: { kind: 'value', arg: 'seq_cls|causal_lm', help: 'Model head (default: from config.json architectures).' },
     'task-type': { kind: 'value', arg: 'CAUSAL_LM|SEQ_CLS|none', help: "PEFT task_type (default: the model's task; none = bare PeftModel)." },
@@ -35,9 +35,9 @@ export interface TargetsResult {
   line: string;
 }
 
-export function targetsFor(p: Parsed): TargetsResult {
+export async function targetsFor(p: Parsed): Promise<TargetsResult> {
   const dir = p.positionals[0];
-  const config = readModelConfig(dir);
+  const config = await readModelConfig(dir);
   const r = resolveArchitecture(config, task(p));
   const tt = choice(p, 'task-type', ['CAUSAL_LM', 'SEQ_CLS', 'none'] as const);
   const peftTask: TaskType | null = tt === undefined ? r.task : tt === 'none' ? null : tt;
@@ -56,7 +56,7 @@ export function targetsFor(p: Parsed): TargetsResult {
 export async function targetsCommand(argv: string[]): Promise<void> {
   const p = parseArgv(TARGETS, argv);
   if (p.help) return void console.log(helpText(TARGETS));
-  const res = targetsFor(p);
+  const res = await targetsFor(p);
   const out = str(p, 'out');
   if (out) {
     writeJson(out, res);

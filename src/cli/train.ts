@@ -23,7 +23,7 @@ export const TRAIN: CommandSpec = {
   summary: 'Fine-tunes a model with LoRA or prompt tuning and writes a PEFT adapter plus metrics.jsonl.',
   usage: 'npm run cli -- train --model DIR --data FILE --task causal_lm|seq_cls --method lora|prompt_tuning [options] --out DIR',
   options: {
-    model: { kind: 'value', arg: 'DIR', help: 'Model folder (config.json + model.safetensors [+ tokenizer.json]).' },
+    model: { kind: 'value', arg: 'DIR|ID', help: 'Model folder (config.json + model.safetensors [+ tokenizer.json]) or Hub repo id owner/name[@rev] (HF_ENDPOINT, HF_TOKEN; cached in $PEFT_STUDIO_CACHE).' },
     tokenizer: { kind: 'value', arg: 'DIR', help: 'Folder with tokenizer.json (default: the model folder, if it has one).' },
     data: { kind: 'value', arg: 'FILE', help: 'Training data: .txt, .jsonl or .csv.' },
     task: { kind: 'value', arg: 'causal_lm|seq_cls', help: 'Task (default: from config.json architectures).' },
@@ -102,7 +102,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (numLabels !== undefined && numLabels < 2) throw usage('--num-labels must be >= 2');
 
   // Everything that can be checked without tfjs first, so bad input fails fast.
-  const { config, tensors } = readModel(modelDir);
+  const { config, tensors, tokenizerFiles } = await readModel(modelDir);
   const arch = resolveArchitecture(config, task(p));
   const t = arch.task;
   const baseName = str(p, 'base-model-name') ?? modelDir;
@@ -123,7 +123,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   else if (split !== undefined) {
     ({ train: trainRows, validation: validRows } = splitValidation(trainRows, split, args.seed ?? DEFAULT_ARGS.seed));
   }
-  const tokenizer = await readTokenizer(modelDir, str(p, 'tokenizer'));
+  const tokenizer = await readTokenizer(modelDir, str(p, 'tokenizer'), tokenizerFiles);
   checkAgainstModel([...trainRows, ...validRows], arch.config.vocabSize, !!tokenizer, modelDir);
 
   let labels: string[] | null = null;
