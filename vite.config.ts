@@ -11,7 +11,14 @@ export default defineConfig({
   plugins: [react()],
   server: { headers: isolation },
   preview: { headers: isolation },
-  worker: { format: 'es' },
-  optimizeDeps: { exclude: ['@tensorflow/tfjs-backend-wasm'] },
+  worker: {
+    format: 'es',
+    // tfjs-backend-wasm starts its threads from `factory.toString()`; mangling or compressing renames the
+    // factory's free variables (_scriptDir) and every pthread dies with a ReferenceError. Whitespace-only here.
+    rolldownOptions: { output: { minify: { mangle: false, compress: false } } },
+  },
+  // Pre-bundle the wasm backend: served raw, its CommonJS emscripten glue (wasm-out/*.js) has no ES exports and
+  // the dev server fails to load it. The .wasm binaries are served from public/tfjs-wasm/ (see src/worker).
+  optimizeDeps: { include: ['@tensorflow/tfjs-backend-wasm'] },
   build: { target: 'es2022', chunkSizeWarningLimit: 8000 },
 });

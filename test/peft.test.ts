@@ -60,7 +60,7 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
     await useNodeBackend(backend);
   });
 
-  it.each(CASES)('$id: imported adapter reproduces PEFT logits, loss and gradients', ({ id, model, keys, trainable }) => {
+  it.each(CASES)('$id: imported adapter reproduces PEFT logits, loss and gradients', async ({ id, model, keys, trainable }) => {
     const base = fixtureModel(model);
     const peft = loadAdapter(base, adapterFiles(id));
     const expected = fixtureTensors('adapters', id, 'expected.safetensors');
@@ -75,7 +75,7 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
       expect(maxAbsDiff(logits.dataSync(), refLogits.data)).toBeLessThan(1e-4);
       logits.dispose();
 
-      const { loss, grads } = lossAndGrads(trainableOf(peft), batch, false);
+      const { loss, grads } = await lossAndGrads(trainableOf(peft), batch, false);
       expect(Math.abs(loss - expected.get('loss')!.data[0])).toBeLessThan(1e-4);
       const byVar = new Map([...state].map(([k, v]) => [v, k]));
       expect(grads.size).toBe(keys);
@@ -94,7 +94,7 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
     }
   });
 
-  it.each(CASES)('$id: a fresh adapter exports exactly PEFT\'s keys, shapes, metadata and config, and re-imports', ({ id, model }) => {
+  it.each(CASES)('$id: a fresh adapter exports exactly PEFT\'s keys, shapes, metadata and config, and re-imports', async ({ id, model }) => {
     const files = adapterFiles(id);
     const base = fixtureModel(model);
     const cfg = parsePeftConfig(files.config);
@@ -103,7 +103,7 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
     try {
       // Move B away from zero so the re-import check is not trivially satisfied.
       if (peft instanceof LoraModel) for (const l of peft.layers.values()) l.B.assign(tf.randomNormal(l.B.shape, 0, 0.1, 'float32', 3));
-      const out = exportAdapter(peft, { baseModelNameOrPath: `models/${model}` });
+      const out = await exportAdapter(peft, { baseModelNameOrPath: `models/${model}` });
       expect(out['adapter_config.json']).toBe(files.config);
       const ours = readSafetensors(out['adapter_model.safetensors']);
       const theirs = readSafetensors(files.weights);

@@ -57,7 +57,7 @@ const median = (xs: number[]) => {
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 /** ms per LoRA training step (each step = one optimizer step on one batch of batch x seq real tokens). */
-function benchTraining(s: BenchShape) {
+async function benchTraining(s: BenchShape) {
   const config = {
     model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], vocab_size: s.vocab, n_embd: s.d, n_layer: s.layers, n_head: s.heads,
     n_positions: Math.max(s.seq, 128), attn_pdrop: 0, embd_pdrop: 0, resid_pdrop: 0,
@@ -82,7 +82,7 @@ function benchTraining(s: BenchShape) {
   try {
     for (let i = 0; i <= s.steps; i++) {
       const t0 = performance.now();
-      const res = optimizerStep(trainable, opt, [batch], 1e-3, 1); // reads the loss back, so the step has completed
+      const res = await optimizerStep(trainable, opt, [batch], 1e-3, 1); // reads the loss back, so the step has completed
       const ms = performance.now() - t0;
       losses.push(res.loss);
       if (i > 0) times.push(ms); // step 0 is the warm-up
@@ -139,7 +139,7 @@ export async function runBench(s: BenchShape, backends: ('cpu' | 'wasm')[]) {
     }
     note(`bench: ${b} ...`);
     const flags = b === 'wasm' ? { simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') } : {};
-    results[b] = { available: true, ...flags, ...benchTraining(s), ...benchMatmul(s.matmulRuns) };
+    results[b] = { available: true, ...flags, ...(await benchTraining(s)), ...benchMatmul(s.matmulRuns) };
   }
   return {
     model: { arch: 'gpt2', layers: s.layers, d: s.d, heads: s.heads, vocab: s.vocab, lora: { r: s.r, target_modules: ['c_attn'] } },

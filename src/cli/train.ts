@@ -210,7 +210,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     }
     if (session.hasValidation && (evalSteps === 0 || session.completedSteps % evalSteps !== 0)) await evaluate(session.completedSteps);
 
-    const files = session.exportAdapter();
+    const files = await session.exportAdapter();
     for (const [name, data] of Object.entries(files)) writeFileSync(join(outDir, name), data);
     writeJson(join(outDir, 'run.json'), {
       model: modelDir, task: t, method: method(p), backend, trainable: line,

@@ -186,7 +186,7 @@ export class TrainingSession {
       micro.push(collate(this.sampler.next().map((j) => this.train[j]), this.model.task, this.padId));
     }
     try {
-      const r = optimizerStep(this.trainable(), this.opt, micro, lr, this.args.maxGradNorm);
+      const r = await optimizerStep(this.trainable(), this.opt, micro, lr, this.args.maxGradNorm);
       this.completedSteps += 1;
       const ms = performance.now() - t0;
       return {
@@ -209,25 +209,25 @@ export class TrainingSession {
     return this.validation.length > 0;
   }
 
-  exportAdapter(): AdapterFiles {
+  async exportAdapter(): Promise<AdapterFiles> {
     return exportAdapter(this.peft, { baseModelNameOrPath: this.meta.baseModelName, revision: this.meta.revision });
   }
 
-  generate(prompt: string, o: GenerateOptions & { adapter?: boolean } = {}): string {
+  async generate(prompt: string, o: GenerateOptions & { adapter?: boolean } = {}): Promise<string> {
     if (!this.tokenizer) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot generate text.');
     return this.withAdapter(o.adapter ?? true, () => generate(this.peft, this.tokenizer!, prompt, o));
   }
 
-  classify(text: string, o: { adapter?: boolean } = {}): { label: number; probs: number[] } {
+  async classify(text: string, o: { adapter?: boolean } = {}): Promise<{ label: number; probs: number[] }> {
     if (!this.tokenizer) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot classify text.');
     return this.withAdapter(o.adapter ?? true, () => classify(this.peft, this.tokenizer!.encode(text).slice(0, this.args.maxLength)));
   }
 
-  private withAdapter<T>(on: boolean, f: () => T): T {
+  private async withAdapter<T>(on: boolean, f: () => Promise<T>): Promise<T> {
     const was = this.peft.enabled;
     this.peft.enabled = on;
     try {
-      return f();
+      return await f();
     } finally {
       this.peft.enabled = was;
     }

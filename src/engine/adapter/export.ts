@@ -40,9 +40,9 @@ export function adapterConfigObject(peft: PeftModel, meta: AdapterMeta): Record<
 }
 
 /** adapter_model.safetensors (F32, metadata {"format":"pt"}) + adapter_config.json, as PEFT 0.15.2 writes them. */
-export function exportAdapter(peft: PeftModel, meta: AdapterMeta): AdapterFiles {
+export async function exportAdapter(peft: PeftModel, meta: AdapterMeta): Promise<AdapterFiles> {
   const tensors = new Map<string, TensorToWrite>();
-  for (const [key, t] of peft.stateDict()) tensors.set(key, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
+  for (const [key, t] of peft.stateDict()) tensors.set(key, { shape: t.shape.slice(), data: (await t.data()) as Float32Array });
   return {
     [ADAPTER_WEIGHTS]: writeSafetensors(tensors, { format: 'pt' }),
     [ADAPTER_CONFIG]: formatAdapterConfigJson(adapterConfigObject(peft, meta)),

@@ -14,7 +14,7 @@ export interface EvalMetrics {
   rows: number;
 }
 
-export function evaluate(peft: PeftModel, rows: Encoded[], batchSize: number, padId: number): EvalMetrics {
+export async function evaluate(peft: PeftModel, rows: Encoded[], batchSize: number, padId: number): Promise<EvalMetrics> {
   const task = peft.base.task;
   let lossSum = 0;
   let lossWeight = 0;
@@ -24,18 +24,23 @@ export function evaluate(peft: PeftModel, rows: Encoded[], batchSize: number, pa
   for (let i = 0; i < rows.length; i += batchSize) {
     const batch = collate(rows.slice(i, i + batchSize), task, padId);
     try {
-      const { loss, preds, labels, weight } = tf.tidy(() => {
+      const out = tf.tidy(() => {
         const logits = peft.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask });
         const labels = peft.alignLabels(batch.labels);
-        if (task === 'SEQ_CLS') {
-          return { loss: seqClsLoss(logits, labels).dataSync()[0], preds: tf.argMax(logits, -1).dataSync(), labels: labels.dataSync(), weight: labels.shape[0] };
-        }
+        if (task === 'SEQ_CLS') return { loss: seqClsLoss(logits, labels), preds: tf.argMax(logits, -1), labels: labels.toInt() };
         const [B, S, V] = logits.shape;
         const shifted = tf.slice(logits, [0, 0, 0], [B, S - 1, V]);
-        const target = tf.slice(labels, [0, 1], [B, S - 1]);
-        const w = tf.sum(tf.notEqual(target, IGNORE_INDEX).toFloat()).dataSync()[0];
-        return { loss: causalLmLoss(logits, labels).dataSync()[0], preds: tf.argMax(shifted, -1).dataSync(), labels: target.dataSync(), weight: w };
+        return { loss: causalLmLoss(logits, labels), preds: tf.argMax(shifted, -1), labels: tf.slice(labels.toInt(), [0, 1], [B, S - 1]) };
       });
+      // Read back asynchronously (WebGPU's synchronous readback is slow and unreliable on some adapters).
+      const [lossArr, preds, labels] = await Promise.all([out.loss.data(), out.preds.data(), out.labels.data()]);
+      tf.dispose([out.loss, out.preds, out.labels]);
+      const loss = lossArr[0];
+      let weight = labels.length;
+      if (task === 'CAUSAL_LM') {
+        weight = 0;
+        for (let j = 0; j < labels.length; j++) if (labels[j] !== IGNORE_INDEX) weight += 1;
+      }
       // CLM loss is a mean over scored tokens, so batches are weighted by their token count.
       lossSum += loss * weight;
       lossWeight += weight;

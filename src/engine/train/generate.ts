@@ -21,7 +21,7 @@ interface Tok {
  * Sampling without a KV cache: each new token reruns the forward over the window that fits the model's
  * positions. Small models make that cheap enough, and it keeps the model code a single pure forward.
  */
-export function generate(peft: PeftModel, tok: Tok, prompt: string, o: GenerateOptions = {}): string {
+export async function generate(peft: PeftModel, tok: Tok, prompt: string, o: GenerateOptions = {}): Promise<string> {
   const maxNew = o.maxNewTokens ?? 40;
   const rng = new Rng(o.seed ?? 0);
   const virtual = peft.enabled && peft.peftType === 'PROMPT_TUNING' ? (peft as unknown as { config: { numVirtualTokens: number } }).config.numVirtualTokens : 0;
@@ -31,11 +31,13 @@ export function generate(peft: PeftModel, tok: Tok, prompt: string, o: GenerateO
   const start = ids.length;
   for (let n = 0; n < maxNew; n++) {
     const ctx = ids.slice(-window);
-    const logits = tf.tidy(() => {
+    const last = tf.tidy(() => {
       const out = peft.forward({ inputIds: tf.tensor2d([ctx], [1, ctx.length], 'int32') });
       const S = out.shape[1]!;
-      return out.slice([0, S - 1, 0], [1, 1, -1]).reshape([-1]).dataSync() as Float32Array;
+      return out.slice([0, S - 1, 0], [1, 1, -1]).reshape([-1]);
     });
+    const logits = (await last.data()) as Float32Array;
+    last.dispose();
     const next = pick(logits, o.temperature ?? 0.8, o.topK ?? 40, rng);
     if (next === tok.eosTokenId) break;
     ids.push(next);
@@ -59,8 +61,10 @@ function pick(logits: Float32Array, temperature: number, topK: number, rng: Rng)
 }
 
 /** Class probabilities for one tokenized text. */
-export function classify(peft: PeftModel, ids: number[]): { label: number; probs: number[] } {
-  const probs = tf.tidy(() => Array.from(tf.softmax(peft.forward({ inputIds: tf.tensor2d([ids], [1, ids.length], 'int32') })).dataSync()));
+export async function classify(peft: PeftModel, ids: number[]): Promise<{ label: number; probs: number[] }> {
+  const p = tf.tidy(() => tf.softmax(peft.forward({ inputIds: tf.tensor2d([ids], [1, ids.length], 'int32') })));
+  const probs = Array.from(await p.data());
+  p.dispose();
   let label = 0;
   probs.forEach((p, i) => (p > probs[label] ? (label = i) : 0));
   return { label, probs };

@@ -71,9 +71,9 @@ export class AdamW {
  * torch.nn.utils.clip_grad_norm_: scales all gradients by max_norm / (total_norm + 1e-6) when that is < 1.
  * Returns the new gradients (old ones disposed) and the norm before clipping.
  */
-export function clipGradNorm(grads: Map<tf.Variable, tf.Tensor>, maxNorm: number): { grads: Map<tf.Variable, tf.Tensor>; norm: number } {
+export async function clipGradNorm(grads: Map<tf.Variable, tf.Tensor>, maxNorm: number): Promise<{ grads: Map<tf.Variable, tf.Tensor>; norm: number }> {
   const normT = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
-  const norm = normT.dataSync()[0];
+  const norm = (await normT.data())[0];
   normT.dispose();
   if (!(maxNorm > 0) || !Number.isFinite(norm)) return { grads, norm };
   const coef = maxNorm / (norm + 1e-6);

@@ -25,11 +25,14 @@ export function batchLoss(m: Trainable, batch: Batch, training: boolean): tf.Sca
   });
 }
 
-/** Loss value and gradients (by variable) for one batch. */
-export function lossAndGrads(m: Trainable, batch: Batch, training = true): { loss: number; grads: Map<tf.Variable, tf.Tensor> } {
+/**
+ * Loss value and gradients (by variable) for one batch. Values are read back asynchronously: WebGPU's
+ * synchronous readback is slow and, on some adapters (SwiftShader), returns wrong values.
+ */
+export async function lossAndGrads(m: Trainable, batch: Batch, training = true): Promise<{ loss: number; grads: Map<tf.Variable, tf.Tensor> }> {
   const vars = m.variables();
   const { value, grads } = tf.variableGrads(() => batchLoss(m, batch, training), vars);
-  const loss = value.dataSync()[0];
+  const loss = (await value.data())[0];
   value.dispose();
   const out = new Map<tf.Variable, tf.Tensor>();
   for (const v of vars) {
@@ -50,13 +53,13 @@ export interface StepResult {
  * maxGradNorm, applies AdamW at `lr`. A non-finite loss or gradient leaves the weights untouched and throws
  * NAN_LOSS, so the last good adapter is kept.
  */
-export function optimizerStep(m: Trainable, opt: AdamW, micro: Batch[], lr: number, maxGradNorm: number): StepResult {
+export async function optimizerStep(m: Trainable, opt: AdamW, micro: Batch[], lr: number, maxGradNorm: number): Promise<StepResult> {
   let sum: Map<tf.Variable, tf.Tensor> | null = null;
   let lossSum = 0;
   let tokens = 0;
   try {
     for (const b of micro) {
-      const { loss, grads } = lossAndGrads(m, b);
+      const { loss, grads } = await lossAndGrads(m, b);
       lossSum += loss;
       tokens += b.tokens;
       if (!sum) sum = grads;
@@ -79,7 +82,7 @@ export function optimizerStep(m: Trainable, opt: AdamW, micro: Batch[], lr: numb
       for (const [v, g] of grads) (avg.set(v, tf.div(g, micro.length)), g.dispose());
       grads = avg;
     }
-    const clipped = clipGradNorm(grads, maxGradNorm);
+    const clipped = await clipGradNorm(grads, maxGradNorm);
     sum = clipped.grads;
     if (!Number.isFinite(clipped.norm)) {
       throw new EngineError('NAN_LOSS', `The gradient norm became ${clipped.norm}; the weights were not updated. Try a lower learning rate.`);

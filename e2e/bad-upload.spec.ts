@@ -1,0 +1,54 @@
+/** Bad files say what is wrong and where, and the studio keeps working with what it had. */
+import { expect, test } from '@playwright/test';
+import { builtinFile, openStudio, setTinyArgs } from './helpers';
+
+test('a broken CSV and a truncated safetensors file are reported; the studio stays usable', async ({ page }) => {
+  test.setTimeout(240_000);
+  await openStudio(page);
+  const before = await page.getByTestId('data-summary').textContent();
+
+  // Every row is broken: an error naming file, line and row; the previous data stays in use.
+  await page.getByTestId('data-file-input').setInputFiles({
+    name: 'broken.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from('text,label\n"one, two, three",ham,extra\n"never closed,spam\n'),
+  });
+  await expect(page.getByTestId('data-error')).toContainText('broken.csv line 2 (row 1): expected 2 fields (text, label), found 3');
+  await expect(page.getByTestId('data-error')).toContainText('Still using');
+  await expect(page.getByTestId('data-summary')).toHaveText(before!);
+
+  // Some rows are broken: they are skipped and listed by line.
+  await page.getByTestId('data-file-input').setInputFiles({
+    name: 'partly.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from('text,label\nWe shall prevail.,0\nToo,many,fields\nThe state of the union is strong.,1\n'),
+  });
+  await expect(page.getByTestId('data-issues')).toContainText('partly.csv line 3 (row 2): expected 2 fields');
+  await expect(page.getByTestId('data-summary')).toContainText('partly.csv');
+
+  // A truncated weights file: the model panel says which file and why, and keeps the loaded model.
+  const weights = await builtinFile(page, 'model.safetensors');
+  await page.getByTestId('model-files-input').setInputFiles([
+    { name: 'config.json', mimeType: 'application/json', buffer: await builtinFile(page, 'config.json') },
+    { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: weights.subarray(0, Math.floor(weights.length / 2)) },
+  ]);
+  await expect(page.getByTestId('model-error')).toContainText('model.safetensors');
+  await expect(page.getByTestId('model-error')).toContainText('Still using sotu-gpt2');
+  await expect(page.getByTestId('model-status')).toContainText('sotu-gpt2');
+
+  // The Hub goes through the same loader; offline (simulated here) it says so instead of failing silently.
+  await page.context().route('https://huggingface.co/**', (route) => route.abort('internetdisconnected'));
+  await page.getByLabel('Hugging Face repo id').fill('openai-community/gpt2');
+  await page.getByRole('button', { name: 'Load from Hub' }).click();
+  await expect(page.getByTestId('model-error')).toContainText('Could not reach huggingface.co');
+  await expect(page.getByTestId('model-status')).toContainText('sotu-gpt2');
+
+  // Still usable: a run on the uploaded data starts, and Stop ends it with its adapter kept.
+  await setTinyArgs(page, { steps: 500, evalSteps: 0, maxLength: 16, batch: 2, lr: 0.001 });
+  await page.getByTestId('start').click();
+  await expect(page.getByTestId('step')).toHaveText(/^[1-9]\d* \/ 500$/);
+  await page.getByTestId('stop').click();
+  await expect(page.getByTestId('run-state')).toHaveText('Stopped');
+  await expect(page.getByTestId('checkpoint-info')).toContainText('Adapter from step');
+  await expect(page.getByTestId('download-weights')).toBeEnabled();
+});

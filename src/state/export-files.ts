@@ -1,0 +1,97 @@
+/**
+ * What the Export panel downloads: the two adapter files as PEFT saves them, or a zip holding both plus a
+ * README with the Python that loads the adapter with PeftModel.from_pretrained.
+ */
+import { strToU8, zipSync } from 'fflate';
+import type { AdapterFiles, TaskType } from '../worker/protocol';
+
+export interface ReadmeInfo {
+  task: TaskType;
+  step: number;
+  labels: string[];
+  /** The parsed adapter_config.json. */
+  config: Record<string, unknown>;
+}
+
+/** README.md for the zip: what the adapter is and how to load it in Python. */
+export function buildReadme(r: ReadmeInfo): string {
+  const base = String(r.config.base_model_name_or_path ?? 'path/to/base-model');
+  const method = String(r.config.peft_type ?? 'LORA') === 'LORA' ? 'LoRA' : 'prompt-tuning';
+  const cls = r.task === 'SEQ_CLS';
+  const auto = cls ? 'AutoModelForSequenceClassification' : 'AutoModelForCausalLM';
+  const labels = cls && r.labels.length
+    ? `,\n    num_labels=${r.labels.length},\n    id2label=${JSON.stringify(Object.fromEntries(r.labels.map((l, i) => [i, l])))},`
+    : '';
+  const usage = cls
+    ? [
+        'inputs = tokenizer("Your text here", return_tensors="pt")',
+        'with torch.no_grad():',
+        '    probs = model(**inputs).logits.softmax(-1)[0]',
+        'print(model.config.id2label[int(probs.argmax())], probs.tolist())',
+      ]
+    : [
+        'inputs = tokenizer("My fellow citizens,", return_tensors="pt")',
+        'out = model.generate(**inputs, max_new_tokens=40, do_sample=False)',
+        'print(tokenizer.decode(out[0], skip_special_tokens=True))',
+      ];
+  return [
+    `# ${method} adapter from PEFT Studio`,
+    '',
+    `- base model: \`${base}\``,
+    `- task: ${r.task}`,
+    `- trained for ${r.step} optimizer step${r.step === 1 ? '' : 's'}`,
+    r.config.target_modules !== undefined ? `- target_modules: \`${JSON.stringify(r.config.target_modules)}\`` : '',
+    '',
+    'Files: `adapter_model.safetensors` (weights) and `adapter_config.json`, exactly as PEFT `save_pretrained` writes them.',
+    '',
+    '## Load with PEFT',
+    '',
+    '```python',
+    'import torch',
+    `from transformers import ${auto}, AutoTokenizer`,
+    'from peft import PeftModel',
+    '',
+    `base_id = "${base}"  # the same base model the adapter was trained on (a Hub id or a local folder)`,
+    'adapter_dir = "."  # this folder',
+    '',
+    'tokenizer = AutoTokenizer.from_pretrained(base_id)',
+    `base = ${auto}.from_pretrained(`,
+    `    base_id${labels}${cls ? '\n    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,' : ''}`,
+    ')',
+    'model = PeftModel.from_pretrained(base, adapter_dir)',
+    'model.eval()',
+    '',
+    ...usage,
+    '```',
+    '',
+    'To fold the adapter into the base weights: `model = model.merge_and_unload()` (LoRA only).',
+    '',
+  ]
+    .filter((l, i, a) => !(l === '' && a[i - 1] === ''))
+    .join('\n');
+}
+
+/** A zip with adapter_model.safetensors, adapter_config.json and README.md. */
+export function buildZip(files: AdapterFiles, readme: string): Uint8Array {
+  return zipSync(
+    {
+      'adapter_model.safetensors': [new Uint8Array(files['adapter_model.safetensors']), { level: 0 }],
+      'adapter_config.json': strToU8(files['adapter_config.json']),
+      'README.md': strToU8(readme),
+    },
+    { level: 6 },
+  );
+}
+
+/** Starts a browser download of bytes or text. */
+export function download(name: string, data: Uint8Array | ArrayBuffer | string, type = 'application/octet-stream'): void {
+  const blob = new Blob([data as BlobPart], { type });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

@@ -1,0 +1,143 @@
+/**
+ * The run store: the training run's state, its metrics as they stream in, errors, the latest adapter
+ * checkpoint (kept after a failure, so it stays downloadable) and the playground's results.
+ */
+import { create } from 'zustand';
+import type {
+  AdapterFiles, ClassifyResult, EvalMetrics, RunState, StepMetrics, TaskType, WorkerEvent,
+} from '../worker/protocol';
+
+export interface Progress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  elapsedMs: number;
+  etaMs: number | null;
+  tokensPerSec: number;
+}
+
+export interface Checkpoint {
+  runId: number;
+  step: number;
+  files: AdapterFiles;
+  /** What the adapter was trained for, for the README. */
+  task: TaskType;
+  receivedAt: number;
+}
+
+export interface RunError {
+  code: string;
+  message: string;
+  at: number;
+}
+
+export interface RunStore {
+  runId: number | null;
+  state: RunState;
+  task: TaskType;
+  progress: Progress | null;
+  metrics: StepMetrics[];
+  evals: EvalMetrics[];
+  checkpoint: Checkpoint | null;
+  outcome: 'completed' | 'stopped' | 'failed' | null;
+  errors: RunError[];
+  logs: string[];
+  playground: {
+    busy: boolean;
+    generation?: { prompt: string; withAdapter: string; withoutAdapter: string };
+    classification?: { text: string; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult };
+    error?: string;
+  };
+}
+
+const initial: RunStore = {
+  runId: null,
+  state: 'idle',
+  task: 'CAUSAL_LM',
+  progress: null,
+  metrics: [],
+  evals: [],
+  checkpoint: null,
+  outcome: null,
+  errors: [],
+  logs: [],
+  playground: { busy: false },
+};
+
+export const useRun = create<RunStore>()(() => initial);
+const set = useRun.setState;
+const get = useRun.getState;
+
+export const runActions = {
+  /** A new run: charts start empty; the previous checkpoint stays until the new run sends one. */
+  starting: (task: TaskType) => {
+    pending = [];
+    set({ state: 'starting', task, progress: null, metrics: [], evals: [], outcome: null, errors: [], runId: null });
+  },
+  error: (code: string, message: string) => set((s) => ({ errors: [...s.errors.slice(-19), { code, message, at: Date.now() }] })),
+  dismissErrors: () => set({ errors: [] }),
+  playgroundBusy: () => set((s) => ({ playground: { ...s.playground, busy: true, error: undefined } })),
+  playgroundFailed: (error: string) => set((s) => ({ playground: { ...s.playground, busy: false, error } })),
+  generated: (prompt: string, withAdapter: string, withoutAdapter: string) =>
+    set((s) => ({ playground: { ...s.playground, busy: false, generation: { prompt, withAdapter, withoutAdapter } } })),
+  classified: (text: string, withAdapter: ClassifyResult, withoutAdapter: ClassifyResult) =>
+    set((s) => ({ playground: { ...s.playground, busy: false, classification: { text, withAdapter, withoutAdapter } } })),
+
+  /** Folds a run event from the worker into the store. */
+  onEvent(e: WorkerEvent) {
+    // Fast steps can arrive hundreds of times a second; metrics and progress are buffered and drawn a few
+    // times a second so the page stays responsive. Any other event flushes the buffer first, keeping order.
+    if (e.type === 'metrics' || e.type === 'progress') {
+      pending.push(e);
+      pendingTimer ??= setTimeout(flush, FLUSH_MS);
+      return;
+    }
+    flush();
+    const s = get();
+    const current = (runId: number) => s.runId === null || s.runId === runId;
+    switch (e.type) {
+      case 'state':
+        if (s.runId === null || e.runId >= s.runId) set({ runId: e.runId, state: e.state });
+        return;
+      case 'evalMetrics':
+        if (current(e.runId)) set({ evals: [...s.evals, e.metrics] });
+        return;
+      case 'checkpoint':
+        set({ checkpoint: { runId: e.runId, step: e.step, files: e.files, task: s.task, receivedAt: Date.now() } });
+        return;
+      case 'done':
+        if (current(e.runId)) set({ outcome: e.reason, state: 'idle' });
+        return;
+      case 'log':
+        set({ logs: [...s.logs.slice(-99), e.message] });
+        return;
+      case 'error':
+        // Errors of requests are shown where the request was made; run and worker errors land here.
+        if (e.requestId === undefined) runActions.error(e.code, e.message);
+        return;
+    }
+  },
+};
+
+const FLUSH_MS = 150;
+let pending: Extract<WorkerEvent, { type: 'metrics' | 'progress' }>[] = [];
+let pendingTimer: ReturnType<typeof setTimeout> | null = null;
+
+/** Applies buffered metrics and the latest progress of the current run in one store update. */
+function flush(): void {
+  if (pendingTimer) clearTimeout(pendingTimer);
+  pendingTimer = null;
+  if (!pending.length) return;
+  const s = get();
+  const events = pending;
+  pending = [];
+  const current = (runId: number) => s.runId === null || s.runId === runId;
+  const metrics: StepMetrics[] = [];
+  let progress: Progress | null = null;
+  for (const e of events) {
+    if (!current(e.runId)) continue;
+    if (e.type === 'metrics') metrics.push(e.metrics);
+    else progress = { step: e.step, totalSteps: e.totalSteps, epoch: e.epoch, elapsedMs: e.elapsedMs, etaMs: e.etaMs, tokensPerSec: e.tokensPerSec };
+  }
+  set({ metrics: metrics.length ? [...s.metrics, ...metrics] : s.metrics, progress: progress ?? s.progress });
+}

@@ -1,0 +1,96 @@
+/** Live charts: loss (raw, smoothed, eval), accuracy (+F1 for classification) and learning rate by step. */
+import { useMemo } from 'react';
+import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import type { EvalMetrics, StepMetrics } from '../worker/protocol';
+import { num } from './format';
+
+/** At most this many points per line: recharts redraws every series on every update. */
+const MAX_POINTS = 400;
+
+/** TensorBoard's debiased exponential moving average. */
+export function smooth(values: number[], weight = 0.8): number[] {
+  let last = 0;
+  let n = 0;
+  return values.map((v) => {
+    last = last * weight + (1 - weight) * v;
+    n++;
+    return last / (1 - weight ** n);
+  });
+}
+
+function thin<T>(rows: T[]): T[] {
+  if (rows.length <= MAX_POINTS) return rows;
+  const stride = Math.ceil(rows.length / MAX_POINTS);
+  return rows.filter((_, i) => i % stride === 0 || i === rows.length - 1);
+}
+
+type Row = { step: number; loss?: number; smoothed?: number; evalLoss?: number; accuracy?: number; f1?: number; lr?: number };
+
+function merge(metrics: StepMetrics[], evals: EvalMetrics[]): Row[] {
+  const byStep = new Map<number, Row>();
+  const row = (step: number) => byStep.get(step) ?? (byStep.set(step, { step }), byStep.get(step)!);
+  const s = smooth(metrics.map((m) => m.loss));
+  thin(metrics.map((m, i) => ({ m, sm: s[i] }))).forEach(({ m, sm }) => Object.assign(row(m.step), { loss: m.loss, smoothed: sm, lr: m.lr }));
+  for (const e of evals) Object.assign(row(e.step), { evalLoss: e.evalLoss, accuracy: e.accuracy, f1: e.f1 });
+  return [...byStep.values()].sort((a, b) => a.step - b.step);
+}
+
+const axis = { stroke: '#64748b', fontSize: 11 };
+const tip = (v: unknown) => (typeof v === 'number' ? num(v) : String(v));
+
+function Chart(props: { title: string; testId: string; points: number; rows: Row[]; children: React.ReactNode; percent?: boolean; empty: string }) {
+  return (
+    <figure className="chart" data-testid={props.testId} data-points={props.points}>
+      <figcaption>{props.title}</figcaption>
+      {props.points === 0 ? (
+        <div className="chart-empty muted">{props.empty}</div>
+      ) : (
+        <ResponsiveContainer width="100%" height={180}>
+          <LineChart data={props.rows} margin={{ top: 6, right: 12, bottom: 0, left: 0 }}>
+            <CartesianGrid stroke="#e2e8f0" strokeDasharray="3 3" />
+            <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} {...axis} />
+            <YAxis
+              {...axis}
+              width={52}
+              domain={props.percent ? [0, 1] : ['auto', 'auto']}
+              tickFormatter={(v: number) => (props.percent ? `${Math.round(v * 100)}%` : String(Number(v.toPrecision(3))))}
+            />
+            <Tooltip formatter={tip} labelFormatter={(l) => `step ${l}`} isAnimationActive={false} />
+            <Legend iconSize={10} wrapperStyle={{ fontSize: 12 }} />
+            {props.children}
+          </LineChart>
+        </ResponsiveContainer>
+      )}
+    </figure>
+  );
+}
+
+export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; classification: boolean }) {
+  const rows = useMemo(() => merge(props.metrics, props.evals), [props.metrics, props.evals]);
+  const n = props.metrics.length;
+  const e = props.evals.length;
+  const line = { dot: false, isAnimationActive: false, connectNulls: true, strokeWidth: 2 } as const;
+  return (
+    <div className="charts">
+      <Chart title="Loss" testId="chart-loss" points={n + e} rows={rows} empty="Train loss appears after the first step.">
+        <Line type="monotone" dataKey="loss" name="train (raw)" stroke="#93c5fd" {...line} strokeWidth={1} />
+        <Line type="monotone" dataKey="smoothed" name="train (smoothed)" stroke="#2563eb" {...line} />
+        <Line type="monotone" dataKey="evalLoss" name="eval" stroke="#ea580c" {...line} dot={{ r: 3 }} />
+      </Chart>
+      <Chart
+        title={props.classification ? 'Eval accuracy and F1' : 'Eval next-token accuracy'}
+        testId="chart-accuracy"
+        points={e}
+        rows={rows}
+        percent
+        empty="Accuracy appears at the first evaluation."
+      >
+        <Line type="monotone" dataKey="accuracy" name="accuracy" stroke="#16a34a" {...line} dot={{ r: 3 }} />
+        {props.classification && <Line type="monotone" dataKey="f1" name="F1" stroke="#9333ea" {...line} dot={{ r: 3 }} />}
+      </Chart>
+      <Chart title="Learning rate" testId="chart-lr" points={n} rows={rows} empty="The schedule appears as training runs.">
+        <Line type="stepAfter" dataKey="lr" name="learning rate" stroke="#0891b2" {...line} />
+      </Chart>
+    </div>
+  );
+}

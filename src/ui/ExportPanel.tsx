@@ -1,0 +1,59 @@
+/** Export: the latest adapter (during or after training) as PEFT's two files, or a zip with a README. */
+import { snapshotAdapter } from '../state/actions';
+import { buildReadme, buildZip, download } from '../state/export-files';
+import { useProject } from '../state/project';
+import { useRun } from '../state/run';
+import { Panel } from './controls';
+import { bytes } from './format';
+
+const NO_LABELS: string[] = [];
+
+export function ExportPanel() {
+  const cp = useRun((s) => s.checkpoint);
+  const state = useRun((s) => s.state);
+  const runId = useRun((s) => s.runId);
+  const labels = useProject((s) => s.data.summary?.labels ?? NO_LABELS);
+  const live = state === 'running' || state === 'paused';
+
+  const zip = () => {
+    if (!cp) return;
+    const config = JSON.parse(cp.files['adapter_config.json']) as Record<string, unknown>;
+    const readme = buildReadme({ task: cp.task, step: cp.step, labels: cp.task === 'SEQ_CLS' ? labels : [], config });
+    download(`peft-studio-adapter-step${cp.step}.zip`, buildZip(cp.files, readme), 'application/zip');
+  };
+
+  return (
+    <Panel title="Export" id="export">
+      {cp ? (
+        <p data-testid="checkpoint-info">
+          Adapter from step <strong>{cp.step}</strong>
+          {cp.runId !== runId && ' of an earlier run'} · {bytes(cp.files['adapter_model.safetensors'].byteLength)} · saved{' '}
+          {new Date(cp.receivedAt).toLocaleTimeString()}
+        </p>
+      ) : (
+        <p className="muted">Start training to get an adapter; it can be downloaded at any time during and after the run.</p>
+      )}
+      <div className="row wrap">
+        <button type="button" data-testid="download-weights" disabled={!cp} onClick={() => cp && download('adapter_model.safetensors', cp.files['adapter_model.safetensors'])}>
+          adapter_model.safetensors
+        </button>
+        <button
+          type="button"
+          data-testid="download-config"
+          disabled={!cp}
+          onClick={() => cp && download('adapter_config.json', cp.files['adapter_config.json'], 'application/json')}
+        >
+          adapter_config.json
+        </button>
+        <button type="button" className="primary" data-testid="download-zip" disabled={!cp} onClick={zip}>
+          Zip with README
+        </button>
+        {live && (
+          <button type="button" data-testid="snapshot" onClick={() => void snapshotAdapter()} title="Fetch the weights as they are right now">
+            Update to current step
+          </button>
+        )}
+      </div>
+    </Panel>
+  );
+}

@@ -1,0 +1,182 @@
+/**
+ * named_modules() as a collapsible tree: type and parameter count per node, checkboxes on Linear / Conv1D
+ * leaves (and on inner nodes, for every targetable leaf below). Checked = matched by the current PEFT text;
+ * a click asks the project store to rewrite the text, and the tree follows the worker's new match.
+ */
+import { memo, useEffect, useMemo, useRef, useState } from 'react';
+import type { ModuleInfo } from '../engine/models/types';
+import { TARGETABLE_TYPES } from '../state/targets-text';
+import { compact, thousands } from './format';
+
+interface Node {
+  name: string;
+  label: string;
+  type: string;
+  own: number;
+  total: number;
+  depth: number;
+  children: Node[];
+  /** Targetable leaves at or below this node. */
+  leaves: string[];
+}
+
+function buildTree(modules: ModuleInfo[]): Node | null {
+  const byName = new Map<string, Node>();
+  let root: Node | null = null;
+  for (const m of modules) {
+    const own = Object.values(m.params).reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+    const depth = m.name ? m.name.split('.').length : 0;
+    const node: Node = { name: m.name, label: m.name.split('.').pop() || '(model)', type: m.type, own, total: own, depth, children: [], leaves: TARGETABLE_TYPES.has(m.type) ? [m.name] : [] };
+    byName.set(m.name, node);
+    if (!m.name) root = node;
+    else byName.get(m.name.includes('.') ? m.name.slice(0, m.name.lastIndexOf('.')) : '')?.children.push(node);
+  }
+  const sum = (n: Node) => {
+    for (const c of n.children) {
+      sum(c);
+      n.total += c.total;
+      n.leaves.push(...c.leaves);
+    }
+  };
+  if (root) sum(root);
+  return root;
+}
+
+/** Expanded by default: the top levels and the first layer of each module list, so a layer's structure shows. */
+function defaultExpanded(root: Node): Set<string> {
+  const out = new Set<string>();
+  const visit = (n: Node) => {
+    if (n.depth <= 2 || n.type.endsWith('ModuleList') || /\.0(\.|$)/.test(n.name)) {
+      out.add(n.name);
+      for (const c of n.children) if (c.children.length) visit(c);
+    }
+  };
+  visit(root);
+  return out;
+}
+
+export function ModuleTree(props: {
+  modules: ModuleInfo[];
+  matched: string[];
+  saved: string[];
+  disabled: boolean;
+  onToggle: (names: string[], on: boolean) => void;
+}) {
+  const root = useMemo(() => buildTree(props.modules), [props.modules]);
+  const [expanded, setExpanded] = useState<Set<string>>(() => (root ? defaultExpanded(root) : new Set()));
+  useEffect(() => setExpanded(root ? defaultExpanded(root) : new Set()), [root]);
+  const matched = useMemo(() => new Set(props.matched), [props.matched]);
+  const saved = useMemo(() => new Set(props.saved), [props.saved]);
+  if (!root) return null;
+
+  const rows: Node[] = [];
+  const walk = (n: Node) => {
+    rows.push(n);
+    if (expanded.has(n.name)) n.children.forEach(walk);
+  };
+  walk(root);
+
+  const toggleOpen = (name: string) =>
+    setExpanded((s) => {
+      const next = new Set(s);
+      if (next.has(name)) next.delete(name);
+      else next.add(name);
+      return next;
+    });
+  const all = () => {
+    const out = new Set<string>();
+    const v = (n: Node) => (n.children.length ? (out.add(n.name), n.children.forEach(v)) : undefined);
+    v(root);
+    setExpanded(out);
+  };
+
+  return (
+    <div className="tree" data-testid="module-tree" data-matched={props.matched.join(' ')}>
+      <div className="tree-tools">
+        <button type="button" className="link" onClick={all}>
+          Expand all
+        </button>
+        <button type="button" className="link" onClick={() => setExpanded(new Set([root.name]))}>
+          Collapse all
+        </button>
+        <span className="muted">
+          {thousands(matched.size)} of {thousands(root.leaves.length)} Linear/Conv1D modules targeted
+        </span>
+      </div>
+      <div className="tree-rows" role="tree" aria-label="Model modules">
+        {rows.map((n) => (
+          <Row
+            key={n.name || '(root)'}
+            node={n}
+            open={expanded.has(n.name)}
+            state={n.leaves.length ? checkState(n.leaves, matched) : null}
+            isMatched={matched.has(n.name)}
+            isSaved={saved.has(n.name)}
+            disabled={props.disabled}
+            onOpen={toggleOpen}
+            onToggle={props.onToggle}
+          />
+        ))}
+      </div>
+    </div>
+  );
+}
+
+function checkState(leaves: string[], matched: Set<string>): 'on' | 'off' | 'some' {
+  const k = leaves.filter((l) => matched.has(l)).length;
+  return k === 0 ? 'off' : k === leaves.length ? 'on' : 'some';
+}
+
+const Row = memo(function Row(p: {
+  node: Node;
+  open: boolean;
+  state: 'on' | 'off' | 'some' | null;
+  isMatched: boolean;
+  isSaved: boolean;
+  disabled: boolean;
+  onOpen: (name: string) => void;
+  onToggle: (names: string[], on: boolean) => void;
+}) {
+  const n = p.node;
+  const box = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (box.current) box.current.indeterminate = p.state === 'some';
+  }, [p.state]);
+  const hasKids = n.children.length > 0;
+  return (
+    <div
+      className={`tree-row ${p.isMatched ? 'matched' : ''} ${p.isSaved ? 'saved' : ''}`}
+      role="treeitem"
+      aria-expanded={hasKids ? p.open : undefined}
+      aria-level={n.depth + 1}
+      aria-selected={p.isMatched}
+      data-module={n.name}
+      style={{ paddingLeft: `${n.depth * 14 + 4}px` }}
+    >
+      <button type="button" className="twisty" aria-label={p.open ? 'Collapse' : 'Expand'} disabled={!hasKids} onClick={() => p.onOpen(n.name)}>
+        {hasKids ? (p.open ? '▾' : '▸') : ''}
+      </button>
+      {p.state ? (
+        <input
+          ref={box}
+          type="checkbox"
+          aria-label={`Target ${n.name || 'all modules'}`}
+          checked={p.state === 'on'}
+          disabled={p.disabled}
+          onChange={() => p.onToggle(n.leaves, p.state !== 'on')}
+        />
+      ) : (
+        <span className="box-space" />
+      )}
+      <span className="mod-name mono" title={n.name || '(model)'}>
+        {n.label}
+      </span>
+      <span className="mod-type">{n.type}</span>
+      {p.isMatched && <span className="badge lora">LoRA</span>}
+      {p.isSaved && <span className="badge saved" title="modules_to_save: trained in full and saved with the adapter">saved</span>}
+      <span className="mod-params" title={`${thousands(n.total)} parameters${n.own !== n.total ? ` (${thousands(n.own)} own)` : ''}`}>
+        {n.total ? compact(n.total) : ''}
+      </span>
+    </div>
+  );
+});

@@ -1,0 +1,83 @@
+/** Playground: the same input through the model with the adapter on and off, side by side. */
+import { useState } from 'react';
+import { classify, generate } from '../state/actions';
+import { useRun } from '../state/run';
+import type { ClassifyResult } from '../worker/protocol';
+import { ErrorNote, NumberField, Panel } from './controls';
+
+function Probs(props: { r: ClassifyResult; testId: string }) {
+  return (
+    <div data-testid={props.testId}>
+      <div className="big">{props.r.label}</div>
+      {props.r.probs.map((p) => (
+        <div key={p.label} className="prob">
+          <span className="prob-label">{p.label}</span>
+          <span className="prob-bar">
+            <span style={{ width: `${(p.p * 100).toFixed(1)}%` }} />
+          </span>
+          <span className="mono">{(p.p * 100).toFixed(1)}%</span>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+export function Playground() {
+  const task = useRun((s) => s.task);
+  const runId = useRun((s) => s.runId);
+  const pg = useRun((s) => s.playground);
+  const [prompt, setPrompt] = useState('My fellow citizens,');
+  const [text, setText] = useState('Subject: You have WON a FREE cruise! Click now to claim your prize');
+  const [maxNew, setMaxNew] = useState(30);
+  const cls = task === 'SEQ_CLS';
+  const ready = runId !== null;
+
+  return (
+    <Panel title="Playground" id="playground">
+      {!ready && <p className="muted">After training starts, compare the base model and the adapter here (greedy decoding, so differences come from the adapter).</p>}
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          void (cls ? classify(text) : generate(prompt, maxNew));
+        }}
+      >
+        <textarea
+          aria-label={cls ? 'Text to classify' : 'Prompt'}
+          data-testid="playground-input"
+          rows={3}
+          value={cls ? text : prompt}
+          onChange={(e) => (cls ? setText(e.target.value) : setPrompt(e.target.value))}
+        />
+        <div className="row">
+          {!cls && <NumberField label="new tokens" value={maxNew} integer min={1} max={200} onChange={setMaxNew} />}
+          <button type="submit" className="primary" data-testid="playground-run" disabled={!ready || pg.busy}>
+            {pg.busy ? 'Running…' : cls ? 'Classify' : 'Generate'}
+          </button>
+        </div>
+      </form>
+      {pg.error && <ErrorNote testId="playground-error">{pg.error}</ErrorNote>}
+      <div className="side-by-side">
+        <div>
+          <h3>Adapter on</h3>
+          {!cls && pg.generation && (
+            <p className="gen" data-testid="gen-on">
+              <span className="muted">{pg.generation.prompt}</span>
+              {pg.generation.withAdapter}
+            </p>
+          )}
+          {cls && pg.classification && <Probs r={pg.classification.withAdapter} testId="cls-on" />}
+        </div>
+        <div>
+          <h3>Adapter off (base model)</h3>
+          {!cls && pg.generation && (
+            <p className="gen" data-testid="gen-off">
+              <span className="muted">{pg.generation.prompt}</span>
+              {pg.generation.withoutAdapter}
+            </p>
+          )}
+          {cls && pg.classification && <Probs r={pg.classification.withoutAdapter} testId="cls-off" />}
+        </div>
+      </div>
+    </Panel>
+  );
+}

@@ -1,0 +1,124 @@
+/**
+ * Datasets for a run: the built-in ones (public/datasets/index.json) or a file the person uploaded, parsed
+ * with the engine's data-parse, mapped to examples, split, and summarised (preview, issues, token lengths).
+ */
+import { EngineError } from '../engine/errors';
+import {
+  guessMapping, issueText, labelNames, parseDataFile, splitValidation, toExamples, tokenStats,
+  type ColumnMapping, type DataIssue, type DataTable, type Example,
+} from '../engine/train/data-parse';
+import type { DataRequest, DataSummary } from './protocol';
+
+/** One entry of public/datasets/index.json. */
+interface BuiltinDataset {
+  id: string;
+  name: string;
+  task: 'CAUSAL_LM' | 'SEQ_CLS';
+  files: { train: string; validation?: string };
+  textField: string;
+  labelField?: string;
+  labels?: string[];
+}
+
+export interface LoadedData {
+  train: Example[];
+  validation: Example[];
+  /** Label names in id order (SEQ_CLS). */
+  labels: string[];
+  summary: DataSummary;
+}
+
+async function fetchText(url: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new EngineError('BAD_DATA', `Could not download ${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok) throw new EngineError('BAD_DATA', `Could not download ${url}: HTTP ${res.status}`);
+  return res.text();
+}
+
+/** The built-in dataset list. */
+export async function builtinIndex(baseUrl: string): Promise<BuiltinDataset[]> {
+  const text = await fetchText(new URL('datasets/index.json', baseUrl).href);
+  try {
+    return JSON.parse(text) as BuiltinDataset[];
+  } catch {
+    throw new EngineError('BAD_DATA', 'datasets/index.json is not valid JSON');
+  }
+}
+
+/** Fits a mapping to the task: classification needs a label column, language modelling does not use one. */
+function mappingFor(table: DataTable, req: DataRequest, fallback?: ColumnMapping): ColumnMapping {
+  const m = req.mapping ?? fallback ?? guessMapping(table.columns, req.task);
+  if (req.task === 'SEQ_CLS' && m.kind !== 'text-label') {
+    const g = guessMapping(table.columns, 'SEQ_CLS');
+    if (g.kind === 'text-label') return g;
+    throw new EngineError('BAD_DATA', `${table.file}: classification needs a text column and a label column; the file has only ${table.columns.join(', ')}`);
+  }
+  if (req.task === 'CAUSAL_LM' && m.kind === 'text-label') return { kind: 'text', text: m.text };
+  return m;
+}
+
+/** Loads, maps, splits and summarises a dataset. `encode` (the model's tokenizer) adds token statistics. */
+export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: string) => number[]) | null): Promise<LoadedData> {
+  let trainTable: DataTable;
+  let validTable: DataTable | null = null;
+  let name: string;
+  let fallback: ColumnMapping | undefined;
+  let labelOrder: string[] | undefined;
+  let labelNamesShown: string[] | undefined;
+
+  if (req.source.kind === 'builtin') {
+    const id = req.source.id;
+    const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
+    if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
+    name = entry.name;
+    trainTable = parseDataFile(entry.files.train, await fetchText(new URL(`datasets/${entry.files.train}`, baseUrl).href));
+    if (entry.files.validation) {
+      validTable = parseDataFile(entry.files.validation, await fetchText(new URL(`datasets/${entry.files.validation}`, baseUrl).href));
+    }
+    fallback = entry.labelField ? { kind: 'text-label', text: entry.textField, label: entry.labelField } : { kind: 'text', text: entry.textField };
+    if (entry.labels && entry.labelField) {
+      // Labels stored as ids 0..K-1 show with the names the index gives them.
+      labelOrder = entry.labels.map((_, i) => String(i));
+      const values = labelNames(trainTable.rows.map((r) => r[entry.labelField!] ?? ''));
+      if (values.every((v) => labelOrder!.includes(v))) labelNamesShown = entry.labels;
+      else labelOrder = undefined;
+    }
+  } else {
+    const file = req.source.file;
+    name = file.name;
+    trainTable = parseDataFile(file.name, await file.text());
+  }
+
+  const mapping = mappingFor(trainTable, req, fallback);
+  const tr = toExamples(trainTable, mapping, labelOrder);
+  const labels = tr.labels;
+  const issues: DataIssue[] = [...trainTable.issues, ...tr.issues];
+  let train = tr.examples;
+  let validation: Example[] = [];
+  if (validTable) {
+    const va = toExamples(validTable, mapping, labels);
+    validation = va.examples;
+    issues.push(...validTable.issues, ...va.issues);
+  } else {
+    ({ train, validation } = splitValidation(train, req.validationSplit, req.seed));
+  }
+  if (train.length === 0) throw new EngineError('BAD_DATA', `${name}: no training rows are left after the validation split.`);
+
+  const summary: DataSummary = {
+    name,
+    columns: trainTable.columns,
+    mapping,
+    preview: trainTable.rows.slice(0, 8).map((cells, i) => ({ line: trainTable.lines[i], cells })),
+    labels: labelNamesShown ?? labels,
+    trainRows: train.length,
+    validationRows: validation.length,
+    issues: issues.slice(0, 50).map(issueText),
+    issueCount: issues.length,
+    stats: encode ? tokenStats([...train, ...validation], encode, req.maxLength) : null,
+  };
+  return { train, validation, labels: summary.labels, summary };
+}

@@ -1,0 +1,30 @@
+import { strFromU8, unzipSync } from 'fflate';
+import { describe, expect, it } from 'vitest';
+import { buildReadme, buildZip } from '../src/state/export-files';
+
+const config = { base_model_name_or_path: 'sotu-gpt2', peft_type: 'LORA', target_modules: ['c_attn'], task_type: 'CAUSAL_LM' };
+
+describe('export zip', () => {
+  it('holds both adapter files byte for byte and a README', () => {
+    const weights = new Uint8Array([8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32]);
+    const zip = buildZip(
+      { 'adapter_model.safetensors': weights.buffer.slice(0), 'adapter_config.json': JSON.stringify(config) },
+      buildReadme({ task: 'CAUSAL_LM', step: 3, labels: [], config }),
+    );
+    const files = unzipSync(zip);
+    expect(Object.keys(files).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+    expect([...files['adapter_model.safetensors']]).toEqual([...weights]);
+    expect(JSON.parse(strFromU8(files['adapter_config.json']))).toEqual(config);
+  });
+
+  it('README loads the adapter with PeftModel.from_pretrained on the right base class', () => {
+    const clm = buildReadme({ task: 'CAUSAL_LM', step: 1, labels: [], config });
+    expect(clm).toContain('PeftModel.from_pretrained(base, adapter_dir)');
+    expect(clm).toContain('AutoModelForCausalLM.from_pretrained(');
+    expect(clm).toContain('base_id = "sotu-gpt2"');
+    const cls = buildReadme({ task: 'SEQ_CLS', step: 5, labels: ['ham', 'spam'], config: { ...config, task_type: 'SEQ_CLS' } });
+    expect(cls).toContain('AutoModelForSequenceClassification');
+    expect(cls).toContain('num_labels=2');
+    expect(cls).toContain('{"0":"ham","1":"spam"}');
+  });
+});
