@@ -6,6 +6,8 @@ import { defineConfig } from '@playwright/test';
  * the WebGPU project runs on SwiftShader, Chromium's software WebGPU adapter.
  */
 const PORT = 4173;
+export const HUB_PORT = 5199;
+export const HUB_CONTROL_PORT = 5198;
 const chromiumArgs = [
   '--no-sandbox',
   '--disable-background-networking',
@@ -40,12 +42,23 @@ export default defineConfig({
       use: { launchOptions: { executablePath: '/usr/bin/chromium', args: [...chromiumArgs, '--enable-unsafe-webgpu'] } },
     },
   ],
-  webServer: {
-    command: `npx vite build && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
-    url: `http://127.0.0.1:${PORT}`,
-    reuseExistingServer: !process.env.CI,
-    timeout: 180_000,
-    stdout: 'ignore',
-    stderr: 'pipe',
-  },
+  webServer: [
+    {
+      command: `npx vite build && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+      url: `http://127.0.0.1:${PORT}`,
+      reuseExistingServer: !process.env.CI,
+      timeout: 180_000,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      // The stand-in Hugging Face Hub (test/support/hub-server.ts) with a control port for e2e/hub.spec.ts.
+      command: `npx tsx e2e/hub-server.ts --port ${HUB_PORT} --control ${HUB_CONTROL_PORT}`,
+      url: `http://127.0.0.1:${HUB_PORT}/api/models/fixtures/gpt2-tiny/tree/main`,
+      reuseExistingServer: !process.env.CI,
+      timeout: 60_000,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+  ],
 });

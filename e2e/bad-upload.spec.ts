@@ -40,7 +40,8 @@ test('a broken CSV and a truncated safetensors file are reported; the studio sta
   await page.context().route('https://huggingface.co/**', (route) => route.abort('internetdisconnected'));
   await page.getByLabel('Hugging Face repo id').fill('openai-community/gpt2');
   await page.getByRole('button', { name: 'Load from Hub' }).click();
-  await expect(page.getByTestId('model-error')).toContainText('Could not reach huggingface.co');
+  await expect(page.getByTestId('model-error')).toContainText('Could not reach https://huggingface.co');
+  await expect(page.getByTestId('load-retry')).toBeVisible();
   await expect(page.getByTestId('model-status')).toContainText('sotu-gpt2');
 
   // Still usable: a run on the uploaded data starts, and Stop ends it with its adapter kept.

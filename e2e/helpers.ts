@@ -9,6 +9,8 @@ export async function openStudio(page: Page): Promise<void> {
   await page.goto('/');
   await expect(page.locator('.pill')).toContainText('backend:', { timeout: 90_000 });
   await expect(page.getByTestId('model-status')).toContainText('sotu-gpt2', { timeout: 90_000 });
+  // Read header first, then downloaded: the tree shows before the weights are in, so wait for both.
+  await expect(page.getByTestId('model-status')).toHaveAttribute('data-phase', 'ready', { timeout: 90_000 });
   await expect(page.getByTestId('trainable-line')).toContainText('trainable params:');
   await expect(page.getByTestId('data-summary')).toBeVisible();
 }

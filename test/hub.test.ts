@@ -417,3 +417,34 @@ describe('training memory estimate', () => {
     expect(e.totalBytes).toBeGreaterThan(e.weightsBytes);
   });
 });
+
+describe('static folders that compress', () => {
+  it('streams a 200 without Content-Length (gzip on the fly) using the size read with the header', async () => {
+    const dir = fx('gpt2-tiny');
+    // Ranged reads get a 206 with Content-Range; a full GET comes back compressed, without Content-Length.
+    const fakeFetch = async (input: string, init: RequestInit = {}) => {
+      const file = new URL(input).pathname.split('/').pop()!;
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(readFileSync(join(dir, file)));
+      } catch {
+        return new Response('not found', { status: 404 });
+      }
+      const range = new Headers(init.headers).get('range');
+      if (range) {
+        const [, a, b] = /bytes=(\d+)-(\d*)/.exec(range)!;
+        const end = b ? Math.min(Number(b) + 1, bytes.length) : bytes.length;
+        return new Response(bytes.slice(Number(a), end), {
+          status: 206,
+          headers: { 'Content-Range': `bytes ${a}-${end - 1}/${bytes.length}`, 'Content-Length': String(end - Number(a)) },
+        });
+      }
+      return new Response(bytes as Uint8Array<ArrayBuffer>, { status: 200, headers: { 'Content-Encoding': 'gzip' } });
+    };
+    const src = urlSource('http://static.test/models/gpt2-tiny/', 'gpt2-tiny', fakeFetch);
+    const r = await downloadModel(src, { cache: null });
+    const want = loadModelDir(dir).tensors;
+    expect([...r.weights.keys()].sort()).toEqual([...want.keys()].sort());
+    expect(r.weights.get('transformer.wte.weight')!.data).toEqual(want.get('transformer.wte.weight')!.data);
+  });
+});

@@ -4,17 +4,23 @@
  * data settings reload the data. Replies to superseded requests are dropped.
  */
 import { describeError } from '../engine/errors';
-import type { BackendChoice, ModelSource } from '../worker/protocol';
-import { peftSettings, projectActions as P, trainArgs, useProject, type BuiltinDataset, type ProjectState } from './project';
+import type { BackendChoice, CachedModelInfo, MemoryPlan, ModelSource } from '../worker/protocol';
+import { peftSettings, projectActions as P, trainArgs, useProject, type BuiltinDataset, type LoadError, type ProjectState } from './project';
 import { runActions as R, useRun } from './run';
-import { worker } from './worker-client';
+import { hubEndpoint, useSettings } from './settings';
+import { RequestError, worker } from './worker-client';
 
 /** Absolute BASE_URL of the app (built-in models, datasets and wasm binaries live under it). */
 export const baseUrl = new URL(import.meta.env.BASE_URL, window.location.href).href;
 export const BUILTIN_MODEL = { dir: 'models/sotu-gpt2/', name: 'sotu-gpt2' };
 
-const latest = { tree: 0, targets: 0, data: 0, model: 0 };
+const latest = { tree: 0, targets: 0, data: 0, model: 0, memory: 0 };
 const message = (e: unknown) => describeError(e);
+
+function loadError(e: unknown): LoadError {
+  if (e instanceof RequestError) return { code: e.code, message: e.message, retryable: e.retryable, ...(e.link ? { link: e.link } : {}) };
+  return { code: 'INTERNAL', message: message(e), retryable: false };
+}
 
 export async function initBackend(choice: BackendChoice): Promise<void> {
   P.setBackendChoice(choice);
@@ -27,34 +33,142 @@ export async function initBackend(choice: BackendChoice): Promise<void> {
   }
 }
 
+/** Sequence length the estimate assumes: the max length, plus the virtual tokens of prompt tuning. */
+function seqLen(s: ProjectState): number {
+  return s.args.maxLength + (s.method === 'PROMPT_TUNING' ? s.prompt.numVirtualTokens : 0);
+}
+
+function memoryPlan(s: ProjectState): MemoryPlan {
+  return { batch: s.args.batchSize, seqLen: seqLen(s), peft: peftSettings(s).peft };
+}
+
+/** How the last load can be repeated (Retry after its header could not be read). */
+let lastLoad: (() => Promise<void>) | null = null;
+
+/**
+ * Loads a model header first: the worker reads config.json and the safetensors headers, the tree and the memory
+ * estimate show, then the weights download (at once, or after "Download anyway" when the estimate says it
+ * will not fit).
+ */
 export async function loadModel(source: ModelSource, label: string): Promise<void> {
   const id = ++latest.model;
+  lastLoad = () => loadModel(source, label);
   P.modelLoading(label);
+  let r;
   try {
-    const r = await worker().request({ type: 'loadModel', source }, 'model');
-    if (id === latest.model) P.modelLoaded(r.info);
+    r = await worker().request({ type: 'loadModel', source, plan: memoryPlan(useProject.getState()) }, 'inspected');
   } catch (e) {
-    if (id === latest.model) P.modelFailed(message(e));
+    if (id === latest.model) P.inspectFailed(loadError(e));
+    return;
+  }
+  if (id !== latest.model) return;
+  P.modelInspected(r);
+  if (!r.memory.blocking) await downloadModel();
+}
+
+/** Downloads the inspected model (also Retry after a failure or cancel: it continues from the cached bytes). */
+export async function downloadModel(): Promise<void> {
+  const loadId = useProject.getState().model.loadId;
+  if (loadId === undefined) return;
+  P.downloadStarted(loadId);
+  try {
+    const r = await worker().request({ type: 'downloadModel' }, 'model');
+    P.modelLoaded(loadId, r.info);
+  } catch (e) {
+    P.downloadFailed(loadId, loadError(e));
+  }
+  void refreshCache();
+}
+
+/** Retry: repeats the header read, or continues the download, whichever the error stopped. */
+export function retryLoad(): Promise<void> {
+  const m = useProject.getState().model;
+  if (m.failedAt === 'download') return downloadModel();
+  return lastLoad ? lastLoad() : Promise.resolve();
+}
+
+/** Cancel: stops the header read or the download shown (downloaded bytes stay in the cache for a resume). */
+export function cancelLoad(): void {
+  const phase = useProject.getState().model.phase;
+  worker().send({ type: 'cancelLoad', step: phase === 'inspecting' ? 'inspect' : 'download' });
+}
+
+export const loadBuiltinModel = () => {
+  lastLoad = null;
+  return loadModel({ kind: 'url', url: new URL(BUILTIN_MODEL.dir, baseUrl).href, name: BUILTIN_MODEL.name }, `${BUILTIN_MODEL.name} (built-in)`);
+};
+
+/** A Hub repo (`owner/name[@rev]`) with the Hub URL and token of the settings at the time of the call. */
+export function loadHubModel(repoId: string): Promise<void> {
+  const id = repoId.trim();
+  const run = () => {
+    const st = useSettings.getState();
+    return loadModel({ kind: 'hub', repoId: id, endpoint: hubEndpoint(st), token: st.token.trim() || null }, id);
+  };
+  const p = run();
+  lastLoad = run;
+  return p;
+}
+
+/** A model from the cache list. The token goes along only when the entry is from the Hub URL set now. */
+export function loadCachedModel(m: CachedModelInfo): Promise<void> {
+  const st = useSettings.getState();
+  const sameHub = m.endpoint === hubEndpoint(st);
+  const repoId = m.revision === 'main' ? m.repo : `${m.repo}@${m.revision}`;
+  const run = () => loadModel({ kind: 'hub', repoId, endpoint: m.endpoint, token: sameHub ? st.token.trim() || null : null }, repoId);
+  const p = run();
+  lastLoad = run;
+  return p;
+}
+
+export async function refreshCache(): Promise<void> {
+  try {
+    const r = await worker().request({ type: 'listCache' }, 'cache');
+    P.cacheListed(r.persistent, r.models);
+  } catch (e) {
+    P.cacheFailed(message(e));
   }
 }
 
-export const loadBuiltinModel = () =>
-  loadModel({ kind: 'url', url: new URL(BUILTIN_MODEL.dir, baseUrl).href, name: BUILTIN_MODEL.name }, `${BUILTIN_MODEL.name} (built-in)`);
+export async function deleteCached(m: CachedModelInfo): Promise<void> {
+  try {
+    const r = await worker().request({ type: 'deleteCached', endpoint: m.endpoint, repo: m.repo, revision: m.revision }, 'cache');
+    P.cacheListed(r.persistent, r.models);
+  } catch (e) {
+    P.cacheFailed(message(e));
+  }
+}
+
+async function refreshMemory() {
+  const s = useProject.getState();
+  if (!s.model.info || !s.tree || !s.targets.result || s.targets.pending) return;
+  const id = ++latest.memory;
+  try {
+    const downloadBytes = s.model.phase === 'confirm' && !s.model.inspection?.fromCache ? s.model.inspection?.downloadBytes : undefined;
+    const r = await worker().request(
+      { type: 'estimateMemory', task: s.task, batch: s.args.batchSize, seqLen: seqLen(s), trainable: s.targets.result.trainable, downloadBytes },
+      'memory',
+    );
+    if (id === latest.memory) P.memoryEstimated(r.report);
+  } catch {
+    if (id === latest.memory) P.memoryEstimated(null);
+  }
+}
 
 async function refreshTree(s: ProjectState) {
-  if (s.model.status !== 'ready') return;
+  if (!s.model.info) return;
   const id = ++latest.tree;
   try {
     const r = await worker().request({ type: 'inspect', task: s.task }, 'tree');
     if (id === latest.tree) P.treeLoaded(r.tree);
   } catch (e) {
-    if (id === latest.tree) P.modelFailed(message(e));
+    if (id === latest.tree) P.modelProblem(loadError(e));
   }
 }
 
 async function refreshTargets() {
   const s = useProject.getState();
-  if (s.model.status !== 'ready' || !s.tree) return;
+  if (!s.model.info || !s.tree) return;
   const { peft, error } = peftSettings(s);
   const id = ++latest.targets;
   if (error) {
@@ -102,10 +216,14 @@ function debounce(fn: () => void, ms: number): () => void {
 
 const scheduleTargets = debounce(() => void refreshTargets(), 120);
 const scheduleData = debounce(() => void refreshData(), 200);
+const scheduleMemory = debounce(() => void refreshMemory(), 150);
 
 /** Starts the worker, the backend, the built-in model and the dataset list, and wires the sync. */
 export function boot(): void {
-  worker().on((e) => R.onEvent(e));
+  worker().on((e) => {
+    if (e.type === 'downloadProgress') P.downloadProgress(e.loadId, e.progress);
+    else R.onEvent(e);
+  });
   useProject.subscribe((s, p) => {
     const labelsChanged = s.data.summary?.labels.join('\u0000') !== p.data.summary?.labels.join('\u0000');
     if (s.model.info !== p.model.info || s.task !== p.task || (s.task === 'SEQ_CLS' && labelsChanged)) void refreshTree(s);
@@ -116,7 +234,14 @@ export function boot(): void {
     ) {
       scheduleData();
     }
+    if (
+      s.targets.result !== p.targets.result || s.args.batchSize !== p.args.batchSize || seqLen(s) !== seqLen(p) ||
+      s.backend.name !== p.backend.name || s.model.phase !== p.model.phase
+    ) {
+      scheduleMemory();
+    }
   });
+  void refreshCache();
   void (async () => {
     await initBackend(useProject.getState().backendChoice);
     await loadBuiltinModel();

@@ -1,13 +1,13 @@
 /**
  * The project store: what the person set up (model, task, method, targets, data, training arguments, backend)
  * and what the worker reported about it (model info, module tree, target match, data summary).
- * Changes are named actions; src/state/sync.ts turns setup changes into worker requests.
+ * Changes are named actions; boot() in src/state/actions.ts turns setup changes into worker requests.
  */
 import { create } from 'zustand';
 import type { ColumnMapping } from '../engine/train/data-parse';
 import type {
-  BackendChoice, BackendName, DataSource, DataSummary, LoraSettings, ModelInfo, PeftSettings, PromptTuningSettings,
-  TargetResult, TaskType, TrainArgs, TreeInfo,
+  BackendChoice, BackendName, CachedModelInfo, DataSource, DataSummary, DownloadProgress, InspectionInfo, LoraSettings,
+  MemoryReport, ModelInfo, PeftSettings, PromptTuningSettings, TargetResult, TaskType, TrainArgs, TreeInfo, WorkerEvent,
 } from '../worker/protocol';
 import { textForSelection, textToSpec, type TargetText } from './targets-text';
 
@@ -23,12 +23,46 @@ export interface BuiltinDataset {
   rows: { train: number; validation?: number };
 }
 
+/** Steps of loading a model: header first (inspecting), maybe a go-ahead (confirm), then the weights. */
+export type LoadPhase = 'inspecting' | 'confirm' | 'downloading' | 'failed' | 'cancelled';
+
+export interface LoadError {
+  code: string;
+  message: string;
+  /** Network failure, timeout, 429 or 5xx: Retry may work (a download continues where it stopped). */
+  retryable: boolean;
+  /** The Hub repo page (gated or private repos). */
+  link?: string;
+}
+
+export interface ModelState {
+  /** 'ready': weights and tokenizer are in the worker and training can start. */
+  status: Status;
+  label: string;
+  /** The model the tree describes: loaded, or inspected and downloading. */
+  info?: ModelInfo;
+  phase?: LoadPhase;
+  inspection?: InspectionInfo;
+  /** Numbers this load's progress events. */
+  loadId?: number;
+  progress?: DownloadProgress;
+  error?: LoadError;
+  /** Which step the error stopped: Retry inspects again or continues the download. */
+  failedAt?: 'inspect' | 'download';
+  /** What was shown before the current load; back in place when the new model's header cannot be read. */
+  previous?: Omit<ModelState, 'previous'>;
+}
+
 export interface ProjectState {
   backendChoice: BackendChoice;
   backend: { status: Status; name?: BackendName; reason?: string; error?: string };
 
-  model: { status: Status; label: string; info?: ModelInfo; error?: string; previousLabel?: string };
+  model: ModelState;
   tree: TreeInfo | null;
+  /** Training memory for the current model and settings, against the device's limits. */
+  memory: MemoryReport | null;
+  /** Models in the browser's download cache. persistent null: not known yet. */
+  cache: { persistent: boolean | null; models: CachedModelInfo[]; error?: string };
 
   task: TaskType;
   method: 'LORA' | 'PROMPT_TUNING';
@@ -68,6 +102,8 @@ const initial: ProjectState = {
   backend: { status: 'idle' },
   model: { status: 'idle', label: '' },
   tree: null,
+  memory: null,
+  cache: { persistent: null, models: [] },
   task: 'CAUSAL_LM',
   method: 'LORA',
   // PEFT's defaults except alpha = 2r (common practice) and a little dropout.
@@ -85,6 +121,13 @@ const initial: ProjectState = {
 };
 
 export const useProject = create<ProjectState>()(() => initial);
+
+/** Applies `f` to the model slice of load `loadId`: the one on show, or the previous one under a header read. */
+function forLoad(s: ProjectState, loadId: number, f: (m: Omit<ModelState, 'previous'>) => Omit<ModelState, 'previous'>): Partial<ProjectState> {
+  if (s.model.loadId === loadId && s.model.phase !== 'inspecting') return { model: f(s.model) };
+  if (s.model.previous?.loadId === loadId) return { model: { ...s.model, previous: f(s.model.previous) } };
+  return {};
+}
 const set = useProject.setState;
 const get = useProject.getState;
 
@@ -111,16 +154,56 @@ export const projectActions = {
   backendReady: (name: BackendName, reason: string) => set({ backend: { status: 'ready', name, reason } }),
   backendFailed: (error: string) => set({ backend: { status: 'error', error } }),
 
-  /** The previous model stays loaded (and shown) until the new one has loaded completely. */
-  modelLoading: (label: string) => set((s) => ({ model: { status: 'loading', label, info: s.model.info, previousLabel: s.model.info ? s.model.label : undefined } })),
-  modelLoaded: (info: ModelInfo) => {
-    const task = info.task;
+  /**
+   * A new load begins with its header. The previous model stays on show (and, in the worker, loaded or still
+   * downloading) until the new header has been read; if that fails, it is back in place with the error.
+   */
+  modelLoading: (label: string) =>
+    set((s) => {
+      // A header read that is being replaced never became the model: keep what was before it.
+      const { previous, ...now } = s.model;
+      const prev = s.model.phase === 'inspecting' ? previous : now;
+      return { model: { status: 'loading', phase: 'inspecting', label, info: prev?.info, inspection: prev?.inspection, previous: prev } };
+    }),
+  /** The header could not be read (or the load was cancelled): the previous model, with the error. */
+  inspectFailed: (error: LoadError) =>
+    set((s) => {
+      const prev = s.model.previous ?? { status: 'idle' as Status, label: '' };
+      return { model: { ...prev, status: prev.status === 'idle' ? 'error' : prev.status, error, failedAt: 'inspect', previous: undefined } };
+    }),
+  /** The header is read: the tree, targets and memory estimate now describe this model; its weights come next. */
+  modelInspected: (r: Extract<WorkerEvent, { type: 'inspected' }>) => {
+    const info = r.info;
     // Start from PEFT's default targets for this architecture (what target_modules=None would pick).
     const targetText: TargetText = { mode: 'list', target: info.defaultTargets.join(', '), exclude: '', excludeRegex: false, layers: '', layersPattern: '' };
-    set({ model: { status: 'ready', label: info.name, info }, task, targetText });
+    set({
+      model: { status: 'loading', phase: r.memory.blocking ? 'confirm' : 'downloading', label: info.name, info, inspection: r.inspection, loadId: r.loadId },
+      task: info.task,
+      targetText,
+      memory: r.memory,
+    });
   },
-  modelFailed: (error: string) =>
-    set((s) => ({ model: { status: s.model.info ? 'ready' : 'error', label: s.model.previousLabel ?? s.model.label, info: s.model.info, error } })),
+  // Download events name their load: it may be the model on show, or the previous one while a new header is read.
+  downloadStarted: (loadId: number) =>
+    set((s) => forLoad(s, loadId, (m) => ({ ...m, status: 'loading', phase: 'downloading', error: undefined, failedAt: undefined }))),
+  downloadProgress: (loadId: number, progress: DownloadProgress) =>
+    set((s) => forLoad(s, loadId, (m) => (m.phase === 'downloading' ? { ...m, progress } : m))),
+  /** Weights and tokenizer are in: training can start. The targets picked meanwhile stay. */
+  modelLoaded: (loadId: number, info: ModelInfo) =>
+    set((s) =>
+      forLoad(s, loadId, (m) => ({
+        status: 'ready', label: info.name, info, inspection: m.inspection, loadId, progress: m.progress,
+        // An error about another repo (its header failed while this one downloaded) stays on show.
+        ...(m.failedAt === 'inspect' ? { error: m.error, failedAt: m.failedAt } : {}),
+      })),
+    ),
+  downloadFailed: (loadId: number, error: LoadError) =>
+    set((s) => forLoad(s, loadId, (m) => ({ ...m, status: 'error', phase: error.code === 'CANCELLED' ? 'cancelled' : 'failed', error, failedAt: 'download' }))),
+  /** A problem outside loading (e.g. reading the tree); the model stays as it is. */
+  modelProblem: (error: LoadError) => set((s) => ({ model: { ...s.model, error } })),
+  memoryEstimated: (memory: MemoryReport | null) => set({ memory }),
+  cacheListed: (persistent: boolean, models: CachedModelInfo[]) => set({ cache: { persistent, models } }),
+  cacheFailed: (error: string) => set((s) => ({ cache: { ...s.cache, error } })),
   treeLoaded: (tree: TreeInfo) => set({ tree }),
 
   setTask: (task: TaskType) =>

@@ -10,7 +10,14 @@ export type Command = DistributiveOmit<WorkerCommand, 'requestId'>;
 type Listener = (e: WorkerEvent) => void;
 
 export class RequestError extends Error {
-  constructor(readonly code: string, message: string) {
+  constructor(
+    readonly code: string,
+    message: string,
+    /** Trying again may work (network failure, timeout, 429, 5xx). */
+    readonly retryable = false,
+    /** A page that helps (the Hub repo page of a gated model). */
+    readonly link?: string,
+  ) {
     super(message);
   }
 }
@@ -41,7 +48,7 @@ export class WorkerClient {
       const p = this.pending.get(id);
       if (p) {
         this.pending.delete(id);
-        if (e.type === 'error') p.reject(new RequestError(e.code, e.message));
+        if (e.type === 'error') p.reject(new RequestError(e.code, e.message, e.retryable ?? false, e.link));
         else p.resolve(e);
       }
     }

@@ -15,7 +15,12 @@ const BACKENDS: { value: BackendChoice; label: string }[] = [
 /** Why Start is not possible yet, or null. */
 function blocker(s: ReturnType<typeof useProject.getState>): string | null {
   if (s.backend.status !== 'ready') return s.backend.status === 'error' ? 'No compute backend could start.' : 'Starting the compute backend…';
-  if (s.model.status !== 'ready') return s.model.status === 'loading' ? 'Loading the model…' : 'Load a model first.';
+  if (s.model.status !== 'ready') {
+    if (s.model.phase === 'confirm') return 'Download the model first (Model panel).';
+    if (s.model.phase === 'downloading') return 'Downloading the model…';
+    if (s.model.status === 'loading') return 'Loading the model…';
+    return s.model.info ? 'The model is not downloaded: Retry in the Model panel.' : 'Load a model first.';
+  }
   if (s.data.status === 'loading') return 'Reading the data…';
   if (!s.data.summary) return 'Choose a dataset.';
   if (s.targets.pending || !s.targets.result) return 'Resolving targets…';

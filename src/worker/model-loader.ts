@@ -1,26 +1,25 @@
 /**
- * One loader for every model source: a folder URL (the built-in model), files the person picked or dropped,
- * or a Hugging Face Hub repo. Each source is a FileStore that returns a named file's bytes or null when the
- * file is absent; the loader decides which files it needs (config.json, model.safetensors or a sharded
- * index, tokenizer files) and turns every failure into an EngineError that names the file.
+ * The worker's side of model loading, on the engine's one inspector and loader (src/engine/io, docs/hub.md):
+ * a protocol ModelSource becomes a FileSource (the built-in folder URL, picked or dropped files, a directory
+ * handle, or a Hub repo), `inspectModel` reads config.json and the safetensors headers first (the tree, counts
+ * and memory estimate are shown before any weight moves), then `downloadModel` streams the weights into the
+ * browser cache (OPFS) with progress, cancel and resume. Errors keep the engine's codes and messages.
  */
-import { EngineError } from '../engine/errors';
-import { readSafetensors, type LoadedTensor } from '../engine/io/safetensors';
+import { HubClient, parseRepoId, urlSource, type HubSource } from '../engine/io/hub';
+import { downloadModel, type DownloadProgress } from '../engine/io/download';
+import { inspectModel, type ModelInspection } from '../engine/io/inspect';
+import { LocalFilesSource, type DirectoryHandleLike, type FileSource } from '../engine/io/model-source';
+import { openBrowserCache, storageEstimate } from '../engine/io/opfs-cache';
+import type { FolderCache } from '../engine/io/cache';
+import type { LoadedTensor } from '../engine/io/safetensors';
+import { browserDeviceMemory, checkFits, estimateForConfig, gpuLimits, type DeviceLimits } from '../engine/memory';
 import { resolveArchitecture } from '../engine/models';
 import { loadTokenizer, type Tokenizer } from '../engine/tokenizer';
-import type { ModelSource } from './protocol';
-
-interface FileStore {
-  /** How errors name this source, e.g. "the built-in model" or "gpt2 on the Hub". */
-  label: string;
-  /** What adapter_config.json's base_model_name_or_path should say. */
-  baseName: string;
-  revision: string | null;
-  get(name: string): Promise<Uint8Array | null>;
-}
+import type { BackendName, InspectionInfo, MemoryReport, ModelInfo, ModelSource, TaskType } from './protocol';
 
 export interface LoadedModel {
   name: string;
+  /** adapter_config.json's base_model_name_or_path: the Hub repo id, the folder name, or the built-in's name. */
   baseName: string;
   revision: string | null;
   config: Record<string, unknown>;
@@ -30,144 +29,137 @@ export interface LoadedModel {
   weightBytes: number;
 }
 
-type Log = (message: string) => void;
-
-function urlStore(base: string, label: string, baseName: string, revision: string | null, hub: boolean): FileStore {
-  return {
-    label,
-    baseName,
-    revision,
-    async get(name) {
-      const url = new URL(name, base).href;
-      let res: Response;
-      try {
-        res = await fetch(url);
-      } catch (e) {
-        throw new EngineError(
-          hub ? 'HUB' : 'BAD_CONFIG',
-          hub
-            ? `Could not reach huggingface.co to download ${name} of ${label} (${(e as Error).message}). You may be offline: load a local folder or the built-in model instead.`
-            : `Could not download ${url}: ${(e as Error).message}`,
-        );
-      }
-      if (res.status === 404) return null;
-      if (hub && (res.status === 401 || res.status === 403)) {
-        throw new EngineError('HUB', `${label} is private or gated (HTTP ${res.status}); accept its license on huggingface.co or download it and load the folder.`);
-      }
-      if (!res.ok) throw new EngineError(hub ? 'HUB' : 'BAD_CONFIG', `Downloading ${name} from ${label} failed: HTTP ${res.status} ${res.statusText}`);
-      // Vite's dev server answers unknown paths with index.html; treat an HTML answer to a JSON/binary file as absent.
-      if ((res.headers.get('content-type') ?? '').includes('text/html')) return null;
-      return new Uint8Array(await res.arrayBuffer());
-    },
-  };
+/** A model whose header has been read: enough for the tree, the targets and the memory estimate. */
+export interface InspectedModel {
+  source: FileSource;
+  inspection: ModelInspection;
+  name: string;
+  baseName: string;
+  revision: string | null;
+  config: Record<string, unknown>;
+  repoUrl?: string;
 }
 
-function fileStore(files: File[]): FileStore {
-  // A picked folder gives paths like "gpt2/config.json"; files are looked up by their base name.
-  const byName = new Map(files.map((f) => [f.name, f]));
-  const folder = (files[0] as File & { webkitRelativePath?: string })?.webkitRelativePath?.split('/')[0];
-  const name = folder || 'local files';
-  return {
-    label: folder ? `folder "${folder}"` : 'the chosen files',
-    baseName: name,
-    revision: null,
-    async get(n) {
-      const f = byName.get(n);
-      if (!f) return null;
-      return new Uint8Array(await f.arrayBuffer());
-    },
-  };
+// --- cache --------------------------------------------------------------------------------------------------
+
+let browserCache: Promise<{ cache: FolderCache; persistent: boolean }> | null = null;
+
+/** The OPFS cache, opened once per worker (memory-backed, `persistent: false`, where OPFS is unavailable). */
+export function modelCache(): Promise<{ cache: FolderCache; persistent: boolean }> {
+  browserCache ??= openBrowserCache();
+  return browserCache;
 }
 
-/** A FileStore for a ModelSource. */
-function storeFor(source: ModelSource): FileStore {
-  switch (source.kind) {
+// --- sources ------------------------------------------------------------------------------------------------
+
+/** The engine FileSource for a protocol source; throws BAD_ARGUMENT for a malformed repo id or Hub URL. */
+export async function sourceFor(s: ModelSource, base: string): Promise<{ source: FileSource; name: string; repoUrl?: string }> {
+  switch (s.kind) {
     case 'url':
-      return urlStore(source.url, source.name, source.name, null, false);
-    case 'files':
-      return fileStore(source.files);
+      return { source: urlSource(new URL(s.url, base).href, s.name), name: s.name };
+    case 'files': {
+      const source = new LocalFilesSource(s.files);
+      return { source, name: source.id };
+    }
+    case 'folder': {
+      const source = await LocalFilesSource.fromDirectoryHandle(s.handle as unknown as DirectoryHandleLike);
+      return { source, name: source.id };
+    }
     case 'hub': {
-      const id = source.repoId.trim();
-      if (!/^[\w.-]+(\/[\w.-]+)?$/.test(id)) {
-        throw new EngineError('HUB', `"${source.repoId}" is not a Hub repo id; write it like "openai-community/gpt2".`);
-      }
-      const rev = source.revision?.trim() || 'main';
-      return urlStore(`https://huggingface.co/${id}/resolve/${encodeURIComponent(rev)}/`, `${id} on the Hub`, id, rev === 'main' ? null : rev, true);
+      const ref = parseRepoId(s.repoId);
+      if (s.revision?.trim()) ref.revision = s.revision.trim();
+      const client = new HubClient({ endpoint: s.endpoint, token: s.token });
+      const source: HubSource = client.source(ref);
+      return { source, name: ref.revision === 'main' ? ref.repo : `${ref.repo}@${ref.revision}`, repoUrl: client.repoUrl(ref.repo) };
     }
   }
 }
 
-function parseJson(bytes: Uint8Array, name: string, label: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new EngineError('BAD_CONFIG', `${name} in ${label} is not valid JSON (${(e as Error).message}).`);
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new EngineError('BAD_CONFIG', `${name} in ${label} is not a JSON object.`);
-  return v as Record<string, unknown>;
+/** Reads the header (config.json, safetensors headers, or a complete cached snapshot) of a source. */
+export async function inspectSource(s: ModelSource, base: string, signal: AbortSignal): Promise<InspectedModel> {
+  const { source, name, repoUrl } = await sourceFor(s, base);
+  const { cache } = await modelCache();
+  const inspection = await inspectModel(source, { cache: source.cacheKey ? cache : null, signal });
+  return {
+    source, inspection, name, baseName: source.id, revision: hubRevision(source.revision), config: inspection.config, repoUrl,
+  };
 }
 
-/** Reads config, weights (single file or sharded) and tokenizer from a source. */
-export async function loadModelFiles(source: ModelSource, log: Log): Promise<LoadedModel> {
-  const store = storeFor(source);
-  const files: string[] = [];
-  const need = async (name: string, hint: string) => {
-    const b = await store.get(name);
-    if (!b) throw new EngineError('BAD_CONFIG', `${store.label} has no ${name}. ${hint}`);
-    files.push(name);
-    return b;
+/** PEFT writes `revision: null` unless one was chosen; "main" is the default branch, so it stays null. */
+function hubRevision(rev: string | null): string | null {
+  return rev && rev !== 'main' ? rev : null;
+}
+
+/** Downloads (or reads from the cache) an inspected model, then builds its tokenizer. */
+export async function downloadInspected(m: InspectedModel, signal: AbortSignal, onProgress: (p: DownloadProgress) => void): Promise<LoadedModel> {
+  const { cache } = await modelCache();
+  const r = await downloadModel(m.source, { cache: m.source.cacheKey ? cache : null, inspection: m.inspection, signal, onProgress });
+  const tokenizer = r.tokenizerJson
+    ? await loadTokenizer({ tokenizerJson: r.tokenizerJson, ...(r.tokenizerConfig ? { tokenizerConfig: r.tokenizerConfig } : {}) })
+    : null;
+  return {
+    name: m.name, baseName: r.id, revision: hubRevision(r.revision), config: r.config, weights: r.weights, tokenizer,
+    files: r.files, weightBytes: r.weightBytes,
   };
+}
 
-  const config = parseJson(await need('config.json', 'A model needs its config.json next to the weights.'), 'config.json', store.label);
-  log(`Read config.json (model_type ${String(config.model_type)}) from ${store.label}`);
-  resolveArchitecture(config); // an unsupported model fails here, before any weights are downloaded
+// --- summaries for the page ---------------------------------------------------------------------------------
 
-  const weights = new Map<string, LoadedTensor>();
-  let weightBytes = 0;
-  const readShard = async (name: string) => {
-    const bytes = await need(name, 'The index lists it as a shard.');
-    weightBytes += bytes.byteLength;
-    for (const [k, t] of readSafetensors(bytes, name).tensors) weights.set(k, t);
-    log(`Read ${name} (${(bytes.byteLength / 1e6).toFixed(1)} MB)`);
+export function modelInfo(m: InspectedModel, hasTokenizer = m.inspection.tokenizerFiles.includes('tokenizer.json')): ModelInfo {
+  const i = m.inspection;
+  const r = resolveArchitecture(m.config);
+  return {
+    name: m.name, modelType: r.config.modelType, className: r.className, task: r.task, hasTokenizer,
+    weightBytes: i.weightFiles.reduce((a, w) => a + w.size, 0), files: i.files.map((f) => f.name),
+    defaultTargets: r.spec.defaultTargets, sourceKind: i.fromCache ? 'cache' : m.source.kind, revision: m.source.revision,
+    ...(m.repoUrl ? { repoUrl: m.repoUrl } : {}),
   };
-  const single = await store.get('model.safetensors');
-  if (single) {
-    files.push('model.safetensors');
-    weightBytes = single.byteLength;
-    for (const [k, t] of readSafetensors(single, 'model.safetensors').tensors) weights.set(k, t);
-    log(`Read model.safetensors (${(single.byteLength / 1e6).toFixed(1)} MB)`);
-  } else {
-    const idx = await store.get('model.safetensors.index.json');
-    if (!idx) {
-      const bin = source.kind === 'files' && (await store.get('pytorch_model.bin'));
-      throw new EngineError(
-        'MISSING_WEIGHT',
-        bin
-          ? `${store.label} has only PyTorch .bin weights; PEFT Studio reads safetensors. Convert with model.save_pretrained(..., safe_serialization=True).`
-          : `${store.label} has no model.safetensors (or model.safetensors.index.json with shards).`,
-      );
-    }
-    files.push('model.safetensors.index.json');
-    const map = parseJson(idx, 'model.safetensors.index.json', store.label).weight_map;
-    if (!map || typeof map !== 'object') throw new EngineError('BAD_CONFIG', `model.safetensors.index.json in ${store.label} has no weight_map.`);
-    for (const shard of new Set(Object.values(map as Record<string, string>))) await readShard(shard);
-  }
+}
 
-  let tokenizer: Tokenizer | null = null;
-  const tokJson = await store.get('tokenizer.json');
-  if (tokJson) {
-    files.push('tokenizer.json');
-    const tokCfg = await store.get('tokenizer_config.json');
-    if (tokCfg) files.push('tokenizer_config.json');
-    tokenizer = await loadTokenizer({
-      tokenizerJson: parseJson(tokJson, 'tokenizer.json', store.label),
-      tokenizerConfig: tokCfg ? parseJson(tokCfg, 'tokenizer_config.json', store.label) : undefined,
-    });
-  } else {
-    log(`${store.label} has no tokenizer.json: text data and the playground need one.`);
-  }
+export function inspectionInfo(i: ModelInspection): InspectionInfo {
+  return {
+    label: i.label, totalParams: i.totalParams, dtypes: { ...i.dtypes } as Record<string, number>, files: i.files.map((f) => ({ name: f.name, size: f.size })),
+    weightFiles: i.weightFiles.length, downloadBytes: i.downloadBytes, f32Bytes: i.f32Bytes, bytesRead: i.bytesRead,
+    fromCache: i.fromCache, commit: i.commit, notes: i.notes,
+  };
+}
 
-  const name = source.kind === 'url' ? source.name : store.baseName;
-  return { name, baseName: store.baseName, revision: store.revision, config, weights, tokenizer, files, weightBytes };
+// --- memory -------------------------------------------------------------------------------------------------
+
+let gpu: Promise<Awaited<ReturnType<typeof gpuLimits>>> | null = null;
+
+/** Training memory for `config` against this device's limits (WebGPU buffers, RAM, wasm heap, free storage). */
+export async function memoryReport(o: {
+  config: Record<string, unknown>;
+  task: TaskType;
+  totalParams: number;
+  trainable: number;
+  largestParamElements?: number;
+  batch: number;
+  seqLen: number;
+  backend: BackendName | null;
+  /** Set before a download: compared with the free storage. */
+  downloadBytes?: number;
+}): Promise<MemoryReport> {
+  const estimate = estimateForConfig(o.config, {
+    totalParams: o.totalParams, trainableParams: o.trainable, batch: o.batch, seqLen: o.seqLen,
+    largestParamElements: o.largestParamElements, task: o.task,
+  });
+  const limits: DeviceLimits = {};
+  if (o.backend) limits.backend = o.backend;
+  if (o.backend === 'webgpu') {
+    gpu ??= gpuLimits();
+    const g = await gpu;
+    if (g) Object.assign(limits, g);
+  }
+  const dm = browserDeviceMemory();
+  if (dm) limits.deviceMemoryBytes = dm;
+  if (o.downloadBytes !== undefined) {
+    const st = await storageEstimate();
+    if (st) limits.storageAvailableBytes = st.available;
+    limits.downloadBytes = o.downloadBytes;
+  }
+  const warnings = checkFits(estimate, limits);
+  const blocking = warnings.some((w) => w.level === 'error') || (!!dm && estimate.totalBytes > dm);
+  return { estimate, warnings, limits, batch: o.batch, seqLen: o.seqLen, trainable: o.trainable, blocking };
 }

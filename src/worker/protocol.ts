@@ -3,22 +3,37 @@
  * Every command carries a requestId; replies and errors caused by a command echo it, so the client can
  * resolve the matching promise. Run events (progress, metrics, evalMetrics, checkpoint, done) carry runId.
  */
+import type { CachedModelInfo } from '../engine/io/cache';
+import type { DownloadProgress } from '../engine/io/download';
+import type { DeviceLimits, FitWarning, MemoryEstimate } from '../engine/memory';
 import type { ModuleInfo, TaskType } from '../engine/models/types';
 import type { ColumnMapping, TokenStats } from '../engine/train/data-parse';
 
-export type { ColumnMapping, TokenStats, ModuleInfo, TaskType };
+export type { CachedModelInfo, ColumnMapping, DeviceLimits, DownloadProgress, FitWarning, MemoryEstimate, TokenStats, ModuleInfo, TaskType };
 
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
 
-/** Where model files come from; all three go through the same loader in the worker. */
+/** Where model files come from; all of them go through the engine's one inspector and loader in the worker. */
 export type ModelSource =
   /** A folder URL ending in "/" (the built-in model under BASE_URL). */
   | { kind: 'url'; url: string; name: string }
   /** Files picked or dropped by the person (config.json, *.safetensors, tokenizer files). */
   | { kind: 'files'; files: File[] }
-  /** https://huggingface.co/{repoId}/resolve/{revision}/{file} */
-  | { kind: 'hub'; repoId: string; revision?: string };
+  /** A folder from the directory picker or a drop (getAsFileSystemHandle); its top-level files are read. */
+  | { kind: 'folder'; handle: FileSystemDirectoryHandle }
+  /**
+   * {endpoint}/{repo}/resolve/{revision}/{file}. repoId: `owner/name`, `owner/name@rev` or a Hub page URL; an
+   * explicit `revision` wins over one in the id. The token is only ever sent to the endpoint's own origin.
+   */
+  | { kind: 'hub'; repoId: string; revision?: string; token?: string | null; endpoint?: string };
+
+/** What the memory estimate assumes: the batch, the sequence length and the method (for the adapter's size). */
+export interface MemoryPlan {
+  batch: number;
+  seqLen: number;
+  peft: PeftSettings;
+}
 
 /** Target selection in PEFT's own terms (LoraConfig fields). */
 export interface TargetSpec {
@@ -81,7 +96,23 @@ export interface DataRequest {
 export type WorkerCommand =
   /** baseUrl: the app's absolute BASE_URL, where built-in models, datasets and the wasm binaries live. */
   | { type: 'init'; requestId: number; backend: BackendChoice; baseUrl: string }
-  | { type: 'loadModel'; requestId: number; source: ModelSource }
+  /**
+   * Header-first step: reads config.json and the safetensors headers (or a complete cached copy), replies
+   * `inspected` with the tree's model, the checkpoint summary and the memory estimate. Nothing is downloaded yet;
+   * the inspected model becomes the one the tree and targets describe (the previous one is released).
+   */
+  | { type: 'loadModel'; requestId: number; source: ModelSource; plan: MemoryPlan }
+  /** Downloads (or reads from the cache) the inspected model; `downloadProgress` events, then `model`. Also Retry. */
+  | { type: 'downloadModel'; requestId: number }
+  /** Aborts the header read and/or the download in progress (partial bytes stay in the cache). No reply. */
+  | { type: 'cancelLoad'; requestId: number; step?: 'inspect' | 'download' }
+  /**
+   * Memory for training the current model at this batch and length with `trainable` adapter parameters;
+   * with downloadBytes, also whether the download fits in the free storage.
+   */
+  | { type: 'estimateMemory'; requestId: number; task: TaskType; batch: number; seqLen: number; trainable: number; downloadBytes?: number }
+  | { type: 'listCache'; requestId: number }
+  | { type: 'deleteCached'; requestId: number; endpoint: string; repo: string; revision: string }
   | { type: 'inspect'; requestId: number; task: TaskType }
   | { type: 'setTargets'; requestId: number; task: TaskType; peft: PeftSettings }
   | { type: 'loadData'; requestId: number; request: DataRequest }
@@ -93,17 +124,56 @@ export type WorkerCommand =
   | { type: 'generate'; requestId: number; prompt: string; maxNewTokens: number }
   | { type: 'classify'; requestId: number; text: string };
 
-/** Summary of a loaded model, enough to render the Model panel. */
+/** Summary of a model (inspected or loaded), enough to render the Model panel. */
 export interface ModelInfo {
   name: string;
   modelType: string;
   className: string;
   task: TaskType;
   hasTokenizer: boolean;
+  /** Bytes of the weight files as stored (safetensors). */
   weightBytes: number;
   files: string[];
   /** PEFT's default target_modules for this architecture. */
   defaultTargets: string[];
+  /** Where it comes from: the Hub, a URL folder (built-in), local files, or a complete cached Hub snapshot. */
+  sourceKind: 'hub' | 'url' | 'local' | 'cache';
+  /** Hub revision (null for local and URL sources). */
+  revision: string | null;
+  /** The repo's page (gated models are accepted there); Hub sources only. */
+  repoUrl?: string;
+}
+
+/** What the header-first inspection found, before any weight is downloaded. */
+export interface InspectionInfo {
+  label: string;
+  totalParams: number;
+  /** Elements stored per dtype (F32, F16, BF16, ...). */
+  dtypes: Record<string, number>;
+  /** Every file a download fetches, with its size. */
+  files: { name: string; size: number }[];
+  weightFiles: number;
+  downloadBytes: number;
+  /** The weights once converted to float32. */
+  f32Bytes: number;
+  /** Bytes read to inspect (config + headers). */
+  bytesRead: number;
+  /** A complete cached snapshot: loading needs no network. */
+  fromCache: boolean;
+  commit: string | null;
+  notes: string[];
+}
+
+/** The training memory estimate against what this device offers. */
+export interface MemoryReport {
+  estimate: MemoryEstimate;
+  warnings: FitWarning[];
+  limits: DeviceLimits;
+  batch: number;
+  seqLen: number;
+  trainable: number;
+  /** An error-level warning, or more memory than the device has: the download waits for the person's go-ahead. */
+  blocking: boolean;
 }
 
 export interface TreeInfo {
@@ -171,7 +241,13 @@ export interface ClassifyResult {
 
 export type WorkerEvent =
   | { type: 'ready'; requestId?: number; backend: BackendName; reason: string }
+  /** loadId numbers this load's `downloadProgress` events. */
+  | { type: 'inspected'; requestId: number; loadId: number; info: ModelInfo; inspection: InspectionInfo; memory: MemoryReport }
+  | { type: 'downloadProgress'; loadId: number; progress: DownloadProgress }
   | { type: 'model'; requestId: number; info: ModelInfo }
+  | { type: 'memory'; requestId: number; report: MemoryReport }
+  /** persistent: false when the browser offers no OPFS (downloads then last only for this session). */
+  | { type: 'cache'; requestId: number; persistent: boolean; models: CachedModelInfo[] }
   | { type: 'tree'; requestId: number; tree: TreeInfo }
   | { type: 'targets'; requestId: number; result: TargetResult }
   | { type: 'data'; requestId: number; summary: DataSummary }
@@ -183,7 +259,8 @@ export type WorkerEvent =
   | { type: 'checkpoint'; requestId?: number; runId: number; step: number; files: AdapterFiles }
   | { type: 'generation'; requestId: number; withAdapter: string; withoutAdapter: string }
   | { type: 'classification'; requestId: number; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult }
-  | { type: 'error'; requestId?: number; runId?: number; code: string; message: string }
+  /** retryable: a network failure, timeout, 429 or 5xx (Retry continues a download). link: the Hub repo page. */
+  | { type: 'error'; requestId?: number; runId?: number; code: string; message: string; retryable?: boolean; link?: string }
   | { type: 'done'; runId: number; reason: 'completed' | 'stopped' | 'failed'; step: number };
 
 /** Replies a command may resolve with (everything but run events). */

@@ -4,15 +4,18 @@
  * answers WorkerCommands with WorkerEvents. Nothing here blocks the page; any throw, rejected promise or
  * uncaught error becomes an `error` event the UI can show.
  */
-import { describeError } from '../engine/errors';
+import { EngineError, describeError } from '../engine/errors';
+import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
 import { resolveArchitecture } from '../engine/models';
 import { countBaseParams } from '../engine/peft/params';
 import { TrainingSession } from '../engine/session';
 import { selectBackend } from './backend-select';
 import { loadData, type LoadedData } from './data-loader';
-import { loadModelFiles, type LoadedModel } from './model-loader';
+import {
+  downloadInspected, inspectionInfo, inspectSource, memoryReport, modelCache, modelInfo, type InspectedModel, type LoadedModel,
+} from './model-loader';
 import { resolveTargets, toEngineConfig, type TreeContext } from './peft-settings';
-import type { BackendName, ClassifyResult, WorkerCommand, WorkerEvent } from './protocol';
+import type { BackendName, ClassifyResult, MemoryPlan, ModelSource, PeftSettings, WorkerCommand, WorkerEvent } from './protocol';
 import { errorCode, Lock, TrainerRun } from './trainer';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -21,7 +24,19 @@ const log = (message: string, level: 'info' | 'warn' = 'info') => post({ type: '
 
 let baseUrl = new URL(import.meta.env.BASE_URL, scope.location.origin).href;
 let backend: BackendName | null = null;
+/** The model the tree, targets and memory estimate describe: inspected (header read), maybe not downloaded yet. */
+let current: InspectedModel | null = null;
+/** Its weights and tokenizer, once downloaded; null while the download is pending, failed or cancelled. */
 let model: LoadedModel | null = null;
+/**
+ * The header read in progress and the download in progress (of `current`), each with its own abort. A new load
+ * aborts the previous header read at once, but the previous download only once the new header is good: a bad
+ * repo id leaves the previous model downloading. loadId numbers the inspected model's progress events.
+ */
+let inspecting: AbortController | null = null;
+let downloading: { loadId: number; ctl: AbortController } | null = null;
+let loadCounter = 0;
+let currentLoadId = 0;
 let data: LoadedData | null = null;
 let run: TrainerRun | null = null;
 let runCounter = 0;
@@ -37,8 +52,13 @@ scope.addEventListener('unhandledrejection', (ev) => {
   post({ type: 'error', code: errorCode(ev.reason), message: describeError(ev.reason) });
 });
 
+function requireCurrent(): InspectedModel {
+  if (!current) throw new Error('Load a model first.');
+  return current;
+}
+
 function requireModel(): LoadedModel {
-  if (!model) throw new Error('Load a model first.');
+  if (!model) throw new Error(current ? `${current.name} is not downloaded yet: wait for the download, or press Retry.` : 'Load a model first.');
   return model;
 }
 
@@ -48,7 +68,7 @@ function busy(): boolean {
 
 /** The config with labels from the data applied, as the session will build it (SEQ_CLS head size). */
 function configFor(task: 'CAUSAL_LM' | 'SEQ_CLS'): Record<string, unknown> {
-  const m = requireModel();
+  const m = requireCurrent();
   const c = { ...m.config };
   if (task === 'SEQ_CLS' && data && data.labels.length >= 2) {
     c.num_labels = data.labels.length;
@@ -69,6 +89,55 @@ function disposeRun() {
   run = null;
 }
 
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Memory for the current model at this task, batch, length and adapter size (before a download: vs free storage). */
+async function memoryFor(task: 'CAUSAL_LM' | 'SEQ_CLS', batch: number, seqLen: number, trainable: number, downloadBytes?: number) {
+  const ctx = treeContext(task);
+  const r = resolveArchitecture(ctx.config, task);
+  let largest = 0;
+  for (const m of ctx.modules) for (const s of Object.values(m.params)) largest = Math.max(largest, numel(s));
+  return memoryReport({
+    config: ctx.config, task, totalParams: countBaseParams(ctx.modules, r.spec.tied(r.config, r.task)), trainable,
+    largestParamElements: largest, batch, seqLen, backend, downloadBytes,
+  });
+}
+
+/** Adapter size for the plan, with the architecture's default targets (the studio starts a new model on them). */
+function planTrainable(task: 'CAUSAL_LM' | 'SEQ_CLS', plan: MemoryPlan): number {
+  const r = resolveArchitecture(configFor(task), task);
+  const peft: PeftSettings = plan.peft.method === 'LORA'
+    ? { ...plan.peft, targetModules: r.spec.defaultTargets, excludeModules: null, layersToTransform: null, layersPattern: null }
+    : plan.peft;
+  return resolveTargets(treeContext(task), peft, requireCurrent().baseName).trainable;
+}
+
+/** The Hub repo page for a source, to link from gated / access errors. */
+function repoPage(source: ModelSource): string | undefined {
+  if (source.kind !== 'hub') return undefined;
+  try {
+    return new HubClient({ endpoint: source.endpoint }).repoUrl(parseRepoId(source.repoId).repo);
+  } catch {
+    return undefined;
+  }
+}
+
+function errorEvent(e: unknown, cmd: WorkerCommand): WorkerEvent {
+  const info = errorInfo(e);
+  const ev: WorkerEvent = { type: 'error', requestId: cmd.requestId, code: info.code === 'BACKEND' ? errorCode(e) : info.code, message: info.message, retryable: info.retryable };
+  // A gated or forbidden repo: its page is where access is granted. (RepoNotFound may be a typo: no link.)
+  if (e instanceof HubError && e.hubCode !== 'RepoNotFound' && (e.hubCode === 'GatedRepo' || e.status === 401 || e.status === 403)) {
+    const link = cmd.type === 'loadModel' ? repoPage(cmd.source) : current?.repoUrl;
+    if (link) ev.link = link;
+  }
+  return ev;
+}
+
+async function postCache(requestId: number) {
+  const { cache, persistent } = await modelCache();
+  post({ type: 'cache', requestId, persistent, models: await cache.list() });
+}
+
 async function handle(cmd: WorkerCommand): Promise<void> {
   const requestId = cmd.requestId;
   switch (cmd.type) {
@@ -85,17 +154,72 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     }
     case 'loadModel': {
       if (busy()) throw new Error('Stop training before loading another model.');
-      const m = await loadModelFiles(cmd.source, (t) => log(t));
-      const r = resolveArchitecture(m.config); // fails early, with a clear message, on an unsupported model
+      inspecting?.abort(); // a newer choice wins
+      const ctl = new AbortController();
+      inspecting = ctl;
+      const loadId = ++loadCounter;
+      let m: InspectedModel;
+      try {
+        m = await inspectSource(cmd.source, baseUrl, ctl.signal);
+      } finally {
+        if (inspecting === ctl) inspecting = null;
+      }
+      if (ctl.signal.aborted) throw new EngineError('CANCELLED', `Loading ${m.name} was cancelled.`);
+      if (busy()) throw new Error('Stop training before loading another model.');
+      // The header is good: this model is now the one the studio describes; the previous one is released.
+      downloading?.ctl.abort();
+      downloading = null;
       await lock.run(() => disposeRun());
-      model = m;
-      post({
-        type: 'model', requestId,
-        info: {
-          name: m.name, modelType: r.config.modelType, className: r.className, task: r.task, hasTokenizer: !!m.tokenizer,
-          weightBytes: m.weightBytes, files: m.files, defaultTargets: r.spec.defaultTargets,
-        },
-      });
+      current = m;
+      model = null;
+      currentLoadId = loadId;
+      const info = modelInfo(m);
+      const insp = m.inspection;
+      const memory = await memoryFor(info.task, cmd.plan.batch, cmd.plan.seqLen, planTrainable(info.task, cmd.plan), insp.fromCache ? undefined : insp.downloadBytes);
+      post({ type: 'inspected', requestId, loadId, info, inspection: inspectionInfo(insp), memory });
+      return;
+    }
+    case 'downloadModel': {
+      const m = requireCurrent();
+      if (model) {
+        post({ type: 'model', requestId, info: { ...modelInfo(m, !!model.tokenizer), weightBytes: model.weightBytes } });
+        return;
+      }
+      downloading?.ctl.abort(); // one download at a time (a second Retry restarts it, resuming from the cache)
+      const mine = { loadId: currentLoadId, ctl: new AbortController() };
+      downloading = mine;
+      let loaded: LoadedModel;
+      try {
+        loaded = await downloadInspected(m, mine.ctl.signal, (progress) => post({ type: 'downloadProgress', loadId: mine.loadId, progress }));
+      } finally {
+        if (downloading === mine) downloading = null;
+      }
+      if (current !== m) throw new EngineError('CANCELLED', `Loading ${m.name} was superseded by another model.`);
+      model = loaded;
+      if (loaded.tokenizer === null) log(`${m.name} has no tokenizer.json: text data and the playground need one.`, 'warn');
+      post({ type: 'model', requestId, info: { ...modelInfo(m, !!loaded.tokenizer), weightBytes: loaded.weightBytes } });
+      return;
+    }
+    case 'cancelLoad':
+      if (cmd.step !== 'download') inspecting?.abort();
+      if (cmd.step !== 'inspect') downloading?.ctl.abort();
+      return;
+    case 'estimateMemory': {
+      if (!current) throw new Error('Load a model first.');
+      post({ type: 'memory', requestId, report: await memoryFor(cmd.task, cmd.batch, cmd.seqLen, cmd.trainable, cmd.downloadBytes) });
+      return;
+    }
+    case 'listCache':
+      await postCache(requestId);
+      return;
+    case 'deleteCached': {
+      const key = current?.source.cacheKey;
+      if (downloading && key && key.endpoint === cmd.endpoint && key.repo === cmd.repo && key.revision === cmd.revision) {
+        throw new Error(`${cmd.repo} is downloading right now: cancel the download first.`);
+      }
+      const { cache } = await modelCache();
+      await cache.delete(cmd.repo, cmd.revision, cmd.endpoint);
+      await postCache(requestId);
       return;
     }
     case 'inspect': {
@@ -105,7 +229,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     }
     case 'setTargets': {
-      const result = resolveTargets(treeContext(cmd.task), cmd.peft, requireModel().baseName);
+      const result = resolveTargets(treeContext(cmd.task), cmd.peft, requireCurrent().baseName);
       post({ type: 'targets', requestId, result });
       return;
     }
@@ -185,5 +309,5 @@ async function handle(cmd: WorkerCommand): Promise<void> {
 
 scope.addEventListener('message', (ev: MessageEvent<WorkerCommand>) => {
   const cmd = ev.data;
-  handle(cmd).catch((e) => post({ type: 'error', requestId: cmd.requestId, code: errorCode(e), message: describeError(e) }));
+  handle(cmd).catch((e) => post(errorEvent(e, cmd)));
 });

@@ -231,7 +231,7 @@ async function fetchWeights(src: FileSource, name: string, size: number, ctx: Fe
       try {
         throwIfAborted(signal, `Downloading ${name}`);
         arm();
-        const s = await src.stream(name, { start: dec.consumed, signal: inner.signal });
+        const s = await src.stream(name, { start: dec.consumed, signal: inner.signal, size });
         if (s.size !== size) {
           throw new HubError(`${name} of ${src.label} changed on the server while loading (${s.size} bytes, expected ${size}); load the model again.`);
         }

@@ -177,7 +177,7 @@ export class HttpSource implements FileSource {
     throw new HubError(`${this.label} does not support byte ranges for ${name} (HTTP ${res.status}), which reading headers first needs.`);
   }
 
-  async stream(name: string, opts: { start: number; signal?: AbortSignal }): Promise<OpenedStream> {
+  async stream(name: string, opts: { start: number; signal?: AbortSignal; size?: number }): Promise<OpenedStream> {
     const res = await this.get(name, opts.start > 0 ? { Range: `bytes=${opts.start}-` } : {}, opts.signal, true);
     if (this.isAbsent(res, name)) throw await this.missing(res, name);
     if (!res.ok || !res.body) throw await this.httpError(res, name);
@@ -187,7 +187,10 @@ export class HttpSource implements FileSource {
       if (!cr || cr.size === null) throw new HubError(`${this.label} sent a partial response for ${name} without its size.`);
       return { start: cr.start, size: cr.size, etag, body: iterateStream(res.body) };
     }
-    const size = Number(res.headers.get('content-length') ?? NaN);
+    // A compressed 200 (static servers gzip on the fly) has no Content-Length; the size read with the header
+    // (opts.size) still holds, since the body decompresses to the file's bytes.
+    const header = res.headers.get('content-length');
+    const size = header !== null && !res.headers.get('content-encoding') ? Number(header) : (opts.size ?? NaN);
     if (!Number.isFinite(size)) throw new HubError(`${this.label} did not report the size of ${name}.`);
     return { start: 0, size, etag, body: iterateStream(res.body) };
   }

@@ -48,7 +48,8 @@ export interface FileSource {
   /** Bytes [start, end) of an existing file. */
   readRange(name: string, start: number, end: number, signal?: AbortSignal): Promise<Uint8Array>;
   /** Streams an existing file from byte `start` on. */
-  stream(name: string, opts: { start: number; signal?: AbortSignal }): Promise<OpenedStream>;
+  /** `size`, when known (from inspection), stands in for a response that does not state it. */
+  stream(name: string, opts: { start: number; signal?: AbortSignal; size?: number }): Promise<OpenedStream>;
 }
 
 /** Parses a JSON object file; absent -> null; bad JSON -> BAD_CONFIG naming the file and source. */
