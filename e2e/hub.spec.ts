@@ -5,20 +5,14 @@
  * reload and an offline load from the browser cache, one training step; and the errors a person can hit.
  */
 import { expect, test, type Page } from '@playwright/test';
+import type { LoggedRequest } from '../test/support/hub-server';
 import { download, openStudio, setTinyArgs, startAndWait } from './helpers';
 
 const HUB = 'http://127.0.0.1:5199';
 const CONTROL = 'http://127.0.0.1:5198';
 const SOTU = 'peft-studio/sotu-gpt2';
 
-interface Logged {
-  method: string;
-  path: string;
-  range: string | null;
-  authorization: string | null;
-  status: number;
-  bytes: number;
-}
+type Logged = Omit<LoggedRequest, 'server'>;
 
 const hubLog = async (): Promise<Logged[]> => (await fetch(`${CONTROL}/requests`)).json();
 const control = (path: string) => fetch(`${CONTROL}${path}`, { method: 'POST' });

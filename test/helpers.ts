@@ -2,6 +2,8 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { expect } from 'vitest';
+import { EngineError } from '../src/engine/errors';
 import { loadModelDir, readSafetensorsFile } from '../src/engine/io/node-files';
 import type { LoadedTensor } from '../src/engine/io/safetensors';
 import { buildModel } from '../src/engine/models';
@@ -35,4 +37,15 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let ref = 0;
   for (let i = 0; i < b.length; i++) ref = Math.max(ref, Math.abs(b[i]));
   return maxAbsDiff(a, b) / Math.max(ref, 1e-12);
+}
+
+/** Awaits a promise that must reject with an EngineError, and returns the error. */
+export async function rejection(p: Promise<unknown>): Promise<EngineError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(EngineError);
+    return e as EngineError;
+  }
+  throw new Error('expected a rejection');
 }

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { rejection } from './helpers';
 import { EngineError } from '../src/engine/errors';
 import { FolderCache, cachedSource, memoryBackend, memoryCache, type CacheBackend } from '../src/engine/io/cache';
 import { downloadModel, type DownloadProgress } from '../src/engine/io/download';
@@ -36,16 +37,6 @@ function expectSameWeights(got: Map<string, LoadedTensor>, want: Map<string, Loa
     expect(got.get(k)!.shape, k).toEqual(t.shape);
     expect(got.get(k)!.data, k).toEqual(t.data);
   }
-}
-
-async function rejection(p: Promise<unknown>): Promise<EngineError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(EngineError);
-    return e as EngineError;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('repo ids and settings', () => {

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejection } from './helpers';
 import { EngineError } from '../src/engine/errors';
 import { HubError } from '../src/engine/io/hub';
 import { readSafetensors } from '../src/engine/io/safetensors';
@@ -30,16 +31,6 @@ beforeAll(async () => {
 afterAll(() => hub.close());
 
 const hubSource = (repoId: string, token?: string): ModelSource => ({ kind: 'hub', repoId, endpoint: hub.url, token });
-
-async function rejection(p: Promise<unknown>): Promise<EngineError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(EngineError);
-    return e as EngineError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('worker model loader', () => {
   it('maps every source kind to the engine sources', async () => {
