@@ -9,6 +9,6 @@ export function nodeWasmPaths(): string {
   return path.join(path.dirname(main), path.sep);
 }
 
-export async function useNodeBackend(name: Exclude<BackendName, 'webgpu'>): Promise<BackendName> {
-  return useBackend(name, { wasmPaths: nodeWasmPaths() });
+export async function useNodeBackend(name: Exclude<BackendName, 'webgpu'>, opts: { stockWasmKernels?: boolean } = {}): Promise<BackendName> {
+  return useBackend(name, { ...opts, wasmPaths: nodeWasmPaths() });
 }
