@@ -13,20 +13,29 @@ interface Node {
   label: string;
   type: string;
   own: number;
+  /** Parameters below and at this node, a tied weight counted only where it is stored. */
   total: number;
+  /** The weight this node's parameter is tied to (e.g. lm_head -> transformer.wte.weight). */
+  tiedTo?: string;
   depth: number;
   children: Node[];
   /** Targetable leaves at or below this node. */
   leaves: string[];
 }
 
-function buildTree(modules: ModuleInfo[]): Node | null {
+function buildTree(modules: ModuleInfo[], tied: Record<string, string>): Node | null {
   const byName = new Map<string, Node>();
   let root: Node | null = null;
   for (const m of modules) {
-    const own = Object.values(m.params).reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+    let own = 0;
+    let tiedTo: string | undefined;
+    for (const [p, s] of Object.entries(m.params)) {
+      const full = m.name ? `${m.name}.${p}` : p;
+      if (full in tied) tiedTo = tied[full];
+      else own += s.reduce((x, y) => x * y, 1);
+    }
     const depth = m.name ? m.name.split('.').length : 0;
-    const node: Node = { name: m.name, label: m.name.split('.').pop() || '(model)', type: m.type, own, total: own, depth, children: [], leaves: TARGETABLE_TYPES.has(m.type) ? [m.name] : [] };
+    const node: Node = { name: m.name, label: m.name.split('.').pop() || '(model)', type: m.type, own, total: own, tiedTo, depth, children: [], leaves: TARGETABLE_TYPES.has(m.type) ? [m.name] : [] };
     byName.set(m.name, node);
     if (!m.name) root = node;
     else byName.get(m.name.includes('.') ? m.name.slice(0, m.name.lastIndexOf('.')) : '')?.children.push(node);
@@ -57,12 +66,14 @@ function defaultExpanded(root: Node): Set<string> {
 
 export function ModuleTree(props: {
   modules: ModuleInfo[];
+  /** Tied parameter names (TreeInfo.tied): shown as "tied" and counted once. */
+  tied?: Record<string, string>;
   matched: string[];
   saved: string[];
   disabled: boolean;
   onToggle: (names: string[], on: boolean) => void;
 }) {
-  const root = useMemo(() => buildTree(props.modules), [props.modules]);
+  const root = useMemo(() => buildTree(props.modules, props.tied ?? {}), [props.modules, props.tied]);
   const [expanded, setExpanded] = useState<Set<string>>(() => (root ? defaultExpanded(root) : new Set()));
   useEffect(() => setExpanded(root ? defaultExpanded(root) : new Set()), [root]);
   const matched = useMemo(() => new Set(props.matched), [props.matched]);
@@ -174,8 +185,11 @@ const Row = memo(function Row(p: {
       <span className="mod-type">{n.type}</span>
       {p.isMatched && <span className="badge lora">LoRA</span>}
       {p.isSaved && <span className="badge saved" title="modules_to_save: trained in full and saved with the adapter">saved</span>}
-      <span className="mod-params" title={`${thousands(n.total)} parameters${n.own !== n.total ? ` (${thousands(n.own)} own)` : ''}`}>
-        {n.total ? compact(n.total) : ''}
+      <span
+        className="mod-params"
+        title={n.tiedTo ? `shares its weight with ${n.tiedTo} (counted there)` : `${thousands(n.total)} parameters${n.own !== n.total ? ` (${thousands(n.own)} own)` : ''}`}
+      >
+        {n.total ? compact(n.total) : n.tiedTo ? 'tied' : ''}
       </span>
     </div>
   );

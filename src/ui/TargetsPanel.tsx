@@ -146,7 +146,7 @@ export function TargetsPanel() {
           </fieldset>
           {lora && <pre className="python" data-testid="peft-python">{`LoraConfig(\n  ${specAsPython(spec).replace(/\n/g, '\n  ')},\n)`}</pre>}
           {result?.error && <ErrorNote testId="targets-error">{result.error.message}</ErrorNote>}
-          <ModuleTree modules={tree.modules} matched={lora ? matched : []} saved={heads} disabled={locked} onToggle={P.toggleTargets} />
+          <ModuleTree modules={tree.modules} tied={tree.tied} matched={lora ? matched : []} saved={heads} disabled={locked} onToggle={P.toggleTargets} />
         </>
       )}
     </Panel>

@@ -180,6 +180,8 @@ export interface TreeInfo {
   task: TaskType;
   modules: ModuleInfo[];
   totalParams: number;
+  /** Parameter name -> the parameter it shares storage with (tied lm_head), counted once in totals. */
+  tied: Record<string, string>;
 }
 
 /** What a target spec matches, with PEFT's trainable-parameter line. */

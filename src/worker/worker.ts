@@ -225,7 +225,8 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'inspect': {
       const ctx = treeContext(cmd.task);
       const r = resolveArchitecture(ctx.config, cmd.task);
-      post({ type: 'tree', requestId, tree: { task: cmd.task, modules: ctx.modules, totalParams: countBaseParams(ctx.modules, r.spec.tied(r.config, r.task)) } });
+      const tied = r.spec.tied(r.config, r.task);
+      post({ type: 'tree', requestId, tree: { task: cmd.task, modules: ctx.modules, totalParams: countBaseParams(ctx.modules, tied), tied } });
       return;
     }
     case 'setTargets': {
