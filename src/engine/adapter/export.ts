@@ -2,6 +2,7 @@
 import { formatAdapterConfigJson, peftConfigToJson } from '../peft/config';
 import { LoraModel } from '../peft/lora/model';
 import type { PeftModel } from '../peft/model';
+import { PromptTuningModel } from '../peft/prompt-tuning/model';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors';
 
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -30,8 +31,8 @@ export function adapterConfigObject(peft: PeftModel, meta: AdapterMeta): Record<
       fanInFanOut: r.fanInFanOut,
     });
   }
-  const cfg = (peft as unknown as { config: Parameters<typeof peftConfigToJson>[0] }).config;
-  return peftConfigToJson(cfg, {
+  if (!(peft instanceof PromptTuningModel)) throw new Error(`internal: no adapter_config.json writer for ${peft.peftType}`);
+  return peftConfigToJson(peft.config, {
     ...common,
     tokenDim: base.config.hiddenSize,
     numLayers: base.config.numLayers,

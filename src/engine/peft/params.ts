@@ -4,6 +4,7 @@
  */
 import type { ModuleInfo, TaskType } from '../models/types';
 import type { TargetResolution } from './targets';
+import { countParams } from '../models';
 
 export interface ParamCount {
   trainable: number;
@@ -43,9 +44,9 @@ function inside(module: string, root: string): boolean {
   return root === '' || module === root || module.startsWith(`${root}.`);
 }
 
-/** Parameters of the frozen base model (each tensor once). */
+/** Parameters of the frozen base model (each tensor once): the models' own count, under PEFT's name. */
 export function countBaseParams(modules: ModuleInfo[], tied: TiedMap = {}): number {
-  return uniqueParams(modules, tied).reduce((a, p) => a + p.numel, 0);
+  return countParams(modules, tied);
 }
 
 /** in_features / out_features of a module that LoRA wraps (Conv1D stores [in, out], Linear [out, in]). */

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../random';
 import type { PeftModel } from '../peft/model';
+import { PromptTuningModel } from '../peft/prompt-tuning/model';
 
 export interface GenerateOptions {
   maxNewTokens?: number;
@@ -24,7 +25,7 @@ interface Tok {
 export async function generate(peft: PeftModel, tok: Tok, prompt: string, o: GenerateOptions = {}): Promise<string> {
   const maxNew = o.maxNewTokens ?? 40;
   const rng = new Rng(o.seed ?? 0);
-  const virtual = peft.enabled && peft.peftType === 'PROMPT_TUNING' ? (peft as unknown as { config: { numVirtualTokens: number } }).config.numVirtualTokens : 0;
+  const virtual = peft.enabled && peft instanceof PromptTuningModel ? peft.config.numVirtualTokens : 0;
   const window = peft.base.config.maxPositions - virtual;
   const ids = tok.encode(prompt);
   if (ids.length === 0 && tok.eosTokenId != null) ids.push(tok.eosTokenId);
