@@ -204,8 +204,7 @@ function trainable(model: Model, vars: tf.Variable[]): Trainable {
   return {
     task: 'CAUSAL_LM',
     // No attention mask: every window is full, so the causal mask alone is what transformers would apply.
-    logits: (b, training) => model.forward({ inputIds: b.inputIds, training }),
-    alignLabels: (l) => l,
+    loss: (b, training) => model.loss({ inputIds: b.inputIds, training }, b.labels),
     variables: () => vars,
   };
 }

@@ -14,7 +14,7 @@ import { readSafetensors, writeSafetensors } from '../src/engine/io/safetensors'
 import { createPeftModel, LoraModel } from '../src/engine/peft';
 import { parsePeftConfig } from '../src/engine/peft/config';
 import type { PeftModel } from '../src/engine/peft/model';
-import { lossAndGrads } from '../src/engine/train/step';
+import { lossAndGrads, peftTrainable } from '../src/engine/train/step';
 import type { Batch } from '../src/engine/train/data';
 import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, relErr, toTensor } from './helpers';
 
@@ -46,14 +46,6 @@ function referenceBatch(model: string): Batch {
   };
 }
 
-function trainableOf(peft: PeftModel) {
-  return {
-    task: peft.base.task,
-    logits: (b: Batch, training: boolean) => peft.forward({ inputIds: b.inputIds, attentionMask: b.attentionMask, training }),
-    alignLabels: (l: tf.Tensor) => peft.alignLabels(l),
-    variables: () => peft.trainableVariables(),
-  };
-}
 
 describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
   beforeAll(async () => {
@@ -75,7 +67,7 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
       expect(maxAbsDiff(logits.dataSync(), refLogits.data)).toBeLessThan(1e-4);
       logits.dispose();
 
-      const { loss, grads } = await lossAndGrads(trainableOf(peft), batch, false);
+      const { loss, grads } = await lossAndGrads(peftTrainable(peft), batch, false);
       expect(Math.abs(loss - expected.get('loss')!.data[0])).toBeLessThan(1e-4);
       const byVar = new Map([...state].map(([k, v]) => [v, k]));
       expect(grads.size).toBe(keys);

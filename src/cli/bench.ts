@@ -1,134 +1,85 @@
 /**
- * `npm run bench -- [--layers 4 --d 256 --heads 4 --batch 8 --seq 64 --r 8 --steps 5 --vocab 4096
- * --backends cpu,wasm --out file.json]`: per tfjs backend available in Node, the median time of a LoRA training
- * step (forward + backward + AdamW, after a warm-up step) on a randomly initialised GPT-2-shaped model, the
- * tokens/s that gives, and the backend's 1024^3 matmul GFLOP/s. Prints one JSON object on stdout.
+ * `npm run bench -- [--preset tiny|gpt2-124m|smollm2-135m|qwen2.5-0.5b] [shape flags] [--backends cpu,wasm]
+ * [--checkpointing on|off] [--memory-grid] [--out file.json]`: per tfjs backend available in Node, LoRA training
+ * steps on a randomly initialised model of that shape (src/engine/bench.ts), the backend's 1024^3 matmul rate
+ * and the step's efficiency against it. Prints one JSON object on stdout.
+ *
+ * --memory-grid measures peak memory (one step each) for batch 1/4/8/16 x seq 128/256, each in a fresh child
+ * process: the wasm heap never shrinks, so a process measures one configuration.
  */
+import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { benchMatmul, benchTraining, PRESETS, type BenchShape } from '../engine/bench';
 import { describeError } from '../engine/errors';
 import { useNodeBackend } from '../engine/io/node-backend';
-import { buildModel, countParams } from '../engine/models';
-import { createPeftModel } from '../engine/peft';
-import { loraConfig } from '../engine/peft/lora/config';
-import { collate, disposeBatch, type Encoded } from '../engine/train/data';
-import { AdamW } from '../engine/train/optimizer';
-import { optimizerStep } from '../engine/train/step';
-import { Rng } from '../engine/random';
-import { helpText, int, list, note, parseArgv, runCli, str, usage, writeJson, type CommandSpec } from './common';
+import { helpText, int, list, note, parseArgv, runCli, str, usage, writeJson, type CommandSpec, type Parsed } from './common';
 
 export const BENCH: CommandSpec = {
   name: 'bench',
-  summary: 'Measures LoRA training-step time, tokens/s and 1024^3 matmul GFLOP/s per tfjs backend; prints one JSON object.',
-  usage: 'npm run bench -- [--layers 4 --d 256 --heads 4 --batch 8 --seq 64 --r 8 --steps 5 --vocab 4096 --backends cpu,wasm] [--out file.json]',
+  summary: 'Measures LoRA training steps (time, tokens/s, FLOP/s, memory) and 1024^3 matmul GFLOP/s per tfjs backend; prints one JSON object.',
+  usage: 'npm run bench -- [--preset gpt2-124m] [--batch 8 --seq 128 --r 8 --steps 3] [--backends cpu,wasm] [--checkpointing on|off] [--memory-grid] [--out file.json]',
   options: {
-    layers: { kind: 'value', arg: 'N', help: 'Transformer blocks (default 4).' },
-    d: { kind: 'value', arg: 'N', help: 'Hidden size (default 256).' },
-    heads: { kind: 'value', arg: 'N', help: 'Attention heads (default 4).' },
+    preset: { kind: 'value', arg: 'NAME', help: `Model shape: ${Object.keys(PRESETS).join(', ')} (default tiny: GPT-2, 4 layers, d=256, vocab 8192).` },
+    arch: { kind: 'value', arg: 'gpt2|llama', help: 'Architecture when giving the shape by hand.' },
+    layers: { kind: 'value', arg: 'N', help: 'Transformer blocks.' },
+    d: { kind: 'value', arg: 'N', help: 'Hidden size.' },
+    heads: { kind: 'value', arg: 'N', help: 'Attention heads.' },
+    'kv-heads': { kind: 'value', arg: 'N', help: 'Key/value heads (llama).' },
+    ffn: { kind: 'value', arg: 'N', help: 'MLP size.' },
+    vocab: { kind: 'value', arg: 'N', help: 'Vocabulary size.' },
+    targets: { kind: 'value', arg: 'a,b', help: 'LoRA target_modules (default c_attn for gpt2, q_proj,v_proj for llama).' },
     batch: { kind: 'value', arg: 'N', help: 'Batch size (default 8).' },
     seq: { kind: 'value', arg: 'N', help: 'Sequence length (default 64).' },
-    r: { kind: 'value', arg: 'N', help: 'LoRA rank on c_attn (default 8).' },
-    steps: { kind: 'value', arg: 'N', help: 'Timed training steps after one warm-up step (default 5).' },
-    vocab: { kind: 'value', arg: 'N', help: 'Vocabulary size (default 4096).' },
+    r: { kind: 'value', arg: 'N', help: 'LoRA rank (default 8).' },
+    steps: { kind: 'value', arg: 'N', help: 'Timed training steps after one warm-up step (default 3).' },
+    checkpointing: { kind: 'value', arg: 'on|off', help: 'Gradient checkpointing (default off).' },
     'matmul-runs': { kind: 'value', arg: 'N', help: 'Timed 1024^3 matmuls after a warm-up (default 5).' },
-    backends: { kind: 'value', arg: 'cpu,wasm', help: 'Backends to measure (default cpu,wasm).' },
+    backends: { kind: 'value', arg: 'cpu,wasm', help: 'Backends to measure (default wasm).' },
+    'memory-grid': { kind: 'flag', help: 'Peak memory for batch 1/4/8/16 x seq 128/256 (one step each, a fresh process each).' },
     out: { kind: 'value', arg: 'FILE', help: 'Also write the JSON here.' },
   },
+  notes: 'Examples:\n  npm run bench -- --preset gpt2-124m --batch 8 --seq 128 --checkpointing on\n  npm run bench -- --preset qwen2.5-0.5b --batch 4 --seq 128 --checkpointing on --steps 1',
 };
 
-export interface BenchShape {
-  layers: number;
-  d: number;
-  heads: number;
-  batch: number;
-  seq: number;
-  r: number;
-  steps: number;
-  vocab: number;
-  matmulRuns: number;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const r2 = (x: number) => Math.round(x * 100) / 100;
-
-/** ms per LoRA training step (each step = one optimizer step on one batch of batch x seq real tokens). */
-async function benchTraining(s: BenchShape) {
-  const config = {
-    model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], vocab_size: s.vocab, n_embd: s.d, n_layer: s.layers, n_head: s.heads,
-    n_positions: Math.max(s.seq, 128), attn_pdrop: 0, embd_pdrop: 0, resid_pdrop: 0,
+function shapeOf(p: Parsed): BenchShape {
+  const name = str(p, 'preset') ?? 'tiny';
+  const preset = PRESETS[name];
+  if (!preset) throw usage(`--preset: "${name}" is not one of ${Object.keys(PRESETS).join(', ')}`);
+  const pos = (flag: string, d: number | undefined) => {
+    const v = int(p, flag) ?? d;
+    if (v !== undefined && v < 1) throw usage(`--${flag} must be a positive integer`);
+    return v;
   };
-  const model = buildModel(config, new Map(), { initMissing: 'all', task: 'CAUSAL_LM', seed: 0 });
-  const peft = createPeftModel(model, loraConfig({ taskType: 'CAUSAL_LM', r: s.r, loraAlpha: 2 * s.r, targetModules: ['c_attn'] }), 0);
-  const opt = new AdamW({ weightDecay: 0 });
-  const rng = new Rng(1);
-  const rows: Encoded[] = Array.from({ length: s.batch }, () => {
-    const ids = Array.from({ length: s.seq }, () => Math.floor(rng.next() * s.vocab));
-    return { ids, labels: ids.slice() };
-  });
-  const batch = collate(rows, 'CAUSAL_LM', 0);
-  const trainable = {
-    task: model.task,
-    logits: (b: typeof batch, training: boolean) => peft.forward({ inputIds: b.inputIds, attentionMask: b.attentionMask, training }),
-    alignLabels: (l: tf.Tensor) => peft.alignLabels(l),
-    variables: () => peft.trainableVariables(),
+  const arch = (str(p, 'arch') ?? preset.arch) as BenchShape['arch'];
+  if (arch !== 'gpt2' && arch !== 'llama') throw usage(`--arch must be gpt2 or llama, got "${arch}"`);
+  const s: BenchShape = {
+    ...preset,
+    arch,
+    layers: pos('layers', preset.layers)!,
+    d: pos('d', preset.d)!,
+    heads: pos('heads', preset.heads)!,
+    kvHeads: pos('kv-heads', preset.kvHeads),
+    ffn: pos('ffn', preset.ffn),
+    vocab: pos('vocab', preset.vocab)!,
+    batch: pos('batch', 8)!,
+    seq: pos('seq', 64)!,
+    r: pos('r', 8)!,
+    targets: list(p, 'targets') ?? (arch === preset.arch ? preset.targets : arch === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj']),
   };
-  const times: number[] = [];
-  const losses: number[] = [];
-  try {
-    for (let i = 0; i <= s.steps; i++) {
-      const t0 = performance.now();
-      const res = await optimizerStep(trainable, opt, [batch], 1e-3, 1); // reads the loss back, so the step has completed
-      const ms = performance.now() - t0;
-      losses.push(res.loss);
-      if (i > 0) times.push(ms); // step 0 is the warm-up
-    }
-    const ms = median(times);
-    return {
-      params: countParams(model.modules, model.tied),
-      trainable_params: peft.trainableVariables().reduce((n, v) => n + v.size, 0),
-      ms_per_step: r2(ms),
-      step_ms: times.map(r2),
-      tokens_per_sec: r2(((s.batch * s.seq) / ms) * 1000),
-      loss_first: r2(losses[0]),
-      loss_last: r2(losses[losses.length - 1]),
-    };
-  } finally {
-    disposeBatch(batch);
-    opt.dispose();
-    peft.dispose();
-    model.dispose();
-  }
+  if (s.d % s.heads) throw usage(`--d ${s.d} is not divisible by --heads ${s.heads}`);
+  if (s.heads % (s.kvHeads ?? s.heads)) throw usage(`--heads ${s.heads} is not a multiple of --kv-heads ${s.kvHeads}`);
+  return s;
 }
 
-/** 1024 x 1024 x 1024 matmul throughput (2 n^3 FLOPs), dataSync forcing completion. */
-function benchMatmul(runs: number) {
-  const n = 1024;
-  const a = tf.randomUniform([n, n], -1, 1, 'float32', 1);
-  const b = tf.randomUniform([n, n], -1, 1, 'float32', 2);
-  const times: number[] = [];
-  try {
-    for (let i = 0; i <= runs; i++) {
-      const t0 = performance.now();
-      const c = tf.matMul(a, b);
-      c.dataSync();
-      const ms = performance.now() - t0;
-      c.dispose();
-      if (i > 0) times.push(ms);
-    }
-  } finally {
-    a.dispose();
-    b.dispose();
-  }
-  const ms = median(times);
-  return { matmul_ms: r2(ms), matmul_gflops: r2((2 * n ** 3) / (ms * 1e6)) };
+function onOff(p: Parsed, flag: string): boolean {
+  const v = str(p, flag) ?? 'off';
+  if (v !== 'on' && v !== 'off') throw usage(`--${flag} must be on or off, got "${v}"`);
+  return v === 'on';
 }
 
-export async function runBench(s: BenchShape, backends: ('cpu' | 'wasm')[]) {
+export async function runBench(s: BenchShape, backends: ('cpu' | 'wasm')[], o: { steps: number; checkpointing: boolean; matmulRuns: number }) {
   const results: Record<string, unknown> = {};
   for (const b of backends) {
     try {
@@ -139,38 +90,68 @@ export async function runBench(s: BenchShape, backends: ('cpu' | 'wasm')[]) {
     }
     note(`bench: ${b} ...`);
     const flags = b === 'wasm' ? { simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') } : {};
-    results[b] = { available: true, ...flags, ...(await benchTraining(s)), ...benchMatmul(s.matmulRuns) };
+    const train = await benchTraining(s, { steps: o.steps, checkpointing: o.checkpointing, profileMemory: true });
+    const mm = await benchMatmul(o.matmulRuns);
+    results[b] = { available: true, ...flags, ...train, ...mm, efficiency: train.step_gflops === null ? null : r3(train.step_gflops / mm.matmul_gflops) };
   }
   return {
-    model: { arch: 'gpt2', layers: s.layers, d: s.d, heads: s.heads, vocab: s.vocab, lora: { r: s.r, target_modules: ['c_attn'] } },
+    model: { ...s, lora: { r: s.r, target_modules: s.targets } },
     batch: s.batch,
     seq: s.seq,
-    timed_steps: s.steps,
-    matmul_runs: s.matmulRuns,
+    timed_steps: o.steps,
     node: process.version,
     cpu: `${cpus()[0]?.model ?? 'unknown'} x${cpus().length}`,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
     backends: results,
   };
+}
+
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Each grid point in its own process (same flags, one step, memory only). */
+function memoryGrid(argv: string[]) {
+  const keep = argv.filter((a, i) => a !== '--memory-grid' && !/^--(batch|seq|steps|out)$/.test(a) && !/^--(batch|seq|steps|out)$/.test(argv[i - 1] ?? ''));
+  const points: Record<string, unknown>[] = [];
+  for (const seq of [128, 256]) {
+    for (const batch of [1, 4, 8, 16]) {
+      note(`bench: memory at batch ${batch} x seq ${seq} ...`);
+      const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1], ...keep, '--batch', String(batch), '--seq', String(seq), '--steps', '0', '--matmul-runs', '1'], {
+        encoding: 'utf8', maxBuffer: 1 << 24,
+      });
+      const line = child.stdout.trim().split('\n').pop() ?? '';
+      let res: Record<string, unknown> | null = null;
+      try {
+        res = JSON.parse(line);
+      } catch {
+        points.push({ batch, seq, error: (child.stderr || 'no output').trim().split('\n').slice(-3).join(' ') });
+        continue;
+      }
+      for (const [backend, r] of Object.entries((res!.backends ?? {}) as Record<string, Record<string, unknown>>)) {
+        points.push({
+          backend, batch, seq, peak_heap_bytes: r.peak_heap_bytes, tf_peak_bytes: r.tf_peak_bytes, peak_rss_bytes: res!.peak_rss_bytes,
+          weights_bytes: r.weights_bytes, adapter_optimizer_bytes: r.adapter_optimizer_bytes, activations_bytes: r.activations_bytes,
+          lm_head_bytes: r.lm_head_bytes, error: r.error,
+        });
+      }
+    }
+  }
+  return points;
 }
 
 export async function benchCommand(argv: string[]): Promise<void> {
   const p = parseArgv(BENCH, argv);
   if (p.help) return void console.log(helpText(BENCH));
-  const pos = (name: string, d: number) => {
-    const v = int(p, name) ?? d;
-    if (v < 1) throw usage(`--${name} must be a positive integer`);
-    return v;
-  };
-  const s: BenchShape = {
-    layers: pos('layers', 4), d: pos('d', 256), heads: pos('heads', 4), batch: pos('batch', 8), seq: pos('seq', 64),
-    r: pos('r', 8), steps: pos('steps', 5), vocab: pos('vocab', 4096), matmulRuns: pos('matmul-runs', 5),
-  };
-  if (s.d % s.heads) throw usage(`--d ${s.d} is not divisible by --heads ${s.heads}`);
-  const backends = (list(p, 'backends') ?? ['cpu', 'wasm']).map((b) => {
+  const s = shapeOf(p);
+  const checkpointing = onOff(p, 'checkpointing');
+  const backends = (list(p, 'backends') ?? ['wasm']).map((b) => {
     if (b !== 'cpu' && b !== 'wasm') throw usage(`--backends: "${b}" is not a Node backend (cpu, wasm)`);
     return b;
   });
-  const res = await runBench(s, backends);
+  const steps = int(p, 'steps') ?? 3;
+  if (steps < 0) throw usage('--steps must be >= 0');
+  const res = p.opts.has('memory-grid')
+    ? { model: { ...s, lora: { r: s.r, target_modules: s.targets } }, gradient_checkpointing: checkpointing, memory: memoryGrid(argv) }
+    : await runBench(s, backends, { steps, checkpointing, matmulRuns: int(p, 'matmul-runs') ?? 5 });
   const out = str(p, 'out');
   if (out) writeJson(out, res);
   process.stdout.write(`${JSON.stringify(res)}\n`);

@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { EngineError } from './errors';
-import { installFastWasmMatMul } from './wasm-matmul';
+import { guardWasmAllocations } from './wasm-heap';
+import { installFastWasmMatMul, installSharedWasmIdentity } from './wasm-matmul';
 
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
 
@@ -24,6 +25,10 @@ export async function useBackend(name: BackendName, opts: { wasmPaths?: string; 
     throw new EngineError('BACKEND', `The ${name} backend could not start: ${(e as Error).message}`);
   }
   if (!ok || tf.getBackend() !== name) throw new EngineError('BACKEND', `The ${name} backend is not available here.`);
+  if (name === 'wasm') {
+    guardWasmAllocations();
+    installSharedWasmIdentity();
+  }
   if (name === 'wasm' && !opts.stockWasmKernels) installFastWasmMatMul();
   return name;
 }

@@ -33,10 +33,15 @@ export function describeError(e: unknown): string {
   if (e instanceof EngineError) return e.message;
   if (e instanceof Error) {
     const m = e.message || String(e);
-    if (/out of memory|OOM|allocation failed|Failed to allocate|Array buffer allocation/i.test(m)) {
+    if (isOutOfMemory(m)) {
       return `Out of memory: ${m}. Try a smaller batch size, sequence length or model.`;
     }
     return m;
   }
   return String(e);
+}
+
+/** Messages the JavaScript engine, tfjs and WebGPU give when memory runs out. */
+export function isOutOfMemory(message: string): boolean {
+  return /out of memory|OOM|allocation failed|Failed to allocate|Array buffer allocation|Invalid typed array length|Invalid array buffer length|memory access out of bounds/i.test(message);
 }

@@ -9,10 +9,11 @@ import type { Model, TaskType } from './models/types';
 import { createPeftModel, type PeftModel } from './peft';
 import type { PeftConfig } from './peft/config';
 import { exportAdapter, type AdapterFiles } from './adapter/export';
-import { BatchSampler, collate, disposeBatch, encodeExamples, type Encoded, type Example } from './train/data';
+import { BatchSampler, collate, disposeBatch, encodeExamples, type CollateOptions, type Encoded, type Example } from './train/data';
 import { AdamW } from './train/optimizer';
 import { learningRateAt, type SchedulerType } from './train/schedule';
-import { optimizerStep, type Trainable } from './train/step';
+import { optimizerStep, peftTrainable, type Trainable } from './train/step';
+import { Rng } from './random';
 import { evaluate, type EvalMetrics } from './train/evaluate';
 import { generate, classify, type GenerateOptions } from './train/generate';
 
@@ -37,6 +38,8 @@ export interface TrainingArgs {
   maxGradNorm: number;
   /** Evaluate every N optimizer steps (0 = only when asked). */
   evalSteps: number;
+  /** Recompute each block's activations in the backward pass (TrainingArguments.gradient_checkpointing). */
+  gradientCheckpointing: boolean;
   seed: number;
   maxLength: number;
 }
@@ -53,6 +56,7 @@ export const DEFAULT_ARGS: TrainingArgs = {
   weightDecay: 0,
   maxGradNorm: 1,
   evalSteps: 0,
+  gradientCheckpointing: false,
   seed: 42,
   maxLength: 128,
 };
@@ -96,6 +100,10 @@ export class TrainingSession {
   private readonly opt: AdamW;
   private readonly padId: number;
   private readonly meta: { baseModelName: string | null; revision: string | null };
+  /** Batches are padded to multiples of 16 tokens (never past the model's positions). */
+  private readonly padding: CollateOptions;
+  /** Seeds of each forward pass's dropout masks. */
+  private readonly dropoutRng: Rng;
   /** Optimizer steps done. */
   completedSteps = 0;
 
@@ -133,6 +141,7 @@ export class TrainingSession {
         eosTokenId: init.tokenizer?.eosTokenId ?? c.eosTokenId,
         numLabels: c.numLabels,
       };
+      this.padding = { padToMultipleOf: 16, maxLength: enc.maxLength };
       this.train = encodeExamples(init.data.train, enc);
       this.validation = encodeExamples(init.data.validation ?? [], enc);
       for (const e of [...this.train, ...this.validation]) {
@@ -148,6 +157,7 @@ export class TrainingSession {
       throw e;
     }
     this.meta = { baseModelName: init.baseModelName ?? null, revision: init.revision ?? null };
+    this.dropoutRng = new Rng(this.args.seed + 1);
   }
 
   static async create(init: SessionInit): Promise<TrainingSession> {
@@ -165,13 +175,7 @@ export class TrainingSession {
 
   /** The PEFT model as the training step sees it. */
   private trainable(): Trainable {
-    const p = this.peft;
-    return {
-      task: this.model.task,
-      logits: (b, training) => p.forward({ inputIds: b.inputIds, attentionMask: b.attentionMask, training }),
-      alignLabels: (l) => p.alignLabels(l),
-      variables: () => p.trainableVariables(),
-    };
+    return peftTrainable(this.peft, { checkpoint: this.args.gradientCheckpointing, seed: () => this.dropoutRng.int(2 ** 30) });
   }
 
   /** One optimizer step (gradient accumulation included). */
@@ -183,7 +187,7 @@ export class TrainingSession {
     });
     const micro = [];
     for (let i = 0; i < this.args.gradientAccumulationSteps; i++) {
-      micro.push(collate(this.sampler.next().map((j) => this.train[j]), this.model.task, this.padId));
+      micro.push(collate(this.sampler.next().map((j) => this.train[j]), this.model.task, this.padId, this.padding));
     }
     try {
       const r = await optimizerStep(this.trainable(), this.opt, micro, lr, this.args.maxGradNorm);
@@ -202,7 +206,7 @@ export class TrainingSession {
   /** Eval loss and accuracy (SEQ_CLS: accuracy + F1; CLM: next-token accuracy) on the validation set. */
   async evaluate(limit?: number): Promise<EvalMetrics> {
     const rows = limit ? this.validation.slice(0, limit) : this.validation;
-    return evaluate(this.peft, rows, this.args.batchSize, this.padId);
+    return evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding);
   }
 
   get hasValidation(): boolean {

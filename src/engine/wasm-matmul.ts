@@ -14,8 +14,32 @@
  *
  * XNNPACK caches its packed right-hand matrix by tensor id, so every right-hand slice gets a fresh tensor that is
  * disposed right after (which drops the cache entry); a slice buffer is never refilled under the same id.
+ *
+ * That cache is also a second copy of every weight matrix used as a plain right-hand operand (GPT-2's Conv1D
+ * weights in the forward pass: 340 MB at 124M parameters), kept until the weight is disposed. The pack policy
+ * decides: 'all' (tfjs's behaviour; right for generation, where one row at a time makes packing per call
+ * expensive) or 'marked' (training: only tensors passed to keepPacked() stay packed, any other right-hand
+ * operand is copied to a temporary first, so its packed copy is freed after the product; the copy and the
+ * repack cost about 3% of a [1024, 768] x [768, 2304] product).
  */
 import * as tf from '@tensorflow/tfjs';
+import { ensureWasmHeadroom } from './wasm-heap';
+
+export type PackPolicy = 'all' | 'marked';
+let policy: PackPolicy = 'all';
+const packed = new WeakSet<object>();
+
+/** Which right-hand operands XNNPACK may keep packed between products (see above). */
+export function setPackPolicy(p: PackPolicy): PackPolicy {
+  const was = policy;
+  policy = p;
+  return was;
+}
+
+/** Lets this tensor's packed form stay cached under the 'marked' policy (e.g. the LM head weight). */
+export function keepPacked(t: tf.Tensor): void {
+  packed.add(t.dataId);
+}
 
 interface TensorInfo {
   dataId: object;
@@ -47,6 +71,14 @@ export function installFastWasmMatMul(): void {
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return run(orig, args.inputs, backend, args.attrs);
     const temps: TensorInfo[] = [];
+    const copyOf = (x: TensorInfo) => {
+      const y = backend.makeOutput(x.shape, 'float32');
+      const n = x.shape.reduce((p, q) => p * q, 1) * 4;
+      const heap = backend.wasm.HEAPU8;
+      heap.copyWithin(backend.dataIdMap.get(y.dataId).memoryOffset, backend.dataIdMap.get(x.dataId).memoryOffset, backend.dataIdMap.get(x.dataId).memoryOffset + n);
+      temps.push(y);
+      return y;
+    };
     const swapLast = (x: TensorInfo) => {
       const r = x.shape.length;
       const perm = [...Array(r - 2).keys(), r - 1, r - 2];
@@ -61,7 +93,13 @@ export function installFastWasmMatMul(): void {
       const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
       const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
       const sameBatch = a.shape.length === b.shape.length && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
-      if (batchA <= 1 && batchB <= 1) return run(orig, { a, b }, backend, plain);
+      if (batchA <= 1 && batchB <= 1) {
+        // XNNPACK packs b (about b's size) in memory it allocates itself: make sure that allocation can succeed.
+        const bBytes = b.shape.reduce((x, y) => x * y, 1) * 4;
+        ensureWasmHeadroom(bBytes);
+        if (policy === 'marked' && !packed.has(b.dataId) && !temps.includes(b)) b = copyOf(b);
+        return run(orig, { a, b }, backend, plain);
+      }
       if (!sameBatch) return run(orig, { a, b }, backend, plain); // broadcasting: rare, keep the stock kernel
       const [M, K] = a.shape.slice(-2);
       const N = b.shape[b.shape.length - 1];
@@ -96,3 +134,29 @@ export function installFastWasmMatMul(): void {
   });
   installed = true;
 }
+
+/**
+ * tfjs-wasm's Identity kernel copies its input. tfjs runs it for every tensor it saves for the backward pass
+ * (`keep(clone(t))`), so each saved activation existed twice, and the embedding table got copied once per
+ * step (154 MB at GPT-2's size). Measured on GPT-2-124M at batch 2 x 128 the copies were over half of the
+ * training step's tensor memory. The replacement shares the buffer (reference-counted), as the cpu and webgpu
+ * backends' Identity does: no kernel writes into its inputs, so sharing is safe.
+ */
+export function installSharedWasmIdentity(): void {
+  if (sharedIdentity) return;
+  const orig = tf.getKernel('Identity', 'wasm');
+  if (!orig) throw new Error('installSharedWasmIdentity: the wasm backend is not registered');
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({
+    kernelName: 'Identity',
+    backendName: 'wasm',
+    kernelFunc: ((args: { inputs: { x: TensorInfo }; backend: WasmBackend & { incRef(d: object): void } }) => {
+      const { x } = args.inputs;
+      if (x.dtype === 'string') return (orig.kernelFunc as unknown as (a: unknown) => TensorInfo)(args);
+      args.backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    }) as unknown as tf.KernelFunc,
+  });
+  sharedIdentity = true;
+}
+let sharedIdentity = false;

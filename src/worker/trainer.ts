@@ -6,7 +6,7 @@
  * The last adapter exported from a finite-loss state is kept: after a failure (NaN loss, lost device, out of
  * memory) export still hands out good weights.
  */
-import { describeError, EngineError } from '../engine/errors';
+import { describeError, EngineError, isOutOfMemory } from '../engine/errors';
 import type { TrainingSession } from '../engine/session';
 import type { AdapterFiles, RunState, WorkerEvent } from './protocol';
 
@@ -27,7 +27,7 @@ const macrotask = () => new Promise<void>((r) => setTimeout(r, 0));
 export function errorCode(e: unknown): string {
   if (e instanceof EngineError) return e.code;
   const m = e instanceof Error ? e.message : String(e);
-  if (/out of memory|allocation failed|Failed to allocate/i.test(m)) return 'OUT_OF_MEMORY';
+  if (isOutOfMemory(m)) return 'OUT_OF_MEMORY';
   if (/device (was )?lost|GPUDevice/i.test(m)) return 'BACKEND';
   return 'INTERNAL';
 }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  activation, attend, attentionBias, dropout, embedding, layerNorm, linear, mergeHeads, positions, prefixMask,
+  activation, attend, attentionBias, block, dropout, embedding, layerNorm, linear, mergeHeads, positions, prefixMask,
   prependPrefix, splitHeads, type Ctx,
 } from './layers';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
@@ -128,7 +128,7 @@ function encoderLayer(c: BertConfig, ctx: Ctx, i: number, x: tf.Tensor, bias: tf
   return layerNorm(ctx, `${p}.output.LayerNorm`, tf.add(o, x), c.layerNormEps);
 }
 
-function forward(c: BertConfig, _task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
+function hidden(c: BertConfig, _task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
   const [B, T] = input.inputIds.shape;
   const C = c.hiddenSize;
   // Prompt tuning prepends to the word embeddings; position and token-type embeddings are added after,
@@ -140,7 +140,13 @@ function forward(c: BertConfig, _task: TaskType, ctx: Ctx, input: ForwardInput):
   x = tf.add(x, tf.slice(ctx.get('bert.embeddings.token_type_embeddings.weight'), [0, 0], [1, C]));
   x = dropout(ctx, layerNorm(ctx, 'bert.embeddings.LayerNorm', x, c.layerNormEps), c.hiddenDropout);
   const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, false); // padding keys only
-  for (let i = 0; i < c.numLayers; i++) x = encoderLayer(c, ctx, i, x, bias);
+  for (let i = 0; i < c.numLayers; i++) x = block(ctx, `bert.encoder.layer.${i}`, x, [bias], (h, [b]) => encoderLayer(c, ctx, i, h, b));
+  return x; // [B, S, C]
+}
+
+function head(c: BertConfig, _task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
+  const [B] = x.shape;
+  const C = c.hiddenSize;
   // pooler: tanh(dense(hidden at position 0)), the [CLS] slot or the first virtual token
   const first = tf.slice(x, [0, 0, 0], [B, 1, C]).reshape([B, C]);
   const pooled = tf.tanh(linear(ctx, 'bert.pooler.dense', first));
@@ -170,5 +176,6 @@ export const bert: ArchitectureSpec<BertConfig> = {
     }
     return w;
   },
-  forward,
+  hidden,
+  head,
 };

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  activation, attend, attentionBias, conv1d, dropout, embedding, layerNorm, linear, matmulLast, mergeHeads,
+  activation, attend, attentionBias, block, conv1d, dropout, embedding, layerNorm, linear, mergeHeads,
   positions, prefixMask, prependPrefix, splitHeads, type Ctx,
 } from './layers';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
@@ -93,7 +93,7 @@ function activationClass(act: string): string {
 }
 
 /** One GPT-2 block: pre-LN attention and MLP, each with a residual. */
-function block(c: GPT2Config, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+function gpt2Block(c: GPT2Config, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   const p = `transformer.h.${i}`;
   const C = c.hiddenSize;
   const hd = C / c.numHeads;
@@ -111,18 +111,19 @@ function block(c: GPT2Config, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor
   return tf.add(x, dropout(ctx, m, c.residPdrop));
 }
 
-function forward(c: GPT2Config, task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
+function hidden(c: GPT2Config, _task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
   const [B, T] = input.inputIds.shape;
   let x = prependPrefix(ctx, embedding(ctx, 'transformer.wte', input.inputIds)); // [B, S, C], S = P + T
   const S = x.shape[1]!;
   x = tf.add(x, positions(ctx, 'transformer.wpe', S)); // positions 0..S-1, padding or not
   x = dropout(ctx, x, c.embdPdrop);
   const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, true);
-  for (let i = 0; i < c.numLayers; i++) x = block(c, ctx, i, x, bias);
-  x = layerNorm(ctx, 'transformer.ln_f', x, c.layerNormEps);
-  if (task === 'CAUSAL_LM') {
-    return ctx.has('lm_head.weight') ? linear(ctx, 'lm_head', x) : matmulLast(x, ctx.get('transformer.wte.weight'), true);
-  }
+  for (let i = 0; i < c.numLayers; i++) x = block(ctx, `transformer.h.${i}`, x, [bias], (h, [b]) => gpt2Block(c, ctx, i, h, b));
+  return layerNorm(ctx, 'transformer.ln_f', x, c.layerNormEps); // [B, S, C]
+}
+
+function head(c: GPT2Config, task: TaskType, ctx: Ctx, x: tf.Tensor, input: ForwardInput): tf.Tensor {
+  if (task === 'CAUSAL_LM') return linear(ctx, 'lm_head', x); // lm_head.weight is wte's when tied
   return linear(ctx, 'score', poolLastToken(c, ctx, input, x));
 }
 
@@ -163,5 +164,6 @@ export const gpt2: ArchitectureSpec<GPT2Config> = {
     const std = name.endsWith('c_proj.weight') ? c.initializerRange / Math.sqrt(2 * c.numLayers) : c.initializerRange;
     return rng.fillNormal(n, std);
   },
-  forward,
+  hidden,
+  head,
 };

@@ -7,8 +7,11 @@ import { EngineError } from '../errors';
 import type { LoadedTensor } from '../io/safetensors';
 import { Rng } from '../random';
 import { makeCtx } from './layers';
+import { markFrozen } from '../ops/fused';
+import { lmHeadEval, lmHeadLoss } from '../ops/cross-entropy';
+import { causalLmLoss, seqClsLoss } from '../train/loss';
 import type { ArchitectureSpec } from './spec';
-import type { ArchConfig, Model, ModuleInfo, ParamMap, TaskType } from './types';
+import type { ArchConfig, EvalOutput, ForwardHooks, ForwardInput, Model, ModuleInfo, ParamMap, TaskType } from './types';
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
 import { bert } from './bert';
@@ -134,7 +137,9 @@ export function buildModel(
           data = spec.initParam(name, shape, config, rng);
           report.initialised.push(name);
         }
-        params.set(name, tf.tensor(data, shape, 'float32'));
+        const t = tf.tensor(data, shape, 'float32');
+        markFrozen(t);
+        params.set(name, t);
       }
     }
   } catch (e) {
@@ -155,7 +160,12 @@ export function buildModel(
     heads,
     modules,
     report,
-    forward: (input, hooks = {}) => spec.forward(config, task, makeCtx(model.params, hooks, !!input.training), input),
+    forward(input, hooks = {}) {
+      const ctx = makeCtx(model.params, hooks, input);
+      return spec.head(config, task, ctx, spec.hidden(config, task, ctx, input), input);
+    },
+    loss: (input, labels, hooks = {}) => taskLoss(spec, model, input, labels, hooks, false),
+    evaluate: (input, labels, hooks = {}) => taskLoss(spec, model, input, labels, hooks, true),
     dispose() {
       const seen = new Set<tf.Tensor>();
       for (const t of model.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
@@ -179,4 +189,40 @@ function checkpointIndex(weights: Map<string, unknown>, basePrefix: string): (na
     }
     return candidates.find((c) => weights.has(c));
   };
+}
+
+/**
+ * Loss (and, for evaluation, argmax predictions) as transformers computes them from `labels`. For causal LM
+ * the hidden states at positions 0..S-2 are scored against labels 1..S-1; the LM head and cross-entropy run
+ * fused (ops/cross-entropy.ts) unless a PEFT method changes the head, in which case the logits are built.
+ */
+function taskLoss<P extends boolean>(
+  spec: ArchitectureSpec<any>, model: Model, input: ForwardInput, labels: tf.Tensor, hooks: ForwardHooks, withPreds: P,
+): P extends true ? EvalOutput : tf.Scalar;
+function taskLoss(
+  spec: ArchitectureSpec<any>, model: Model, input: ForwardInput, labels: tf.Tensor, hooks: ForwardHooks, withPreds: boolean,
+): EvalOutput | tf.Scalar {
+  return tf.tidy(() => {
+    const ctx = makeCtx(model.params, hooks, input);
+    const x = spec.hidden(model.config, model.task, ctx, input);
+    if (model.task === 'SEQ_CLS') {
+      const logits = spec.head(model.config, model.task, ctx, x, input);
+      const loss = seqClsLoss(logits, labels);
+      return withPreds ? { loss, preds: tf.argMax(logits, -1), labels: labels.toInt() } : loss;
+    }
+    const [B, S, C] = x.shape;
+    const head = model.heads.outputEmbedding ?? 'lm_head';
+    const y = tf.slice(labels.toInt(), [0, 1], [B, S - 1]).reshape([-1]);
+    if (hooks.wraps?.(head) || ctx.has(`${head}.bias`)) {
+      const logits = spec.head(model.config, model.task, ctx, x, input); // [B, S, V]
+      const loss = causalLmLoss(logits, labels);
+      if (!withPreds) return loss;
+      return { loss, preds: tf.argMax(tf.slice(logits, [0, 0, 0], [B, S - 1, -1]), -1).reshape([-1]), labels: y };
+    }
+    const h = tf.slice(x, [0, 0, 0], [B, S - 1, C]).reshape([-1, C]); // [B*(S-1), C]
+    const w = ctx.get(`${head}.weight`);
+    if (!withPreds) return lmHeadLoss(h, w, y);
+    const r = lmHeadEval(h, w, y);
+    return { loss: r.loss, preds: r.preds, labels: y };
+  });
 }

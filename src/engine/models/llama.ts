@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  activation, attentionBias, dropout, embedding, linear, matmulLast, MASK_VALUE, mergeHeads, prefixMask,
+  attend, attentionBias, block, cachedTensor, embedding, gated, linear, MASK_VALUE, mergeHeads, prefixMask,
   prependPrefix, rmsNorm, splitHeads, type Ctx,
 } from './layers';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
@@ -207,23 +207,26 @@ function inverseFrequencies(c: LlamaConfig, seq: number): Float32Array {
   return inv;
 }
 
-/** cos / sin tables [S, D] for positions 0..S-1, each frequency repeated over both halves (HF's cat(freqs, freqs)). */
-function ropeTables(c: LlamaConfig, seq: number): { cos: tf.Tensor; sin: tf.Tensor } {
-  const D = c.headDim;
-  const half = D / 2;
-  const inv = inverseFrequencies(c, seq);
-  const cos = new Float32Array(seq * D);
-  const sin = new Float32Array(seq * D);
-  for (let s = 0; s < seq; s++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(s * inv[i]);
-      const co = Math.cos(angle);
-      const si = Math.sin(angle);
-      cos[s * D + i] = cos[s * D + half + i] = co;
-      sin[s * D + i] = sin[s * D + half + i] = si;
+/**
+ * cos / sin tables [S, D] for positions start..start+S-1, each frequency repeated over both halves (HF's
+ * cat(freqs, freqs)); built once per shape and rotary setting and cached.
+ */
+function ropeTables(c: LlamaConfig, seq: number, start = 0): { cos: tf.Tensor; sin: tf.Tensor } {
+  const key = `rope:${c.headDim}:${c.ropeTheta}:${JSON.stringify(c.ropeScaling)}:${c.maxPositions}:${start}:${seq}`;
+  const make = (which: 'cos' | 'sin') => () => {
+    const D = c.headDim;
+    const half = D / 2;
+    const inv = inverseFrequencies(c, start + seq);
+    const out = new Float32Array(seq * D);
+    for (let s = 0; s < seq; s++) {
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround((start + s) * inv[i]);
+        out[s * D + i] = out[s * D + half + i] = which === 'cos' ? Math.cos(angle) : Math.sin(angle);
+      }
     }
-  }
-  return { cos: tf.tensor2d(cos, [seq, D]), sin: tf.tensor2d(sin, [seq, D]) };
+    return tf.tensor2d(out, [seq, D]);
+  };
+  return { cos: cachedTensor(`${key}:cos`, make('cos')), sin: cachedTensor(`${key}:sin`, make('sin')) };
 }
 
 /** HF rotate_half: cat(-x2, x1) over the last axis halves. */
@@ -249,27 +252,11 @@ function slidingWindowBias(c: LlamaConfig, seq: number): tf.Tensor | null {
     // Qwen2 mixes windowed and full layers (max_window_layers); not needed at browser sequence lengths.
     throw new Error(`Qwen2 sliding-window attention (use_sliding_window, ${seq} > ${w} tokens) is not supported`);
   }
-  const m = new Float32Array(seq * seq);
-  for (let i = 0; i < seq; i++) for (let j = 0; j <= i - w; j++) m[i * seq + j] = MASK_VALUE;
-  return tf.tensor4d(m, [1, 1, seq, seq]);
-}
-
-/**
- * Grouped-query attention without materialising repeat_kv: query head h uses kv head h / nRep, so the
- * nRep query heads of a group are stacked along the sequence axis and multiplied by their shared k / v.
- * q [B, H, S, D], k / v [B, Hkv, S, D], bias [B, 1, S, S] -> [B, H, S, D].
- */
-function groupedAttention(
-  c: LlamaConfig, ctx: Ctx, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor,
-): tf.Tensor {
-  const [B, H, S, D] = q.shape;
-  const G = c.numKvHeads;
-  const rep = H / G;
-  const qg = q.reshape([B, G, rep * S, D]);
-  let scores = tf.matMul(qg as tf.Tensor4D, k as tf.Tensor4D, false, true).reshape([B, H, S, S]);
-  scores = tf.add(tf.mul(scores, 1 / Math.sqrt(D)), bias);
-  const probs = dropout(ctx, tf.softmax(scores, -1), c.attentionDropout).reshape([B, G, rep * S, S]);
-  return tf.matMul(probs as tf.Tensor4D, v as tf.Tensor4D).reshape([B, H, S, D]);
+  return cachedTensor(`window:${w}:${seq}`, () => {
+    const m = new Float32Array(seq * seq);
+    for (let i = 0; i < seq; i++) for (let j = 0; j <= i - w; j++) m[i * seq + j] = MASK_VALUE;
+    return tf.tensor4d(m, [1, 1, seq, seq]);
+  });
 }
 
 /** One decoder layer: pre-RMSNorm attention and SwiGLU MLP, each with a residual. */
@@ -282,16 +269,17 @@ function decoderLayer(
   const q = applyRope(splitHeads(linear(ctx, `${p}.self_attn.q_proj`, h), c.numHeads, c.headDim), cos, sin); // [B, H, S, D]
   const k = applyRope(splitHeads(linear(ctx, `${p}.self_attn.k_proj`, h), c.numKvHeads, c.headDim), cos, sin); // [B, Hkv, S, D]
   const v = splitHeads(linear(ctx, `${p}.self_attn.v_proj`, h), c.numKvHeads, c.headDim); // [B, Hkv, S, D]
-  const y = mergeHeads(groupedAttention(c, ctx, q, k, v, bias)); // [B, S, H*D]
-  x = tf.add(x, linear(ctx, `${p}.self_attn.o_proj`, y));
+  // grouped-query attention: query head h reads kv head h / (H / Hkv), without materialising repeat_kv
+  const att = attend(ctx, q, k, v, bias, 1 / Math.sqrt(c.headDim), c.attentionDropout); // [B, H, S, D]
+  x = tf.add(x, linear(ctx, `${p}.self_attn.o_proj`, mergeHeads(att)));
   // mlp: down(act(gate(x)) * up(x))
   const h2 = rmsNorm(ctx, `${p}.post_attention_layernorm`, x, c.rmsNormEps);
-  const gate = activation(c.hiddenAct, linear(ctx, `${p}.mlp.gate_proj`, h2)); // [B, S, I]
+  const gate = linear(ctx, `${p}.mlp.gate_proj`, h2); // [B, S, I]
   const up = linear(ctx, `${p}.mlp.up_proj`, h2); // [B, S, I]
-  return tf.add(x, linear(ctx, `${p}.mlp.down_proj`, tf.mul(gate, up)));
+  return tf.add(x, linear(ctx, `${p}.mlp.down_proj`, gated(c.hiddenAct, gate, up)));
 }
 
-function forward(c: LlamaConfig, task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
+function hidden(c: LlamaConfig, _task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
   const [B, T] = input.inputIds.shape;
   let x = prependPrefix(ctx, embedding(ctx, 'model.embed_tokens', input.inputIds)); // [B, S, C], S = P + T
   const S = x.shape[1]!;
@@ -299,11 +287,14 @@ function forward(c: LlamaConfig, task: TaskType, ctx: Ctx, input: ForwardInput):
   let bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, true); // [B|1, 1, S, S]
   const window = slidingWindowBias(c, S);
   if (window) bias = tf.add(bias, window);
-  for (let i = 0; i < c.numLayers; i++) x = decoderLayer(c, ctx, i, x, bias, cos, sin);
-  x = rmsNorm(ctx, 'model.norm', x, c.rmsNormEps); // [B, S, C]
-  if (task === 'CAUSAL_LM') {
-    return ctx.has('lm_head.weight') ? linear(ctx, 'lm_head', x) : matmulLast(x, ctx.get('model.embed_tokens.weight'), true);
+  for (let i = 0; i < c.numLayers; i++) {
+    x = block(ctx, `model.layers.${i}`, x, [bias, cos, sin], (h, [b, co, si]) => decoderLayer(c, ctx, i, h, b, co, si));
   }
+  return rmsNorm(ctx, 'model.norm', x, c.rmsNormEps); // [B, S, C]
+}
+
+function head(c: LlamaConfig, task: TaskType, ctx: Ctx, x: tf.Tensor, input: ForwardInput): tf.Tensor {
+  if (task === 'CAUSAL_LM') return linear(ctx, 'lm_head', x); // lm_head.weight is embed_tokens' when tied
   return linear(ctx, 'score', poolLastToken(c, ctx, input, x)); // [B, num_labels]
 }
 
@@ -350,5 +341,6 @@ export const llama: ArchitectureSpec<LlamaConfig> = {
     }
     return w;
   },
-  forward,
+  hidden,
+  head,
 };

@@ -28,8 +28,10 @@ export interface ArchitectureSpec<C extends ArchConfig = ArchConfig> {
   basePrefix: string;
   /** Values for a parameter that is not in the checkpoint, as transformers' _init_weights would draw them. */
   initParam(name: string, shape: number[], c: C, rng: Rng): Float32Array;
-  /** Logits: CAUSAL_LM [B, P+T, V]; SEQ_CLS [B, num_labels]. */
-  forward(c: C, task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor;
+  /** Final hidden states [B, P+T, C] (after the last norm, before any head). */
+  hidden(c: C, task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor;
+  /** The task head on hidden(): CAUSAL_LM logits [B, P+T, V]; SEQ_CLS pooled logits [B, num_labels]. */
+  head(c: C, task: TaskType, ctx: Ctx, x: tf.Tensor, input: ForwardInput): tf.Tensor;
 }
 
 /** Reads a config field with a type check and a default, so each architecture's parseConfig stays short. */

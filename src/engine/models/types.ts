@@ -20,7 +20,12 @@ export type ParamMap = Map<string, tf.Tensor>;
  * - `overrides` replace parameters by full name (modules_to_save head copies, trainable biases).
  */
 export interface ForwardHooks {
-  linear?: (name: string, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor) => tf.Tensor;
+  /** `seed` gives the next dropout seed (a checkpointed block replays the same ones). */
+  linear?: (name: string, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor, seed: () => number) => tf.Tensor;
+  /** Whether `linear` changes this module (the fused LM-head loss only applies to an untouched head). */
+  wraps?: (name: string) => boolean;
+  /** The hook's trainable variables used inside modules whose names start with `prefix` (for checkpointing). */
+  variablesUnder?: (prefix: string) => tf.Variable[];
   prefixEmbeds?: tf.Tensor;
   overrides?: Map<string, tf.Tensor>;
 }
@@ -33,6 +38,20 @@ export interface ForwardInput {
   attentionMask?: tf.Tensor;
   /** Dropout on (base-model dropouts with the config's probabilities). */
   training?: boolean;
+  /** Gradient checkpointing: keep only each block's input and recompute the block in the backward pass. */
+  checkpoint?: boolean;
+  /** Seed of this forward's dropout masks (each dropout site draws the next one). */
+  seed?: number;
+}
+
+/** Loss and argmax predictions with the labels they are scored against, for evaluation. */
+export interface EvalOutput {
+  /** Mean loss over scored targets. */
+  loss: tf.Scalar;
+  /** CAUSAL_LM: next-token predictions [B * (S - 1)]; SEQ_CLS: classes [B]. */
+  preds: tf.Tensor;
+  /** The targets aligned with preds (CAUSAL_LM: -100 where not scored). */
+  labels: tf.Tensor;
 }
 
 /** Which modules of an architecture PEFT treats specially. */
@@ -61,6 +80,14 @@ export interface Model {
   modules: ModuleInfo[];
   /** Logits: CAUSAL_LM [B, P+T, V]; SEQ_CLS [B, num_labels]. */
   forward(input: ForwardInput, hooks?: ForwardHooks): tf.Tensor;
+  /**
+   * The training loss transformers computes from `labels` (aligned with the forward's positions): CAUSAL_LM
+   * next-token cross-entropy over labels != -100 (fused with the LM head, never building all logits),
+   * SEQ_CLS cross-entropy (MSE for one label).
+   */
+  loss(input: ForwardInput, labels: tf.Tensor, hooks?: ForwardHooks): tf.Scalar;
+  /** The same loss with argmax predictions, for evaluation. */
+  evaluate(input: ForwardInput, labels: tf.Tensor, hooks?: ForwardHooks): EvalOutput;
   dispose(): void;
 }
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors';
 import type { LoadedTensor } from '../io/safetensors';
-import type { ForwardHooks, ForwardInput, Model } from '../models/types';
+import type { EvalOutput, ForwardHooks, ForwardInput, Model } from '../models/types';
 
 /** Prefix PEFT puts in front of base-model parameter names in adapter files. */
 export const PEFT_PREFIX = 'base_model.model.';
@@ -54,7 +54,9 @@ export function loadStrict(expected: Map<string, tf.Variable>, tensors: Map<stri
   }
   for (const [k, v] of expected) {
     const t = tensors.get(k)!;
-    v.assign(tf.tensor(t.data as Float32Array, t.shape));
+    const value = tf.tensor(t.data as Float32Array, t.shape);
+    v.assign(value);
+    value.dispose(); // assign shares the data; the variable now owns it
   }
 }
 
@@ -65,4 +67,15 @@ function list(keys: string[]): string {
 /** Runs the base model with a method's hooks, or bare when disabled. */
 export function forwardWith(peft: PeftModel, input: ForwardInput): tf.Tensor {
   return peft.enabled ? peft.base.forward(input, peft.hooks(!!input.training)) : peft.base.forward(input);
+}
+
+/** The training loss of the model with the method applied (labels as the batch has them). */
+export function peftLoss(peft: PeftModel, input: ForwardInput, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => peft.base.loss(input, peft.alignLabels(labels), peft.enabled ? peft.hooks(!!input.training) : {}));
+}
+
+/** Loss and argmax predictions with the method applied, for evaluation. */
+export function peftEvaluate(peft: PeftModel, input: ForwardInput, labels: tf.Tensor): EvalOutput {
+  const run = () => peft.base.evaluate(input, peft.alignLabels(labels), peft.enabled ? peft.hooks(false) : {}) as unknown as tf.TensorContainerObject;
+  return tf.tidy(run) as unknown as EvalOutput;
 }

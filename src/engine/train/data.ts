@@ -78,10 +78,21 @@ export interface Batch {
   tokens: number;
 }
 
+export interface CollateOptions {
+  /**
+   * Pad the length up to a multiple of this (DataCollatorWithPadding's pad_to_multiple_of), never past
+   * `maxLength`: fewer distinct shapes, so cached masks, kernels and WebGPU shaders are reused.
+   */
+  padToMultipleOf?: number;
+  maxLength?: number;
+}
+
 /** Right-pads a list of examples into one batch. */
-export function collate(items: Encoded[], task: TaskType, padId: number): Batch {
+export function collate(items: Encoded[], task: TaskType, padId: number, o: CollateOptions = {}): Batch {
   const B = items.length;
-  const T = Math.max(...items.map((e) => e.ids.length));
+  const longest = Math.max(...items.map((e) => e.ids.length));
+  const m = o.padToMultipleOf ?? 1;
+  const T = Math.max(longest, Math.min(Math.ceil(longest / m) * m, o.maxLength ?? Infinity));
   const ids = new Int32Array(B * T).fill(padId);
   const mask = new Int32Array(B * T);
   const lab = task === 'SEQ_CLS' ? new Int32Array(B) : new Int32Array(B * T).fill(IGNORE_INDEX);

@@ -1,8 +1,8 @@
 /** Evaluation over a validation set: loss plus accuracy (and F1 for classification). */
 import * as tf from '@tensorflow/tfjs';
-import type { PeftModel } from '../peft/model';
-import { collate, disposeBatch, type Encoded } from './data';
-import { causalLmLoss, IGNORE_INDEX, seqClsLoss } from './loss';
+import { peftEvaluate, type PeftModel } from '../peft/model';
+import { collate, disposeBatch, type CollateOptions, type Encoded } from './data';
+import { IGNORE_INDEX } from './loss';
 import { accuracy, addPredictions, emptyCounts, f1Score } from './metrics';
 
 export interface EvalMetrics {
@@ -14,7 +14,7 @@ export interface EvalMetrics {
   rows: number;
 }
 
-export async function evaluate(peft: PeftModel, rows: Encoded[], batchSize: number, padId: number): Promise<EvalMetrics> {
+export async function evaluate(peft: PeftModel, rows: Encoded[], batchSize: number, padId: number, padding: CollateOptions = {}): Promise<EvalMetrics> {
   const task = peft.base.task;
   let lossSum = 0;
   let lossWeight = 0;
@@ -22,16 +22,9 @@ export async function evaluate(peft: PeftModel, rows: Encoded[], batchSize: numb
   let tokTotal = 0;
   const counts = emptyCounts(peft.base.config.numLabels);
   for (let i = 0; i < rows.length; i += batchSize) {
-    const batch = collate(rows.slice(i, i + batchSize), task, padId);
+    const batch = collate(rows.slice(i, i + batchSize), task, padId, padding);
     try {
-      const out = tf.tidy(() => {
-        const logits = peft.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask });
-        const labels = peft.alignLabels(batch.labels);
-        if (task === 'SEQ_CLS') return { loss: seqClsLoss(logits, labels), preds: tf.argMax(logits, -1), labels: labels.toInt() };
-        const [B, S, V] = logits.shape;
-        const shifted = tf.slice(logits, [0, 0, 0], [B, S - 1, V]);
-        return { loss: causalLmLoss(logits, labels), preds: tf.argMax(shifted, -1), labels: tf.slice(labels.toInt(), [0, 1], [B, S - 1]) };
-      });
+      const out = peftEvaluate(peft, { inputIds: batch.inputIds, attentionMask: batch.attentionMask }, batch.labels);
       // Read back asynchronously (WebGPU's synchronous readback is slow and unreliable on some adapters).
       const [lossArr, preds, labels] = await Promise.all([out.loss.data(), out.preds.data(), out.labels.data()]);
       tf.dispose([out.loss, out.preds, out.labels]);

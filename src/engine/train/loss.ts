@@ -1,8 +1,9 @@
 /** Losses computed as transformers computes them inside its models. */
 import * as tf from '@tensorflow/tfjs';
 
-/** Index transformers' CrossEntropyLoss ignores. */
-export const IGNORE_INDEX = -100;
+import { IGNORE_INDEX } from '../ops/cross-entropy';
+
+export { IGNORE_INDEX };
 
 /**
  * Causal LM loss: logits[:, :-1] against labels[:, 1:], cross-entropy averaged over targets != -100.

@@ -5,6 +5,7 @@
  *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  */
 import * as tf from '@tensorflow/tfjs';
+import { ownedVariable } from '../variable';
 
 export interface AdamWOptions {
   beta1?: number;
@@ -40,7 +41,7 @@ export class AdamW {
     for (const [p, g] of grads) {
       let s = this.state.get(p);
       if (!s) {
-        s = { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) };
+        s = { m: ownedVariable(tf.zerosLike(p), false), v: ownedVariable(tf.zerosLike(p), false) };
         this.state.set(p, s);
       }
       const { m, v } = s;

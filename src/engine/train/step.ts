@@ -6,23 +6,32 @@ import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors';
 import type { TaskType } from '../models/types';
 import type { Batch } from './data';
-import { causalLmLoss, seqClsLoss } from './loss';
+import { gradients } from '../ops/autodiff';
+import { peftLoss, type PeftModel } from '../peft/model';
 import { AdamW, clipGradNorm } from './optimizer';
 
-/** Something that turns a batch into logits and aligned labels: a PEFT model or a fully trained base model. */
+/** Something that turns a batch into a scalar loss over trainable variables: a PEFT model or a base model. */
 export interface Trainable {
   task: TaskType;
-  logits(batch: Batch, training: boolean): tf.Tensor;
-  alignLabels(labels: tf.Tensor): tf.Tensor;
+  loss(batch: Batch, training: boolean): tf.Scalar;
   variables(): tf.Variable[];
 }
 
-export function batchLoss(m: Trainable, batch: Batch, training: boolean): tf.Scalar {
-  return tf.tidy(() => {
-    const logits = m.logits(batch, training);
-    const labels = m.alignLabels(batch.labels);
-    return m.task === 'SEQ_CLS' ? seqClsLoss(logits, labels) : causalLmLoss(logits, labels);
-  });
+export interface TrainableOptions {
+  /** Gradient checkpointing (recompute each block in the backward pass). */
+  checkpoint?: boolean;
+  /** Draws the dropout seed of each forward pass. */
+  seed?: () => number;
+}
+
+/** A PEFT model as the training step sees it. */
+export function peftTrainable(peft: PeftModel, o: TrainableOptions = {}): Trainable {
+  return {
+    task: peft.base.task,
+    loss: (b, training) =>
+      peftLoss(peft, { inputIds: b.inputIds, attentionMask: b.attentionMask, training, checkpoint: o.checkpoint, seed: o.seed?.() }, b.labels),
+    variables: () => peft.trainableVariables(),
+  };
 }
 
 /**
@@ -31,14 +40,14 @@ export function batchLoss(m: Trainable, batch: Batch, training: boolean): tf.Sca
  */
 export async function lossAndGrads(m: Trainable, batch: Batch, training = true): Promise<{ loss: number; grads: Map<tf.Variable, tf.Tensor> }> {
   const vars = m.variables();
-  const { value, grads } = tf.variableGrads(() => batchLoss(m, batch, training), vars);
+  const { value, grads } = gradients(() => m.loss(batch, training), vars);
   const loss = (await value.data())[0];
   value.dispose();
   const out = new Map<tf.Variable, tf.Tensor>();
-  for (const v of vars) {
-    const g = grads[v.name];
+  vars.forEach((v, i) => {
+    const g = grads[i];
     if (g) out.set(v, g);
-  }
+  });
   return { loss, grads: out };
 }
 

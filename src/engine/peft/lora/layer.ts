@@ -6,6 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmulLast } from '../../models/layers';
+import { dropout } from '../../ops/fused';
+import { ownedVariable } from '../../variable';
 import type { Rng } from '../../random';
 
 export type LoraInit = boolean | 'gaussian';
@@ -50,15 +52,16 @@ export class LoraLayer {
       b = init === false ? rng.fillUniform(fout * r, -1 / Math.sqrt(r), 1 / Math.sqrt(r)) : new Float32Array(fout * r);
     }
     const tag = spec.module.replace(/[^A-Za-z0-9_]/g, '_');
-    this.A = tf.variable(tf.tensor2d(a, [r, fin]), true, `lora_A_${tag}_${uid()}`);
-    this.B = tf.variable(tf.tensor2d(b, [fout, r]), true, `lora_B_${tag}_${uid()}`);
+    this.A = ownedVariable(tf.tensor2d(a, [r, fin]), true, `lora_A_${tag}_${uid()}`);
+    this.B = ownedVariable(tf.tensor2d(b, [fout, r]), true, `lora_B_${tag}_${uid()}`);
   }
 
-  /** The LoRA branch for input x [..., in] -> [..., out]. */
-  delta(x: tf.Tensor, training: boolean): tf.Tensor {
-    const h = training && this.spec.dropout > 0 ? tf.dropout(x, this.spec.dropout) : x;
-    const down = matmulLast(h, this.A, true); // [..., r]
-    return tf.mul(matmulLast(down, this.B, true), this.scaling); // [..., out]
+  /** The LoRA branch for input x [..., in] -> [..., out]; `seed` draws the dropout mask's seed. */
+  delta(x: tf.Tensor, training: boolean, seed: () => number): tf.Tensor {
+    const h = training && this.spec.dropout > 0 ? dropout(x, this.spec.dropout, seed()) : x;
+    // Scaling on the r-wide side: the same product, and no [..., out]-sized tensor saved for the backward.
+    const down = tf.mul(matmulLast(h, this.A, true), this.scaling); // [..., r]
+    return matmulLast(down, this.B, true); // [..., out]
   }
 
   /** scaling * B @ A laid out like the base weight ([out, in] for Linear, [in, out] for Conv1D). */

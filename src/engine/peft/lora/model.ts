@@ -11,6 +11,7 @@ import { forwardWith, loadStrict, PEFT_PREFIX, type PeftModel } from '../model';
 import { resolveLoraTargets, type TargetResolution } from '../targets';
 import type { LoraConfig } from './config';
 import { LoraLayer, uid } from './layer';
+import { ownedVariable } from '../../variable';
 
 export class LoraModel implements PeftModel {
   readonly peftType = 'LORA' as const;
@@ -87,16 +88,18 @@ export class LoraModel implements PeftModel {
   private copy(param: string, key: string): void {
     const src = this.base.params.get(param);
     if (!src) return;
-    this.copies.set(param, tf.variable(src.clone(), true, `copy_${uid()}`));
+    this.copies.set(param, ownedVariable(src.clone(), true, `copy_${uid()}`));
     this.copyKeys.set(param, key);
   }
 
   hooks(training: boolean): ForwardHooks {
     return {
-      linear: (name, x, base) => {
+      linear: (name, x, base, seed) => {
         const layer = this.layers.get(name);
-        return layer ? tf.add(base(x), layer.delta(x, training)) : base(x);
+        return layer ? tf.add(base(x), layer.delta(x, training, seed)) : base(x);
       },
+      wraps: (name) => this.layers.has(name),
+      variablesUnder: (prefix) => [...this.layers].filter(([name]) => name.startsWith(prefix)).flatMap(([, l]) => [l.A, l.B]),
       overrides: this.copies.size ? (this.copies as Map<string, tf.Tensor>) : undefined,
     };
   }

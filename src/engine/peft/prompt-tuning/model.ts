@@ -10,6 +10,7 @@ import type { ForwardHooks, ForwardInput, Model } from '../../models/types';
 import { Rng } from '../../random';
 import { IGNORE_INDEX } from '../../train/loss';
 import { uid } from '../lora/layer';
+import { ownedVariable } from '../../variable';
 import { forwardWith, loadStrict, type PeftModel } from '../model';
 import type { PromptTuningConfig } from './config';
 
@@ -38,8 +39,7 @@ export class PromptTuningModel implements PeftModel {
       const ids = config.promptTuningInit === 'TEXT' ? textIds(config, P, encode) : sampleVocab(P, base.config.vocabSize, rng);
       init = tf.tidy(() => tf.gather(wordEmbeddings(base), tf.tensor1d(ids, 'int32')));
     }
-    this.embeddings = tf.variable(init, true, `prompt_embeddings_${uid()}`);
-    init.dispose();
+    this.embeddings = ownedVariable(init, true, `prompt_embeddings_${uid()}`);
   }
 
   hooks(_training: boolean): ForwardHooks {
