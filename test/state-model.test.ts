@@ -13,7 +13,7 @@ const info = (name: string): ModelInfo => ({
   files: ['config.json', 'model.safetensors'], defaultTargets: ['c_attn'], sourceKind: 'hub', revision: 'main',
 });
 const memory = (blocking = false): MemoryReport => ({
-  estimate: { weightsBytes: 1, adapterBytes: 1, optimizerBytes: 1, activationsBytes: 1, totalBytes: 4, largestBufferBytes: 1, largestBuffer: 'embedding' },
+  estimate: { weightsBytes: 1, adapterBytes: 1, optimizerBytes: 1, activationsBytes: 1, lmHeadBytes: 0, totalBytes: 4, gradientCheckpointing: false, withCheckpointingBytes: 4, largestBufferBytes: 1, largestBuffer: 'embedding' },
   warnings: [], limits: {}, batch: 2, seqLen: 16, trainable: 1, blocking,
 });
 const inspected = (name: string, loadId: number, blocking = false): Extract<WorkerEvent, { type: 'inspected' }> => ({

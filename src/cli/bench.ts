@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { benchMatmul, benchTraining, PRESETS, type BenchShape } from '../engine/bench';
 import { describeError } from '../engine/errors';
@@ -38,12 +38,13 @@ export const BENCH: CommandSpec = {
     'matmul-runs': { kind: 'value', arg: 'N', help: 'Timed 1024^3 matmuls after a warm-up (default 5).' },
     backends: { kind: 'value', arg: 'cpu,wasm', help: 'Backends to measure (default wasm).' },
     'memory-grid': { kind: 'flag', help: 'Peak memory for batch 1/4/8/16 x seq 128/256 (one step each, a fresh process each).' },
+    pytorch: { kind: 'value', arg: 'PYTHON', help: 'Also time PyTorch + PEFT on the same shape (scripts/bench-pytorch.py run by this Python, 2 threads).' },
     out: { kind: 'value', arg: 'FILE', help: 'Also write the JSON here.' },
   },
   notes: 'Examples:\n  npm run bench -- --preset gpt2-124m --batch 8 --seq 128 --checkpointing on\n  npm run bench -- --preset qwen2.5-0.5b --batch 4 --seq 128 --checkpointing on --steps 1',
 };
 
-function shapeOf(p: Parsed): BenchShape {
+export function shapeOf(p: Parsed): BenchShape {
   const name = str(p, 'preset') ?? 'tiny';
   const preset = PRESETS[name];
   if (!preset) throw usage(`--preset: "${name}" is not one of ${Object.keys(PRESETS).join(', ')}`);
@@ -73,7 +74,7 @@ function shapeOf(p: Parsed): BenchShape {
   return s;
 }
 
-function onOff(p: Parsed, flag: string): boolean {
+export function onOff(p: Parsed, flag: string): boolean {
   const v = str(p, flag) ?? 'off';
   if (v !== 'on' && v !== 'off') throw usage(`--${flag} must be on or off, got "${v}"`);
   return v === 'on';
@@ -138,6 +139,20 @@ function memoryGrid(argv: string[]) {
   return points;
 }
 
+/** PyTorch + PEFT on the same shape, in the same run (scripts/bench-pytorch.py prints one JSON object). */
+function pytorchBench(python: string, s: BenchShape, steps: number, checkpointing: boolean): Record<string, unknown> {
+  note('bench: pytorch ...');
+  const script = fileURLToPath(new URL('../../scripts/bench-pytorch.py', import.meta.url));
+  const args = [script, '--shape', JSON.stringify(s), '--steps', String(Math.max(1, steps)), ...(checkpointing ? ['--checkpointing'] : [])];
+  const child = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const line = (child.stdout ?? '').trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { available: false, error: ((child.stderr || child.error?.message) ?? 'no output').trim().split('\n').slice(-2).join(' ') };
+  }
+}
+
 export async function benchCommand(argv: string[]): Promise<void> {
   const p = parseArgv(BENCH, argv);
   if (p.help) return void console.log(helpText(BENCH));
@@ -149,9 +164,17 @@ export async function benchCommand(argv: string[]): Promise<void> {
   });
   const steps = int(p, 'steps') ?? 3;
   if (steps < 0) throw usage('--steps must be >= 0');
-  const res = p.opts.has('memory-grid')
+  const res: Record<string, unknown> = p.opts.has('memory-grid')
     ? { model: { ...s, lora: { r: s.r, target_modules: s.targets } }, gradient_checkpointing: checkpointing, memory: memoryGrid(argv) }
     : await runBench(s, backends, { steps, checkpointing, matmulRuns: int(p, 'matmul-runs') ?? 5 });
+  const python = str(p, 'pytorch');
+  if (python && !p.opts.has('memory-grid')) {
+    const torch = pytorchBench(python, s, steps, checkpointing);
+    res.pytorch = torch;
+    for (const r of Object.values(res.backends as Record<string, { tokens_per_sec?: number | null }>)) {
+      if (r.tokens_per_sec && typeof torch.tokens_per_sec === 'number') Object.assign(r, { vs_pytorch: r3(r.tokens_per_sec / torch.tokens_per_sec) });
+    }
+  }
   const out = str(p, 'out');
   if (out) writeJson(out, res);
   process.stdout.write(`${JSON.stringify(res)}\n`);

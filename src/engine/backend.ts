@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { EngineError } from './errors';
 import { guardWasmAllocations } from './wasm-heap';
-import { installFastWasmMatMul, installSharedWasmIdentity } from './wasm-matmul';
+import { installFastWasmMatMul, installFastWasmSlice, installSharedWasmIdentity } from './wasm-matmul';
 
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
 
@@ -28,6 +28,7 @@ export async function useBackend(name: BackendName, opts: { wasmPaths?: string; 
   if (name === 'wasm') {
     guardWasmAllocations();
     installSharedWasmIdentity();
+    installFastWasmSlice();
   }
   if (name === 'wasm' && !opts.stockWasmKernels) installFastWasmMatMul();
   return name;

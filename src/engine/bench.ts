@@ -9,6 +9,7 @@
  *   activations (the backward pass's peak outside the LM head) and the fused LM-head loss.
  */
 import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { buildModel, countParams } from './models';
 import type { Model } from './models/types';
 import { createPeftModel } from './peft';
@@ -185,6 +186,8 @@ export async function benchTraining(s: BenchShape, o: BenchOptions) {
       step_gflops: times.length ? r2(flops / (ms * 1e6)) : null,
       flops_per_step: flops,
       loss_first: r2(losses[0]),
+      /** Unrounded, for comparing backends (bench:browser checks WebGPU against WASM to 1e-3). */
+      loss_first_exact: losses[0],
       loss_last: r2(losses[losses.length - 1]),
       ...(memory ?? {}),
       peak_heap_bytes: wasmHeapBytes(),
@@ -219,4 +222,121 @@ export async function benchMatmul(runs: number) {
   }
   const ms = median(times);
   return { matmul_ms: r2(ms), matmul_gflops: r2((2 * n ** 3) / (ms * 1e6)) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What the backend runs on (bench:browser reports it next to the figures)
+
+/** The parts of WebGPU's types used here (the DOM lib in use may not declare them). */
+interface GpuAdapterInfoLike {
+  vendor?: string;
+  architecture?: string;
+  device?: string;
+  description?: string;
+  isFallbackAdapter?: boolean;
+}
+interface GpuDeviceLike {
+  features: { has(f: string): boolean; forEach(f: (v: string) => void): void };
+  limits: Record<string, number>;
+  adapterInfo?: GpuAdapterInfoLike;
+}
+interface GpuAdapterLike {
+  limits: Record<string, number>;
+  requestDevice(d?: { requiredLimits?: Record<string, number> } & Record<string, unknown>): Promise<unknown>;
+}
+interface GpuLike {
+  requestAdapter(o?: Record<string, unknown>): Promise<GpuAdapterLike | null>;
+}
+
+const WEBGPU_LIMITS = [
+  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension',
+];
+
+/**
+ * The active backend's build and device: wasm SIMD, threads and XNNPACK's thread count; the WebGPU adapter,
+ * feature level (core or compatibility), the limits that bound tfjs's kernels and the device's features.
+ */
+export async function backendDetails(): Promise<Record<string, unknown>> {
+  const name = tf.getBackend();
+  if (name === 'wasm') {
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+    let count: number | null = null;
+    try {
+      count = getThreadsCount(); // XNNPACK's pool size, as the backend started it
+    } catch {
+      count = null;
+    }
+    return { simd: !!simd, threads: !!threads, threads_count: count };
+  }
+  if (name === 'webgpu') {
+    const b = tf.backend() as unknown as { device: GpuDeviceLike; adapterInfo?: { vendor?: string; architecture?: string } };
+    const info = b.device.adapterInfo ?? b.adapterInfo ?? {};
+    const features: string[] = [];
+    b.device.features.forEach((f) => features.push(f));
+    return {
+      adapter: {
+        vendor: info.vendor ?? '',
+        architecture: info.architecture ?? '',
+        device: (info as GpuAdapterInfoLike).device ?? '',
+        description: (info as GpuAdapterInfoLike).description ?? '',
+        is_fallback_adapter: (info as GpuAdapterInfoLike).isFallbackAdapter ?? null,
+      },
+      feature_level: b.device.features.has('core-features-and-limits') ? 'core' : 'compatibility',
+      limits: Object.fromEntries(WEBGPU_LIMITS.map((k) => [k, b.device.limits[k] ?? null])),
+      features: features.sort(),
+    };
+  }
+  return {};
+}
+
+/** Backend settings a benchmark may change before the backend starts (bench.html's `benchSetup` command). */
+export interface BenchSetup {
+  /** WebGPU adapter requests ask for this feature level (see setWebGpuFeatureLevel). */
+  webgpuFeatureLevel?: 'core' | 'compatibility';
+  /**
+   * XNNPACK threads for the threaded wasm build (1-8). tfjs-backend-wasm 4.22 caps the pool at half of
+   * navigator.hardwareConcurrency whatever setThreadsCount asks (so a 2-core machine runs its threaded build on
+   * one thread); to measure N threads this thread's hardwareConcurrency is raised to 2N first. Only takes
+   * effect before wasm first starts.
+   */
+  wasmThreads?: number;
+}
+
+export function benchSetup(o: BenchSetup): void {
+  if (o.webgpuFeatureLevel) setWebGpuFeatureLevel(o.webgpuFeatureLevel);
+  if (o.wasmThreads !== undefined) {
+    const n = Math.max(1, Math.min(8, Math.floor(o.wasmThreads)));
+    const nav = globalThis.navigator as { hardwareConcurrency?: number } | undefined;
+    if (nav && (nav.hardwareConcurrency ?? 1) < 2 * n) Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * n, configurable: true });
+    setThreadsCount(n);
+  }
+}
+
+/**
+ * From now on, this thread's WebGPU adapter requests ask for `featureLevel`: tfjs-backend-webgpu requests a
+ * core adapter, and some adapters are compatibility-only (Chromium's ANGLE / OpenGL ES one, e.g. on llvmpipe).
+ * A device from a compatibility adapter also gets the adapter's storage-buffer count (compatibility's default
+ * is lower than what some tfjs kernels bind). Call before the webgpu backend starts; false without WebGPU.
+ */
+export function setWebGpuFeatureLevel(featureLevel: 'core' | 'compatibility'): boolean {
+  const gpu = (globalThis.navigator as unknown as { gpu?: GpuLike & { __peftStudioRequestAdapter?: GpuLike['requestAdapter'] } } | undefined)?.gpu;
+  if (!gpu) return false;
+  const original = (gpu.__peftStudioRequestAdapter ??= gpu.requestAdapter.bind(gpu));
+  if (featureLevel === 'core') {
+    gpu.requestAdapter = original;
+    return true;
+  }
+  gpu.requestAdapter = async (o?: Record<string, unknown>) => {
+    const adapter = await original({ ...o, featureLevel });
+    if (!adapter) return adapter;
+    const requestDevice = adapter.requestDevice.bind(adapter);
+    adapter.requestDevice = (d = {}) => requestDevice({
+      ...d,
+      requiredLimits: { maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage, ...d.requiredLimits },
+    });
+    return adapter;
+  };
+  return true;
 }

@@ -2,18 +2,23 @@
  * Training memory estimate, shown next to the module tree before any weight is downloaded, and checks against
  * what the device offers (WebGPU buffer limits, device memory, WebAssembly's 4 GB heap, storage quota).
  *
- * The estimate is deliberately simple and errs high; every term is float32 (4 bytes) because the engine
- * computes in float32 whatever the checkpoint's dtype:
- *   weights     = totalParams                                  (frozen base model, converted to F32)
- *   adapter     = trainableParams                              (LoRA A/B, prompt embeddings, saved heads)
- *   optimizer   = 3 × trainableParams                          (gradients + AdamW first and second moments)
- *   activations = L × layer + 4·B·T·C + 3·logits + layer       (kept for backprop; the last `layer` is the
- *                                                               backward pass's transient gradients)
- *     layer   = B·T·(12·C + 3·F) + 2·B·H·T²    per transformer block: norms, q/k/v, attention output,
- *                                              residuals, MLP up/gate/activation (12C + 3F per token) and the
- *                                              attention scores and probabilities (2·H·T per token)
- *     logits  = B·T·V for causal LM (logits, log-softmax and their gradient: ×3), B·labels for classification
- * with B batch, T sequence length, C hidden size, F MLP size, H heads, L layers, V vocabulary.
+ * It models what this engine keeps (everything float32, 4 bytes), phase by phase, and predicts the peak of the
+ * wasm heap that `npm run bench` measures (test/memory-estimate.test.ts holds the estimate within 25% of the
+ * measured peaks in docs/bench/memory-grid.json):
+ *   weights      = totalParams                                     (frozen base model)
+ *   adapter      = trainableParams; optimizer = 3 x trainable      (gradient + AdamW's two moments)
+ *   per token and layer, what the backward pass needs from the forward (floats):
+ *     saved = 8 C + 2 F + H T                GPT-2 / BERT (norm inputs, projections' inputs, q k v, the MLP's
+ *                                            two F-wide inputs, the attention probabilities)
+ *     saved = 6 C + 2 kv + 3 F + H T         LLaMA family (SwiGLU saves gate and up, grouped k / v)
+ *           + H T + 2 C with dropout        (the masks)
+ *   activations  = N (L saved + work)                 without checkpointing
+ *                = N (L C + saved + work)             with it (each block keeps its input; one is recomputed)
+ *     work = the backward pass's temporaries of one block, about WORK_F x F floats per token
+ *   LM head      = N (LM_COLS x min(V, 2048) + LM_C x C)  the streamed cross-entropy's slices (CAUSAL_LM)
+ *   peak         = weights + adapter + optimizer + max(activations, saved part + LM head), times the heap's
+ *                  growth slack (emscripten grows it in 20% steps)
+ * with N = batch x length tokens, C hidden, F MLP width, H heads, kv the key/value width, T length, L layers.
  */
 import { resolveArchitecture } from './models';
 
@@ -28,6 +33,14 @@ export interface MemoryInput {
   vocab: number;
   /** MLP inner size; default 4 × hidden (GPT-2, BERT). */
   ffn?: number;
+  /** Key/value heads (grouped-query attention); default heads. */
+  kvHeads?: number;
+  /** 'llama' for the SwiGLU decoders (llama, qwen2, mistral); default GPT-2 / BERT layout. */
+  family?: 'gpt2' | 'llama' | 'bert';
+  /** Dropout active in training (the masks are kept for the backward pass). */
+  dropout?: boolean;
+  /** Recompute each block in the backward pass (TrainingArguments.gradient_checkpointing). */
+  gradientCheckpointing?: boolean;
   /** Elements of the largest parameter; default vocab × hidden (the embedding). */
   largestParamElements?: number;
   /** SEQ_CLS has no B×T×V logits. Default CAUSAL_LM. */
@@ -39,37 +52,70 @@ export interface MemoryEstimate {
   weightsBytes: number;
   adapterBytes: number;
   optimizerBytes: number;
+  /** Kept for the backward pass plus its temporaries (the larger of the block and LM-head phases, minus nothing). */
   activationsBytes: number;
+  /** The fused LM-head loss's working set (0 for classification). */
+  lmHeadBytes: number;
+  /** Predicted peak of the memory the backend uses (the wasm heap). */
   totalBytes: number;
+  gradientCheckpointing: boolean;
+  /** The peak with gradient checkpointing on (equal to totalBytes when it is on). */
+  withCheckpointingBytes: number;
   /** The biggest single tensor: WebGPU must hold (and bind) it as one buffer. */
   largestBufferBytes: number;
   largestBuffer: 'embedding' | 'logits' | 'attention' | 'mlp';
 }
 
 const F32 = 4;
+/** Backward temporaries of one block, in units of F per token (calibrated on the bench's grid). */
+export const WORK_F = 2;
+/** LM-head working set per token: LM_COLS x (vocabulary slice) + LM_C x hidden. */
+export const LM_COLS = 3;
+export const LM_C = 6;
+/** WebAssembly memory grows by up to 20%; on average the heap sits this much above the live peak. */
+export const HEAP_SLACK = 1.1;
+
+/** Floats per token and layer that the backward pass needs from the forward. */
+export function savedPerToken(m: MemoryInput): number {
+  const C = m.hidden;
+  const F = m.ffn ?? 4 * C;
+  const attn = m.heads * m.seqLen;
+  const kv = ((m.kvHeads ?? m.heads) / m.heads) * C;
+  const base = m.family === 'llama' ? 6 * C + 2 * kv + 3 * F + attn : 8 * C + 2 * F + attn;
+  return base + (m.dropout ? attn + 2 * C : 0);
+}
 
 export function estimateTrainingMemory(m: MemoryInput): MemoryEstimate {
+  const e = estimateOnce(m);
+  return { ...e, withCheckpointingBytes: m.gradientCheckpointing ? e.totalBytes : estimateOnce({ ...m, gradientCheckpointing: true }).totalBytes };
+}
+
+function estimateOnce(m: MemoryInput): Omit<MemoryEstimate, 'withCheckpointingBytes'> {
   const { batch: B, seqLen: T, hidden: C, layers: L, heads: H, vocab: V } = m;
   const F = m.ffn ?? 4 * C;
-  const rows = B * T;
-  const layer = rows * (12 * C + 3 * F) + 2 * B * H * T * T;
-  const logits = m.task === 'SEQ_CLS' ? B * (m.numLabels ?? 2) : rows * V;
-  const activations = L * layer + 4 * rows * C + 3 * logits + layer;
+  const N = B * T;
+  const ckpt = !!m.gradientCheckpointing;
+  const saved = savedPerToken(m);
+  const work = WORK_F * Math.max(F, H * T);
+  const kept = ckpt ? L * C : L * saved; // what the forward leaves for the backward
+  const activations = N * (kept + (ckpt ? saved : 0) + work) * F32;
+  const lmHead = m.task === 'SEQ_CLS' ? 0 : N * (LM_COLS * Math.min(V, 2048) + LM_C * C) * F32;
+  const weightsBytes = m.totalParams * F32;
+  const adapterBytes = m.trainableParams * F32;
+  const optimizerBytes = 3 * m.trainableParams * F32;
+  const phase = Math.max(activations, N * kept * F32 + lmHead);
+  const logits = m.task === 'SEQ_CLS' ? B * (m.numLabels ?? 2) : N * Math.min(V, 2048);
   const candidates: [MemoryEstimate['largestBuffer'], number][] = [
     ['embedding', m.largestParamElements ?? V * C],
     ['logits', logits],
     ['attention', B * H * T * T],
-    ['mlp', rows * F],
+    ['mlp', N * F],
   ];
   const [largestBuffer, largest] = candidates.reduce((a, b) => (b[1] > a[1] ? b : a));
-  const weightsBytes = m.totalParams * F32;
-  const adapterBytes = m.trainableParams * F32;
-  const optimizerBytes = 3 * m.trainableParams * F32;
-  const activationsBytes = activations * F32;
   return {
-    weightsBytes, adapterBytes, optimizerBytes, activationsBytes,
-    totalBytes: weightsBytes + adapterBytes + optimizerBytes + activationsBytes,
-    largestBufferBytes: largest * F32, largestBuffer,
+    weightsBytes, adapterBytes, optimizerBytes, activationsBytes: activations, lmHeadBytes: lmHead,
+    totalBytes: Math.round((weightsBytes + adapterBytes + optimizerBytes + phase) * HEAP_SLACK),
+    gradientCheckpointing: ckpt, largestBufferBytes: largest * F32, largestBuffer,
   };
 }
 
@@ -79,15 +125,20 @@ export function estimateTrainingMemory(m: MemoryInput): MemoryEstimate {
  */
 export function estimateForConfig(
   config: Record<string, unknown>,
-  o: { totalParams: number; trainableParams: number; batch: number; seqLen: number; largestParamElements?: number; task?: 'CAUSAL_LM' | 'SEQ_CLS' },
+  o: {
+    totalParams: number; trainableParams: number; batch: number; seqLen: number; largestParamElements?: number;
+    task?: 'CAUSAL_LM' | 'SEQ_CLS'; gradientCheckpointing?: boolean; dropout?: boolean;
+  },
 ): MemoryEstimate {
   const r = resolveArchitecture(config, o.task);
-  const c = r.config;
+  const c = r.config as typeof r.config & { numKvHeads?: number; attnPdrop?: number; residPdrop?: number; hiddenDropout?: number; attnDropout?: number; attentionDropout?: number };
   const ffn = [config.intermediate_size, config.n_inner].find((v): v is number => typeof v === 'number' && v > 0);
+  const dropout = o.dropout ?? [c.attnPdrop, c.residPdrop, c.hiddenDropout, c.attnDropout, c.attentionDropout].some((p) => (p ?? 0) > 0);
   return estimateTrainingMemory({
     totalParams: o.totalParams, trainableParams: o.trainableParams, batch: o.batch, seqLen: o.seqLen,
-    hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, vocab: c.vocabSize, ffn,
-    largestParamElements: o.largestParamElements, task: r.task, numLabels: c.numLabels,
+    hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, vocab: c.vocabSize, ffn,
+    family: r.spec.id === 'llama' ? 'llama' : r.spec.id === 'bert' ? 'bert' : 'gpt2', dropout,
+    gradientCheckpointing: o.gradientCheckpointing, largestParamElements: o.largestParamElements, task: r.task, numLabels: c.numLabels,
   });
 }
 
@@ -118,6 +169,23 @@ export function formatBytes(n: number): string {
 }
 
 const WASM_HEAP = 4 * 2 ** 30;
+/**
+ * What a training run on wasm should stay under by default: browsers refuse or kill tabs well before the
+ * 4 GiB the format allows on machines with little memory, so the studio turns gradient checkpointing on past
+ * this (autoCheckpointing) and warns past it.
+ */
+export const WASM_COMFORT = 1.5 * 2 ** 30;
+
+/**
+ * Whether to turn gradient checkpointing on ("auto"): when the run would not stay under the backend's comfort
+ * budget without it (wasm: WASM_COMFORT; WebGPU and cpu: half the device memory, 2 GiB when unknown).
+ */
+export function autoCheckpointing(withoutCheckpointing: MemoryEstimate, limits: DeviceLimits): boolean {
+  const budget = limits.backend === 'wasm' || limits.backend === undefined
+    ? Math.min(WASM_COMFORT, limits.deviceMemoryBytes ? limits.deviceMemoryBytes / 2 : Infinity)
+    : (limits.deviceMemoryBytes ?? 4 * 2 ** 30) / 2;
+  return withoutCheckpointing.totalBytes > budget;
+}
 
 /** Human warnings, most serious first; empty when everything fits. */
 export function checkFits(e: MemoryEstimate, limits: DeviceLimits): FitWarning[] {
@@ -130,12 +198,16 @@ export function checkFits(e: MemoryEstimate, limits: DeviceLimits): FitWarning[]
   } else if (gpu && limits.maxBufferSize && e.largestBufferBytes > limits.maxBufferSize) {
     out.push({ level: 'error', code: 'BUFFER_TOO_LARGE', message: `${what} needs ${formatBytes(e.largestBufferBytes)} in one buffer, more than this GPU allows (maxBufferSize ${formatBytes(limits.maxBufferSize)}): ${fix}.` });
   }
+  const ckpt = !e.gradientCheckpointing && e.withCheckpointingBytes < e.totalBytes
+    ? `turn on gradient checkpointing (about ${formatBytes(e.withCheckpointingBytes)}), ` : '';
   if (limits.backend === 'wasm' && e.totalBytes > WASM_HEAP) {
-    out.push({ level: 'error', code: 'WASM_HEAP', message: `Training needs about ${formatBytes(e.totalBytes)}, but the wasm backend can address at most 4.3 GB: use WebGPU, or a smaller model, batch or length.` });
+    out.push({ level: 'error', code: 'WASM_HEAP', message: `Training needs about ${formatBytes(e.totalBytes)}, but the wasm backend can address at most 4.3 GB: ${ckpt}lower the batch size or sequence length, target fewer modules, use WebGPU, or pick a smaller model.` });
+  } else if (limits.backend === 'wasm' && e.totalBytes > WASM_COMFORT) {
+    out.push({ level: 'warning', code: 'WASM_HEAP', message: `Training needs about ${formatBytes(e.totalBytes)} of wasm memory, more than ${formatBytes(WASM_COMFORT)}: a browser may refuse it on a machine with little memory. To be safe, ${ckpt || 'lower '}${ckpt ? 'or lower ' : ''}the batch size or sequence length.` });
   }
   if (limits.deviceMemoryBytes) {
     if (e.totalBytes > limits.deviceMemoryBytes) {
-      out.push({ level: 'warning', code: 'DEVICE_MEMORY', message: `Training needs about ${formatBytes(e.totalBytes)}, more than this device's ${formatBytes(limits.deviceMemoryBytes)} of memory: it will probably run out of memory. Lower the batch size or sequence length, or pick a smaller model.` });
+      out.push({ level: 'warning', code: 'DEVICE_MEMORY', message: `Training needs about ${formatBytes(e.totalBytes)}, more than this device's ${formatBytes(limits.deviceMemoryBytes)} of memory: it will probably run out of memory. ${ckpt ? `Turn on gradient checkpointing (about ${formatBytes(e.withCheckpointingBytes)}), lower` : 'Lower'} the batch size or sequence length, or pick a smaller model.` });
     } else if (e.totalBytes > 0.7 * limits.deviceMemoryBytes) {
       out.push({ level: 'warning', code: 'DEVICE_MEMORY', message: `Training needs about ${formatBytes(e.totalBytes)} of this device's ${formatBytes(limits.deviceMemoryBytes)}: it may run out of memory with other tabs open.` });
     }

@@ -2,6 +2,7 @@
  * A fine-tuning run end to end: base model + PEFT method + data + optimizer + schedule, driven one optimizer
  * step at a time so that a worker (or the CLI) can report metrics, pause, export and stop between steps.
  */
+import type * as tf from '@tensorflow/tfjs';
 import { EngineError } from './errors';
 import type { LoadedTensor } from './io/safetensors';
 import { buildModel, type BuildReport } from './models';
@@ -14,6 +15,7 @@ import { AdamW } from './train/optimizer';
 import { learningRateAt, type SchedulerType } from './train/schedule';
 import { optimizerStep, peftTrainable, type Trainable } from './train/step';
 import { Rng } from './random';
+import { setPackPolicy } from './wasm-matmul';
 import { evaluate, type EvalMetrics } from './train/evaluate';
 import { generate, classify, type GenerateOptions } from './train/generate';
 
@@ -63,7 +65,8 @@ export const DEFAULT_ARGS: TrainingArgs = {
 
 export interface SessionInit {
   config: Record<string, unknown>;
-  weights: Map<string, LoadedTensor>;
+  /** Checkpoint tensors: from files, or already on the backend (uploadWeights), shared rather than copied. */
+  weights: Map<string, LoadedTensor | tf.Tensor>;
   tokenizer?: TokenizerLike;
   task?: TaskType;
   peft: PeftConfig;
@@ -189,6 +192,9 @@ export class TrainingSession {
     for (let i = 0; i < this.args.gradientAccumulationSteps; i++) {
       micro.push(collate(this.sampler.next().map((j) => this.train[j]), this.model.task, this.padId, this.padding));
     }
+    // Training products have many rows: packing a weight per product costs ~3%, keeping every packed copy
+    // doubles the weights' memory on wasm (see wasm-matmul.ts).
+    const pack = setPackPolicy('marked');
     try {
       const r = await optimizerStep(this.trainable(), this.opt, micro, lr, this.args.maxGradNorm);
       this.completedSteps += 1;
@@ -198,6 +204,7 @@ export class TrainingSession {
         loss: r.loss, lr, gradNorm: r.gradNorm, tokens: r.tokens, tokensPerSec: (r.tokens / ms) * 1000, ms,
       };
     } finally {
+      setPackPolicy(pack);
       micro.forEach(disposeBatch);
     }
   }
@@ -206,7 +213,12 @@ export class TrainingSession {
   /** Eval loss and accuracy (SEQ_CLS: accuracy + F1; CLM: next-token accuracy) on the validation set. */
   async evaluate(limit?: number): Promise<EvalMetrics> {
     const rows = limit ? this.validation.slice(0, limit) : this.validation;
-    return evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding);
+    const pack = setPackPolicy('marked');
+    try {
+      return await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding);
+    } finally {
+      setPackPolicy(pack);
+    }
   }
 
   get hasValidation(): boolean {

@@ -51,6 +51,15 @@ export function outOfMemory(bytes: number): EngineError {
  */
 export const tensorHeap = { live: 0, peak: 0, resetPeak: () => (tensorHeap.peak = tensorHeap.live) };
 const sizes = new Map<number, number>();
+let limit = Infinity;
+
+/**
+ * Makes tensor allocations fail past `bytes` of live tensor memory (null: no limit), as on a device with less
+ * memory: how the studio's out-of-memory handling is exercised without allocating 4 GB.
+ */
+export function setWasmTensorLimit(bytes: number | null): void {
+  limit = bytes ?? Infinity;
+}
 
 /** Makes every tfjs-wasm allocation throw OUT_OF_MEMORY instead of returning address 0 (once per module). */
 export function guardWasmAllocations(): void {
@@ -59,6 +68,7 @@ export function guardWasmAllocations(): void {
   const malloc = m.asm?.malloc ?? m._malloc.bind(m);
   const free = m.asm?.free ?? m._free.bind(m);
   m._malloc = (n: number) => {
+    if (tensorHeap.live + n > limit) throw outOfMemory(n);
     const p = malloc(n);
     if (p === 0 && n > 0) throw outOfMemory(n);
     sizes.set(p, n);

@@ -6,12 +6,14 @@ import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors';
 import type { LoadedTensor } from '../io/safetensors';
 import { Rng } from '../random';
-import { makeCtx } from './layers';
+import { LinearProducts, makeCtx, type LayerCache } from './layers';
 import { markFrozen } from '../ops/fused';
 import { lmHeadEval, lmHeadLoss } from '../ops/cross-entropy';
 import { causalLmLoss, seqClsLoss } from '../train/loss';
 import type { ArchitectureSpec } from './spec';
-import type { ArchConfig, EvalOutput, ForwardHooks, ForwardInput, Model, ModuleInfo, ParamMap, TaskType } from './types';
+import type {
+  ArchConfig, DecodeOptions, Decoding, EvalOutput, ForwardHooks, ForwardInput, Model, ModuleInfo, ParamMap, TaskType,
+} from './types';
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
 import { bert } from './bert';
@@ -94,10 +96,14 @@ export interface BuildReport {
 /** Buffers some checkpoints carry that are not parameters. */
 const IGNORED_KEYS = /(\.attn\.bias|\.attn\.masked_bias|rotary_emb\.inv_freq|\.position_ids)$/;
 
-/** Builds a model from config.json and checkpoint tensors, checking every shape. */
+/**
+ * Builds a model from config.json and checkpoint tensors, checking every shape. Weights may be file tensors
+ * (copied to the backend) or tensors already on it (shared, not copied: a worker uploads a checkpoint once
+ * and builds a model per run or task from it).
+ */
 export function buildModel(
   raw: Record<string, unknown>,
-  weights: Map<string, LoadedTensor>,
+  weights: Map<string, LoadedTensor | tf.Tensor>,
   opts: BuildOptions = {},
 ): Model & { report: BuildReport } {
   const { spec, config, task, className } = resolveArchitecture(raw, opts.task);
@@ -124,6 +130,13 @@ export function buildModel(
               'SHAPE_MISMATCH',
               `Weight ${key} has shape [${t.shape}] but config.json implies [${shape}] for ${name}.`,
             );
+          }
+          if (t instanceof tf.Tensor) {
+            if (t.dtype !== 'float32') throw new EngineError('SHAPE_MISMATCH', `Weight ${key} is ${t.dtype}, expected float32.`);
+            const shared = t.clone(); // a handle on the same data: disposing the model leaves the source intact
+            markFrozen(shared);
+            params.set(name, shared);
+            continue;
           }
           if (!(t.data instanceof Float32Array)) {
             throw new EngineError('SHAPE_MISMATCH', `Weight ${key} is ${t.dtype}, expected a floating-point tensor.`);
@@ -166,6 +179,12 @@ export function buildModel(
     },
     loss: (input, labels, hooks = {}) => taskLoss(spec, model, input, labels, hooks, false),
     evaluate: (input, labels, hooks = {}) => taskLoss(spec, model, input, labels, hooks, true),
+    ...(spec.decoder && task === 'CAUSAL_LM'
+      ? {
+          startDecoding: (ids: number[], hooks: ForwardHooks = {}, o: DecodeOptions = {}) => startDecoding(spec, model, ids, hooks, o),
+          maxDecodeLength: spec.decoder.maxLength(config),
+        }
+      : {}),
     dispose() {
       const seen = new Set<tf.Tensor>();
       for (const t of model.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
@@ -173,6 +192,90 @@ export function buildModel(
     },
   };
   return model;
+}
+
+/** Bytes of a model's parameter tensors, tied ones once. */
+function paramBytes(model: Model): number {
+  let n = 0;
+  for (const t of new Set(model.params.values())) n += 4 * t.size;
+  return n;
+}
+
+/**
+ * Model.startDecoding: the prompt runs through spec.decoder.step once (prefill), then each next() runs one
+ * token over the cache. Only the last position goes through the LM head ([1, V], never [1, S, V]).
+ */
+function startDecoding(spec: ArchitectureSpec<any>, model: Model, promptIds: number[], hooks: ForwardHooks, o: DecodeOptions): Decoding {
+  const decoder = spec.decoder!;
+  const maxLength = decoder.maxLength(model.config);
+  const virtual = hooks.prefixEmbeds?.shape[0] ?? 0;
+  if (promptIds.length === 0) throw new EngineError('BAD_ARGUMENT', 'Decoding needs a prompt of at least one token.');
+  if (virtual + promptIds.length > maxLength) {
+    throw new EngineError(
+      'BAD_ARGUMENT',
+      `A prompt of ${promptIds.length} tokens${virtual ? ` (+${virtual} virtual)` : ''} does not fit this model's ${maxLength} positions.`,
+    );
+  }
+  const ctx = makeCtx(model.params, hooks);
+  if (tf.getBackend() === 'wasm') {
+    ctx.linearProducts = new LinearProducts(o.transposeBudgetBytes ?? Math.max(0, 3 * 2 ** 30 - paramBytes(model)));
+  }
+  const C = model.config.hiddenSize;
+  let kv: { k: tf.Tensor; v: tf.Tensor }[] = [];
+  let length = 0;
+  let logits: tf.Tensor1D | null = null;
+  let disposed = false;
+
+  const run = (ids: number[]) => {
+    const caches: LayerCache[] = Array.from({ length: model.config.numLayers }, (_, i) => ({ past: kv[i] }));
+    const S = ids.length + (length === 0 ? virtual : 0); // new positions
+    const out = tf.tidy(() => {
+      const input = { inputIds: tf.tensor2d([ids], [1, ids.length], 'int32') };
+      const x = decoder.step(model.config, ctx, input.inputIds, caches, length); // [1, S, C]
+      const last = tf.slice(x, [0, S - 1, 0], [1, 1, C]); // [1, 1, C]
+      const y = spec.head(model.config, model.task, ctx, last, input).reshape([-1]) as tf.Tensor1D; // [V]
+      return { y, k: caches.map((c) => c.present!.k), v: caches.map((c) => c.present!.v) };
+    });
+    for (const p of kv) (p.k.dispose(), p.v.dispose());
+    kv = out.k.map((k, i) => ({ k, v: out.v[i] }));
+    logits?.dispose();
+    logits = out.y;
+    length += S;
+  };
+
+  const decoding: Decoding = {
+    get logits() {
+      if (!logits) throw new Error('internal: this decoding has been disposed');
+      return logits;
+    },
+    get length() {
+      return length;
+    },
+    maxLength,
+    next(tokenId) {
+      if (disposed) throw new Error('internal: next() on a disposed decoding');
+      if (length >= maxLength) {
+        throw new EngineError('BAD_ARGUMENT', `The cache is full: this model takes at most ${maxLength} positions.`);
+      }
+      run([tokenId]);
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const p of kv) (p.k.dispose(), p.v.dispose());
+      kv = [];
+      logits?.dispose();
+      logits = null;
+      ctx.linearProducts?.dispose();
+    },
+  };
+  try {
+    run(promptIds);
+  } catch (e) {
+    decoding.dispose();
+    throw e;
+  }
+  return decoding;
 }
 
 /**
@@ -225,4 +328,18 @@ function taskLoss(
     const r = lmHeadEval(h, w, y);
     return { loss: r.loss, preds: r.preds, labels: y };
   });
+}
+
+/** Uploads checkpoint tensors to the active backend once, for buildModel to share across runs and tasks. */
+export function uploadWeights(weights: Map<string, LoadedTensor>): Map<string, tf.Tensor> {
+  const out = new Map<string, tf.Tensor>();
+  try {
+    for (const [k, t] of weights) {
+      if (t.data instanceof Float32Array) out.set(k, tf.tensor(t.data, t.shape, 'float32'));
+    }
+  } catch (e) {
+    for (const t of out.values()) t.dispose();
+    throw e;
+  }
+  return out;
 }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { checkpoint } from '../ops/autodiff';
 import * as ops from '../ops/fused';
+import { keepPacked } from '../wasm-matmul';
 import type { ForwardHooks, ForwardInput, ParamMap } from './types';
 
 /** Added to attention scores of masked keys. transformers uses float32 min; any value that makes exp() 0 agrees. */
@@ -22,6 +23,8 @@ export interface Ctx {
   seed: number;
   /** Trainable variables read inside modules named `prefix...` (base parameters, overrides, hook variables). */
   variablesUnder(prefix: string): tf.Variable[];
+  /** Set while decoding on wasm: how linear() multiplies by an [out, in] weight (see LinearProducts). */
+  linearProducts?: LinearProducts;
 }
 
 export function makeCtx(params: ParamMap, hooks: ForwardHooks = {}, input: Pick<ForwardInput, 'training' | 'checkpoint' | 'seed'> = {}): Ctx {
@@ -87,7 +90,8 @@ export function matmulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.
 /** torch.nn.Linear: weight [out, in], y = x W^T + b. */
 export function linear(ctx: Ctx, name: string, x: tf.Tensor): tf.Tensor {
   return hooked(ctx, name, x, (inp) => {
-    const y = matmulLast(inp, ctx.get(`${name}.weight`), true);
+    const w = ctx.get(`${name}.weight`);
+    const y = ctx.linearProducts ? ctx.linearProducts.times(inp, w) : matmulLast(inp, w, true);
     return ctx.has(`${name}.bias`) ? tf.add(y, ctx.get(`${name}.bias`)) : y;
   });
 }
@@ -117,13 +121,13 @@ export function embedding(ctx: Ctx, name: string, ids: tf.Tensor): tf.Tensor {
   return tf.gather(table, ids.toInt());
 }
 
-/** The first `n` rows of a position table (positions 0..n-1). slice has a gradient everywhere. */
-export function positions(ctx: Ctx, name: string, n: number): tf.Tensor {
+/** `n` rows of a position table from `start` (positions start..start+n-1). slice has a gradient everywhere. */
+export function positions(ctx: Ctx, name: string, n: number, start = 0): tf.Tensor {
   const table = ctx.get(`${name}.weight`);
-  if (n > table.shape[0]) {
-    throw new Error(`sequence of ${n} tokens is longer than the model's ${table.shape[0]} positions`);
+  if (start + n > table.shape[0]) {
+    throw new Error(`sequence of ${start + n} tokens is longer than the model's ${table.shape[0]} positions`);
   }
-  return tf.slice(table, [0, 0], [n, table.shape[1]!]);
+  return tf.slice(table, [start, 0], [n, table.shape[1]!]);
 }
 
 /** Dropout in training (a fresh seed per call site), identity otherwise. */
@@ -207,12 +211,15 @@ function causalBias(seq: number): tf.Tensor {
 /** [B, S, H*D] -> [B, H, S, D] */
 export function splitHeads(x: tf.Tensor, heads: number, headDim: number): tf.Tensor {
   const [b, s] = x.shape;
+  // One position (a decoding step): both layouts are the same, so no transpose kernel (a copy) is needed.
+  if (s === 1) return x.reshape([b!, heads, 1, headDim]);
   return x.reshape([b, s, heads, headDim]).transpose([0, 2, 1, 3]);
 }
 
 /** [B, H, S, D] -> [B, S, H*D] */
 export function mergeHeads(x: tf.Tensor): tf.Tensor {
   const [b, h, s, d] = x.shape;
+  if (s === 1) return x.reshape([b!, 1, h! * d!]); // as in splitHeads
   return x.transpose([0, 2, 1, 3]).reshape([b, s, h * d]);
 }
 
@@ -245,4 +252,114 @@ export function prefixMask(ctx: Ctx, mask: tf.Tensor | undefined, batch: number,
   if (!prefix) return mask;
   const m = mask ? mask.toFloat() : tf.ones([batch, seq]);
   return tf.concat([tf.ones([batch, prefix.shape[0]]), m], 1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Decoding with a key/value cache
+
+/**
+ * One layer's keys and values while decoding: `past` [B, H, L, D] holds the L positions already seen (absent
+ * for the prompt), and the block stores `present` = past ++ this step's S positions, which it attends over.
+ */
+export interface LayerCache {
+  past?: { k: tf.Tensor; v: tf.Tensor };
+  present?: { k: tf.Tensor; v: tf.Tensor };
+}
+
+/** The keys / values [B, H, S, D] a block attends over: unchanged in a plain forward, past ++ new when decoding. */
+export function withCache(cache: LayerCache | undefined, k: tf.Tensor, v: tf.Tensor): { k: tf.Tensor; v: tf.Tensor } {
+  if (!cache) return { k, v };
+  const kv = cache.past ? { k: tf.concat([cache.past.k, k], 2), v: tf.concat([cache.past.v, v], 2) } : { k, v };
+  cache.present = kv;
+  return kv;
+}
+
+/**
+ * Runs one block of a decoding step in its own tidy scope, keeping its output and the layer's new keys/values
+ * (so a long prompt holds one block's temporaries at a time, as block() does for the forward).
+ */
+export function cachedBlock(cache: LayerCache, fn: () => tf.Tensor): tf.Tensor {
+  const out = tf.tidy(() => {
+    const y = fn();
+    if (!cache.present) throw new Error('internal: a decoding block did not fill its cache');
+    return { y, k: cache.present.k, v: cache.present.v };
+  });
+  cache.present = { k: out.k, v: out.v };
+  return out.y;
+}
+
+/**
+ * attend() while decoding. One new query reads the cache with broadcast products and sums instead of matMul:
+ * on wasm the batched q k^T and p v run one XNNPACK product per head (measured: 1.66 ms per GPT-2 layer at
+ * 64 cached positions, against 0.30 ms here). Grouped-query heads read their kv head as attend() does.
+ * A prompt (several queries) goes through attend(). No dropout: decoding never trains.
+ */
+export function attendCached(
+  ctx: Ctx, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor, scale: number,
+): tf.Tensor {
+  const [B, H, S, D] = q.shape;
+  if (S !== 1) return attend(ctx, q, k, v, bias, scale, 0);
+  const G = k.shape[1]!;
+  const L = k.shape[2]!;
+  const rep = H! / G;
+  const qg = q.reshape([B! * G, rep, 1, D!]); // query heads of kv head g: [B*G, rep, 1, D]
+  const kg = k.reshape([B! * G, 1, L, D!]);
+  const scores = tf.sum(tf.mul(qg, kg), -1); // [B*G, rep, L]
+  const probs = tf.softmax(tf.add(tf.mul(scores, scale), bias.reshape([1, 1, L])), -1); // bias [1, 1, 1, L]
+  const out = tf.sum(tf.mul(probs.reshape([B! * G, rep, L, 1]), v.reshape([B! * G, 1, L, D!])), 2); // [B*G, rep, D]
+  return out.reshape([B!, H!, 1, D!]);
+}
+
+/**
+ * Additive bias [1, 1, S, L+S] for S new queries at positions L..L+S-1 over every key so far: causal among the
+ * new tokens, everything cached visible. One new token sees all keys, so its bias is zeros.
+ */
+export function decodeBias(past: number, seq: number): tf.Tensor {
+  if (past === 0) return attentionBias(undefined, 1, seq, true);
+  const n = past + seq;
+  const c = new Float32Array(seq * n);
+  for (let i = 0; i < seq; i++) for (let j = past + i + 1; j < n; j++) c[i * n + j] = MASK_VALUE;
+  return tf.tensor4d(c, [1, 1, seq, n]);
+}
+
+/**
+ * x W^T for nn.Linear weights W [out, in] while decoding on wasm. tfjs-wasm's matMul with transposeB transposes
+ * the whole weight on every call (measured: 320 ms for GPT-2's 50257 x 768 LM head, 8 ms for a 1536 x 576
+ * projection, where the product itself takes 0.2 ms), which one-token steps would pay for every weight and
+ * every token. So the weights used first get one transposed copy [in, out] each for the lifetime of the
+ * decoding, up to `budgetBytes` (XNNPACK keeps a copy packed, so each costs twice its size; the LM-head product
+ * then takes 6.7 ms);
+ * weights past the budget are multiplied as (W x^T)^T, where only the few rows of x get transposed (25 ms for
+ * the LM head, 0.85 ms for the projection), so no weight is ever transposed per token.
+ */
+export class LinearProducts {
+  private readonly copies = new Map<tf.Tensor, tf.Tensor>();
+  private left: number;
+
+  constructor(budgetBytes: number) {
+    this.left = budgetBytes;
+  }
+
+  /** x [..., in] times w [out, in] transposed: [..., out]. */
+  times(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+    let wT = this.copies.get(w);
+    if (!wT && this.left >= 2 * 4 * w.size) {
+      wT = tf.keep(tf.transpose(w)); // [in, out], outlives the step's tidy scope; freed by dispose()
+      keepPacked(wT); // stays packed under the 'marked' pack policy too
+      this.copies.set(w, wT);
+      this.left -= 2 * 4 * w.size;
+    }
+    if (wT) return matmulLast(x, wT, false);
+    const lead = x.shape.slice(0, -1);
+    const rows = x.reshape([-1, x.shape[x.shape.length - 1]!]) as tf.Tensor2D; // [R, in]
+    const yT = tf.matMul(w as tf.Tensor2D, rows, false, true); // [out, R]
+    // One row: [out, 1] and [1, out] have the same layout, so no transpose is needed.
+    const y = rows.shape[0] === 1 ? yT.reshape([1, w.shape[0]!]) : yT.transpose();
+    return y.reshape([...lead, w.shape[0]!]);
+  }
+
+  dispose(): void {
+    for (const t of this.copies.values()) t.dispose();
+    this.copies.clear();
+  }
 }

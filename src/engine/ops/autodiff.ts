@@ -107,6 +107,11 @@ export function gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor): 
   try {
     y = tf.tidy(f);
     tape = state.activeTape!;
+  } catch (e) {
+    // tidy released the forward's tensors, but not what the tape kept for a backward that will not happen
+    // (out of memory mid-forward must not leak the activations saved so far).
+    for (const node of state.activeTape ?? []) releaseSaved(node);
+    throw e;
   } finally {
     state.activeTape = outerTape;
     state.gradientDepth = outerDepth;

@@ -27,10 +27,30 @@ export function needsGrad(t: tf.Tensor): boolean {
 
 type Body = (save: tf.GradSaveFunc) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] };
 
+/**
+ * Applies f to the tensors in turn, disposing each intermediate as soon as the next exists: backward formulas
+ * are written as such chains so that only a couple of [N, F]-sized temporaries are alive at once (tidy alone
+ * would keep all of them until the op returns: measured, gelu_new's backward held 9 tensors of [B, T, 4C]).
+ */
+function chain(x: tf.Tensor, ...fs: ((t: tf.Tensor) => tf.Tensor)[]): tf.Tensor {
+  let t = x;
+  for (const f of fs) {
+    const next = f(t);
+    if (t !== x) t.dispose();
+    t = next;
+  }
+  return t;
+}
+
 /** A customGrad op over `inputs` (read by `body` from its closure); gradFunc returns one gradient per input. */
 export function fused(inputs: tf.Tensor[], body: Body): tf.Tensor {
   const op = tf.customGrad((...args: unknown[]) => {
-    const { value, gradFunc } = body(args[args.length - 1] as tf.GradSaveFunc);
+    // Saving is deferred until the value exists: tfjs keeps saved tensors outside every scope, so saving and
+    // then failing (out of memory) would leak them. The body must not dispose what it saves (the op's own
+    // scope releases its temporaries when it returns).
+    let toSave: tf.Tensor[] = [];
+    const { value, gradFunc } = body((ts) => (toSave = ts));
+    (args[args.length - 1] as tf.GradSaveFunc)(toSave);
     // Temporaries of the backward formula are released as soon as the gradients exist.
     return { value, gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => tf.tidy(() => gradFunc(dy as tf.Tensor, saved)) };
   });
@@ -56,7 +76,7 @@ const GELU_A = 0.044715;
  */
 function geluTanhParts(x: tf.Tensor): { x2: tf.Tensor; s: tf.Tensor } {
   const x2 = tf.square(x);
-  const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, GELU_K * GELU_A), GELU_K)));
+  const s = chain(x2, (t) => tf.mul(t, GELU_K * GELU_A), (t) => tf.add(t, GELU_K), (t) => tf.mul(x, t), tf.sigmoid);
   return { x2, s };
 }
 
@@ -68,9 +88,14 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
       gradFunc: (dy, [xs]) => {
         const { x2, s } = geluTanhParts(xs);
         // d/dx x s(u) = s + x s (1 - s) u',  u' = K (1 + 3 A x^2)
-        const du = tf.add(tf.mul(x2, 3 * GELU_K * GELU_A), GELU_K);
-        const ds = tf.mul(s, tf.sub(1, s));
-        return [tf.mul(dy, tf.add(s, tf.mul(tf.mul(xs, du), ds)))];
+        const du = chain(x2, (t) => tf.mul(t, 3 * GELU_K * GELU_A), (t) => tf.add(t, GELU_K));
+        x2.dispose();
+        const g = chain(s, (t) => tf.sub(1, t), (t) => tf.mul(t, s), (t) => tf.mul(t, du), (t) => tf.mul(t, xs), (t) => tf.add(t, s));
+        du.dispose();
+        s.dispose();
+        const dx = tf.mul(g, dy);
+        g.dispose();
+        return [dx];
       },
     };
   });
@@ -93,7 +118,7 @@ export function geluErf(x: tf.Tensor): tf.Tensor {
 
 /** silu(x) = x sigmoid(x); derivative s (1 + x (1 - s)). */
 function siluGrad(x: tf.Tensor, s: tf.Tensor): tf.Tensor {
-  return tf.mul(s, tf.add(1, tf.mul(x, tf.sub(1, s))));
+  return chain(s, (t) => tf.sub(1, t), (t) => tf.mul(t, x), (t) => tf.add(t, 1), (t) => tf.mul(t, s));
 }
 
 export function silu(x: tf.Tensor): tf.Tensor {
@@ -114,7 +139,10 @@ export function gatedSilu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
       value: tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up)),
       gradFunc: (dy, [g, u]) => {
         const s = tf.sigmoid(g);
-        return [tf.mul(tf.mul(dy, u), siluGrad(g, s)), tf.mul(dy, tf.mul(g, s))];
+        const dup = chain(s, (t) => tf.mul(t, g), (t) => tf.mul(t, dy));
+        const dg = chain(siluGrad(g, s), (t) => tf.mul(t, u), (t) => tf.mul(t, dy));
+        s.dispose();
+        return [dg, dup];
       },
     };
   });
@@ -137,18 +165,20 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
     });
     save([x, mean, rstd]);
     const value = tf.tidy(() => tf.add(tf.mul(tf.mul(tf.sub(x, mean), rstd), weight), bias));
-    mean.dispose();
-    rstd.dispose();
     return {
       value,
       gradFunc: (dy, [xs, m, r]) => {
-        const xhat = tf.mul(tf.sub(xs, m), r);
+        const xhat = chain(xs, (t) => tf.sub(t, m), (t) => tf.mul(t, r));
         const g = tf.mul(dy, weight);
         // dx = rstd (g - mean(g) - xhat mean(g xhat))
-        const dx = tf.mul(r, tf.sub(tf.sub(g, tf.mean(g, axis, true)), tf.mul(xhat, tf.mean(tf.mul(g, xhat), axis, true))));
+        const mg = tf.mean(g, axis, true);
+        const mgx = chain(g, (t) => tf.mul(t, xhat), (t) => tf.mean(t, axis, true));
+        const dx = chain(xhat, (t) => tf.mul(t, mgx), (t) => tf.sub(g, t), (t) => tf.sub(t, mg), (t) => tf.mul(t, r));
+        g.dispose();
         const out = [dx];
         if (gw) out.push(sumRows(tf.mul(dy, xhat)));
         if (gb) out.push(sumRows(dy));
+        xhat.dispose();
         return out;
       },
     };
@@ -163,7 +193,6 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor
     const r = tf.tidy(() => tf.rsqrt(tf.add(tf.mean(tf.square(x), axis, true), eps)));
     save([x, r]);
     const value = tf.tidy(() => tf.mul(tf.mul(x, r), weight));
-    r.dispose();
     return {
       value,
       gradFunc: (dy, [xs, rs]) => {
@@ -191,7 +220,6 @@ export function dropout(x: tf.Tensor, p: number, seed: number): tf.Tensor {
     const mask = dropoutMask(x.shape, p, seed);
     save([mask]);
     const value = tf.mul(x, mask);
-    mask.dispose();
     return { value, gradFunc: (dy, [m]) => [tf.mul(dy, m)] };
   });
 }
@@ -225,8 +253,6 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: Attention
     const mask = p > 0 ? dropoutMask(probs.shape, p, o.seed ?? 0) : null;
     save(mask ? [q, k, v, probs, mask] : [q, k, v, probs]);
     const value = tf.tidy(() => tf.matMul((mask ? tf.mul(probs, mask) : probs) as tf.Tensor4D, v as tf.Tensor4D).reshape([B, H, S, D]));
-    probs.dispose();
-    mask?.dispose();
     return {
       value,
       gradFunc: (dy, saved) => {
@@ -234,11 +260,17 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: Attention
         const dO = dy.reshape([B, G, rep * S, D]) as tf.Tensor4D;
         const pd = (m ? tf.mul(ps, m) : ps) as tf.Tensor4D;
         const dv = tf.matMul(pd, dO, true, false); // [B, G, Sk, D]
+        if (m) pd.dispose();
         let dp = tf.matMul(dO, vs as tf.Tensor4D, false, true); // [B, G, rep*S, Sk]
-        if (m) dp = tf.mul(dp, m);
-        const ds = tf.mul(tf.mul(ps, tf.sub(dp, tf.sum(tf.mul(dp, ps), -1, true))), o.scale) as tf.Tensor4D;
+        if (m) dp = chain(dp, (t) => tf.mul(t, m));
+        // ds = p (dp - sum(dp p)) * scale, with one [B, H, S, S] temporary besides dp at a time
+        const rows = chain(dp, (t) => tf.mul(t, ps), (t) => tf.sum(t, -1, true));
+        const ds = chain(dp, (t) => tf.sub(t, rows), (t) => tf.mul(t, ps), (t) => tf.mul(t, o.scale)) as tf.Tensor4D;
+        dp.dispose();
+        rows.dispose();
         const dq = tf.matMul(ds, ks as tf.Tensor4D).reshape([B, H, S, D]);
         const dk = tf.matMul(ds, qs.reshape([B, G, rep * S, D]) as tf.Tensor4D, true, false); // [B, G, Sk, D]
+        ds.dispose();
         return [dq, dk, dv];
       },
     };
