@@ -20,7 +20,6 @@ import { loadModelDir } from '../src/engine/io/node-files';
 import { NodeDirSource, hubSettingsFromEnv, openModelSource } from '../src/engine/io/node-source';
 import { openBrowserCache, opfsBackend } from '../src/engine/io/opfs-cache';
 import { readSafetensors, type LoadedTensor } from '../src/engine/io/safetensors';
-import { checkFits, estimateForConfig, estimateTrainingMemory } from '../src/engine/memory';
 import { SUPPORTED_MODEL_TYPES, moduleTree } from '../src/engine/models';
 import { fakeOpfs } from './support/fake-opfs';
 import { halfPrecisionCopy, shardedCopy } from './support/hub-fixtures';
@@ -377,36 +376,6 @@ describe('cache backends', () => {
       expect(await cache.list()).toEqual([]);
     });
   }
-});
-
-describe('training memory estimate', () => {
-  const gpt2 = { totalParams: 124_439_808, trainableParams: 811_008, batch: 8, seqLen: 128, hidden: 768, layers: 12, heads: 12, vocab: 50257 };
-
-  it('adds up weights, adapter, optimizer and activations; the logits are the largest buffer', () => {
-    const e = estimateTrainingMemory(gpt2);
-    expect(e.weightsBytes).toBe(gpt2.totalParams * 4);
-    expect(e.optimizerBytes).toBe(3 * gpt2.trainableParams * 4);
-    expect(e.largestBuffer).toBe('logits');
-    expect(e.largestBufferBytes).toBe(8 * 128 * 50257 * 4);
-    expect(e.totalBytes).toBe(e.weightsBytes + e.adapterBytes + e.optimizerBytes + e.activationsBytes);
-    expect(e.activationsBytes).toBeGreaterThan(3 * 8 * 128 * 50257 * 4);
-  });
-
-  it('warns when a buffer exceeds WebGPU limits or memory runs short', () => {
-    const e = estimateTrainingMemory(gpt2);
-    const w = checkFits(e, { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20, deviceMemoryBytes: 2 ** 30, storageAvailableBytes: 1e6, downloadBytes: 5e8 });
-    expect(w.map((x) => x.code)).toEqual(['BINDING_TOO_LARGE', 'DEVICE_MEMORY', 'STORAGE']);
-    expect(w[0].message).toMatch(/logits.*maxStorageBufferBindingSize 134\.2 MB.*lower the batch size/);
-    expect(checkFits(e, { maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30, deviceMemoryBytes: 16 * 2 ** 30 })).toEqual([]);
-    expect(checkFits(estimateTrainingMemory({ ...gpt2, batch: 64, seqLen: 1024 }), { backend: 'wasm' }).map((x) => x.code)).toEqual(['WASM_HEAP']);
-  });
-
-  it('reads dimensions from a config.json', () => {
-    const config = JSON.parse(readFileSync(join(fx('llama-tiny'), 'config.json'), 'utf8'));
-    const e = estimateForConfig(config, { totalParams: PARAMS['llama-tiny'], trainableParams: 8192, batch: 2, seqLen: 16 });
-    expect(e.weightsBytes).toBe(PARAMS['llama-tiny'] * 4);
-    expect(e.totalBytes).toBeGreaterThan(e.weightsBytes);
-  });
 });
 
 describe('static folders that compress', () => {

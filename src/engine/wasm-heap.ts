@@ -69,14 +69,16 @@ export function guardWasmAllocations(): void {
   const free = m.asm?.free ?? m._free.bind(m);
   m._malloc = (n: number) => {
     if (tensorHeap.live + n > limit) throw outOfMemory(n);
-    const p = malloc(n);
+    // emscripten returns addresses above 2 GiB as negative int32s; tfjs-wasm uses them unsigned (>>> 0).
+    const p = malloc(n) >>> 0;
     if (p === 0 && n > 0) throw outOfMemory(n);
     sizes.set(p, n);
     tensorHeap.live += n;
     if (tensorHeap.live > tensorHeap.peak) tensorHeap.peak = tensorHeap.live;
     return p;
   };
-  m._free = (p: number) => {
+  m._free = (ptr: number) => {
+    const p = ptr >>> 0;
     const n = sizes.get(p);
     if (n !== undefined) {
       sizes.delete(p);

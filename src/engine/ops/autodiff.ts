@@ -144,8 +144,9 @@ export function gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy?: tf.Tensor): 
             const prev = acc.get(x.id);
             if (prev) {
               acc.set(x.id, tf.add(prev, dx));
-              prev.dispose();
-              dx.dispose();
+              // Either may be the caller's dy, handed through unchanged by a gradient function.
+              if (prev !== callerOwned) prev.dispose();
+              if (dx !== callerOwned) dx.dispose();
             } else acc.set(x.id, dx);
           }
         }
