@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
 
@@ -20,5 +21,12 @@ export default defineConfig({
   // Pre-bundle the wasm backend: served raw, its CommonJS emscripten glue (wasm-out/*.js) has no ES exports and
   // the dev server fails to load it. The .wasm binaries are served from public/tfjs-wasm/ (see src/worker).
   optimizeDeps: { include: ['@tensorflow/tfjs-backend-wasm'] },
-  build: { target: 'es2022', chunkSizeWarningLimit: 8000 },
+  build: {
+    target: 'es2022',
+    chunkSizeWarningLimit: 8000,
+    // Two pages: the studio, and bench.html (npm run bench:browser drives the studio's worker from it).
+    rolldownOptions: {
+      input: { main: fileURLToPath(new URL('index.html', import.meta.url)), bench: fileURLToPath(new URL('bench.html', import.meta.url)) },
+    },
+  },
 });

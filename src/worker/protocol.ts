@@ -3,6 +3,7 @@
  * Every command carries a requestId; replies and errors caused by a command echo it, so the client can
  * resolve the matching promise. Run events (progress, metrics, evalMetrics, checkpoint, done) carry runId.
  */
+import type { BenchSetup, BenchShape, benchMatmul, benchTraining } from '../engine/bench';
 import type { CachedModelInfo } from '../engine/io/cache';
 import type { DownloadProgress } from '../engine/io/download';
 import type { DeviceLimits, FitWarning, MemoryEstimate } from '../engine/memory';
@@ -122,7 +123,14 @@ export type WorkerCommand =
   | { type: 'stop'; requestId: number }
   | { type: 'export'; requestId: number }
   | { type: 'generate'; requestId: number; prompt: string; maxNewTokens: number }
-  | { type: 'classify'; requestId: number; text: string };
+  | { type: 'classify'; requestId: number; text: string }
+  /**
+   * bench.html (`npm run bench:browser`): LoRA training steps and 1024^3 matmuls on the current backend
+   * (src/engine/bench.ts); replies `benchResult`. Refused while a run is active.
+   */
+  | { type: 'bench'; requestId: number; shape: BenchShape; steps: number; checkpointing: boolean; matmulRuns: number }
+  /** bench.html: backend settings for the benchmark (WebGPU feature level, wasm threads); send before `init`. No reply. */
+  | { type: 'benchSetup'; requestId: number; setup: BenchSetup };
 
 /** Summary of a model (inspected or loaded), enough to render the Model panel. */
 export interface ModelInfo {
@@ -263,7 +271,14 @@ export type WorkerEvent =
   | { type: 'classification'; requestId: number; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult }
   /** retryable: a network failure, timeout, 429 or 5xx (Retry continues a download). link: the Hub repo page. */
   | { type: 'error'; requestId?: number; runId?: number; code: string; message: string; retryable?: boolean; link?: string }
-  | { type: 'done'; runId: number; reason: 'completed' | 'stopped' | 'failed'; step: number };
+  | { type: 'done'; runId: number; reason: 'completed' | 'stopped' | 'failed'; step: number }
+  | { type: 'benchResult'; requestId: number; result: BenchResult };
 
 /** Replies a command may resolve with (everything but run events). */
 export type WorkerReply = Extract<WorkerEvent, { requestId: number }>;
+
+/** What a `bench` command measured, on which backend, and what that backend runs on (see engine/bench.ts). */
+export type BenchResult = Awaited<ReturnType<typeof benchTraining>> & Awaited<ReturnType<typeof benchMatmul>> & {
+  backend: BackendName;
+  details: Record<string, unknown>;
+};

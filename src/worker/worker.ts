@@ -4,6 +4,7 @@
  * answers WorkerCommands with WorkerEvents. Nothing here blocks the page; any throw, rejected promise or
  * uncaught error becomes an `error` event the UI can show.
  */
+import { backendDetails, benchMatmul, benchSetup, benchTraining } from '../engine/bench';
 import { EngineError, describeError } from '../engine/errors';
 import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
 import { resolveArchitecture } from '../engine/models';
@@ -305,6 +306,20 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       post({ type: 'classification', requestId, withAdapter: named(a), withoutAdapter: named(b) });
       return;
     }
+    case 'bench': {
+      if (busy()) throw new Error('Stop training before benchmarking.');
+      if (!backend) throw new Error('The backend is not ready yet.');
+      const on = backend;
+      await lock.run(async () => {
+        const train = await benchTraining(cmd.shape, { steps: cmd.steps, checkpointing: cmd.checkpointing, profileMemory: true });
+        const mm = await benchMatmul(cmd.matmulRuns);
+        post({ type: 'benchResult', requestId, result: { backend: on, details: await backendDetails(), ...train, ...mm } });
+      });
+      return;
+    }
+    case 'benchSetup':
+      benchSetup(cmd.setup);
+      return;
   }
 }
 
