@@ -4,9 +4,9 @@ import { expect, type Page } from '@playwright/test';
 import { parseHeader } from '../src/engine/io/safetensors';
 
 /** Opens the studio and waits for the backend, the built-in model, its module tree and the default data. */
-export async function openStudio(page: Page): Promise<void> {
+export async function openStudio(page: Page, path = '/'): Promise<void> {
   page.on('pageerror', (e) => console.log(`[pageerror] ${e.message}`));
-  await page.goto('/');
+  await page.goto(path);
   await expect(page.locator('.pill')).toContainText('backend:', { timeout: 90_000 });
   await expect(page.getByTestId('model-status')).toContainText('sotu-gpt2', { timeout: 90_000 });
   // Read header first, then downloaded: the tree shows before the weights are in, so wait for both.

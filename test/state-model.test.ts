@@ -14,6 +14,7 @@ const info = (name: string): ModelInfo => ({
 });
 const memory = (blocking = false): MemoryReport => ({
   estimate: { weightsBytes: 1, adapterBytes: 1, optimizerBytes: 1, activationsBytes: 1, lmHeadBytes: 0, totalBytes: 4, gradientCheckpointing: false, withCheckpointingBytes: 4, largestBufferBytes: 1, largestBuffer: 'embedding' },
+  checkpointing: { choice: 'auto', on: false },
   warnings: [], limits: {}, batch: 2, seqLen: 16, trainable: 1, blocking,
 });
 const inspected = (name: string, loadId: number, blocking = false): Extract<WorkerEvent, { type: 'inspected' }> => ({

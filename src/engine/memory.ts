@@ -16,8 +16,8 @@
  *                = N (L C + saved + work)             with it (each block keeps its input; one is recomputed)
  *     work = the backward pass's temporaries of one block, about WORK_F x F floats per token
  *   LM head      = N (LM_COLS x min(V, 2048) + LM_C x C)  the streamed cross-entropy's slices (CAUSAL_LM)
- *   peak         = weights + adapter + optimizer + max(activations, saved part + LM head), times the heap's
- *                  growth slack (emscripten grows it in 20% steps)
+ *   peak         = weights + adapter + optimizer + max(activations, saved part + LM head), plus the heap's
+ *                  growth slack (heapFor)
  * with N = batch x length tokens, C hidden, F MLP width, H heads, kv the key/value width, T length, L layers.
  */
 import { resolveArchitecture } from './models';
@@ -67,13 +67,26 @@ export interface MemoryEstimate {
 }
 
 const F32 = 4;
-/** Backward temporaries of one block, in units of F per token (calibrated on the bench's grid). */
-export const WORK_F = 2;
-/** LM-head working set per token: LM_COLS x (vocabulary slice) + LM_C x hidden. */
+/**
+ * Backward temporaries of one block, in units of F per token, calibrated on the bench's grid (GPT-2 124M with
+ * checkpointing: 23k floats per token beyond the checkpoints and one block's saved activations, 7.5 x 3072).
+ */
+export const WORK_F = 7.5;
+/** LM-head working set per token: LM_COLS x (vocabulary slice) + LM_C x hidden, plus two slices of the weight. */
 export const LM_COLS = 3;
 export const LM_C = 6;
-/** WebAssembly memory grows by up to 20%; on average the heap sits this much above the live peak. */
-export const HEAP_SLACK = 1.1;
+/**
+ * The heap above the tensors' peak: emscripten grows WebAssembly memory by 20% at a time, capped at 96 MB past
+ * the request, and starts from a few MB of its own.
+ */
+export function heapFor(tensorBytes: number): number {
+  return tensorBytes + Math.min(0.25 * tensorBytes, 96e6) + 8e6;
+}
+
+/** Columns of the vocabulary the streamed loss takes at a time (ops/cross-entropy.ts). */
+function lmColumns(vocab: number, tokens: number): number {
+  return Math.min(vocab, 2048, Math.max(256, Math.floor((4 * 2 ** 20) / tokens)));
+}
 
 /** Floats per token and layer that the backward pass needs from the forward. */
 export function savedPerToken(m: MemoryInput): number {
@@ -99,12 +112,13 @@ function estimateOnce(m: MemoryInput): Omit<MemoryEstimate, 'withCheckpointingBy
   const work = WORK_F * Math.max(F, H * T);
   const kept = ckpt ? L * C : L * saved; // what the forward leaves for the backward
   const activations = N * (kept + (ckpt ? saved : 0) + work) * F32;
-  const lmHead = m.task === 'SEQ_CLS' ? 0 : N * (LM_COLS * Math.min(V, 2048) + LM_C * C) * F32;
+  const cols = lmColumns(V, N);
+  const lmHead = m.task === 'SEQ_CLS' ? 0 : (N * (LM_COLS * cols + LM_C * C) + 2 * cols * C) * F32;
   const weightsBytes = m.totalParams * F32;
   const adapterBytes = m.trainableParams * F32;
   const optimizerBytes = 3 * m.trainableParams * F32;
   const phase = Math.max(activations, N * kept * F32 + lmHead);
-  const logits = m.task === 'SEQ_CLS' ? B * (m.numLabels ?? 2) : N * Math.min(V, 2048);
+  const logits = m.task === 'SEQ_CLS' ? B * (m.numLabels ?? 2) : N * cols;
   const candidates: [MemoryEstimate['largestBuffer'], number][] = [
     ['embedding', m.largestParamElements ?? V * C],
     ['logits', logits],
@@ -114,7 +128,7 @@ function estimateOnce(m: MemoryInput): Omit<MemoryEstimate, 'withCheckpointingBy
   const [largestBuffer, largest] = candidates.reduce((a, b) => (b[1] > a[1] ? b : a));
   return {
     weightsBytes, adapterBytes, optimizerBytes, activationsBytes: activations, lmHeadBytes: lmHead,
-    totalBytes: Math.round((weightsBytes + adapterBytes + optimizerBytes + phase) * HEAP_SLACK),
+    totalBytes: Math.round(heapFor(weightsBytes + adapterBytes + optimizerBytes + phase)),
     gradientCheckpointing: ckpt, largestBufferBytes: largest * F32, largestBuffer,
   };
 }
@@ -174,7 +188,7 @@ const WASM_HEAP = 4 * 2 ** 30;
  * 4 GiB the format allows on machines with little memory, so the studio turns gradient checkpointing on past
  * this (autoCheckpointing) and warns past it.
  */
-export const WASM_COMFORT = 1.5 * 2 ** 30;
+export const WASM_COMFORT = 1.5e9;
 
 /**
  * Whether to turn gradient checkpointing on ("auto"): when the run would not stay under the backend's comfort

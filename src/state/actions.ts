@@ -4,7 +4,7 @@
  * data settings reload the data. Replies to superseded requests are dropped.
  */
 import { describeError } from '../engine/errors';
-import type { BackendChoice, CachedModelInfo, MemoryPlan, ModelSource } from '../worker/protocol';
+import type { BackendChoice, CachedModelInfo, MemoryPlan, ModelSource, SamplingSettings } from '../worker/protocol';
 import { peftSettings, projectActions as P, trainArgs, useProject, type BuiltinDataset, type LoadError, type ProjectState } from './project';
 import { runActions as R, useRun } from './run';
 import { hubEndpoint, useSettings } from './settings';
@@ -26,7 +26,7 @@ export async function initBackend(choice: BackendChoice): Promise<void> {
   P.setBackendChoice(choice);
   P.backendStarting();
   try {
-    const r = await worker().request({ type: 'init', backend: choice, baseUrl }, 'ready');
+    const r = await worker().request({ type: 'init', backend: choice, baseUrl, ...diagnostics() }, 'ready');
     P.backendReady(r.backend, r.reason);
   } catch (e) {
     P.backendFailed(message(e));
@@ -39,7 +39,16 @@ function seqLen(s: ProjectState): number {
 }
 
 function memoryPlan(s: ProjectState): MemoryPlan {
-  return { batch: s.args.batchSize, seqLen: seqLen(s), peft: peftSettings(s).peft };
+  return { batch: s.args.batchSize, seqLen: seqLen(s), peft: peftSettings(s).peft, checkpointing: s.args.gradientCheckpointing };
+}
+
+/**
+ * Diagnostics from the page address: `?wasmTensorLimitMB=N` makes wasm allocations fail past N MB of tensors,
+ * as on a device with less memory (how the out-of-memory handling is checked end to end).
+ */
+function diagnostics(): { wasmTensorLimitBytes?: number } {
+  const mb = Number(new URLSearchParams(globalThis.location?.search ?? '').get('wasmTensorLimitMB'));
+  return mb > 0 ? { wasmTensorLimitBytes: mb * 2 ** 20 } : {};
 }
 
 /** How the last load can be repeated (Retry after its header could not be read). */
@@ -146,7 +155,10 @@ async function refreshMemory() {
   try {
     const downloadBytes = s.model.phase === 'confirm' && !s.model.inspection?.fromCache ? s.model.inspection?.downloadBytes : undefined;
     const r = await worker().request(
-      { type: 'estimateMemory', task: s.task, batch: s.args.batchSize, seqLen: seqLen(s), trainable: s.targets.result.trainable, downloadBytes },
+      {
+        type: 'estimateMemory', task: s.task, batch: s.args.batchSize, seqLen: seqLen(s), trainable: s.targets.result.trainable, downloadBytes,
+        checkpointing: s.args.gradientCheckpointing,
+      },
       'memory',
     );
     if (id === latest.memory) P.memoryEstimated(r.report);
@@ -236,7 +248,7 @@ export function boot(): void {
     }
     if (
       s.targets.result !== p.targets.result || s.args.batchSize !== p.args.batchSize || seqLen(s) !== seqLen(p) ||
-      s.backend.name !== p.backend.name || s.model.phase !== p.model.phase
+      s.backend.name !== p.backend.name || s.model.phase !== p.model.phase || s.args.gradientCheckpointing !== p.args.gradientCheckpointing
     ) {
       scheduleMemory();
     }
@@ -280,11 +292,11 @@ export async function snapshotAdapter(): Promise<void> {
   }
 }
 
-export async function generate(prompt: string, maxNewTokens: number): Promise<void> {
+export async function generate(prompt: string, maxNewTokens: number, sampling?: SamplingSettings): Promise<void> {
   R.playgroundBusy();
   try {
-    const r = await worker().request({ type: 'generate', prompt, maxNewTokens }, 'generation');
-    R.generated(prompt, r.withAdapter, r.withoutAdapter);
+    const r = await worker().request({ type: 'generate', prompt, maxNewTokens, sampling }, 'generation');
+    R.generated(prompt, r.withAdapter, r.withoutAdapter, r.msPerToken);
   } catch (e) {
     R.playgroundFailed(message(e));
   }

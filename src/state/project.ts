@@ -95,6 +95,7 @@ export const DEFAULT_ARGS: TrainArgs = {
   evalSteps: 10,
   seed: 42,
   maxLength: 128,
+  gradientCheckpointing: 'auto',
 };
 
 const initial: ProjectState = {

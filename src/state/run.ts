@@ -44,7 +44,7 @@ export interface RunStore {
   logs: string[];
   playground: {
     busy: boolean;
-    generation?: { prompt: string; withAdapter: string; withoutAdapter: string };
+    generation?: { prompt: string; withAdapter: string; withoutAdapter: string; msPerToken?: number };
     classification?: { text: string; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult };
     error?: string;
   };
@@ -78,8 +78,8 @@ export const runActions = {
   dismissErrors: () => set({ errors: [] }),
   playgroundBusy: () => set((s) => ({ playground: { ...s.playground, busy: true, error: undefined } })),
   playgroundFailed: (error: string) => set((s) => ({ playground: { ...s.playground, busy: false, error } })),
-  generated: (prompt: string, withAdapter: string, withoutAdapter: string) =>
-    set((s) => ({ playground: { ...s.playground, busy: false, generation: { prompt, withAdapter, withoutAdapter } } })),
+  generated: (prompt: string, withAdapter: string, withoutAdapter: string, msPerToken?: number) =>
+    set((s) => ({ playground: { ...s.playground, busy: false, generation: { prompt, withAdapter, withoutAdapter, msPerToken } } })),
   classified: (text: string, withAdapter: ClassifyResult, withoutAdapter: ClassifyResult) =>
     set((s) => ({ playground: { ...s.playground, busy: false, classification: { text, withAdapter, withoutAdapter } } })),
 

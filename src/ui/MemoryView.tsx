@@ -29,7 +29,8 @@ export function MemoryView({ confirm }: { confirm: ReactNode }) {
           ≈ {bytes(e.totalBytes)}
         </strong>
         <span className="muted small">
-          at batch {m.batch} × length {m.seqLen}
+          at batch {m.batch} × length {m.seqLen}, gradient checkpointing {m.checkpointing.on ? 'on' : 'off'}
+          {m.checkpointing.choice === 'auto' ? ' (auto)' : ''}
         </span>
       </div>
       <dl className="memory-terms">
@@ -47,8 +48,20 @@ export function MemoryView({ confirm }: { confirm: ReactNode }) {
         </div>
         <div>
           <dt>activations</dt>
-          <dd>{bytes(e.activationsBytes)}</dd>
+          <dd title="kept for the backward pass, and its temporaries">{bytes(e.activationsBytes)}</dd>
         </div>
+        {e.lmHeadBytes > 0 && (
+          <div>
+            <dt>LM head + loss</dt>
+            <dd title="the fused cross-entropy's working set">{bytes(e.lmHeadBytes)}</dd>
+          </div>
+        )}
+        {!e.gradientCheckpointing && e.withCheckpointingBytes < e.totalBytes && (
+          <div>
+            <dt>with checkpointing</dt>
+            <dd data-testid="memory-with-checkpointing">≈ {bytes(e.withCheckpointingBytes)}</dd>
+          </div>
+        )}
         <div>
           <dt>largest buffer</dt>
           <dd title={e.largestBuffer}>{bytes(e.largestBufferBytes)}</dd>

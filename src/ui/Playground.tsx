@@ -2,7 +2,7 @@
 import { useState } from 'react';
 import { classify, generate } from '../state/actions';
 import { useRun } from '../state/run';
-import type { ClassifyResult } from '../worker/protocol';
+import type { ClassifyResult, SamplingSettings } from '../worker/protocol';
 import { ErrorNote, NumberField, Panel } from './controls';
 
 function Probs(props: { r: ClassifyResult; testId: string }) {
@@ -29,16 +29,19 @@ export function Playground() {
   const [prompt, setPrompt] = useState('My fellow citizens,');
   const [text, setText] = useState('Subject: You have WON a FREE cruise! Click now to claim your prize');
   const [maxNew, setMaxNew] = useState(30);
+  // transformers' generate() defaults where sampling is on; temperature 0 decodes greedily.
+  const [sampling, setSampling] = useState<SamplingSettings>({ temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 0 });
+  const sample = (p: Partial<SamplingSettings>) => setSampling((s) => ({ ...s, ...p }));
   const cls = task === 'SEQ_CLS';
   const ready = runId !== null;
 
   return (
     <Panel title="Playground" id="playground">
-      {!ready && <p className="muted">After training starts, compare the base model and the adapter here (greedy decoding, so differences come from the adapter).</p>}
+      {!ready && <p className="muted">After training starts, compare the base model and the adapter here (both with the same sampling and seed, so differences come from the adapter).</p>}
       <form
         onSubmit={(e) => {
           e.preventDefault();
-          void (cls ? classify(text) : generate(prompt, maxNew));
+          void (cls ? classify(text) : generate(prompt, maxNew, sampling));
         }}
       >
         <textarea
@@ -49,13 +52,27 @@ export function Playground() {
           onChange={(e) => (cls ? setText(e.target.value) : setPrompt(e.target.value))}
         />
         <div className="row">
-          {!cls && <NumberField label="new tokens" value={maxNew} integer min={1} max={200} onChange={setMaxNew} />}
+          {!cls && <NumberField label="new tokens" value={maxNew} integer min={1} max={500} onChange={setMaxNew} />}
+          {!cls && (
+            <>
+              <NumberField label="temperature" value={sampling.temperature} min={0} max={5} onChange={(temperature) => sample({ temperature })} hint="0: greedy" testId="temperature" />
+              <NumberField label="top-k" value={sampling.topK} integer min={0} onChange={(topK) => sample({ topK })} hint="0: off" />
+              <NumberField label="top-p" value={sampling.topP} min={0.01} max={1} onChange={(topP) => sample({ topP })} />
+              <NumberField label="repetition penalty" value={sampling.repetitionPenalty} min={1} max={3} onChange={(repetitionPenalty) => sample({ repetitionPenalty })} hint="1: off" />
+              <NumberField label="seed" value={sampling.seed} integer min={0} onChange={(seed) => sample({ seed })} />
+            </>
+          )}
           <button type="submit" className="primary" data-testid="playground-run" disabled={!ready || pg.busy}>
             {pg.busy ? 'Running…' : cls ? 'Classify' : 'Generate'}
           </button>
         </div>
       </form>
       {pg.error && <ErrorNote testId="playground-error">{pg.error}</ErrorNote>}
+      {!cls && pg.generation?.msPerToken !== undefined && (
+        <p className="muted small" data-testid="ms-per-token">
+          {pg.generation.msPerToken.toFixed(0)} ms per token (KV-cached decoding)
+        </p>
+      )}
       <div className="side-by-side">
         <div>
           <h3>Adapter on</h3>

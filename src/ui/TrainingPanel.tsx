@@ -34,6 +34,7 @@ export function TrainingPanel() {
   const backend = useProject((s) => s.backend);
   const choice = useProject((s) => s.backendChoice);
   const running = useRun((s) => s.state !== 'idle');
+  const checkpointingAuto = useProject((s) => (s.memory && s.args.gradientCheckpointing === 'auto' ? s.memory.checkpointing.on : null));
 
   return (
     <Panel title="Training" id="training">
@@ -78,6 +79,18 @@ export function TrainingPanel() {
           <NumberField label="max grad norm" value={args.maxGradNorm} min={0} onChange={(maxGradNorm) => P.updateArgs({ maxGradNorm })} hint="0 turns clipping off" />
           <NumberField label="eval every N steps" value={args.evalSteps} integer min={0} onChange={(evalSteps) => P.updateArgs({ evalSteps })} hint="0: only at the end" testId="eval-steps" />
           <NumberField label="seed" value={args.seed} integer min={0} onChange={(seed) => P.updateArgs({ seed })} />
+          <SelectField
+            label="gradient checkpointing"
+            value={args.gradientCheckpointing}
+            options={[
+              { value: 'auto', label: checkpointingAuto === null ? 'auto' : `auto (${checkpointingAuto ? 'on' : 'off'} for this run)` },
+              { value: 'on', label: 'on' },
+              { value: 'off', label: 'off' },
+            ]}
+            onChange={(gradientCheckpointing) => P.updateArgs({ gradientCheckpointing })}
+            hint="recompute activations in the backward pass: much less memory, about 35% slower"
+            testId="checkpointing"
+          />
         </div>
       </fieldset>
       <div className="backend">

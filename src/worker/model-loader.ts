@@ -12,10 +12,10 @@ import { LocalFilesSource, type DirectoryHandleLike, type FileSource } from '../
 import { openBrowserCache, storageEstimate } from '../engine/io/opfs-cache';
 import type { FolderCache } from '../engine/io/cache';
 import type { LoadedTensor } from '../engine/io/safetensors';
-import { browserDeviceMemory, checkFits, estimateForConfig, gpuLimits, type DeviceLimits } from '../engine/memory';
+import { autoCheckpointing, browserDeviceMemory, checkFits, estimateForConfig, gpuLimits, type DeviceLimits } from '../engine/memory';
 import { resolveArchitecture } from '../engine/models';
 import { loadTokenizer, type Tokenizer } from '../engine/tokenizer';
-import type { BackendName, InspectionInfo, MemoryReport, ModelInfo, ModelSource, TaskType } from './protocol';
+import type { BackendName, CheckpointingChoice, InspectionInfo, MemoryReport, ModelInfo, ModelSource, TaskType } from './protocol';
 
 export interface LoadedModel {
   name: string;
@@ -140,10 +140,12 @@ export async function memoryReport(o: {
   backend: BackendName | null;
   /** Set before a download: compared with the free storage. */
   downloadBytes?: number;
+  checkpointing?: CheckpointingChoice;
 }): Promise<MemoryReport> {
-  const estimate = estimateForConfig(o.config, {
+  const choice = o.checkpointing ?? 'auto';
+  const estimateWith = (gradientCheckpointing: boolean) => estimateForConfig(o.config, {
     totalParams: o.totalParams, trainableParams: o.trainable, batch: o.batch, seqLen: o.seqLen,
-    largestParamElements: o.largestParamElements, task: o.task,
+    largestParamElements: o.largestParamElements, task: o.task, gradientCheckpointing,
   });
   const limits: DeviceLimits = {};
   if (o.backend) limits.backend = o.backend;
@@ -159,7 +161,10 @@ export async function memoryReport(o: {
     if (st) limits.storageAvailableBytes = st.available;
     limits.downloadBytes = o.downloadBytes;
   }
+  const plain = estimateWith(false);
+  const on = choice === 'on' || (choice === 'auto' && autoCheckpointing(plain, limits));
+  const estimate = on ? estimateWith(true) : plain;
   const warnings = checkFits(estimate, limits);
   const blocking = warnings.some((w) => w.level === 'error') || (!!dm && estimate.totalBytes > dm);
-  return { estimate, warnings, limits, batch: o.batch, seqLen: o.seqLen, trainable: o.trainable, blocking };
+  return { estimate, warnings, limits, batch: o.batch, seqLen: o.seqLen, trainable: o.trainable, checkpointing: { choice, on }, blocking };
 }

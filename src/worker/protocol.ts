@@ -29,11 +29,24 @@ export type ModelSource =
    */
   | { kind: 'hub'; repoId: string; revision?: string; token?: string | null; endpoint?: string };
 
+/** How the playground picks each next token (transformers' generate arguments); temperature 0 is greedy. */
+export interface SamplingSettings {
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  seed: number;
+}
+
+/** Gradient checkpointing: on, off, or on when the memory estimate says the run needs it. */
+export type CheckpointingChoice = 'auto' | 'on' | 'off';
+
 /** What the memory estimate assumes: the batch, the sequence length and the method (for the adapter's size). */
 export interface MemoryPlan {
   batch: number;
   seqLen: number;
   peft: PeftSettings;
+  checkpointing?: CheckpointingChoice;
 }
 
 /** Target selection in PEFT's own terms (LoraConfig fields). */
@@ -79,6 +92,7 @@ export interface TrainArgs {
   evalSteps: number;
   seed: number;
   maxLength: number;
+  gradientCheckpointing: CheckpointingChoice;
 }
 
 export type DataSource = { kind: 'builtin'; id: string } | { kind: 'file'; file: File };
@@ -96,7 +110,11 @@ export interface DataRequest {
 
 export type WorkerCommand =
   /** baseUrl: the app's absolute BASE_URL, where built-in models, datasets and the wasm binaries live. */
-  | { type: 'init'; requestId: number; backend: BackendChoice; baseUrl: string }
+  /**
+   * wasmTensorLimitBytes: tensor memory past which wasm allocations fail, as on a device with less memory (a
+   * diagnostics setting, the `wasmTensorLimitMB` page parameter; how out-of-memory handling is tested).
+   */
+  | { type: 'init'; requestId: number; backend: BackendChoice; baseUrl: string; wasmTensorLimitBytes?: number }
   /**
    * Header-first step: reads config.json and the safetensors headers (or a complete cached copy), replies
    * `inspected` with the tree's model, the checkpoint summary and the memory estimate. Nothing is downloaded yet;
@@ -111,7 +129,10 @@ export type WorkerCommand =
    * Memory for training the current model at this batch and length with `trainable` adapter parameters;
    * with downloadBytes, also whether the download fits in the free storage.
    */
-  | { type: 'estimateMemory'; requestId: number; task: TaskType; batch: number; seqLen: number; trainable: number; downloadBytes?: number }
+  | {
+    type: 'estimateMemory'; requestId: number; task: TaskType; batch: number; seqLen: number; trainable: number; downloadBytes?: number;
+    checkpointing?: CheckpointingChoice;
+  }
   | { type: 'listCache'; requestId: number }
   | { type: 'deleteCached'; requestId: number; endpoint: string; repo: string; revision: string }
   | { type: 'inspect'; requestId: number; task: TaskType }
@@ -122,7 +143,7 @@ export type WorkerCommand =
   | { type: 'resume'; requestId: number }
   | { type: 'stop'; requestId: number }
   | { type: 'export'; requestId: number }
-  | { type: 'generate'; requestId: number; prompt: string; maxNewTokens: number }
+  | { type: 'generate'; requestId: number; prompt: string; maxNewTokens: number; sampling?: SamplingSettings }
   | { type: 'classify'; requestId: number; text: string }
   /**
    * bench.html (`npm run bench:browser`): LoRA training steps and 1024^3 matmuls on the current backend
@@ -180,6 +201,8 @@ export interface MemoryReport {
   batch: number;
   seqLen: number;
   trainable: number;
+  /** The checkpointing setting and what it resolves to here (auto: on when the run needs it). */
+  checkpointing: { choice: CheckpointingChoice; on: boolean };
   /** An error-level warning, or more memory than the device has: the download waits for the person's go-ahead. */
   blocking: boolean;
 }
@@ -267,7 +290,8 @@ export type WorkerEvent =
   | { type: 'evalMetrics'; runId: number; metrics: EvalMetrics }
   | { type: 'log'; level: 'info' | 'warn'; message: string }
   | { type: 'checkpoint'; requestId?: number; runId: number; step: number; files: AdapterFiles }
-  | { type: 'generation'; requestId: number; withAdapter: string; withoutAdapter: string }
+  /** msPerToken: the adapter-on generation's time per new token (KV-cached decoding). */
+  | { type: 'generation'; requestId: number; withAdapter: string; withoutAdapter: string; msPerToken?: number }
   | { type: 'classification'; requestId: number; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult }
   /** retryable: a network failure, timeout, 429 or 5xx (Retry continues a download). link: the Hub repo page. */
   | { type: 'error'; requestId?: number; runId?: number; code: string; message: string; retryable?: boolean; link?: string }

@@ -143,8 +143,11 @@ export class TrainerRun {
       await this.checkpoint();
     } catch (e) {
       reason = 'failed';
-      this.healthy = false;
-      this.post({ type: 'error', runId: this.runId, code: errorCode(e), message: describeError(e) });
+      // A NaN step leaves non-finite weights; any other failure (out of memory, a lost device) fails before the
+      // optimizer updates, so the current weights are the last good ones (export falls back if they are gone).
+      const code = errorCode(e);
+      if (code === 'NAN_LOSS') this.healthy = false;
+      this.post({ type: 'error', runId: this.runId, code, message: describeError(e) });
       await this.checkpoint();
     }
     this.state = 'idle';

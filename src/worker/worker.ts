@@ -7,16 +7,18 @@
 import { backendDetails, benchMatmul, benchSetup, benchTraining } from '../engine/bench';
 import { EngineError, describeError } from '../engine/errors';
 import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
-import { resolveArchitecture } from '../engine/models';
+import { resolveArchitecture, uploadWeights, type DeviceWeights } from '../engine/models';
 import { countBaseParams } from '../engine/peft/params';
+import { formatBytes } from '../engine/memory';
 import { TrainingSession } from '../engine/session';
+import { setWasmTensorLimit } from '../engine/wasm-heap';
 import { selectBackend } from './backend-select';
 import { loadData, type LoadedData } from './data-loader';
 import {
   downloadInspected, inspectionInfo, inspectSource, memoryReport, modelCache, modelInfo, type InspectedModel, type LoadedModel,
 } from './model-loader';
 import { resolveTargets, toEngineConfig, type TreeContext } from './peft-settings';
-import type { BackendName, ClassifyResult, MemoryPlan, ModelSource, PeftSettings, WorkerCommand, WorkerEvent } from './protocol';
+import type { BackendName, CheckpointingChoice, ClassifyResult, MemoryPlan, ModelSource, PeftSettings, WorkerCommand, WorkerEvent } from './protocol';
 import { errorCode, Lock, TrainerRun } from './trainer';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -27,8 +29,18 @@ let baseUrl = new URL(import.meta.env.BASE_URL, scope.location.origin).href;
 let backend: BackendName | null = null;
 /** The model the tree, targets and memory estimate describe: inspected (header read), maybe not downloaded yet. */
 let current: InspectedModel | null = null;
-/** Its weights and tokenizer, once downloaded; null while the download is pending, failed or cancelled. */
-let model: LoadedModel | null = null;
+/**
+ * Its weights and tokenizer, once downloaded; null while the download is pending, failed or cancelled. The
+ * weights are uploaded to the backend once (`tensors`) and every run builds its model on them, sharing rather
+ * than copying; the JavaScript copies are dropped after the upload (500 MB at GPT-2's size).
+ */
+type ReadyModel = Omit<LoadedModel, 'weights'> & { tensors: DeviceWeights };
+let model: ReadyModel | null = null;
+
+function releaseModel(): void {
+  model?.tensors.forEach((t) => t.dispose());
+  model = null;
+}
 /**
  * The header read in progress and the download in progress (of `current`), each with its own abort. A new load
  * aborts the previous header read at once, but the previous download only once the new header is good: a bad
@@ -58,7 +70,7 @@ function requireCurrent(): InspectedModel {
   return current;
 }
 
-function requireModel(): LoadedModel {
+function requireModel(): ReadyModel {
   if (!model) throw new Error(current ? `${current.name} is not downloaded yet: wait for the download, or press Retry.` : 'Load a model first.');
   return model;
 }
@@ -93,14 +105,16 @@ function disposeRun() {
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Memory for the current model at this task, batch, length and adapter size (before a download: vs free storage). */
-async function memoryFor(task: 'CAUSAL_LM' | 'SEQ_CLS', batch: number, seqLen: number, trainable: number, downloadBytes?: number) {
+async function memoryFor(
+  task: 'CAUSAL_LM' | 'SEQ_CLS', batch: number, seqLen: number, trainable: number, downloadBytes?: number, checkpointing?: CheckpointingChoice,
+) {
   const ctx = treeContext(task);
   const r = resolveArchitecture(ctx.config, task);
   let largest = 0;
   for (const m of ctx.modules) for (const s of Object.values(m.params)) largest = Math.max(largest, numel(s));
   return memoryReport({
     config: ctx.config, task, totalParams: countBaseParams(ctx.modules, r.spec.tied(r.config, r.task)), trainable,
-    largestParamElements: largest, batch, seqLen, backend, downloadBytes,
+    largestParamElements: largest, batch, seqLen, backend, downloadBytes, checkpointing,
   });
 }
 
@@ -145,6 +159,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'init': {
       if (busy()) throw new Error('Stop training before switching the backend.');
       baseUrl = cmd.baseUrl;
+      setWasmTensorLimit(cmd.wasmTensorLimitBytes ?? null);
       await lock.run(async () => {
         disposeRun(); // tensors belong to the old backend
         const d = await selectBackend(cmd.backend, new URL('tfjs-wasm/', baseUrl).href);
@@ -172,11 +187,13 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       downloading = null;
       await lock.run(() => disposeRun());
       current = m;
-      model = null;
+      releaseModel();
       currentLoadId = loadId;
       const info = modelInfo(m);
       const insp = m.inspection;
-      const memory = await memoryFor(info.task, cmd.plan.batch, cmd.plan.seqLen, planTrainable(info.task, cmd.plan), insp.fromCache ? undefined : insp.downloadBytes);
+      const memory = await memoryFor(
+        info.task, cmd.plan.batch, cmd.plan.seqLen, planTrainable(info.task, cmd.plan), insp.fromCache ? undefined : insp.downloadBytes, cmd.plan.checkpointing,
+      );
       post({ type: 'inspected', requestId, loadId, info, inspection: inspectionInfo(insp), memory });
       return;
     }
@@ -196,7 +213,9 @@ async function handle(cmd: WorkerCommand): Promise<void> {
         if (downloading === mine) downloading = null;
       }
       if (current !== m) throw new EngineError('CANCELLED', `Loading ${m.name} was superseded by another model.`);
-      model = loaded;
+      const { weights, ...rest } = loaded;
+      model = { ...rest, tensors: await lock.run(() => uploadWeights(weights)) };
+      weights.clear();
       if (loaded.tokenizer === null) log(`${m.name} has no tokenizer.json: text data and the playground need one.`, 'warn');
       post({ type: 'model', requestId, info: { ...modelInfo(m, !!loaded.tokenizer), weightBytes: loaded.weightBytes } });
       return;
@@ -207,7 +226,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     case 'estimateMemory': {
       if (!current) throw new Error('Load a model first.');
-      post({ type: 'memory', requestId, report: await memoryFor(cmd.task, cmd.batch, cmd.seqLen, cmd.trainable, cmd.downloadBytes) });
+      post({ type: 'memory', requestId, report: await memoryFor(cmd.task, cmd.batch, cmd.seqLen, cmd.trainable, cmd.downloadBytes, cmd.checkpointing) });
       return;
     }
     case 'listCache':
@@ -248,16 +267,24 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       if (!backend) throw new Error('The backend is not ready yet.');
       const runId = ++runCounter;
       post({ type: 'state', requestId, runId, state: 'starting' });
+      // "auto" checkpointing follows the memory estimate for this run's settings.
+      const seq = cmd.args.maxLength + (cmd.peft.method === 'PROMPT_TUNING' ? cmd.peft.numVirtualTokens : 0);
+      const plan = await memoryFor(cmd.task, cmd.args.batchSize, seq, resolveTargets(treeContext(cmd.task), cmd.peft, m.baseName).trainable, undefined, cmd.args.gradientCheckpointing);
+      const checkpointing = plan.checkpointing.on;
+      if (cmd.args.gradientCheckpointing === 'auto' && checkpointing) {
+        const without = (await memoryFor(cmd.task, cmd.args.batchSize, seq, plan.trainable, undefined, 'off')).estimate.totalBytes;
+        log(`Gradient checkpointing is on: this run needs about ${formatBytes(plan.estimate.totalBytes)} with it, ${formatBytes(without)} without.`);
+      }
       const session = await lock.run(async () => {
         disposeRun();
         return TrainingSession.create({
           config: configFor(cmd.task),
-          weights: m.weights,
+          weights: m.tensors,
           tokenizer: m.tokenizer ?? undefined,
           task: cmd.task,
           peft: toEngineConfig(cmd.peft, cmd.task, m.baseName),
           data: { train: data!.train, validation: data!.validation },
-          args: { ...cmd.args, epochs: cmd.args.epochs ?? 1, maxSteps: cmd.args.maxSteps ?? null },
+          args: { ...cmd.args, epochs: cmd.args.epochs ?? 1, maxSteps: cmd.args.maxSteps ?? null, gradientCheckpointing: checkpointing },
           baseModelName: m.baseName,
           revision: m.revision,
           numLabels: cmd.task === 'SEQ_CLS' ? data!.labels.length : undefined,
@@ -289,9 +316,18 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'generate': {
       const s = run?.session;
       if (!s) throw new Error('Train first: the playground compares the trained adapter with the base model.');
-      const o = { maxNewTokens: cmd.maxNewTokens, temperature: 0 };
-      const [withAdapter, withoutAdapter] = await lock.run(async () => [await s.generate(cmd.prompt, { ...o, adapter: true }), await s.generate(cmd.prompt, { ...o, adapter: false })]);
-      post({ type: 'generation', requestId, withAdapter, withoutAdapter });
+      const sm = cmd.sampling;
+      // The same sampling and seed for both, so that with greedy decoding differences come from the adapter alone.
+      const o = sm
+        ? { maxNewTokens: cmd.maxNewTokens, temperature: sm.temperature, topK: sm.topK, topP: sm.topP, repetitionPenalty: sm.repetitionPenalty, seed: sm.seed }
+        : { maxNewTokens: cmd.maxNewTokens, temperature: 0 };
+      const [withAdapter, withoutAdapter, msPerToken] = await lock.run(async () => {
+        const t0 = performance.now();
+        const on = await s.generate(cmd.prompt, { ...o, adapter: true });
+        const ms = (performance.now() - t0) / Math.max(1, cmd.maxNewTokens);
+        return [on, await s.generate(cmd.prompt, { ...o, adapter: false }), ms] as const;
+      });
+      post({ type: 'generation', requestId, withAdapter, withoutAdapter, msPerToken });
       return;
     }
     case 'classify': {

@@ -4,8 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  activation, attend, attentionBias, block, conv1d, dropout, embedding, layerNorm, linear, mergeHeads,
-  positions, prefixMask, prependPrefix, splitHeads, type Ctx,
+  activation, attend, attendCached, attentionBias, block, cachedBlock, conv1d, decodeBias, dropout, embedding, layerNorm, linear,
+  mergeHeads, positions, prefixMask, prependPrefix, splitHeads, withCache, type Ctx, type LayerCache,
 } from './layers';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
 import type { ArchConfig, ForwardInput, TaskType } from './types';
@@ -92,18 +92,20 @@ function activationClass(act: string): string {
   return names[act] ?? act;
 }
 
-/** One GPT-2 block: pre-LN attention and MLP, each with a residual. */
-function gpt2Block(c: GPT2Config, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+/** One GPT-2 block: pre-LN attention and MLP, each with a residual. With a cache, attends over past + new keys. */
+function gpt2Block(c: GPT2Config, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor, cache?: LayerCache): tf.Tensor {
   const p = `transformer.h.${i}`;
   const C = c.hiddenSize;
   const hd = C / c.numHeads;
   // attention
   const h = layerNorm(ctx, `${p}.ln_1`, x, c.layerNormEps);
   const qkv = conv1d(ctx, `${p}.attn.c_attn`, h); // [B, S, 3C]
-  const [q, k, v] = tf.split(qkv, 3, -1).map((t) => splitHeads(t, c.numHeads, hd)); // [B, nh, S, hd]
+  const [q, kNew, vNew] = tf.split(qkv, 3, -1).map((t) => splitHeads(t, c.numHeads, hd)); // [B, nh, S, hd]
+  const { k, v } = withCache(cache, kNew, vNew); // [B, nh, L+S, hd] when decoding (L cached positions)
   let scale = c.scaleAttnWeights ? 1 / Math.sqrt(hd) : 1;
   if (c.scaleAttnByInverseLayerIdx) scale /= i + 1;
-  const y = mergeHeads(attend(ctx, q, k, v, bias, scale, c.attnPdrop)); // [B, S, C]
+  const att = cache ? attendCached(ctx, q, k, v, bias, scale) : attend(ctx, q, k, v, bias, scale, c.attnPdrop);
+  const y = mergeHeads(att); // [B, S, C]
   x = tf.add(x, dropout(ctx, conv1d(ctx, `${p}.attn.c_proj`, y), c.residPdrop));
   // mlp
   const h2 = layerNorm(ctx, `${p}.ln_2`, x, c.layerNormEps);
@@ -119,6 +121,20 @@ function hidden(c: GPT2Config, _task: TaskType, ctx: Ctx, input: ForwardInput): 
   x = dropout(ctx, x, c.embdPdrop);
   const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, true);
   for (let i = 0; i < c.numLayers; i++) x = block(ctx, `transformer.h.${i}`, x, [bias], (h, [b]) => gpt2Block(c, ctx, i, h, b));
+  return layerNorm(ctx, 'transformer.ln_f', x, c.layerNormEps); // [B, S, C]
+}
+
+/** Decoding step (DecoderSpec.step): S new tokens at positions L..L+S-1 over L cached ones. */
+function step(c: GPT2Config, ctx: Ctx, inputIds: tf.Tensor, caches: LayerCache[], past: number): tf.Tensor {
+  let x = embedding(ctx, 'transformer.wte', inputIds); // [B, S, C]
+  if (past === 0) x = prependPrefix(ctx, x); // virtual tokens open the cache: [B, P+T, C]
+  const S = x.shape[1]!;
+  x = tf.add(x, positions(ctx, 'transformer.wpe', S, past)); // positions L..L+S-1 (virtual tokens from 0)
+  const bias = decodeBias(past, S); // [1, 1, S, L+S]
+  for (let i = 0; i < c.numLayers; i++) {
+    const h = x;
+    x = cachedBlock(caches[i], () => gpt2Block(c, ctx, i, h, bias, caches[i]));
+  }
   return layerNorm(ctx, 'transformer.ln_f', x, c.layerNormEps); // [B, S, C]
 }
 
@@ -166,4 +182,6 @@ export const gpt2: ArchitectureSpec<GPT2Config> = {
   },
   hidden,
   head,
+  // Learned positions end at n_positions.
+  decoder: { maxLength: (c) => c.maxPositions, step },
 };

@@ -218,7 +218,8 @@ function startDecoding(spec: ArchitectureSpec<any>, model: Model, promptIds: num
   }
   const ctx = makeCtx(model.params, hooks);
   if (tf.getBackend() === 'wasm') {
-    ctx.linearProducts = new LinearProducts(o.transposeBudgetBytes ?? Math.max(0, 3 * 2 ** 30 - paramBytes(model)));
+    // By default the copies may grow the heap to about 2.5 of its 4 GiB, leaving room for the session's own state.
+    ctx.linearProducts = new LinearProducts(o.transposeBudgetBytes ?? Math.max(0, 2.5 * 2 ** 30 - paramBytes(model)));
   }
   const C = model.config.hiddenSize;
   let kv: { k: tf.Tensor; v: tf.Tensor }[] = [];
@@ -330,8 +331,11 @@ function taskLoss(
   });
 }
 
+/** Checkpoint tensors on the backend (see uploadWeights). */
+export type DeviceWeights = Map<string, tf.Tensor>;
+
 /** Uploads checkpoint tensors to the active backend once, for buildModel to share across runs and tasks. */
-export function uploadWeights(weights: Map<string, LoadedTensor>): Map<string, tf.Tensor> {
+export function uploadWeights(weights: Map<string, LoadedTensor>): DeviceWeights {
   const out = new Map<string, tf.Tensor>();
   try {
     for (const [k, t] of weights) {

@@ -98,7 +98,10 @@ export function linear(ctx: Ctx, name: string, x: tf.Tensor): tf.Tensor {
 
 /** transformers' GPT-2 Conv1D: weight [in, out], y = x W + b. */
 export function conv1d(ctx: Ctx, name: string, x: tf.Tensor): tf.Tensor {
-  return hooked(ctx, name, x, (inp) => tf.add(matmulLast(inp, ctx.get(`${name}.weight`), false), ctx.get(`${name}.bias`)));
+  return hooked(ctx, name, x, (inp) => {
+    const w = ctx.get(`${name}.weight`);
+    return tf.add(ctx.linearProducts ? ctx.linearProducts.plain(inp, w) : matmulLast(inp, w, false), ctx.get(`${name}.bias`));
+  });
 }
 
 export function layerNorm(ctx: Ctx, name: string, x: tf.Tensor, eps: number): tf.Tensor {
@@ -331,6 +334,10 @@ export function decodeBias(past: number, seq: number): tf.Tensor {
  * then takes 6.7 ms);
  * weights past the budget are multiplied as (W x^T)^T, where only the few rows of x get transposed (25 ms for
  * the LM head, 0.85 ms for the projection), so no weight is ever transposed per token.
+ *
+ * Conv1D weights ([in, out], GPT-2) need no transpose, but get a copy of their own too: decoding runs under the
+ * 'marked' pack policy, so XNNPACK's packed copies belong to these copies and are freed with them at the end,
+ * instead of staying with the model's weights (340 MB at GPT-2-124M) into the next training run.
  */
 export class LinearProducts {
   private readonly copies = new Map<tf.Tensor, tf.Tensor>();
@@ -356,6 +363,18 @@ export class LinearProducts {
     // One row: [out, 1] and [1, out] have the same layout, so no transpose is needed.
     const y = rows.shape[0] === 1 ? yT.reshape([1, w.shape[0]!]) : yT.transpose();
     return y.reshape([...lead, w.shape[0]!]);
+  }
+
+  /** x [..., in] times w [in, out] (Conv1D): [..., out]. */
+  plain(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+    let c = this.copies.get(w);
+    if (!c && this.left >= 2 * 4 * w.size) {
+      c = tf.keep(tf.add(w, 0)); // a buffer of its own (a clone would share the weight's, and its packed copy)
+      keepPacked(c);
+      this.copies.set(w, c);
+      this.left -= 2 * 4 * w.size;
+    }
+    return matmulLast(x, c ?? w, false);
   }
 
   dispose(): void {

@@ -11,8 +11,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  attend, attentionBias, block, cachedTensor, embedding, gated, linear, MASK_VALUE, mergeHeads, prefixMask,
-  prependPrefix, rmsNorm, splitHeads, type Ctx,
+  attend, attendCached, attentionBias, block, cachedBlock, cachedTensor, decodeBias, embedding, gated, linear, MASK_VALUE,
+  mergeHeads, prefixMask, prependPrefix, rmsNorm, splitHeads, withCache, type Ctx, type LayerCache,
 } from './layers';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
 import type { ArchConfig, ForwardInput, TaskType } from './types';
@@ -209,9 +209,10 @@ function inverseFrequencies(c: LlamaConfig, seq: number): Float32Array {
 
 /**
  * cos / sin tables [S, D] for positions start..start+S-1, each frequency repeated over both halves (HF's
- * cat(freqs, freqs)); built once per shape and rotary setting and cached.
+ * cat(freqs, freqs)); built once per shape and rotary setting and cached. Decoding steps pass cache = false:
+ * one entry per position would only grow the cache.
  */
-function ropeTables(c: LlamaConfig, seq: number, start = 0): { cos: tf.Tensor; sin: tf.Tensor } {
+function ropeTables(c: LlamaConfig, seq: number, start = 0, cache = true): { cos: tf.Tensor; sin: tf.Tensor } {
   const key = `rope:${c.headDim}:${c.ropeTheta}:${JSON.stringify(c.ropeScaling)}:${c.maxPositions}:${start}:${seq}`;
   const make = (which: 'cos' | 'sin') => () => {
     const D = c.headDim;
@@ -226,6 +227,7 @@ function ropeTables(c: LlamaConfig, seq: number, start = 0): { cos: tf.Tensor; s
     }
     return tf.tensor2d(out, [seq, D]);
   };
+  if (!cache) return { cos: make('cos')(), sin: make('sin')() };
   return { cos: cachedTensor(`${key}:cos`, make('cos')), sin: cachedTensor(`${key}:sin`, make('sin')) };
 }
 
@@ -259,18 +261,21 @@ function slidingWindowBias(c: LlamaConfig, seq: number): tf.Tensor | null {
   });
 }
 
-/** One decoder layer: pre-RMSNorm attention and SwiGLU MLP, each with a residual. */
+/** One decoder layer: pre-RMSNorm attention and SwiGLU MLP, each with a residual. With a cache, attends over
+ *  past + new keys (keys are cached after RoPE, so cos / sin cover the new positions only). */
 function decoderLayer(
-  c: LlamaConfig, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor,
+  c: LlamaConfig, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, cache?: LayerCache,
 ): tf.Tensor {
   const p = `model.layers.${i}`;
   // attention
   const h = rmsNorm(ctx, `${p}.input_layernorm`, x, c.rmsNormEps); // [B, S, C]
   const q = applyRope(splitHeads(linear(ctx, `${p}.self_attn.q_proj`, h), c.numHeads, c.headDim), cos, sin); // [B, H, S, D]
-  const k = applyRope(splitHeads(linear(ctx, `${p}.self_attn.k_proj`, h), c.numKvHeads, c.headDim), cos, sin); // [B, Hkv, S, D]
-  const v = splitHeads(linear(ctx, `${p}.self_attn.v_proj`, h), c.numKvHeads, c.headDim); // [B, Hkv, S, D]
+  const kNew = applyRope(splitHeads(linear(ctx, `${p}.self_attn.k_proj`, h), c.numKvHeads, c.headDim), cos, sin); // [B, Hkv, S, D]
+  const vNew = splitHeads(linear(ctx, `${p}.self_attn.v_proj`, h), c.numKvHeads, c.headDim); // [B, Hkv, S, D]
+  const { k, v } = withCache(cache, kNew, vNew); // [B, Hkv, L+S, D] when decoding (L cached positions)
   // grouped-query attention: query head h reads kv head h / (H / Hkv), without materialising repeat_kv
-  const att = attend(ctx, q, k, v, bias, 1 / Math.sqrt(c.headDim), c.attentionDropout); // [B, H, S, D]
+  const scale = 1 / Math.sqrt(c.headDim);
+  const att = cache ? attendCached(ctx, q, k, v, bias, scale) : attend(ctx, q, k, v, bias, scale, c.attentionDropout); // [B, H, S, D]
   x = tf.add(x, linear(ctx, `${p}.self_attn.o_proj`, mergeHeads(att)));
   // mlp: down(act(gate(x)) * up(x))
   const h2 = rmsNorm(ctx, `${p}.post_attention_layernorm`, x, c.rmsNormEps);
@@ -289,6 +294,29 @@ function hidden(c: LlamaConfig, _task: TaskType, ctx: Ctx, input: ForwardInput):
   if (window) bias = tf.add(bias, window);
   for (let i = 0; i < c.numLayers; i++) {
     x = block(ctx, `model.layers.${i}`, x, [bias, cos, sin], (h, [b, co, si]) => decoderLayer(c, ctx, i, h, b, co, si));
+  }
+  return rmsNorm(ctx, 'model.norm', x, c.rmsNormEps); // [B, S, C]
+}
+
+/**
+ * Most positions a cache may hold: max_position_embeddings (the forward's limit too), or the sliding window,
+ * past which the cache would have to drop keys (generate() then falls back to the full forward).
+ */
+function maxLength(c: LlamaConfig): number {
+  return c.slidingWindow === null ? c.maxPositions : Math.min(c.maxPositions, c.slidingWindow);
+}
+
+/** Decoding step (DecoderSpec.step): S new tokens at positions L..L+S-1 over L cached ones. */
+function step(c: LlamaConfig, ctx: Ctx, inputIds: tf.Tensor, caches: LayerCache[], past: number): tf.Tensor {
+  let x = embedding(ctx, 'model.embed_tokens', inputIds); // [B, S, C]
+  if (past === 0) x = prependPrefix(ctx, x); // virtual tokens open the cache: [B, P+T, C]
+  const S = x.shape[1]!;
+  // The prompt's tables are the forward's (cached); one-token steps build theirs (64 values) each time.
+  const { cos, sin } = ropeTables(c, S, past, past === 0); // positions L..L+S-1
+  const bias = decodeBias(past, S); // [1, 1, S, L+S]; within the window, so no sliding-window mask
+  for (let i = 0; i < c.numLayers; i++) {
+    const h = x;
+    x = cachedBlock(caches[i], () => decoderLayer(c, ctx, i, h, bias, cos, sin, caches[i]));
   }
   return rmsNorm(ctx, 'model.norm', x, c.rmsNormEps); // [B, S, C]
 }
@@ -343,4 +371,5 @@ export const llama: ArchitectureSpec<LlamaConfig> = {
   },
   hidden,
   head,
+  decoder: { maxLength, step },
 };

@@ -4,7 +4,7 @@
  * initialise a parameter that a checkpoint lacks (a fresh SEQ_CLS head, or everything for pretraining).
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { Ctx } from './layers';
+import type { Ctx, LayerCache } from './layers';
 import type { ArchConfig, ForwardInput, HeadInfo, ModuleInfo, TaskType } from './types';
 import type { Rng } from '../random';
 
@@ -32,6 +32,23 @@ export interface ArchitectureSpec<C extends ArchConfig = ArchConfig> {
   hidden(c: C, task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor;
   /** The task head on hidden(): CAUSAL_LM logits [B, P+T, V]; SEQ_CLS pooled logits [B, num_labels]. */
   head(c: C, task: TaskType, ctx: Ctx, x: tf.Tensor, input: ForwardInput): tf.Tensor;
+  /** Incremental decoding with a key/value cache (decoder-only architectures); absent: no cache. */
+  decoder?: DecoderSpec<C>;
+}
+
+/**
+ * What a decoder architecture adds for a key/value cache. Model.startDecoding (index.ts) owns the cache and
+ * runs the LM head on the last position; the architecture only computes hidden states step by step.
+ */
+export interface DecoderSpec<C extends ArchConfig = ArchConfig> {
+  /** Most positions (virtual tokens included) one cache may hold with results equal to the full forward. */
+  maxLength(c: C): number;
+  /**
+   * Final hidden states [B, S, C] of S new tokens at positions past..past+S-1, given `past` cached positions;
+   * each layer reads `caches[i].past` and fills `caches[i].present`. With an empty cache (past = 0) the
+   * prompt-tuning prefix is prepended, as in hidden(), so S counts the virtual tokens too.
+   */
+  step(c: C, ctx: Ctx, inputIds: tf.Tensor, caches: LayerCache[], past: number): tf.Tensor;
 }
 
 /** Reads a config field with a type check and a default, so each architecture's parseConfig stays short. */

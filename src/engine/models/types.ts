@@ -88,7 +88,40 @@ export interface Model {
   loss(input: ForwardInput, labels: tf.Tensor, hooks?: ForwardHooks): tf.Scalar;
   /** The same loss with argmax predictions, for evaluation. */
   evaluate(input: ForwardInput, labels: tf.Tensor, hooks?: ForwardHooks): EvalOutput;
+  /**
+   * Prefills a key/value cache with one prompt and returns a Decoding positioned after it (CAUSAL_LM models
+   * of decoder architectures; absent otherwise). `hooks` apply to every step as they do in forward().
+   */
+  startDecoding?(promptIds: number[], hooks?: ForwardHooks, opts?: DecodeOptions): Decoding;
+  /** Most positions (virtual tokens included) a decoding may hold; set exactly when startDecoding is. */
+  maxDecodeLength?: number;
   dispose(): void;
+}
+
+/**
+ * One sequence being decoded with a key/value cache: each step runs the new token only and the LM head on
+ * the last position only. The logits equal the forward's at that position.
+ */
+export interface Decoding {
+  /** Next-token logits [V] after the sequence so far; disposed by next() and dispose(), so read it first. */
+  readonly logits: tf.Tensor1D;
+  /** Positions in the cache: virtual tokens (prompt tuning) + prompt + appended tokens. */
+  readonly length: number;
+  /** Most positions the cache may hold (see DecoderSpec.maxLength); next() needs length < maxLength. */
+  readonly maxLength: number;
+  /** Appends one token: extends the cache and computes its logits. */
+  next(tokenId: number): void;
+  /** Frees the cache, the logits and the weight copies made for this decoding. Idempotent. */
+  dispose(): void;
+}
+
+export interface DecodeOptions {
+  /**
+   * wasm only: bytes of transposed Linear-weight copies (and their packed twins) a decoding may keep, which
+   * make each one-token product several times faster (layers.ts LinearProducts). Default: 2.5 GiB minus
+   * the model's own weights.
+   */
+  transposeBudgetBytes?: number;
 }
 
 /** Fields every normalised architecture config has. */
