@@ -89,12 +89,15 @@ test('header first, throttled download with cancel and resume, offline reload fr
   await setHubUrl(page);
   await control('/throttle?chunk=262144&delay=60');
 
-  // Batch 512 × 128 tokens cannot fit the wasm heap: the studio stops after the header and asks.
+  // Batch 512 × 128 tokens without gradient checkpointing cannot fit the wasm heap: the studio stops after the
+  // header and asks, suggesting checkpointing.
+  await page.getByTestId('checkpointing').selectOption('off');
   await page.getByTestId('batch-size').fill('512');
   await loadFromHub(page, SOTU);
   await expect(phase(page)).toHaveAttribute('data-phase', 'confirm');
   await expect(page.getByTestId('model-name')).toHaveText(SOTU);
   await expect(page.getByTestId('memory-warnings')).toContainText('wasm backend can address at most');
+  await expect(page.getByTestId('memory-warnings')).toContainText('turn on gradient checkpointing');
   await expect(page.getByTestId('download-anyway')).toHaveText(/Download anyway \(17\.\d MB\)/);
   await expect(page.locator('[data-module="transformer.h.3"]')).toHaveCount(1);
   await expect(page.getByTestId('trainable-line')).toContainText('trainable params:');
