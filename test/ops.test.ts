@@ -143,6 +143,24 @@ describe.each(BACKENDS)('fused ops on %s', (backend) => {
     });
   });
 
+  describe('rope', () => {
+    it('value and gradient equal x * cos + rotate_half(x) * sin as plain ops', () => {
+      const start = tf.memory().numTensors;
+      const x = randn([2, 3, 5, 8], 31); // [B, H, S, D]
+      const angles = tf.tidy(() => tf.mul(tf.range(0, 5).reshape([5, 1]), tf.tensor1d([1, 0.3, 0.1, 0.01, 1, 0.3, 0.1, 0.01]).reshape([1, 8])));
+      const cos = tf.cos(angles);
+      const sin = tf.sin(angles);
+      const plain = (t: tf.Tensor) => {
+        const [a, b] = tf.split(t, 2, -1);
+        return tf.add(tf.mul(t, cos), tf.mul(tf.concat([tf.neg(b), a], -1), sin));
+      };
+      const dy = randn(x.shape, 32);
+      compare(((t: tf.Tensor) => ops.rope(t, cos, sin)) as F, plain as F, [x], dy, ['x']);
+      tf.dispose([x, angles, cos, sin, dy]);
+      expect(tf.memory().numTensors).toBe(start);
+    });
+  });
+
   describe('layerNorm', () => {
     const C = 16;
     // Offset and scaled rows: the mean must really be removed.

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { benchMatmul, benchTraining, PRESETS, type BenchShape } from '../engine/bench';
+import { benchDecoding, benchMatmul, benchTraining, PRESETS, type BenchShape } from '../engine/bench';
 import { describeError } from '../engine/errors';
 import { useNodeBackend } from '../engine/io/node-backend';
 import { helpText, int, list, note, parseArgv, runCli, str, usage, writeJson, type CommandSpec, type Parsed } from './common';
@@ -38,6 +38,7 @@ export const BENCH: CommandSpec = {
     'matmul-runs': { kind: 'value', arg: 'N', help: 'Timed 1024^3 matmuls after a warm-up (default 5).' },
     backends: { kind: 'value', arg: 'cpu,wasm', help: 'Backends to measure (default wasm).' },
     'memory-grid': { kind: 'flag', help: 'Peak memory for batch 1/4/8/16 x seq 128/256 (one step each, a fresh process each).' },
+    generate: { kind: 'value', arg: 'N', help: 'Also time KV-cached generation: a 32-token prompt, then N new tokens (ms per token).' },
     pytorch: { kind: 'value', arg: 'PYTHON', help: 'Also time PyTorch + PEFT on the same shape (scripts/bench-pytorch.py run by this Python, 2 threads).' },
     out: { kind: 'value', arg: 'FILE', help: 'Also write the JSON here.' },
   },
@@ -80,7 +81,7 @@ export function onOff(p: Parsed, flag: string): boolean {
   return v === 'on';
 }
 
-export async function runBench(s: BenchShape, backends: ('cpu' | 'wasm')[], o: { steps: number; checkpointing: boolean; matmulRuns: number }) {
+export async function runBench(s: BenchShape, backends: ('cpu' | 'wasm')[], o: { steps: number; checkpointing: boolean; matmulRuns: number; generate?: number }) {
   const results: Record<string, unknown> = {};
   for (const b of backends) {
     try {
@@ -93,7 +94,8 @@ export async function runBench(s: BenchShape, backends: ('cpu' | 'wasm')[], o: {
     const flags = b === 'wasm' ? { simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') } : {};
     const train = await benchTraining(s, { steps: o.steps, checkpointing: o.checkpointing, profileMemory: true });
     const mm = await benchMatmul(o.matmulRuns);
-    results[b] = { available: true, ...flags, ...train, ...mm, efficiency: train.step_gflops === null ? null : r3(train.step_gflops / mm.matmul_gflops) };
+    const gen = o.generate ? { generation: await benchDecoding(s, 32, o.generate) } : {};
+    results[b] = { available: true, ...flags, ...train, ...mm, efficiency: train.step_gflops === null ? null : r3(train.step_gflops / mm.matmul_gflops), ...gen };
   }
   return {
     model: { ...s, lora: { r: s.r, target_modules: s.targets } },
@@ -166,7 +168,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   if (steps < 0) throw usage('--steps must be >= 0');
   const res: Record<string, unknown> = p.opts.has('memory-grid')
     ? { model: { ...s, lora: { r: s.r, target_modules: s.targets } }, gradient_checkpointing: checkpointing, memory: memoryGrid(argv) }
-    : await runBench(s, backends, { steps, checkpointing, matmulRuns: int(p, 'matmul-runs') ?? 5 });
+    : await runBench(s, backends, { steps, checkpointing, matmulRuns: int(p, 'matmul-runs') ?? 5, generate: int(p, 'generate') ?? undefined });
   const python = str(p, 'pytorch');
   if (python && !p.opts.has('memory-grid')) {
     const torch = pytorchBench(python, s, steps, checkpointing);

@@ -21,6 +21,7 @@ import { optimizerStep, peftTrainable } from './train/step';
 import { Rng } from './random';
 import { tensorHeap, wasmHeapBytes } from './wasm-heap';
 import { setPackPolicy } from './wasm-matmul';
+import { benchGeneration } from './bench-generate';
 
 export interface BenchShape {
   arch: 'gpt2' | 'llama';
@@ -339,4 +340,16 @@ export function setWebGpuFeatureLevel(featureLevel: 'core' | 'compatibility'): b
     return adapter;
   };
   return true;
+}
+
+/** KV-cached generation on a randomly initialised model of the shape: prefill and ms per new token. */
+export async function benchDecoding(s: BenchShape, promptLen: number, newTokens: number) {
+  const model = buildModel(benchConfig(s), new Map(), { initMissing: 'all', task: 'CAUSAL_LM', seed: 0 });
+  try {
+    await benchGeneration(model, Math.min(promptLen, 8), 2); // warm-up: first products, kernel set-up
+    const t = await benchGeneration(model, promptLen, newTokens);
+    return { prompt_tokens: promptLen, new_tokens: t.tokens, prefill_ms: r2(t.prefill_ms), ms_per_token: r2(t.ms_per_token) };
+  } finally {
+    model.dispose();
+  }
 }

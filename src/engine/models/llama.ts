@@ -14,6 +14,7 @@ import {
   attend, attendCached, attentionBias, block, cachedBlock, cachedTensor, decodeBias, embedding, gated, linear, MASK_VALUE,
   mergeHeads, prefixMask, prependPrefix, rmsNorm, splitHeads, withCache, type Ctx, type LayerCache,
 } from './layers';
+import * as ops from '../ops/fused';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
 import type { ArchConfig, ForwardInput, TaskType } from './types';
 
@@ -232,15 +233,9 @@ function ropeTables(c: LlamaConfig, seq: number, start = 0, cache = true): { cos
 }
 
 /** HF rotate_half: cat(-x2, x1) over the last axis halves. */
-function rotateHalf(x: tf.Tensor): tf.Tensor {
-  const D = x.shape[x.shape.length - 1];
-  const [x1, x2] = tf.split(x, [D / 2, D / 2], -1);
-  return tf.concat([tf.neg(x2), x1], -1);
-}
-
 /** apply_rotary_pos_emb for one of q / k: x * cos + rotate_half(x) * sin, x [B, H, S, D], tables [S, D]. */
 function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-  return tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin));
+  return ops.rope(x, cos, sin);
 }
 
 /**

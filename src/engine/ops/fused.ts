@@ -276,3 +276,32 @@ export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: Attention
     };
   });
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Rotary position embedding
+
+/** HF rotate_half over the last axis: cat(-x2, x1). */
+export function rotateHalf(x: tf.Tensor): tf.Tensor {
+  const D = x.shape[x.shape.length - 1]!;
+  const [x1, x2] = tf.split(x, [D / 2, D / 2], -1);
+  return tf.concat([tf.neg(x2), x1], -1);
+}
+
+/**
+ * x * cos + rotate_half(x) * sin (LLaMA's apply_rotary_pos_emb) as one op that saves nothing: the map is a
+ * rotation, so dx = dy * cos + R^T(dy * sin) with R^T(u) = cat(u2, -u1). As composite primitives it kept q and
+ * k twice over (measured: 2C + 2kv floats per token and layer, 14% of SmolLM2's activations).
+ */
+export function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  return fused([x], (save) => {
+    save([]);
+    return {
+      value: tf.tidy(() => tf.add(tf.mul(x, cos), tf.mul(rotateHalf(x), sin))),
+      gradFunc: (dy) => {
+        const D = dy.shape[dy.shape.length - 1]!;
+        const [u1, u2] = tf.split(tf.mul(dy, sin), [D / 2, D / 2], -1);
+        return [tf.add(tf.mul(dy, cos), tf.concat([u2, tf.neg(u1)], -1))];
+      },
+    };
+  });
+}
