@@ -302,13 +302,13 @@ describe('config validation', () => {
   it.each<[Partial<lora.LoraConfig>, RegExp]>([
     [{ r: 0 }, /`r` should be a positive integer value but the value passed is 0/],
     [{ r: 2.5 }, /value passed is 2\.5/],
-    [{ loraAlpha: 0 }, /lora_alpha must be a positive number; got 0/],
+    [{ loraAlpha: 0 }, /lora_alpha must be > 0; got 0/],
     [{ loraAlpha: NaN }, /lora_alpha .* got NaN/],
-    [{ loraDropout: 1 }, /lora_dropout must be in \[0, 1\); got 1/],
+    [{ loraDropout: 1 }, /lora_dropout must be >= 0 and < 1; got 1/],
     [{ loraDropout: -0.1 }, /got -0\.1/],
-    [{ bias: 'some' as never }, /bias must be 'none', 'all' or 'lora_only'; got "some"/],
+    [{ bias: 'some' as never }, /bias must be one of "none", "all", "lora_only"; got "some"/],
     [{ initLoraWeights: 'pissa' as never }, /init_lora_weights='pissa' is a PEFT option that PEFT Studio does not support yet/],
-    [{ initLoraWeights: 'foo' as never }, /init_lora_weights must be true, false or 'gaussian'; got "foo"/],
+    [{ initLoraWeights: 'foo' as never }, /init_lora_weights must be one of true, false, "gaussian"; got "foo"/],
     [{ targetModules: ['c_attn'], layersPattern: 'h' }, /When `layers_pattern` is specified, `layers_to_transform` must also be specified/],
     [{ targetModules: '.*c_attn', layersToTransform: [0] }, /`layers_to_transform` cannot be used when `target_modules` is a str/],
     [{ targetModules: '.*c_attn', layersPattern: 'h', layersToTransform: [0] }, /cannot be used when `target_modules` is a str/],
@@ -346,8 +346,9 @@ describe('config validation', () => {
     expect(bad({ r: 4 })).toMatch(/no peft_type/);
     expect(bad('{not json')).toMatch(/not valid JSON/);
     expect(bad({ ...base, use_dora: true })).toMatch(/use_dora=true, which PEFT Studio does not support yet/);
-    expect(bad({ ...base, rank_pattern: { q_proj: 8 } })).toMatch(/rank_pattern=.*not support yet/);
-    expect(bad({ ...base, alpha_pattern: { q_proj: 8 } })).toMatch(/alpha_pattern/);
+    expect(bad({ ...base, rank_pattern: { q_proj: 0 } })).toMatch(/rank_pattern\["q_proj"\] must be a positive integer/);
+    expect(bad({ ...base, alpha_pattern: { '(': 8 } })).toMatch(/alpha_pattern key "\(" is not a valid regular expression/);
+    expect(parsePeftConfig({ ...base, rank_pattern: { c_attn: 2 }, alpha_pattern: { 'h\\.1\\..*': 4 } })).toMatchObject({ rankPattern: { c_attn: 2 }, alphaPattern: { 'h\\.1\\..*': 4 } });
     expect(bad({ ...base, init_lora_weights: 'olora' })).toMatch(/'olora' is a PEFT option/);
     expect(bad({ ...base, r: -1 })).toMatch(/`r` should be a positive integer/);
     const ok = parsePeftConfig(base);

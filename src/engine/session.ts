@@ -139,7 +139,7 @@ export class TrainingSession {
       this.padId = c.padTokenId ?? init.tokenizer?.padTokenId ?? init.tokenizer?.eosTokenId ?? 0;
       const enc = {
         task: this.model.task,
-        maxLength: Math.min(this.args.maxLength, c.maxPositions - (init.peft.peftType === 'PROMPT_TUNING' ? init.peft.numVirtualTokens : 0)),
+        maxLength: Math.min(this.args.maxLength, c.maxPositions - this.peft.virtualTokens),
         encode: init.tokenizer ? (s: string) => init.tokenizer!.encode(s) : undefined,
         eosTokenId: init.tokenizer?.eosTokenId ?? c.eosTokenId,
         numLabels: c.numLabels,

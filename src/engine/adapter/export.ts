@@ -1,8 +1,7 @@
 /** Writes a PEFT model as the two files PEFT's save_pretrained produces. */
-import { formatAdapterConfigJson, peftConfigToJson } from '../peft/config';
-import { LoraModel } from '../peft/lora/model';
+import { formatAdapterConfigJson } from '../peft/config';
 import type { PeftModel } from '../peft/model';
-import { PromptTuningModel } from '../peft/prompt-tuning/model';
+import { methodOf } from '../peft/registry';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors';
 
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -20,23 +19,8 @@ export interface AdapterMeta {
 
 /** The adapter_config.json object for a PEFT model, with what target resolution produced. */
 export function adapterConfigObject(peft: PeftModel, meta: AdapterMeta): Record<string, unknown> {
-  const base = peft.base;
-  const common = { baseModelNameOrPath: meta.baseModelNameOrPath, revision: meta.revision ?? null, task: base.task };
-  if (peft instanceof LoraModel) {
-    const r = peft.resolution;
-    return peftConfigToJson(peft.config, {
-      ...common,
-      resolvedTargetModules: r.savedTargetModules,
-      modulesToSave: r.savedModulesToSave,
-      fanInFanOut: r.fanInFanOut,
-    });
-  }
-  if (!(peft instanceof PromptTuningModel)) throw new Error(`internal: no adapter_config.json writer for ${peft.peftType}`);
-  return peftConfigToJson(peft.config, {
-    ...common,
-    tokenDim: base.config.hiddenSize,
-    numLayers: base.config.numLayers,
-    numAttentionHeads: base.config.numHeads,
+  return methodOf(peft.peftType).toJson(peft.config, {
+    baseModelNameOrPath: meta.baseModelNameOrPath, revision: meta.revision ?? null, ...peft.adapterExtras(),
   });
 }
 

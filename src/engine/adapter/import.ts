@@ -4,6 +4,7 @@ import { readSafetensors } from '../io/safetensors';
 import type { Model } from '../models/types';
 import { createPeftModel, type PeftModel } from '../peft';
 import { parsePeftConfig, type PeftConfig } from '../peft/config';
+import { methodOf } from '../peft/registry';
 
 export interface AdapterSource {
   /** adapter_config.json as text or parsed JSON. */
@@ -23,16 +24,16 @@ export function loadAdapter(model: Model, src: AdapterSource): PeftModel {
       `The adapter was trained for ${config.taskType} but the model is loaded as ${model.task} (${model.className}).`,
     );
   }
-  if (config.peftType === 'PROMPT_TUNING' && config.tokenDim != null && config.tokenDim !== model.config.hiddenSize) {
+  const tokenDim = (config as { tokenDim?: number | null }).tokenDim;
+  if (tokenDim != null && tokenDim !== model.config.hiddenSize) {
     throw new EngineError(
       'ADAPTER_MISMATCH',
-      `The adapter's token_dim ${config.tokenDim} differs from the model's hidden size ${model.config.hiddenSize}.`,
+      `The adapter's token_dim ${tokenDim} differs from the model's hidden size ${model.config.hiddenSize}.`,
     );
   }
   const { tensors } = readSafetensors(src.weights, 'adapter_model.safetensors');
-  // The stored tensors replace the initial values, so the init method does not matter (and TEXT would need a tokenizer).
-  const init: PeftConfig = config.peftType === 'PROMPT_TUNING' ? { ...config, promptTuningInit: 'RANDOM' } : config;
-  const peft = createPeftModel(model, init, 0);
+  const method = methodOf(config.peftType);
+  const peft = createPeftModel(model, method.forLoading ? method.forLoading(config) : config, 0);
   try {
     peft.loadStateDict(tensors, 'adapter_model.safetensors');
   } catch (e) {

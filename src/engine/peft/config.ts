@@ -1,38 +1,16 @@
 /**
- * Every PEFT config PEFT Studio understands, read from and written to adapter_config.json exactly as PEFT does.
+ * Every PEFT config PEFT Studio understands, read from and written to adapter_config.json exactly as PEFT does,
+ * through the method registry (registry.ts).
  */
 import { EngineError } from '../errors';
-import type { TaskType } from '../models/types';
-import * as lora from './lora/config';
-import * as pt from './prompt-tuning/config';
+import { methodOf, METHODS, type PeftConfig } from './registry';
+import type { AdapterConfigExtras } from './schema';
+import { floatNames } from './schema';
 
 export type { LoraConfig } from './lora/config';
 export type { PromptTuningConfig } from './prompt-tuning/config';
-export type PeftConfig = lora.LoraConfig | pt.PromptTuningConfig;
-
-/** What adapter_config.json holds beyond the config itself: model facts and what target resolution produced. */
-export interface AdapterConfigExtras {
-  baseModelNameOrPath: string | null;
-  revision?: string | null;
-  task?: TaskType | null;
-  /** Prompt tuning: hidden size, layer and head counts of the base model. */
-  tokenDim?: number;
-  numLayers?: number;
-  numAttentionHeads?: number;
-  /** LoRA: TargetResolution.savedTargetModules. */
-  resolvedTargetModules?: string | string[];
-  /** LoRA: TargetResolution.savedModulesToSave. */
-  modulesToSave?: string[] | null;
-  /** LoRA: TargetResolution.fanInFanOut (null = keep the config's value). */
-  fanInFanOut?: boolean | null;
-}
-
-/** PEFT method names that exist in PEFT but not (yet) in PEFT Studio. */
-const OTHER_PEFT_TYPES = [
-  'PREFIX_TUNING', 'P_TUNING', 'MULTITASK_PROMPT_TUNING', 'CPT', 'ADAPTION_PROMPT', 'ADALORA', 'BOFT', 'IA3',
-  'LOHA', 'LOKR', 'OFT', 'POLY', 'LN_TUNING', 'VERA', 'FOURIERFT', 'XLORA', 'HRA', 'VBLORA', 'BONE', 'RANDLORA',
-  'TRAINABLE_TOKENS', 'C3A', 'SHIRA', 'MISS', 'ROAD', 'WAVEFT', 'DELORA', 'OSF', 'GRALORA',
-];
+export type { PeftConfig, PeftType } from './registry';
+export type { AdapterConfigExtras } from './schema';
 
 function bad(msg: string): never {
   throw new EngineError('BAD_PEFT_CONFIG', msg);
@@ -50,30 +28,25 @@ export function parsePeftConfig(json: unknown): PeftConfig {
   }
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) bad('adapter_config.json must contain a JSON object.');
   const rec = obj as Record<string, unknown>;
-  const type = rec.peft_type;
-  if (type === 'LORA') return lora.fromAdapterConfigJson(rec);
-  if (type === 'PROMPT_TUNING') return pt.fromAdapterConfigJson(rec);
-  if (type === undefined || type === null) bad('adapter_config.json has no peft_type; is this a PEFT adapter?');
-  if (typeof type === 'string' && OTHER_PEFT_TYPES.includes(type)) {
-    bad(`peft_type '${type}' is a PEFT method that PEFT Studio does not support yet (supported: LORA, PROMPT_TUNING).`);
-  }
-  return bad(`Unknown peft_type ${JSON.stringify(type)} (supported: LORA, PROMPT_TUNING).`);
+  if (rec.peft_type === undefined || rec.peft_type === null) bad('adapter_config.json has no peft_type; is this a PEFT adapter?');
+  return methodOf(rec.peft_type).fromJson(rec) as PeftConfig;
 }
 
+/** Validates a config of any method (PEFT's messages). */
 export function validatePeftConfig(cfg: PeftConfig): PeftConfig {
-  return cfg.peftType === 'LORA' ? lora.validate(cfg) : pt.validate(cfg);
+  return methodOf(cfg.peftType).config(cfg) as PeftConfig;
 }
 
-/** adapter_config.json content for any method (keys and values exactly as PEFT 0.15.2 writes them). */
+/** adapter_config.json content for a config (keys and values exactly as PEFT 0.15.2 writes them). */
 export function peftConfigToJson(cfg: PeftConfig, extras: AdapterConfigExtras): Record<string, unknown> {
-  return cfg.peftType === 'LORA' ? lora.toAdapterConfigJson(cfg, extras) : pt.toAdapterConfigJson(cfg, extras);
+  return methodOf(cfg.peftType).toJson(cfg, extras);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Byte-exact serialisation: json.dumps(d, indent=2, sort_keys=True), ensure_ascii, no trailing newline.
 
 /** Fields PEFT declares as float, written with a ".0" when integral (JS cannot tell 0 from 0.0). */
-const FLOAT_KEYS = new Set(['lora_dropout']);
+const FLOAT_KEYS = new Set(METHODS.flatMap((m) => floatNames(m.schema)));
 
 /** Python float repr: shortest round-trip digits, scientific below 1e-4 or from 1e16. */
 export function pyFloatRepr(x: number): string {

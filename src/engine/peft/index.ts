@@ -1,14 +1,14 @@
-/** PEFT methods by peft_type: each method folder registers its model class here. */
+/** Wrapping a model with a PEFT method from the registry (registry.ts). */
 import { EngineError } from '../errors';
 import type { Model } from '../models/types';
 import type { PeftConfig } from './config';
-import { LoraModel } from './lora/model';
 import type { PeftModel } from './model';
-import { PromptTuningModel } from './prompt-tuning/model';
+import { methodOf } from './registry';
 
 export type { PeftModel } from './model';
 export { LoraModel } from './lora/model';
 export { PromptTuningModel } from './prompt-tuning/model';
+export { METHODS, methodOf } from './registry';
 
 /** Wraps a base model with the method a config names. `encode` is needed for prompt tuning's TEXT init. */
 export function createPeftModel(model: Model, config: PeftConfig, seed = 0, encode?: (text: string) => number[]): PeftModel {
@@ -18,12 +18,5 @@ export function createPeftModel(model: Model, config: PeftConfig, seed = 0, enco
       `The adapter is for task ${config.taskType} but the model is set up for ${model.task} (${model.className}).`,
     );
   }
-  switch (config.peftType) {
-    case 'LORA':
-      return new LoraModel(model, config, seed);
-    case 'PROMPT_TUNING':
-      return new PromptTuningModel(model, config, seed, encode);
-    default:
-      throw new EngineError('BAD_PEFT_CONFIG', `peft_type ${(config as { peftType: string }).peftType} is not supported.`);
-  }
+  return methodOf(config.peftType).create(model, config, { seed, encode });
 }

@@ -6,13 +6,20 @@ import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors';
 import type { LoadedTensor } from '../io/safetensors';
 import type { EvalOutput, ForwardHooks, ForwardInput, Model } from '../models/types';
+import type { PeftConfigBase } from './method';
+import type { AdapterConfigExtras } from './schema';
 
 /** Prefix PEFT puts in front of base-model parameter names in adapter files. */
 export const PEFT_PREFIX = 'base_model.model.';
 
 export interface PeftModel {
-  readonly peftType: 'LORA' | 'PROMPT_TUNING';
+  readonly peftType: string;
   readonly base: Model;
+  readonly config: PeftConfigBase;
+  /** Virtual tokens prepended to every input (prompt methods), 0 otherwise. */
+  readonly virtualTokens: number;
+  /** What adapter_config.json records beyond the config: model facts, resolved targets, trained state. */
+  adapterExtras(): Omit<AdapterConfigExtras, 'baseModelNameOrPath'>;
   /** When false the base model runs untouched (the playground's "adapter off"). */
   enabled: boolean;
   hooks(training: boolean): ForwardHooks;

@@ -66,8 +66,9 @@ export function loraFeatures(m: ModuleInfo): { inFeatures: number; outFeatures: 
 export function countLora(
   modules: ModuleInfo[],
   res: Pick<TargetResolution, 'matched' | 'modulesToSave'>,
-  cfg: { r: number; bias: 'none' | 'all' | 'lora_only'; tied?: TiedMap },
+  cfg: { r: number | ((module: string) => number); bias: 'none' | 'all' | 'lora_only'; tied?: TiedMap },
 ): ParamCount {
+  const rankOf = typeof cfg.r === 'number' ? () => cfg.r as number : cfg.r;
   const params = uniqueParams(modules, cfg.tied);
   const byName = new Map(modules.map((m) => [m.name, m]));
   let all = params.reduce((a, p) => a + p.numel, 0);
@@ -77,7 +78,7 @@ export function countLora(
     const m = byName.get(name);
     if (!m) throw new Error(`matched module ${name} is not in the module list`);
     const { inFeatures, outFeatures } = loraFeatures(m);
-    const n = cfg.r * (inFeatures + outFeatures);
+    const n = rankOf(name) * (inFeatures + outFeatures);
     trainable += n;
     all += n;
   }

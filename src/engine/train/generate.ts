@@ -3,7 +3,6 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../random';
 import type { Decoding } from '../models/types';
 import type { PeftModel } from '../peft/model';
-import { PromptTuningModel } from '../peft/prompt-tuning/model';
 import { setPackPolicy } from '../wasm-matmul';
 
 export interface GenerateOptions {
@@ -53,7 +52,7 @@ export async function generateIds(
   };
   const rng = new Rng(o.seed ?? 0);
   const hooks = peft.enabled ? peft.hooks(false) : {};
-  const virtual = peft.enabled && peft instanceof PromptTuningModel ? peft.config.numVirtualTokens : 0;
+  const virtual = peft.enabled ? peft.virtualTokens : 0;
   const window = peft.base.config.maxPositions - virtual;
   const ids = [...promptIds];
   const out: number[] = [];

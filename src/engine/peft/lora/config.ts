@@ -3,9 +3,9 @@
  * writes (and reads). Only what PEFT Studio can train is accepted; PEFT features it lacks are refused by name
  * instead of being silently ignored, because ignoring them would give a different model.
  */
-import { EngineError } from '../../errors';
 import type { TaskType } from '../../models/types';
-import type { AdapterConfigExtras } from '../config';
+import { commonJson, readCommon, sortKeys } from '../common';
+import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
 import { withSeqClsHeads, type TargetSpec } from '../targets';
 
 export type LoraBias = 'none' | 'all' | 'lora_only';
@@ -25,47 +25,61 @@ export interface LoraConfig {
   layersPattern: string | string[] | null;
   bias: LoraBias;
   useRslora: boolean;
+  /** DoRA: a learned magnitude per output row (peft/tuners/lora/dora.py). */
+  useDora: boolean;
   initLoraWeights: InitLoraWeights;
   modulesToSave: string[] | null;
+  /** Per-module r by PEFT's pattern keys (get_pattern_key: `(.*\.)?(key)$`, first key in order wins). */
+  rankPattern: Record<string, number>;
+  /** Per-module lora_alpha, same keys. */
+  alphaPattern: Record<string, number>;
   /** As given; PEFT overrides it per layer (Conv1D -> true, Linear -> false), see TargetResolution.fanInFanOut. */
   fanInFanOut: boolean;
   baseModelNameOrPath?: string | null;
   revision?: string | null;
 }
 
-export const LORA_DEFAULTS: LoraConfig = {
-  peftType: 'LORA',
-  taskType: null,
-  r: 8,
-  loraAlpha: 8,
-  loraDropout: 0,
-  targetModules: null,
-  excludeModules: null,
-  layersToTransform: null,
-  layersPattern: null,
-  bias: 'none',
-  useRslora: false,
-  initLoraWeights: true,
-  modulesToSave: null,
-  fanInFanOut: false,
-};
+/** LoraConfig's fields (PEFT 0.15.2), from which validation, adapter_config.json, CLI flags and the form come. */
+export const LORA_SCHEMA: readonly Field[] = [
+  { key: 'r', name: 'r', kind: 'int', default: 8, min: 0, exclusiveMin: true, ui: 'basic', help: 'Rank of the update: A is [r, in], B [out, r].' },
+  { key: 'loraAlpha', name: 'lora_alpha', kind: 'float', default: 8, min: 0, exclusiveMin: true, ui: 'basic', help: 'The update is scaled by lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA).' },
+  { key: 'loraDropout', name: 'lora_dropout', kind: 'float', default: 0, min: 0, max: 1, exclusiveMax: true, float: true, ui: 'basic', help: 'Dropout on the input of the LoRA branch.' },
+  { key: 'targetModules', name: 'target_modules', kind: 'targets', default: null, ui: 'none', regexFlag: 'target-regex', help: 'Modules to adapt: names or name suffixes, a regex (full match), or all-linear.' },
+  { key: 'excludeModules', name: 'exclude_modules', kind: 'targets', default: null, ui: 'none', regexFlag: 'exclude-regex', help: 'Modules to leave out (names or suffixes, or a regex).' },
+  { key: 'layersToTransform', name: 'layers_to_transform', kind: 'layers', default: null, ui: 'none', help: 'Only these layer indices.' },
+  { key: 'layersPattern', name: 'layers_pattern', kind: 'targets', default: null, ui: 'none', help: 'Name of the layer list (h, layers, layer).' },
+  { key: 'bias', name: 'bias', kind: 'choice', choices: ['none', 'all', 'lora_only'], default: 'none', ui: 'advanced', help: 'Which biases train with the adapter.' },
+  { key: 'useRslora', name: 'use_rslora', kind: 'bool', default: false, ui: 'advanced', help: 'Rank-stabilized LoRA: scale by lora_alpha / sqrt(r).' },
+  { key: 'useDora', name: 'use_dora', kind: 'bool', default: false, ui: 'advanced', help: 'DoRA: learn a magnitude per output row on top of the LoRA direction.' },
+  { key: 'initLoraWeights', name: 'init_lora_weights', kind: 'choice', choices: [true, false, 'gaussian'], default: true, ui: 'advanced', help: 'true: A kaiming-uniform, B zero (starts as the base model); gaussian: A ~ N(0, 1/r).' },
+  { key: 'modulesToSave', name: 'modules_to_save', kind: 'names', default: null, ui: 'advanced', help: 'Modules trained in full and saved with the adapter (classification heads are added).' },
+  { key: 'rankPattern', name: 'rank_pattern', kind: 'object', default: {}, ui: 'advanced', help: 'Per-module r, e.g. {"c_attn": 4}: keys are regexes matched at the end of module names.' },
+  { key: 'alphaPattern', name: 'alpha_pattern', kind: 'object', default: {}, ui: 'advanced', help: 'Per-module lora_alpha, keys as rank_pattern.' },
+  { key: 'fanInFanOut', name: 'fan_in_fan_out', kind: 'bool', default: false, ui: 'none', help: 'Weights stored [in, out] (GPT-2 Conv1D); set per module automatically.' },
+  // Written with these values by PEFT 0.15.2; any other value is a feature PEFT Studio does not implement.
+  { key: 'autoMapping', name: 'auto_mapping', kind: 'fixed', default: null, help: '' },
+  { key: 'cordaConfig', name: 'corda_config', kind: 'fixed', default: null, help: '' },
+  { key: 'evaConfig', name: 'eva_config', kind: 'fixed', default: null, help: '' },
+  { key: 'layerReplication', name: 'layer_replication', kind: 'fixed', default: null, help: '' },
+  { key: 'loftqConfig', name: 'loftq_config', kind: 'fixed', default: {}, help: '' },
+  { key: 'loraBias', name: 'lora_bias', kind: 'fixed', default: false, help: '' },
+  { key: 'megatronConfig', name: 'megatron_config', kind: 'fixed', default: null, help: '' },
+  { key: 'megatronCore', name: 'megatron_core', kind: 'fixed', default: 'megatron.core', help: '' },
+  { key: 'trainableTokenIndices', name: 'trainable_token_indices', kind: 'fixed', default: null, help: '' },
+  // Fields of later PEFT releases (read, never written: 0.15.2's field set loads everywhere).
+  { key: 'targetParameters', name: 'target_parameters', kind: 'fixed', default: null, write: false, help: '' },
+  { key: 'useQalora', name: 'use_qalora', kind: 'fixed', default: false, write: false, help: '' },
+  { key: 'aloraInvocationTokens', name: 'alora_invocation_tokens', kind: 'fixed', default: null, write: false, help: '' },
+  { key: 'arrowConfig', name: 'arrow_config', kind: 'fixed', default: null, write: false, help: '' },
+];
+
+export const LORA_DEFAULTS: LoraConfig = { peftType: 'LORA', taskType: null, ...defaults(LORA_SCHEMA) } as unknown as LoraConfig;
 
 /** PEFT init_lora_weights values that exist but that PEFT Studio cannot reproduce yet. */
 const OTHER_PEFT_INITS = /^(pissa|pissa_niter_\d+|olora|loftq|eva|corda)$/;
 
-function bad(msg: string): never {
-  throw new EngineError('BAD_PEFT_CONFIG', msg);
-}
 
-function isStrList(v: unknown): v is string[] {
-  return Array.isArray(v) && v.every((x) => typeof x === 'string');
-}
 
-function checkSpec(field: string, v: unknown): void {
-  if (v === null || v === undefined || typeof v === 'string') return;
-  if (!isStrList(v)) bad(`${field} must be a regex string, a list of module names, or null; got ${JSON.stringify(v)}.`);
-  if (v.some((s) => s === '')) bad(`${field} must not contain an empty module name.`);
-}
 
 /** Defaults + overrides, validated. */
 export function loraConfig(p: Partial<LoraConfig> = {}): LoraConfig {
@@ -74,46 +88,34 @@ export function loraConfig(p: Partial<LoraConfig> = {}): LoraConfig {
 
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value; PEFT's own messages where PEFT raises. */
 export function validate(cfg: LoraConfig): LoraConfig {
-  const { r, loraAlpha, loraDropout } = cfg;
+  const { r } = cfg;
+  // PEFT's own wording for r (LoraLayer.update_layer).
   if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0) {
     bad(`\`r\` should be a positive integer value but the value passed is ${r}`);
   }
-  if (typeof loraAlpha !== 'number' || !Number.isFinite(loraAlpha) || loraAlpha <= 0) {
-    bad(`lora_alpha must be a positive number; got ${loraAlpha}.`);
-  }
-  if (typeof loraDropout !== 'number' || !(loraDropout >= 0 && loraDropout < 1)) {
-    bad(`lora_dropout must be in [0, 1); got ${loraDropout}.`);
-  }
-  if (!['none', 'all', 'lora_only'].includes(cfg.bias)) {
-    bad(`bias must be 'none', 'all' or 'lora_only'; got ${JSON.stringify(cfg.bias)}.`);
-  }
   const init = cfg.initLoraWeights as unknown;
-  if (init !== true && init !== false && init !== 'gaussian') {
-    if (typeof init === 'string' && OTHER_PEFT_INITS.test(init)) {
-      bad(`init_lora_weights='${init}' is a PEFT option that PEFT Studio does not support yet; use true, false or 'gaussian'.`);
-    }
-    bad(`init_lora_weights must be true, false or 'gaussian'; got ${JSON.stringify(init)}.`);
+  if (init !== true && init !== false && init !== 'gaussian' && typeof init === 'string' && OTHER_PEFT_INITS.test(init)) {
+    bad(`init_lora_weights='${init}' is a PEFT option that PEFT Studio does not support yet; use true, false or 'gaussian'.`);
   }
-  if (typeof cfg.useRslora !== 'boolean') bad(`use_rslora must be true or false; got ${JSON.stringify(cfg.useRslora)}.`);
-  if (typeof cfg.fanInFanOut !== 'boolean') bad(`fan_in_fan_out must be true or false; got ${JSON.stringify(cfg.fanInFanOut)}.`);
+  checkAll(LORA_SCHEMA, cfg as unknown as Record<string, unknown>);
+  if (cfg.useDora) bad('adapter_config.json sets use_dora=true, which PEFT Studio does not support yet.');
   if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
     bad(`task_type ${JSON.stringify(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
   }
-  checkSpec('target_modules', cfg.targetModules);
-  checkSpec('exclude_modules', cfg.excludeModules);
+  for (const [field, pattern] of [['rank_pattern', cfg.rankPattern], ['alpha_pattern', cfg.alphaPattern]] as const) {
+    for (const [k, v] of Object.entries(pattern)) {
+      if (typeof v !== 'number' || !(v > 0) || (field === 'rank_pattern' && !Number.isInteger(v))) {
+        bad(`${field}["${k}"] must be a positive ${field === 'rank_pattern' ? 'integer' : 'number'}; got ${JSON.stringify(v)}.`);
+      }
+      try {
+        new RegExp(k);
+      } catch {
+        bad(`${field} key ${JSON.stringify(k)} is not a valid regular expression.`);
+      }
+    }
+  }
   const idx = cfg.layersToTransform as unknown;
-  const isIdx = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 0;
-  if (idx !== null && idx !== undefined && !(isIdx(idx) || (Array.isArray(idx) && idx.every(isIdx)))) {
-    bad(`layers_to_transform must be a layer index or a list of layer indices (integers >= 0); got ${JSON.stringify(idx)}.`);
-  }
   const lp = cfg.layersPattern as unknown;
-  if (lp !== null && lp !== undefined && typeof lp !== 'string' && !isStrList(lp)) {
-    bad(`layers_pattern must be a string or a list of strings; got ${JSON.stringify(lp)}.`);
-  }
-  const mts = cfg.modulesToSave as unknown;
-  if (mts !== null && mts !== undefined && (!isStrList(mts) || mts.some((s) => s === ''))) {
-    bad(`modules_to_save must be a list of module names or null; got ${JSON.stringify(mts)}.`);
-  }
   // LoraConfig.__post_init__ checks, with PEFT's wording.
   const strTarget = typeof cfg.targetModules === 'string';
   if (strTarget && idx !== null && idx !== undefined) bad('`layers_to_transform` cannot be used when `target_modules` is a str.');
@@ -124,14 +126,23 @@ export function validate(cfg: LoraConfig): LoraConfig {
   return cfg;
 }
 
+/** PEFT's get_pattern_key: the first key (in order) that matches the end of the module name, as a regex. */
+export function patternKey(keys: string[], name: string): string | null {
+  for (const k of keys) if (new RegExp(`^(.*\\.)?(${k})$`).test(name)) return k;
+  return null;
+}
+
+/** r and lora_alpha for one module under rank_pattern / alpha_pattern. */
+export function rankAndAlpha(cfg: Pick<LoraConfig, 'r' | 'loraAlpha' | 'rankPattern' | 'alphaPattern'>, module: string): { r: number; alpha: number } {
+  const rk = patternKey(Object.keys(cfg.rankPattern), module);
+  const ak = patternKey(Object.keys(cfg.alphaPattern), module);
+  return { r: rk === null ? cfg.r : cfg.rankPattern[rk], alpha: ak === null ? cfg.loraAlpha : cfg.alphaPattern[ak] };
+}
+
 /** modules_to_save as PEFT saves it: SEQ_CLS appends "classifier", "score" (PeftModelForSequenceClassification). */
 export function savedModulesToSave(cfg: LoraConfig): string[] | null {
   if (cfg.taskType !== 'SEQ_CLS') return cfg.modulesToSave ? [...cfg.modulesToSave] : null;
   return withSeqClsHeads(cfg.modulesToSave);
-}
-
-function sortedIfList<T>(v: T): T {
-  return (Array.isArray(v) ? [...v].sort() : v) as T;
 }
 
 /**
@@ -139,92 +150,22 @@ function sortedIfList<T>(v: T): T {
  * Sets (target_modules, exclude_modules) are written as sorted lists; inference_mode is true as in save_pretrained.
  */
 export function toAdapterConfigJson(cfg: LoraConfig, extras: AdapterConfigExtras): Record<string, unknown> {
-  const target = extras.resolvedTargetModules ?? cfg.targetModules;
-  const fan = extras.fanInFanOut ?? cfg.fanInFanOut;
-  return {
-    alpha_pattern: {},
-    auto_mapping: null,
-    base_model_name_or_path: extras.baseModelNameOrPath ?? cfg.baseModelNameOrPath ?? null,
-    bias: cfg.bias,
-    corda_config: null,
-    eva_config: null,
-    exclude_modules: sortedIfList(cfg.excludeModules),
-    fan_in_fan_out: fan,
-    inference_mode: true,
-    init_lora_weights: cfg.initLoraWeights,
-    layer_replication: null,
-    layers_pattern: cfg.layersPattern,
-    layers_to_transform: cfg.layersToTransform,
-    loftq_config: {},
-    lora_alpha: cfg.loraAlpha,
-    lora_bias: false,
-    lora_dropout: cfg.loraDropout,
-    megatron_config: null,
-    megatron_core: 'megatron.core',
+  return sortKeys({
+    ...writeFields(LORA_SCHEMA, cfg as unknown as Record<string, unknown>),
+    ...commonJson('LORA', cfg, extras),
+    fan_in_fan_out: extras.fanInFanOut ?? cfg.fanInFanOut,
     modules_to_save: extras.modulesToSave !== undefined ? extras.modulesToSave : savedModulesToSave(cfg),
-    peft_type: 'LORA',
-    r: cfg.r,
-    rank_pattern: {},
-    revision: extras.revision !== undefined ? extras.revision : (cfg.revision ?? null),
-    target_modules: sortedIfList(target),
-    task_type: extras.task !== undefined ? extras.task : cfg.taskType,
-    trainable_token_indices: null,
-    use_dora: false,
-    use_rslora: cfg.useRslora,
-  };
+    target_modules: sortedIfList(extras.resolvedTargetModules ?? cfg.targetModules),
+  });
 }
 
-/** Keys a PEFT LoraConfig (0.15 and later) may carry, with the value that means "feature off". */
-const OFF_VALUES: Record<string, unknown> = {
-  use_dora: false,
-  rank_pattern: {},
-  alpha_pattern: {},
-  layer_replication: null,
-  lora_bias: false,
-  megatron_config: null,
-  loftq_config: {},
-  eva_config: null,
-  corda_config: null,
-  trainable_token_indices: null,
-  target_parameters: null,
-  use_qalora: false,
-  alora_invocation_tokens: null,
-  arrow_config: null,
-};
-
-function isOff(v: unknown, off: unknown): boolean {
-  if (v === undefined || v === null) return true;
-  if (off !== null && typeof off === 'object') return typeof v === 'object' && Object.keys(v as object).length === 0;
-  if (Array.isArray(v) && v.length === 0) return true;
-  return v === off;
+function sortedIfList<T>(v: T): T {
+  return (Array.isArray(v) ? [...v].sort() : v) as T;
 }
 
 /** Reads a PEFT-saved LoRA adapter_config.json object; refuses features PEFT Studio does not implement. */
 export function fromAdapterConfigJson(json: Record<string, unknown>): LoraConfig {
   if (json.peft_type !== 'LORA') bad(`Expected peft_type 'LORA', got ${JSON.stringify(json.peft_type)}.`);
-  for (const [k, off] of Object.entries(OFF_VALUES)) {
-    if (!isOff(json[k], off)) {
-      bad(`adapter_config.json sets ${k}=${JSON.stringify(json[k])}, which PEFT Studio does not support yet.`);
-    }
-  }
-  const pick = <T>(k: string, d: T): T => (json[k] === undefined ? d : (json[k] as T));
-  return validate({
-    peftType: 'LORA',
-    taskType: pick('task_type', null),
-    r: pick('r', LORA_DEFAULTS.r),
-    loraAlpha: pick('lora_alpha', LORA_DEFAULTS.loraAlpha),
-    loraDropout: pick('lora_dropout', LORA_DEFAULTS.loraDropout),
-    targetModules: pick('target_modules', null),
-    excludeModules: pick('exclude_modules', null),
-    layersToTransform: pick('layers_to_transform', null),
-    layersPattern: pick('layers_pattern', null),
-    bias: pick('bias', LORA_DEFAULTS.bias),
-    useRslora: pick('use_rslora', false),
-    initLoraWeights: pick('init_lora_weights', true),
-    // What PEFT saved already includes the SEQ_CLS heads; keep it as saved so a round trip is exact.
-    modulesToSave: pick('modules_to_save', null),
-    fanInFanOut: pick('fan_in_fan_out', false),
-    baseModelNameOrPath: pick('base_model_name_or_path', null),
-    revision: pick('revision', null),
-  });
+  // What PEFT saved already includes the SEQ_CLS heads; kept as saved so a round trip is exact.
+  return validate({ ...(readFields(LORA_SCHEMA, json) as unknown as LoraConfig), ...readCommon(json), peftType: 'LORA' });
 }

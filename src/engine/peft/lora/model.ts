@@ -9,12 +9,13 @@ import type { ForwardHooks, ForwardInput, Model } from '../../models/types';
 import { Rng } from '../../random';
 import { forwardWith, loadStrict, PEFT_PREFIX, type PeftModel } from '../model';
 import { resolveLoraTargets, type TargetResolution } from '../targets';
-import type { LoraConfig } from './config';
+import { rankAndAlpha, type LoraConfig } from './config';
 import { LoraLayer, uid } from './layer';
 import { ownedVariable } from '../../variable';
 
 export class LoraModel implements PeftModel {
   readonly peftType = 'LORA' as const;
+  readonly virtualTokens = 0;
   readonly base: Model;
   readonly config: LoraConfig;
   readonly resolution: TargetResolution;
@@ -55,8 +56,7 @@ export class LoraModel implements PeftModel {
             inFeatures: conv ? w[0] : w[1],
             outFeatures: conv ? w[1] : w[0],
             fanInFanOut: conv,
-            r: config.r,
-            loraAlpha: config.loraAlpha,
+            ...(({ r, alpha }) => ({ r, loraAlpha: alpha }))(rankAndAlpha(config, name)),
             useRslora: config.useRslora,
             dropout: config.loraDropout,
           },
@@ -102,6 +102,11 @@ export class LoraModel implements PeftModel {
       variablesUnder: (prefix) => [...this.layers].filter(([name]) => name.startsWith(prefix)).flatMap(([, l]) => [l.A, l.B]),
       overrides: this.copies.size ? (this.copies as Map<string, tf.Tensor>) : undefined,
     };
+  }
+
+  adapterExtras() {
+    const r = this.resolution;
+    return { task: this.base.task, resolvedTargetModules: r.savedTargetModules, modulesToSave: r.savedModulesToSave, fanInFanOut: r.fanInFanOut };
   }
 
   forward(input: ForwardInput): tf.Tensor {

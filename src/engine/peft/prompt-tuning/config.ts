@@ -3,9 +3,10 @@
  * writes. token_dim / num_layers / num_attention_heads / num_transformer_submodules are None in a fresh PEFT
  * config and filled from the model by get_peft_model; here they come in through `extras` (or a parsed file).
  */
-import { EngineError } from '../../errors';
 import type { TaskType } from '../../models/types';
-import type { AdapterConfigExtras } from '../config';
+import { commonJson, readCommon, sortKeys } from '../common';
+import { PROMPT_LEARNING_SCHEMA, promptLearningJson } from '../prompt-learning';
+import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
 
 export type PromptTuningInit = 'RANDOM' | 'SAMPLE_VOCAB' | 'TEXT';
 
@@ -27,21 +28,19 @@ export interface PromptTuningConfig {
   revision?: string | null;
 }
 
-export const PROMPT_TUNING_DEFAULTS: Omit<PromptTuningConfig, 'taskType' | 'numVirtualTokens'> = {
-  peftType: 'PROMPT_TUNING',
-  promptTuningInit: 'RANDOM',
-  promptTuningInitText: null,
-  tokenizerNameOrPath: null,
-  tokenizerKwargs: null,
-  numTransformerSubmodules: null,
-  tokenDim: null,
-  numLayers: null,
-  numAttentionHeads: null,
-};
+/** PromptTuningConfig's fields (PEFT 0.15.2). */
+export const PROMPT_TUNING_SCHEMA: readonly Field[] = [
+  ...PROMPT_LEARNING_SCHEMA,
+  { key: 'promptTuningInit', name: 'prompt_tuning_init', kind: 'choice', choices: ['RANDOM', 'SAMPLE_VOCAB', 'TEXT'], default: 'RANDOM', ui: 'basic', help: 'RANDOM: N(0, 1); SAMPLE_VOCAB: embeddings of random tokens; TEXT: embeddings of a text\'s tokens.' },
+  { key: 'promptTuningInitText', name: 'prompt_tuning_init_text', kind: 'text', default: null, nullable: true, ui: 'basic', help: 'The text whose tokens initialise the prompt (TEXT init).' },
+  { key: 'tokenizerNameOrPath', name: 'tokenizer_name_or_path', kind: 'text', default: null, nullable: true, ui: 'none', help: 'Tokenizer of the TEXT init (the base model\'s).' },
+  { key: 'tokenizerKwargs', name: 'tokenizer_kwargs', kind: 'object', default: null, nullable: true, ui: 'none', help: 'Arguments of that tokenizer.' },
+];
 
-function bad(msg: string): never {
-  throw new EngineError('BAD_PEFT_CONFIG', msg);
-}
+export const PROMPT_TUNING_DEFAULTS: Omit<PromptTuningConfig, 'taskType' | 'numVirtualTokens'> = {
+  ...(defaults(PROMPT_TUNING_SCHEMA) as Omit<PromptTuningConfig, 'taskType' | 'numVirtualTokens' | 'peftType'>),
+  peftType: 'PROMPT_TUNING',
+};
 
 /** Defaults + overrides, validated. */
 export function promptTuningConfig(
@@ -49,8 +48,6 @@ export function promptTuningConfig(
 ): PromptTuningConfig {
   return validate({ ...PROMPT_TUNING_DEFAULTS, ...p, peftType: 'PROMPT_TUNING' });
 }
-
-const posIntOrNull = (v: unknown) => v === null || v === undefined || (typeof v === 'number' && Number.isInteger(v) && v > 0);
 
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value; PEFT's own messages where PEFT raises. */
 export function validate(cfg: PromptTuningConfig): PromptTuningConfig {
@@ -77,58 +74,27 @@ export function validate(cfg: PromptTuningConfig): PromptTuningConfig {
   if (cfg.tokenizerKwargs && Object.keys(cfg.tokenizerKwargs).length && !text) {
     bad("tokenizer_kwargs only valid when using prompt_tuning_init='TEXT'.");
   }
-  if (!posIntOrNull(cfg.numTransformerSubmodules) || (cfg.numTransformerSubmodules ?? 1) !== 1) {
+  if ((cfg.numTransformerSubmodules ?? 1) !== 1) {
     bad(`num_transformer_submodules must be 1 for ${cfg.taskType} (got ${cfg.numTransformerSubmodules}).`);
   }
-  for (const [k, v] of [
-    ['token_dim', cfg.tokenDim],
-    ['num_layers', cfg.numLayers],
-    ['num_attention_heads', cfg.numAttentionHeads],
-  ] as const) {
-    if (!posIntOrNull(v)) bad(`${k} must be a positive integer; got ${JSON.stringify(v)}.`);
-  }
+  checkAll(PROMPT_TUNING_SCHEMA, cfg as unknown as Record<string, unknown>);
   return cfg;
 }
 
 /** The adapter_config.json PEFT 0.15.2 writes (keys sorted, inference_mode true as in save_pretrained). */
 export function toAdapterConfigJson(cfg: PromptTuningConfig, extras: AdapterConfigExtras): Record<string, unknown> {
-  return {
-    auto_mapping: null,
-    base_model_name_or_path: extras.baseModelNameOrPath ?? cfg.baseModelNameOrPath ?? null,
-    inference_mode: true,
-    num_attention_heads: extras.numAttentionHeads ?? cfg.numAttentionHeads,
-    num_layers: extras.numLayers ?? cfg.numLayers,
-    // get_peft_model fills None with 1 for every task but SEQ_2_SEQ_LM.
-    num_transformer_submodules: cfg.numTransformerSubmodules ?? 1,
-    num_virtual_tokens: cfg.numVirtualTokens,
-    peft_type: 'PROMPT_TUNING',
-    prompt_tuning_init: cfg.promptTuningInit,
-    prompt_tuning_init_text: cfg.promptTuningInitText,
-    revision: extras.revision !== undefined ? extras.revision : (cfg.revision ?? null),
-    task_type: extras.task ?? cfg.taskType,
-    token_dim: extras.tokenDim ?? cfg.tokenDim,
-    tokenizer_kwargs: cfg.tokenizerKwargs,
-    tokenizer_name_or_path: cfg.tokenizerNameOrPath,
-  };
+  return sortKeys({
+    ...writeFields(PROMPT_TUNING_SCHEMA, cfg as unknown as Record<string, unknown>),
+    ...promptLearningJson(cfg, extras),
+    ...commonJson('PROMPT_TUNING', cfg, { ...extras, task: extras.task ?? cfg.taskType }),
+  });
 }
 
 /** Reads a PEFT-saved PROMPT_TUNING adapter_config.json object. */
 export function fromAdapterConfigJson(json: Record<string, unknown>): PromptTuningConfig {
   if (json.peft_type !== 'PROMPT_TUNING') bad(`Expected peft_type 'PROMPT_TUNING', got ${JSON.stringify(json.peft_type)}.`);
-  const pick = <T>(k: string, d: T): T => (json[k] === undefined ? d : (json[k] as T));
-  return validate({
-    peftType: 'PROMPT_TUNING',
-    taskType: pick('task_type', null as unknown as TaskType),
-    numVirtualTokens: pick('num_virtual_tokens', null as unknown as number),
-    promptTuningInit: pick('prompt_tuning_init', 'RANDOM'),
-    promptTuningInitText: pick('prompt_tuning_init_text', null),
-    tokenizerNameOrPath: pick('tokenizer_name_or_path', null),
-    tokenizerKwargs: pick('tokenizer_kwargs', null),
-    numTransformerSubmodules: pick('num_transformer_submodules', null),
-    tokenDim: pick('token_dim', null),
-    numLayers: pick('num_layers', null),
-    numAttentionHeads: pick('num_attention_heads', null),
-    baseModelNameOrPath: pick('base_model_name_or_path', null),
-    revision: pick('revision', null),
-  });
+  const fields = readFields(PROMPT_TUNING_SCHEMA, json) as unknown as PromptTuningConfig;
+  // num_virtual_tokens has no default in PEFT: a file without it is not a usable adapter.
+  if (json.num_virtual_tokens === undefined) (fields as { numVirtualTokens: unknown }).numVirtualTokens = null;
+  return validate({ ...fields, ...(readCommon(json) as { taskType: TaskType }), peftType: 'PROMPT_TUNING' });
 }

@@ -24,6 +24,15 @@ export class PromptTuningModel implements PeftModel {
   readonly embeddings: tf.Variable; // [P, C]
   enabled = true;
 
+  get virtualTokens(): number {
+    return this.config.numVirtualTokens;
+  }
+
+  adapterExtras() {
+    const c = this.base.config;
+    return { task: this.base.task, tokenDim: c.hiddenSize, numLayers: c.numLayers, numAttentionHeads: c.numHeads };
+  }
+
   /** `encode` is needed for the TEXT init (PEFT tokenizes prompt_tuning_init_text). */
   constructor(base: Model, config: PromptTuningConfig, seed = 0, encode?: (text: string) => number[]) {
     this.base = base;

@@ -1,0 +1,28 @@
+/** Prompt tuning as a PEFT method: see method.ts. */
+import { resolveArchitecture } from '../../models';
+import type { PeftMethod } from '../method';
+import { countPromptTuning } from '../params';
+import { fromAdapterConfigJson, PROMPT_TUNING_SCHEMA, promptTuningConfig, toAdapterConfigJson, type PromptTuningConfig } from './config';
+import { PromptTuningModel } from './model';
+
+export const promptTuning: PeftMethod<PromptTuningConfig> = {
+  peftType: 'PROMPT_TUNING',
+  label: 'Prompt tuning',
+  description: 'Trains only a few virtual-token embeddings prepended to every input; the whole model stays frozen.',
+  // PEFT's prompt-tuning guide trains at 3e-2.
+  learningRate: 3e-2,
+  prompt: true,
+  tasks: ['CAUSAL_LM', 'SEQ_CLS'],
+  schema: PROMPT_TUNING_SCHEMA,
+  config: (p) => promptTuningConfig({ taskType: 'CAUSAL_LM', numVirtualTokens: 8, ...p } as PromptTuningConfig),
+  fromJson: fromAdapterConfigJson,
+  toJson: toAdapterConfigJson,
+  resolve(ctx, cfg) {
+    const r = resolveArchitecture(ctx.rawConfig, ctx.task);
+    const count = countPromptTuning(ctx.modules, { numVirtualTokens: cfg.numVirtualTokens, tokenDim: r.config.hiddenSize }, ctx.task, r.spec.tied(r.config, r.task));
+    return { matched: [], modulesToSave: [], count, virtualTokens: cfg.numVirtualTokens };
+  },
+  // The stored tensors replace the initial values (and TEXT would need a tokenizer).
+  forLoading: (cfg) => ({ ...cfg, promptTuningInit: 'RANDOM' }),
+  create: (model, cfg, o) => new PromptTuningModel(model, cfg, o.seed, o.encode),
+};
