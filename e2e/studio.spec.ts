@@ -41,7 +41,7 @@ test('pick targets, train, pause, export and compare in the playground', async (
   const layers = Array.from({ length: config.n_layer as number }, (_, i) => `transformer.h.${i}.attn.c_attn`);
   expect(matched.sort()).toEqual([...layers, 'transformer.h.0.attn.c_proj'].sort());
 
-  await page.getByTestId('lora-r').fill('4');
+  await page.getByTestId('field-r').fill('4');
   await setTinyArgs(page, { steps: 12, evalSteps: 4, maxLength: 32, batch: 4, lr: 0.003 });
 
   // Train, pause mid-way for the screenshot, resume to the end.

@@ -18,14 +18,17 @@ import { lossAndGrads, peftTrainable } from '../src/engine/train/step';
 import type { Batch } from '../src/engine/train/data';
 import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, relErr, toTensor } from './helpers';
 
-const CASES = [
+/** `head`: keys beyond PEFT 0.15.2's file, the SEQ_CLS head a prompt method trains (as PEFT >= 0.16 does). */
+const CASES: { id: string; model: string; keys: number; trainable: number; head?: string[] }[] = [
   { id: 'gpt2-lora', model: 'gpt2-tiny', keys: 12, trainable: 5632 },
   { id: 'gpt2-lora-rslora-layer1', model: 'gpt2-tiny', keys: 2, trainable: 1024 },
   { id: 'gpt2-seqcls-lora', model: 'gpt2-tiny-seqcls', keys: 5, trainable: 2176 },
   { id: 'llama-lora', model: 'llama-tiny', keys: 28, trainable: 8192 },
   { id: 'bert-seqcls-lora', model: 'bert-tiny-seqcls', keys: 10, trainable: 2178 },
   { id: 'gpt2-prompt', model: 'gpt2-tiny', keys: 1, trainable: 256 },
-  { id: 'bert-seqcls-prompt', model: 'bert-tiny-seqcls', keys: 1, trainable: 256 },
+  // PEFT 0.15.2 froze the classifier (1 key, 256 trainable); it now trains beside the prompt (+130, 2 keys). The
+  // fixture has no gradient for it: test/prefix-tuning.test.ts checks the head's gradient for every prompt method.
+  { id: 'bert-seqcls-prompt', model: 'bert-tiny-seqcls', keys: 3, trainable: 256 + 130, head: ['base_model.classifier.bias', 'base_model.classifier.weight'] },
 ];
 
 function adapterFiles(id: string) {
@@ -52,7 +55,7 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
     await useNodeBackend(backend);
   });
 
-  it.each(CASES)('$id: imported adapter reproduces PEFT logits, loss and gradients', async ({ id, model, keys, trainable }) => {
+  it.each(CASES)('$id: imported adapter reproduces PEFT logits, loss and gradients', async ({ id, model, keys, trainable, head }) => {
     const base = fixtureModel(model);
     const peft = loadAdapter(base, adapterFiles(id));
     const expected = fixtureTensors('adapters', id, 'expected.safetensors');
@@ -73,6 +76,10 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
       expect(grads.size).toBe(keys);
       for (const [v, g] of grads) {
         const key = byVar.get(v as tf.Variable)!;
+        if (head?.includes(key)) {
+          g.dispose();
+          continue;
+        }
         const ref = expected.get(key);
         expect(ref, `gradient for ${key}`).toBeDefined();
         expect(g.shape).toEqual(ref!.shape);
@@ -86,7 +93,7 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
     }
   });
 
-  it.each(CASES)('$id: a fresh adapter exports exactly PEFT\'s keys, shapes, metadata and config, and re-imports', async ({ id, model }) => {
+  it.each(CASES)('$id: a fresh adapter exports exactly PEFT\'s keys, shapes, metadata and config, and re-imports', async ({ id, model, head }) => {
     const files = adapterFiles(id);
     const base = fixtureModel(model);
     const cfg = parsePeftConfig(files.config);
@@ -99,7 +106,7 @@ describe.each(BACKENDS)('PEFT adapters on %s', (backend) => {
       expect(out['adapter_config.json']).toBe(files.config);
       const ours = readSafetensors(out['adapter_model.safetensors']);
       const theirs = readSafetensors(files.weights);
-      expect([...ours.tensors.keys()].sort()).toEqual([...theirs.tensors.keys()].sort());
+      expect([...ours.tensors.keys()].sort()).toEqual([...theirs.tensors.keys(), ...(head ?? [])].sort());
       for (const [k, t] of theirs.tensors) {
         expect(ours.tensors.get(k)!.shape, k).toEqual(t.shape);
         expect(ours.tensors.get(k)!.dtype, k).toBe(t.dtype);

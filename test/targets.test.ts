@@ -222,11 +222,14 @@ describe('print_trainable_parameters line', () => {
     expect(formatTrainableLine({ trainable: 2178, all: 145860 })).toMatch(/trainable%: 1\.4932$/);
   });
 
-  it('counts prompt tuning (no head copy for SEQ_CLS in 0.15.2)', () => {
+  it('counts prompt tuning (SEQ_CLS: the head trains as a copy, as in PEFT >= 0.16; 0.15.2 printed 256 / 143,938)', () => {
     const g = model('gpt2-tiny');
     expect(countPromptTuning(g.modules, { numVirtualTokens: 4, tokenDim: 64 }, 'CAUSAL_LM', g.tied)).toEqual({ trainable: 256, all: 172544 });
     const b = model('bert-tiny-seqcls');
-    expect(countPromptTuning(b.modules, { numVirtualTokens: 4, tokenDim: 64 }, 'SEQ_CLS')).toEqual({ trainable: 256, all: 143938 });
+    // classifier [2, 64] + [2]: trainable, and counted twice in `all` (the frozen original and the copy).
+    expect(countPromptTuning(b.modules, { numVirtualTokens: 4, tokenDim: 64 }, 'SEQ_CLS')).toEqual({ trainable: 256 + 130, all: 143938 + 130 });
+    const s = model('gpt2-tiny-seqcls');
+    expect(countPromptTuning(s.modules, { numVirtualTokens: 4, tokenDim: 64 }, 'SEQ_CLS', s.tied)).toEqual({ trainable: 256 + 128, all: 172416 + 256 + 128 });
   });
 
   it('counts trainable biases', () => {
@@ -259,7 +262,8 @@ const ADAPTERS: { id: string; model: string; trainable: number; cfg: () => lora.
   },
   { id: 'bert-seqcls-lora', model: 'bert-tiny-seqcls', trainable: 2178, cfg: () => lora.loraConfig({ taskType: 'SEQ_CLS', r: 4, loraAlpha: 8, targetModules: ['query', 'value'] }) },
   { id: 'gpt2-prompt', model: 'gpt2-tiny', trainable: 256, cfg: () => pt.promptTuningConfig({ taskType: 'CAUSAL_LM', numVirtualTokens: 4 }) },
-  { id: 'bert-seqcls-prompt', model: 'bert-tiny-seqcls', trainable: 256, cfg: () => pt.promptTuningConfig({ taskType: 'SEQ_CLS', numVirtualTokens: 4 }) },
+  // 256 in PEFT 0.15.2, whose classifier stayed frozen; + the trained head copy (130).
+  { id: 'bert-seqcls-prompt', model: 'bert-tiny-seqcls', trainable: 256 + 130, cfg: () => pt.promptTuningConfig({ taskType: 'SEQ_CLS', numVirtualTokens: 4 }) },
 ];
 
 describe('adapter_config.json', () => {
@@ -341,11 +345,11 @@ describe('config validation', () => {
   it('parses what it can and refuses the rest clearly', () => {
     const base = readJson('adapters/gpt2-lora/adapter_config.json');
     const bad = (o: unknown) => thrown(() => parsePeftConfig(o)).message;
-    expect(bad({ ...base, peft_type: 'IA3' })).toMatch(/peft_type 'IA3' is a PEFT method that PEFT Studio does not support yet/);
+    expect(bad({ ...base, peft_type: 'LOHA' })).toMatch(/peft_type 'LOHA' is a PEFT method that PEFT Studio does not support yet/);
     expect(bad({ ...base, peft_type: 'MAGIC' })).toMatch(/Unknown peft_type "MAGIC"/);
     expect(bad({ r: 4 })).toMatch(/no peft_type/);
     expect(bad('{not json')).toMatch(/not valid JSON/);
-    expect(bad({ ...base, use_dora: true })).toMatch(/use_dora=true, which PEFT Studio does not support yet/);
+    expect(parsePeftConfig({ ...base, use_dora: true })).toMatchObject({ peftType: 'LORA', useDora: true });
     expect(bad({ ...base, rank_pattern: { q_proj: 0 } })).toMatch(/rank_pattern\["q_proj"\] must be a positive integer/);
     expect(bad({ ...base, alpha_pattern: { '(': 8 } })).toMatch(/alpha_pattern key "\(" is not a valid regular expression/);
     expect(parsePeftConfig({ ...base, rank_pattern: { c_attn: 2 }, alpha_pattern: { 'h\\.1\\..*': 4 } })).toMatchObject({ rankPattern: { c_attn: 2 }, alphaPattern: { 'h\\.1\\..*': 4 } });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveArchitecture } from '../src/engine/models';
 import type { TaskType } from '../src/engine/models/types';
 import { resolveTargets } from '../src/worker/peft-settings';
-import type { LoraSettings } from '../src/worker/protocol';
+import type { PeftSettings } from '../src/worker/protocol';
 
 interface Case {
   id: string;
@@ -22,9 +22,9 @@ interface Case {
 // The studio always sets a task; cases of a bare PeftModel (no task_type) are the engine's business.
 const cases = (JSON.parse(readFileSync('test/fixtures/target_modules.json', 'utf8')) as { cases: Case[] }).cases.filter((c) => c.lora_config.task_type);
 
-function settings(c: Record<string, unknown>): LoraSettings {
+function settings(c: Record<string, unknown>): PeftSettings {
   return {
-    method: 'LORA',
+    peftType: 'LORA',
     r: (c.r as number) ?? 8,
     loraAlpha: (c.lora_alpha as number) ?? 8,
     loraDropout: (c.lora_dropout as number) ?? 0,

@@ -1,80 +1,136 @@
 /**
- * PEFT options as flags named after PEFT's config fields (kebab case), shared by `targets` and `train`,
- * turned into the engine's validated LoraConfig / PromptTuningConfig. Value errors name the flag; config
- * errors are the engine's (PEFT's wording).
+ * PEFT options as flags named after PEFT's config fields (kebab case), made from every registered method's
+ * schema and shared by `targets` and `train`; turned into the chosen method's validated config. Value errors
+ * name the flag; config errors are the engine's (PEFT's wording).
  */
 import { resolveArchitecture } from '../engine/models';
 import type { ModuleInfo, TaskType } from '../engine/models/types';
-import type { PeftConfig } from '../engine/peft/config';
-import { loraConfig, type InitLoraWeights, type LoraConfig } from '../engine/peft/lora/config';
-import { countLora, countPromptTuning, type ParamCount } from '../engine/peft/params';
-import { promptTuningConfig } from '../engine/peft/prompt-tuning/config';
-import { resolveLoraTargets, type TargetResolution } from '../engine/peft/targets';
+import type { TargetReport } from '../engine/peft/method';
+import type { ParamCount } from '../engine/peft/params';
+import { METHODS, methodOf, type PeftConfig } from '../engine/peft/registry';
+import { flagName, type Field } from '../engine/peft/schema';
 import { choice, flag, int, list, num, str, usage, type OptSpec, type Parsed } from './common';
 
-export const PEFT_OPTIONS: Record<string, OptSpec> = {
-  method: { kind: 'value', arg: 'lora|prompt_tuning', help: 'PEFT method (default lora).' },
-  r: { kind: 'value', arg: 'N', help: 'LoRA rank (PEFT default 8).' },
-  'lora-alpha': { kind: 'value', arg: 'X', help: 'LoRA alpha (PEFT default 8).' },
-  'lora-dropout': { kind: 'value', arg: 'P', help: 'LoRA dropout in [0, 1) (default 0).' },
-  'use-rslora': { kind: 'flag', help: 'Scale by lora_alpha / sqrt(r).' },
-  bias: { kind: 'value', arg: 'none|all|lora_only', help: 'Which biases train (default none).' },
-  'init-lora-weights': { kind: 'value', arg: 'true|false|gaussian', help: 'LoRA init (default true).' },
-  'target-modules': { kind: 'value', arg: 'a,b|all-linear', help: 'Module names or suffixes (PEFT list), or all-linear.' },
-  'target-regex': { kind: 'value', arg: 'REGEX', help: 'target_modules as a regex string (re.fullmatch on full names).' },
-  'exclude-modules': { kind: 'value', arg: 'a,b', help: 'Modules to leave out (names or suffixes).' },
-  'exclude-regex': { kind: 'value', arg: 'REGEX', help: 'exclude_modules as a regex string.' },
-  'layers-to-transform': { kind: 'value', arg: '0,1', help: 'Only these layer indices.' },
-  'layers-pattern': { kind: 'value', arg: 'NAME', help: 'Name of the layer list (h, layers, layer).' },
-  'modules-to-save': { kind: 'value', arg: 'a,b', help: 'Modules trained in full and saved with the adapter.' },
-  'num-virtual-tokens': { kind: 'value', arg: 'N', help: 'Prompt tuning: virtual tokens (default 8).' },
-  'prompt-tuning-init': { kind: 'value', arg: 'RANDOM|SAMPLE_VOCAB|TEXT', help: 'Prompt tuning init (default RANDOM).' },
-  'prompt-tuning-init-text': { kind: 'value', arg: 'TEXT', help: 'Text whose tokens initialise the prompt (needs a tokenizer).' },
-  'tokenizer-name-or-path': { kind: 'value', arg: 'NAME', help: 'Saved with TEXT init (default: the base model name).' },
-};
+/** Fields the form and the CLI leave alone (set from the model or fixed by the file format). */
+const settable = (f: Field) => f.kind !== 'fixed' && !f.fromModel;
 
-const LORA_ONLY = ['r', 'lora-alpha', 'lora-dropout', 'use-rslora', 'bias', 'init-lora-weights', 'target-modules', 'target-regex',
-  'exclude-modules', 'exclude-regex', 'layers-to-transform', 'layers-pattern', 'modules-to-save'];
-const PROMPT_ONLY = ['num-virtual-tokens', 'prompt-tuning-init', 'prompt-tuning-init-text', 'tokenizer-name-or-path'];
-
-export type Method = 'lora' | 'prompt_tuning';
-
-export function method(p: Parsed): Method {
-  return choice(p, 'method', ['lora', 'prompt_tuning'] as const) ?? 'lora';
-}
-
-function oneOrList(p: Parsed, listFlag: string, regexFlag: string): string | string[] | null {
-  const l = list(p, listFlag);
-  const re = str(p, regexFlag);
-  if (l && re !== undefined) throw usage(`give --${listFlag} or --${regexFlag}, not both`);
-  if (re !== undefined) {
-    if (re === '') throw usage(`--${regexFlag} needs a value`);
-    return re;
+/** The flag's argument placeholder, from the field's kind. */
+function argOf(f: Field): string | undefined {
+  switch (f.kind) {
+    case 'bool':
+      return undefined;
+    case 'int':
+      return 'N';
+    case 'float':
+      return 'X';
+    case 'choice':
+      return f.choices!.map(String).join('|');
+    case 'targets':
+      return f.name === 'target_modules' ? 'a,b|all-linear' : 'a,b';
+    case 'layers':
+      return '0,1';
+    case 'names':
+      return 'a,b';
+    case 'object':
+      return 'JSON';
+    default:
+      return 'TEXT';
   }
-  if (!l) return null;
-  // "all-linear" is PEFT's special str value, not a module name.
-  if (l.length === 1 && l[0].toLowerCase() === 'all-linear') return l[0];
-  return l;
 }
 
-function layerIndices(p: Parsed): number | number[] | null {
-  const l = list(p, 'layers-to-transform');
-  if (!l) return null;
-  const idx = l.map((s) => {
-    if (!/^\d+$/.test(s)) throw usage(`--layers-to-transform takes layer indices (integers >= 0), got "${s}"`);
-    return parseInt(s, 10);
-  });
-  // A single value is an int in PEFT's config, as a person would write it.
-  return idx.length === 1 && !str(p, 'layers-to-transform')!.includes(',') ? idx[0] : idx;
+/** Every method's flags (a flag several methods share, such as --target-modules, appears once). */
+function buildOptions(): { options: Record<string, OptSpec>; owners: Map<string, Set<string>> } {
+  const options: Record<string, OptSpec> = {
+    method: { kind: 'value', arg: METHODS.map((m) => m.peftType.toLowerCase()).join('|'), help: 'PEFT method (default lora).' },
+  };
+  const owners = new Map<string, Set<string>>();
+  const own = (flagKey: string, peftType: string) => {
+    if (!owners.has(flagKey)) owners.set(flagKey, new Set());
+    owners.get(flagKey)!.add(peftType);
+  };
+  for (const m of METHODS) {
+    for (const f of m.schema.filter(settable)) {
+      const name = flagName(f);
+      const arg = argOf(f);
+      options[name] ??= { kind: f.kind === 'bool' ? 'flag' : 'value', ...(arg ? { arg } : {}), help: `${f.help} (${m.label}${f.default !== null && f.default !== undefined ? `; default ${JSON.stringify(f.default)}` : ''})` };
+      own(name, m.peftType);
+      if (f.regexFlag) {
+        options[f.regexFlag] ??= { kind: 'value', arg: 'REGEX', help: `${f.name} as a regex string (re.fullmatch on full module names).` };
+        own(f.regexFlag, m.peftType);
+      }
+    }
+  }
+  // A flag several methods share says so.
+  for (const [name, who] of owners) {
+    if (who.size > 1 && options[name]) options[name] = { ...options[name], help: options[name].help.replace(/ \([^()]*\)$/, ` (${[...who].map((t) => METHODS.find((m) => m.peftType === t)!.label).join(', ')})`) };
+  }
+  return { options, owners };
 }
 
-function initWeights(p: Parsed): InitLoraWeights | undefined {
-  const v = str(p, 'init-lora-weights');
-  if (v === undefined) return undefined;
-  const l = v.toLowerCase();
-  if (l === 'true') return true;
-  if (l === 'false') return false;
-  return v as InitLoraWeights; // 'gaussian', or a value the engine refuses with PEFT's wording
+const built = buildOptions();
+export const PEFT_OPTIONS: Record<string, OptSpec> = built.options;
+
+export type Method = string;
+
+/** The --method value (lowercase peft_type), default lora. */
+export function method(p: Parsed): Method {
+  return choice(p, 'method', METHODS.map((m) => m.peftType.toLowerCase())) ?? 'lora';
+}
+
+/** A field's value from its flag (undefined when the flag is absent). */
+function fieldValue(p: Parsed, f: Field): unknown {
+  const name = flagName(f);
+  switch (f.kind) {
+    case 'bool':
+      return flag(p, name);
+    case 'int':
+      return int(p, name);
+    case 'float':
+      return num(p, name);
+    case 'choice': {
+      const v = str(p, name);
+      if (v === undefined) return undefined;
+      // Booleans among the choices (init_lora_weights) are given as true / false.
+      const hit = f.choices!.find((c) => String(c).toLowerCase() === v.toLowerCase());
+      return hit !== undefined ? hit : v; // the engine refuses a bad value with PEFT's wording
+    }
+    case 'targets': {
+      const l = list(p, name);
+      const re = f.regexFlag ? str(p, f.regexFlag) : undefined;
+      if (l && re !== undefined) throw usage(`give --${name} or --${f.regexFlag}, not both`);
+      if (re !== undefined) {
+        if (re === '') throw usage(`--${f.regexFlag} needs a value`);
+        return re;
+      }
+      if (!l) return undefined;
+      // "all-linear" is PEFT's special str value, not a module name; one layers_pattern name is a str too.
+      if (l.length === 1 && (l[0].toLowerCase() === 'all-linear' || f.name === 'layers_pattern')) return l[0];
+      return l;
+    }
+    case 'layers': {
+      const l = list(p, name);
+      if (!l) return undefined;
+      const idx = l.map((s) => {
+        if (!/^\d+$/.test(s)) throw usage(`--${name} takes layer indices (integers >= 0), got "${s}"`);
+        return parseInt(s, 10);
+      });
+      // A single value is an int in PEFT's config, as a person would write it.
+      return idx.length === 1 && !str(p, name)!.includes(',') ? idx[0] : idx;
+    }
+    case 'names':
+      return list(p, name);
+    case 'object': {
+      const v = str(p, name);
+      if (v === undefined) return undefined;
+      try {
+        return JSON.parse(v);
+      } catch {
+        throw usage(`--${name} takes a JSON object, e.g. '{"c_attn": 4}'; got ${v}`);
+      }
+    }
+    default:
+      return str(p, name);
+  }
 }
 
 /**
@@ -82,77 +138,26 @@ function initWeights(p: Parsed): InitLoraWeights | undefined {
  * `baseName` goes into the config (and is the default tokenizer_name_or_path for TEXT init).
  */
 export function peftConfigFromFlags(p: Parsed, taskType: TaskType | null, baseName: string | null): PeftConfig {
-  const m = method(p);
-  const misplaced = (m === 'lora' ? PROMPT_ONLY : LORA_ONLY).find((f) => p.opts.has(f));
-  if (misplaced) throw usage(`--${misplaced} does not apply to --method ${m}`);
-  if (m === 'prompt_tuning') {
-    if (!taskType) throw usage('prompt tuning needs a task type (causal_lm or seq_cls)');
-    const init = choice(p, 'prompt-tuning-init', ['RANDOM', 'SAMPLE_VOCAB', 'TEXT'] as const) ?? 'RANDOM';
-    const text = init === 'TEXT';
-    return promptTuningConfig({
-      taskType,
-      numVirtualTokens: int(p, 'num-virtual-tokens') ?? 8,
-      promptTuningInit: init,
-      promptTuningInitText: str(p, 'prompt-tuning-init-text') ?? null,
-      tokenizerNameOrPath: text ? (str(p, 'tokenizer-name-or-path') ?? baseName) : (str(p, 'tokenizer-name-or-path') ?? null),
-      baseModelNameOrPath: baseName,
-    });
+  const m = methodOf(method(p).toUpperCase());
+  const mine = new Set(m.schema.filter(settable).flatMap((f) => [flagName(f), ...(f.regexFlag ? [f.regexFlag] : [])]));
+  for (const [flagKey, owners] of built.owners) {
+    if (p.opts.has(flagKey) && !mine.has(flagKey)) throw usage(`--${flagKey} does not apply to --method ${method(p)} (it is for ${[...owners].map((o) => o.toLowerCase()).join(', ')})`);
   }
-  const over: Partial<LoraConfig> = {
-    taskType,
-    targetModules: oneOrList(p, 'target-modules', 'target-regex'),
-    excludeModules: oneOrList(p, 'exclude-modules', 'exclude-regex'),
-    layersToTransform: layerIndices(p),
-    layersPattern: str(p, 'layers-pattern') ?? null,
-    modulesToSave: list(p, 'modules-to-save') ?? null,
-    baseModelNameOrPath: baseName,
-  };
-  const r = int(p, 'r');
-  if (r !== undefined) over.r = r;
-  const alpha = num(p, 'lora-alpha');
-  if (alpha !== undefined) over.loraAlpha = alpha;
-  const drop = num(p, 'lora-dropout');
-  if (drop !== undefined) over.loraDropout = drop;
-  const rs = flag(p, 'use-rslora');
-  if (rs !== undefined) over.useRslora = rs;
-  const bias = str(p, 'bias');
-  if (bias !== undefined) over.bias = bias as LoraConfig['bias'];
-  const init = initWeights(p);
-  if (init !== undefined) over.initLoraWeights = init;
-  return loraConfig(over);
+  if (m.prompt && !taskType) throw usage(`${m.label} needs a task type (causal_lm or seq_cls)`);
+  const over: Record<string, unknown> = { taskType, baseModelNameOrPath: baseName };
+  for (const f of m.schema.filter(settable)) {
+    const v = fieldValue(p, f);
+    if (v !== undefined) over[f.key] = v;
+  }
+  return m.config(over) as PeftConfig;
 }
 
-export interface TargetReport {
-  matched: string[];
-  modulesToSave: string[];
-  resolution: TargetResolution | null;
+export interface TargetRow extends TargetReport {
   count: ParamCount;
 }
 
 /** What a config adapts on a model described by config.json alone, and PEFT's trainable / all counts. */
-export function resolveTargetsOnTree(
-  rawConfig: Record<string, unknown>,
-  modelTask: TaskType,
-  modules: ModuleInfo[],
-  cfg: PeftConfig,
-): TargetReport {
-  const r = resolveArchitecture(rawConfig, modelTask);
-  const tied = r.spec.tied(r.config, r.task);
-  if (cfg.peftType === 'PROMPT_TUNING') {
-    const count = countPromptTuning(modules, { numVirtualTokens: cfg.numVirtualTokens, tokenDim: r.config.hiddenSize }, r.task, tied);
-    return { matched: [], modulesToSave: [], resolution: null, count };
-  }
-  const res = resolveLoraTargets(
-    modules,
-    {
-      targetModules: cfg.targetModules,
-      excludeModules: cfg.excludeModules,
-      layersToTransform: cfg.layersToTransform,
-      layersPattern: cfg.layersPattern,
-      modulesToSave: cfg.modulesToSave,
-    },
-    { task: cfg.taskType, heads: r.spec.heads(r.config, r.task), modelType: r.config.modelType },
-  );
-  const count = countLora(modules, res, { r: cfg.r, bias: cfg.bias, tied });
-  return { matched: res.matched, modulesToSave: res.modulesToSave, resolution: res, count };
+export function resolveTargetsOnTree(rawConfig: Record<string, unknown>, modelTask: TaskType, modules: ModuleInfo[], cfg: PeftConfig): TargetRow {
+  resolveArchitecture(rawConfig, modelTask); // a clear error for an unknown architecture first
+  return methodOf(cfg.peftType).resolve({ modules, rawConfig, task: modelTask }, cfg);
 }

@@ -48,7 +48,7 @@ export async function targetsFor(p: Parsed): Promise<TargetsResult> {
     trainable: rep.count.trainable,
     all: rep.count.all,
     modules_to_save: rep.modulesToSave,
-    saved_target_modules: rep.resolution?.savedTargetModules ?? null,
+    saved_target_modules: rep.savedTargetModules ?? null,
     line: formatTrainableLine(rep.count),
   };
 }

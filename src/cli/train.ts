@@ -1,5 +1,5 @@
 /**
- * `train --model DIR --data FILE --task causal_lm|seq_cls --method lora|prompt_tuning [...] --out DIR`:
+ * `train --model DIR --data FILE --task causal_lm|seq_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [...] --out DIR`:
  * fine-tunes with a TrainingSession and writes adapter_model.safetensors + adapter_config.json (PEFT's files),
  * metrics.jsonl (one row per step, plus eval rows), labels.json (seq_cls) and run.json (what was run).
  */
@@ -20,8 +20,8 @@ import { checkAgainstModel, labelIds, locateTokenizedProblem, readDataFile, toEn
 
 export const TRAIN: CommandSpec = {
   name: 'train',
-  summary: 'Fine-tunes a model with LoRA or prompt tuning and writes a PEFT adapter plus metrics.jsonl.',
-  usage: 'npm run cli -- train --model DIR --data FILE --task causal_lm|seq_cls --method lora|prompt_tuning [options] --out DIR',
+  summary: 'Fine-tunes a model with a PEFT method (LoRA, DoRA, IA3, AdaLoRA, prompt tuning, P-tuning, prefix tuning) and writes a PEFT adapter plus metrics.jsonl.',
+  usage: 'npm run cli -- train --model DIR --data FILE --task causal_lm|seq_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [options] --out DIR',
   options: {
     model: { kind: 'value', arg: 'DIR|ID', help: 'Model folder (config.json + model.safetensors [+ tokenizer.json]) or Hub repo id owner/name[@rev] (HF_ENDPOINT, HF_TOKEN; cached in $PEFT_STUDIO_CACHE).' },
     tokenizer: { kind: 'value', arg: 'DIR', help: 'Folder with tokenizer.json (default: the model folder, if it has one).' },
@@ -37,6 +37,8 @@ export const TRAIN: CommandSpec = {
     scheduler: { kind: 'value', arg: 'linear|cosine|constant', help: 'Learning-rate schedule (default linear).' },
     'weight-decay': { kind: 'value', arg: 'X', help: 'AdamW weight decay (default 0).' },
     'max-grad-norm': { kind: 'value', arg: 'X', help: 'Gradient clipping norm (default 1; 0 = off).' },
+    'loraplus-lr-ratio': { kind: 'value', arg: 'X', help: 'LoRA+: lora_B (and 1-D) tensors train at lr x this ratio (off by default; the paper uses 16).' },
+    'gradient-checkpointing': { kind: 'flag', help: 'Recompute each block in the backward pass: much less memory, about 35% slower.' },
     'eval-steps': { kind: 'value', arg: 'N', help: 'Evaluate every N steps (default 0: only at the end).' },
     'max-length': { kind: 'value', arg: 'N', help: `Truncate examples to N tokens (default ${DEFAULT_ARGS.maxLength}).` },
     seed: { kind: 'value', arg: 'N', help: `Seed for init, shuffling, dropout and the split (default ${DEFAULT_ARGS.seed}).` },
@@ -78,6 +80,8 @@ function trainingArgs(p: Parsed): Partial<TrainingArgs> {
   set('scheduler', choice(p, 'scheduler', ['linear', 'cosine', 'constant'] as const) as SchedulerType | undefined);
   set('weightDecay', num(p, 'weight-decay'));
   set('maxGradNorm', num(p, 'max-grad-norm'));
+  set('loraplusLrRatio', num(p, 'loraplus-lr-ratio'));
+  set('gradientCheckpointing', flag(p, 'gradient-checkpointing'));
   const ev = int(p, 'eval-steps');
   if (ev !== undefined && ev < 0) throw usage('--eval-steps must be >= 0');
   set('evalSteps', ev);

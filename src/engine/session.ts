@@ -11,7 +11,7 @@ import { createPeftModel, type PeftModel } from './peft';
 import type { PeftConfig } from './peft/config';
 import { exportAdapter, type AdapterFiles } from './adapter/export';
 import { BatchSampler, collate, disposeBatch, encodeExamples, type CollateOptions, type Encoded, type Example } from './train/data';
-import { AdamW } from './train/optimizer';
+import { AdamW, loraPlusGroups, type ParamGroup } from './train/optimizer';
 import { learningRateAt, type SchedulerType } from './train/schedule';
 import { optimizerStep, peftTrainable, type Trainable } from './train/step';
 import { Rng } from './random';
@@ -44,6 +44,11 @@ export interface TrainingArgs {
   gradientCheckpointing: boolean;
   seed: number;
   maxLength: number;
+  /**
+   * LoRA+ (PEFT's create_loraplus_optimizer): lora_B tensors (and 1-D ones) train at learningRate * this
+   * ratio; null = off. An optimizer option in PEFT, not a config field, so it is not in adapter_config.json.
+   */
+  loraplusLrRatio?: number | null;
 }
 
 /** Defaults of transformers' TrainingArguments where they exist (lr 5e-5 is low for LoRA; 2e-4 is common). */
@@ -61,6 +66,7 @@ export const DEFAULT_ARGS: TrainingArgs = {
   gradientCheckpointing: false,
   seed: 42,
   maxLength: 128,
+  loraplusLrRatio: null,
 };
 
 export interface SessionInit {
@@ -101,6 +107,8 @@ export class TrainingSession {
   private readonly validation: Encoded[];
   private readonly sampler: BatchSampler;
   private readonly opt: AdamW;
+  /** LoRA+ learning-rate groups (undefined: one group). */
+  private readonly groups?: Map<tf.Variable, ParamGroup>;
   private readonly padId: number;
   private readonly meta: { baseModelName: string | null; revision: string | null };
   /** Batches are padded to multiples of 16 tokens (never past the model's positions). */
@@ -154,6 +162,7 @@ export class TrainingSession {
       const perEpoch = Math.ceil(this.sampler.batchesPerEpoch / this.args.gradientAccumulationSteps);
       this.totalSteps = this.args.maxSteps ?? Math.max(1, Math.round(perEpoch * this.args.epochs));
       this.opt = new AdamW({ weightDecay: this.args.weightDecay });
+      if (this.args.loraplusLrRatio != null) this.groups = loraPlusGroups(this.peft, this.args.loraplusLrRatio, this.args.weightDecay);
     } catch (e) {
       this.peft.dispose();
       this.model.dispose();
@@ -196,7 +205,8 @@ export class TrainingSession {
     // doubles the weights' memory on wasm (see wasm-matmul.ts).
     const pack = setPackPolicy('marked');
     try {
-      const r = await optimizerStep(this.trainable(), this.opt, micro, lr, this.args.maxGradNorm);
+      // The global step (0-based) is what AdaLoRA's budget schedule runs on.
+      const r = await optimizerStep(this.trainable(), this.opt, micro, lr, this.args.maxGradNorm, { step: this.completedSteps, groups: this.groups });
       this.completedSteps += 1;
       const ms = performance.now() - t0;
       return {
@@ -267,5 +277,8 @@ function validateArgs(a: TrainingArgs): void {
   if (a.maxSteps == null && !(a.epochs > 0)) bad(`epochs must be > 0, got ${a.epochs}`);
   if (!Number.isInteger(a.maxLength) || a.maxLength < 2) bad(`max length must be an integer >= 2, got ${a.maxLength}`);
   if (a.warmupSteps < 0 || a.weightDecay < 0 || a.maxGradNorm < 0) bad('warmup, weight decay and max grad norm must be >= 0');
+  if (a.loraplusLrRatio != null && !(a.loraplusLrRatio > 0 && Number.isFinite(a.loraplusLrRatio))) {
+    bad(`LoRA+ learning-rate ratio (loraplus_lr_ratio) must be a number > 0, got ${a.loraplusLrRatio}`);
+  }
 }
 

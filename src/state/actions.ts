@@ -27,7 +27,7 @@ export async function initBackend(choice: BackendChoice): Promise<void> {
   P.backendStarting();
   try {
     const r = await worker().request({ type: 'init', backend: choice, baseUrl, ...diagnostics() }, 'ready');
-    P.backendReady(r.backend, r.reason);
+    P.backendReady(r.backend, r.reason, r.methods);
   } catch (e) {
     P.backendFailed(message(e));
   }
@@ -35,7 +35,7 @@ export async function initBackend(choice: BackendChoice): Promise<void> {
 
 /** Sequence length the estimate assumes: the max length, plus the virtual tokens of prompt tuning. */
 function seqLen(s: ProjectState): number {
-  return s.args.maxLength + (s.method === 'PROMPT_TUNING' ? s.prompt.numVirtualTokens : 0);
+  return s.args.maxLength + (s.targets.result?.virtualTokens ?? 0);
 }
 
 function memoryPlan(s: ProjectState): MemoryPlan {
@@ -239,7 +239,7 @@ export function boot(): void {
   useProject.subscribe((s, p) => {
     const labelsChanged = s.data.summary?.labels.join('\u0000') !== p.data.summary?.labels.join('\u0000');
     if (s.model.info !== p.model.info || s.task !== p.task || (s.task === 'SEQ_CLS' && labelsChanged)) void refreshTree(s);
-    if (s.tree !== p.tree || s.lora !== p.lora || s.targetText !== p.targetText || s.prompt !== p.prompt || s.method !== p.method) scheduleTargets();
+    if (s.tree !== p.tree || s.settings !== p.settings || s.targetText !== p.targetText || s.method !== p.method) scheduleTargets();
     if (
       s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task ||
       s.args.maxLength !== p.args.maxLength || s.args.seed !== p.args.seed || (s.model.info !== p.model.info && s.model.status === 'ready')

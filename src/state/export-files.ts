@@ -16,7 +16,7 @@ export interface ReadmeInfo {
 /** README.md for the zip: what the adapter is and how to load it in Python. */
 export function buildReadme(r: ReadmeInfo): string {
   const base = String(r.config.base_model_name_or_path ?? 'path/to/base-model');
-  const method = String(r.config.peft_type ?? 'LORA') === 'LORA' ? 'LoRA' : 'prompt-tuning';
+  const method = String(r.config.peft_type ?? 'LORA');
   const cls = r.task === 'SEQ_CLS';
   const auto = cls ? 'AutoModelForSequenceClassification' : 'AutoModelForCausalLM';
   const labels = cls && r.labels.length

@@ -6,14 +6,29 @@
 import { create } from 'zustand';
 import type { ColumnMapping } from '../engine/train/data-parse';
 import type {
-  BackendChoice, BackendName, CachedModelInfo, DataSource, DataSummary, DownloadProgress, InspectionInfo, LoraSettings,
-  MemoryReport, ModelInfo, PeftSettings, PromptTuningSettings, TargetResult, TaskType, TrainArgs, TreeInfo, WorkerEvent,
+  BackendChoice, BackendName, CachedModelInfo, DataSource, DataSummary, DownloadProgress, InspectionInfo, MemoryReport,
+  MethodInfo, ModelInfo, PeftSettings, PeftType, TargetResult, TaskType, TrainArgs, TreeInfo, WorkerEvent,
 } from '../worker/protocol';
 import { textForSelection, textToSpec, type TargetText } from './targets-text';
 
-export type LoraForm = Omit<LoraSettings, 'method' | 'targetModules' | 'excludeModules' | 'layersToTransform' | 'layersPattern'>;
-export type PromptForm = Omit<PromptTuningSettings, 'method'>;
+/** A method's form values by config key (camelCase), as its schema describes them. */
+export type MethodValues = Record<string, unknown>;
 export type Status = 'idle' | 'loading' | 'ready' | 'error';
+
+/**
+ * Where the studio's form starts for a field, when it differs from PEFT's dataclass default: the values PEFT's
+ * own guides use (LoRA alpha = 2r as in most recipes, a little dropout; 8 virtual tokens).
+ */
+const FORM_START: Record<string, MethodValues> = {
+  LORA: { loraAlpha: 16, loraDropout: 0.05 },
+};
+
+/** The form's starting values for a method: PEFT's defaults, then the studio's starting points. */
+export function formDefaults(m: MethodInfo): MethodValues {
+  const v: MethodValues = {};
+  for (const f of m.schema) if (f.kind !== 'fixed' && f.ui !== 'none') v[f.key] = structuredClone(f.default);
+  return { ...v, ...(FORM_START[m.peftType] ?? {}) };
+}
 
 export interface BuiltinDataset {
   id: string;
@@ -65,10 +80,12 @@ export interface ProjectState {
   cache: { persistent: boolean | null; models: CachedModelInfo[]; error?: string };
 
   task: TaskType;
-  method: 'LORA' | 'PROMPT_TUNING';
-  lora: LoraForm;
+  /** The PEFT methods the engine implements, with their schemas (from the worker). */
+  methods: MethodInfo[];
+  method: PeftType;
+  /** Each method's form values, kept when switching back and forth. */
+  settings: Record<string, MethodValues>;
   targetText: TargetText;
-  prompt: PromptForm;
   targets: { pending: boolean; result: TargetResult | null };
 
   builtinDatasets: BuiltinDataset[];
@@ -80,6 +97,8 @@ export interface ProjectState {
 
   limitBy: 'epochs' | 'maxSteps';
   args: TrainArgs;
+  /** The learning rate was set by the person (a method switch then keeps it). */
+  lrTouched: boolean;
 }
 
 export const DEFAULT_ARGS: TrainArgs = {
@@ -106,11 +125,10 @@ const initial: ProjectState = {
   memory: null,
   cache: { persistent: null, models: [] },
   task: 'CAUSAL_LM',
+  methods: [],
   method: 'LORA',
-  // PEFT's defaults except alpha = 2r (common practice) and a little dropout.
-  lora: { r: 8, loraAlpha: 16, loraDropout: 0.05, bias: 'none', useRslora: false, initLoraWeights: true },
+  settings: {},
   targetText: { mode: 'list', target: 'c_attn', exclude: '', excludeRegex: false, layers: '', layersPattern: '' },
-  prompt: { numVirtualTokens: 8, promptTuningInit: 'RANDOM', promptTuningInitText: '' },
   targets: { pending: false, result: null },
   builtinDatasets: [],
   dataSource: null,
@@ -119,6 +137,7 @@ const initial: ProjectState = {
   data: { status: 'idle' },
   limitBy: 'maxSteps',
   args: DEFAULT_ARGS,
+  lrTouched: false,
 };
 
 export const useProject = create<ProjectState>()(() => initial);
@@ -132,11 +151,20 @@ function forLoad(s: ProjectState, loadId: number, f: (m: Omit<ModelState, 'previ
 const set = useProject.setState;
 const get = useProject.getState;
 
+export function methodInfoOf(s: Pick<ProjectState, 'methods' | 'method'>): MethodInfo | undefined {
+  return s.methods.find((m) => m.peftType === s.method);
+}
+
 /** The method settings the worker takes, or an error for text that is not a valid spec yet. */
 export function peftSettings(s: ProjectState): { peft: PeftSettings; error?: string } {
-  if (s.method === 'PROMPT_TUNING') return { peft: { method: 'PROMPT_TUNING', ...s.prompt } };
+  const info = methodInfoOf(s);
+  const values: MethodValues = { ...(s.settings[s.method] ?? (info ? formDefaults(info) : {})) };
+  // A field the run fills when empty (AdaLoRA's total_step): the max-steps setting.
+  for (const f of info?.schema ?? []) if (f.runSteps && values[f.key] == null && s.limitBy === 'maxSteps') values[f.key] = s.args.maxSteps ?? null;
+  // Prompt methods have no target modules (virtual tokens instead).
+  if (info?.prompt) return { peft: { ...values, peftType: s.method } as PeftSettings };
   const { spec, error } = textToSpec(s.targetText);
-  return { peft: { method: 'LORA', ...s.lora, ...spec }, error };
+  return { peft: { ...values, ...spec, peftType: s.method } as PeftSettings, error };
 }
 
 /** Trainer arguments with only the chosen limit (epochs or max steps). */
@@ -152,7 +180,13 @@ export function trainArgs(s: ProjectState): TrainArgs {
 export const projectActions = {
   setBackendChoice: (backendChoice: BackendChoice) => set({ backendChoice }),
   backendStarting: () => set({ backend: { status: 'loading' } }),
-  backendReady: (name: BackendName, reason: string) => set({ backend: { status: 'ready', name, reason } }),
+  backendReady: (name: BackendName, reason: string, methods: MethodInfo[]) =>
+    set((s) => ({
+      backend: { status: 'ready', name, reason },
+      methods,
+      // Every method starts from its schema's defaults; values already set are kept.
+      settings: Object.fromEntries(methods.map((m) => [m.peftType, { ...formDefaults(m), ...(s.settings[m.peftType] ?? {}) }])),
+    })),
   backendFailed: (error: string) => set({ backend: { status: 'error', error } }),
 
   /**
@@ -214,10 +248,14 @@ export const projectActions = {
       const other = s.builtinDatasets.find((d) => d.task === task);
       return { task, mapping: null, ...(fits || !other ? {} : { dataSource: { kind: 'builtin', id: other.id } as DataSource, mapping: null }) };
     }),
-  setMethod: (method: 'LORA' | 'PROMPT_TUNING') =>
-    set((s) => ({ method, args: { ...s.args, learningRate: method === 'PROMPT_TUNING' ? 3e-2 : 2e-4 } })),
-  updateLora: (p: Partial<LoraForm>) => set((s) => ({ lora: { ...s.lora, ...p } })),
-  updatePrompt: (p: Partial<PromptForm>) => set((s) => ({ prompt: { ...s.prompt, ...p } })),
+  /** Another method: its own settings come back; the learning rate follows PEFT's example unless the person set one. */
+  setMethod: (method: PeftType) =>
+    set((s) => {
+      const info = s.methods.find((m) => m.peftType === method);
+      const lr = !s.lrTouched && info ? { args: { ...s.args, learningRate: info.learningRate } } : {};
+      return { method, ...lr };
+    }),
+  updateSettings: (p: MethodValues) => set((s) => ({ settings: { ...s.settings, [s.method]: { ...(s.settings[s.method] ?? {}), ...p } } })),
   setTargetText: (p: Partial<TargetText>) => set((s) => ({ targetText: { ...s.targetText, ...p } })),
   /** A tree click: add or remove modules from what the text matches now, and write the new text. */
   toggleTargets: (names: string[], on: boolean) => {
@@ -252,5 +290,5 @@ export const projectActions = {
   dataFailed: (error: string) => set((s) => ({ data: { status: 'error', error, summary: s.data.summary } })),
 
   setLimitBy: (limitBy: 'epochs' | 'maxSteps') => set({ limitBy }),
-  updateArgs: (p: Partial<TrainArgs>) => set((s) => ({ args: { ...s.args, ...p } })),
+  updateArgs: (p: Partial<TrainArgs>) => set((s) => ({ args: { ...s.args, ...p }, lrTouched: s.lrTouched || 'learningRate' in p })),
 };

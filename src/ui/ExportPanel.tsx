@@ -13,7 +13,12 @@ export function ExportPanel() {
   const state = useRun((s) => s.state);
   const runId = useRun((s) => s.runId);
   const labels = useProject((s) => s.data.summary?.labels ?? NO_LABELS);
+  const method = useProject((s) => s.method);
+  const methods = useProject((s) => s.methods);
   const live = state === 'running' || state === 'paused';
+  // Which method the adapter on offer was trained with: after a switch, its files are an earlier method's.
+  const cpType = cp ? String((JSON.parse(cp.files['adapter_config.json']) as { peft_type?: string }).peft_type ?? '') : '';
+  const cpLabel = methods.find((m) => m.peftType === cpType)?.label ?? cpType;
 
   const zip = () => {
     if (!cp) return;
@@ -26,8 +31,10 @@ export function ExportPanel() {
     <Panel title="Export" id="export">
       {cp ? (
         <p data-testid="checkpoint-info">
-          Adapter from step <strong>{cp.step}</strong>
-          {cp.runId !== runId && ' of an earlier run'} · {bytes(cp.files['adapter_model.safetensors'].byteLength)} · saved{' '}
+          {cpLabel} adapter from step <strong>{cp.step}</strong>
+          {cp.runId !== runId && ' of an earlier run'}
+          {cpType !== method && <strong data-testid="checkpoint-other-method"> (an earlier method: the settings now are for {methods.find((m) => m.peftType === method)?.label ?? method})</strong>} ·{' '}
+          {bytes(cp.files['adapter_model.safetensors'].byteLength)} · saved{' '}
           {new Date(cp.receivedAt).toLocaleTimeString()}
         </p>
       ) : (

@@ -1,23 +1,107 @@
-/** Method: task, LoRA hyper-parameters or prompt-tuning settings, named as in PEFT. */
-import { projectActions as P, useProject } from '../state/project';
+/**
+ * Method: the task, the PEFT method and its settings. The form is the method's schema (engine/peft/<method>/
+ * config.ts, sent by the worker): PEFT's field names, defaults, ranges and one-line help; basic fields first,
+ * the rest under "Advanced".
+ */
+import { useState } from 'react';
+import { methodInfoOf, projectActions as P, useProject, type MethodValues } from '../state/project';
 import { useRun } from '../state/run';
+import type { Field } from '../worker/protocol';
 import { Check, NumberField, Panel, Segmented, SelectField, TextField } from './controls';
 
 const NO_LABELS: string[] = [];
+const NO_VALUES: MethodValues = {};
 
-const INITS = [
-  { value: 'true', label: 'True (B = 0: starts as the base model)' },
-  { value: 'gaussian', label: '"gaussian" (A ~ N(0, 1/r), B = 0)' },
-  { value: 'false', label: 'False (random B: changes the model at once)' },
-] as const;
+/** One schema field as a form control, writing the method's values. */
+function FieldControl({ f, value, onChange, runSteps }: { f: Field; value: unknown; onChange: (v: unknown) => void; runSteps?: number | null }) {
+  const testId = `field-${f.name}`;
+  switch (f.kind) {
+    case 'int':
+    case 'float':
+      return (
+        <NumberField
+          label={f.name}
+          value={typeof value === 'number' ? value : f.runSteps && runSteps ? runSteps : Number(f.default ?? 0)}
+          integer={f.kind === 'int'}
+          min={f.min !== undefined ? f.min + (f.exclusiveMin ? (f.kind === 'int' ? 1 : 1e-9) : 0) : undefined}
+          max={f.max !== undefined ? f.max - (f.exclusiveMax ? (f.kind === 'int' ? 1 : 1e-9) : 0) : undefined}
+          onChange={onChange}
+          hint={f.help}
+          testId={testId}
+        />
+      );
+    case 'bool':
+      return (
+        <div className="field">
+          <span className="label-spacer" />
+          <Check label={f.name} checked={!!value} hint={f.help} onChange={onChange} testId={testId} />
+        </div>
+      );
+    case 'choice': {
+      // Choices may be booleans or strings (init_lora_weights: true | false | "gaussian"): the select holds JSON.
+      const options = (f.choices ?? []).map((c) => ({ value: JSON.stringify(c), label: String(c) }));
+      return (
+        <SelectField label={f.name} value={JSON.stringify(value)} options={options} onChange={(v) => onChange(JSON.parse(v))} hint={f.help} testId={testId} />
+      );
+    }
+    case 'targets':
+    case 'names':
+      // A list of names (the Targets panel edits target_modules itself; here: IA3's feedforward_modules).
+      return (
+        <TextField
+          label={f.name}
+          value={Array.isArray(value) ? value.join(', ') : ''}
+          placeholder="none"
+          onChange={(v) => onChange(v.trim() ? v.split(',').map((x) => x.trim()).filter(Boolean) : null)}
+          hint={f.help}
+          testId={testId}
+        />
+      );
+    case 'object':
+      return <JsonField f={f} value={value} onChange={onChange} />;
+    default:
+      return <TextField label={f.name} value={typeof value === 'string' ? value : ''} onChange={(v) => onChange(v === '' && f.nullable ? null : v)} hint={f.help} testId={testId} wide />;
+  }
+}
+
+/** A JSON object field (rank_pattern): kept as text while it does not parse, so typing is not interrupted. */
+function JsonField({ f, value, onChange }: { f: Field; value: unknown; onChange: (v: unknown) => void }) {
+  const [text, setText] = useState(() => JSON.stringify(value ?? {}));
+  const [bad, setBad] = useState(false);
+  return (
+    <TextField
+      label={f.name}
+      value={text}
+      wide
+      hint={bad ? 'not valid JSON yet: the previous value is used' : f.help}
+      testId={`field-${f.name}`}
+      onChange={(v) => {
+        setText(v);
+        try {
+          const parsed = v.trim() ? JSON.parse(v) : {};
+          setBad(false);
+          onChange(parsed);
+        } catch {
+          setBad(true);
+        }
+      }}
+    />
+  );
+}
 
 export function MethodPanel() {
   const task = useProject((s) => s.task);
+  const methods = useProject((s) => s.methods);
   const method = useProject((s) => s.method);
-  const lora = useProject((s) => s.lora);
-  const prompt = useProject((s) => s.prompt);
+  const info = useProject((s) => methodInfoOf(s));
+  const values = useProject((s) => s.settings[s.method] ?? NO_VALUES);
+  const line = useProject((s) => s.targets.result?.line);
   const labels = useProject((s) => s.data.summary?.labels ?? NO_LABELS);
   const running = useRun((s) => s.state !== 'idle');
+  const shown = (ui: Field['ui']) => (info?.schema ?? []).filter((f) => f.kind !== 'fixed' && (f.ui ?? 'advanced') === ui);
+  const maxSteps = useProject((s) => (s.limitBy === 'maxSteps' ? (s.args.maxSteps ?? null) : null));
+  const control = (f: Field) => <FieldControl key={f.key} f={f} value={values[f.key]} runSteps={maxSteps} onChange={(v) => P.updateSettings({ [f.key]: v })} />;
+  const usable = methods.filter((m) => m.tasks.includes(task));
 
   return (
     <Panel title="Method" id="method">
@@ -36,82 +120,34 @@ export function MethodPanel() {
         </div>
         {task === 'SEQ_CLS' && (
           <p className="hint" data-testid="labels-line">
-            {labels.length ? `Labels from the data: ${labels.map((l, i) => `${i} = ${l}`).join(', ')}. A new classification head ("score") is trained and saved.` : 'Labels come from the data’s label column.'}
+            {labels.length ? `Labels from the data: ${labels.map((l, i) => `${i} = ${l}`).join(', ')}. A new classification head is trained and saved.` : 'Labels come from the data’s label column.'}
           </p>
         )}
-        <div className="row">
-          <span className="label">peft_type</span>
-          <Segmented
-            label="Method"
+        <div className="grid3">
+          <SelectField
+            label="peft_type"
             value={method}
-            options={[
-              { value: 'LORA', label: 'LoRA' },
-              { value: 'PROMPT_TUNING', label: 'Prompt tuning' },
-            ]}
-            onChange={P.setMethod}
+            options={(usable.length ? usable : [{ peftType: method, label: method }]).map((m) => ({ value: m.peftType, label: m.label }))}
+            onChange={(v) => P.setMethod(v as typeof method)}
+            testId="method"
           />
         </div>
-        {method === 'LORA' ? (
-          <div className="grid3">
-            <NumberField label="r" value={lora.r} integer min={1} max={1024} onChange={(r) => P.updateLora({ r })} hint="LoRA rank" testId="lora-r" />
-            <NumberField label="lora_alpha" value={lora.loraAlpha} min={0.001} onChange={(loraAlpha) => P.updateLora({ loraAlpha })} hint="scaling = lora_alpha / r" />
-            <NumberField label="lora_dropout" value={lora.loraDropout} min={0} max={0.99} onChange={(loraDropout) => P.updateLora({ loraDropout })} />
-            <SelectField
-              label="bias"
-              value={lora.bias}
-              options={[
-                { value: 'none', label: 'none' },
-                { value: 'lora_only', label: 'lora_only' },
-                { value: 'all', label: 'all' },
-              ]}
-              onChange={(bias) => P.updateLora({ bias })}
-            />
-            <SelectField
-              label="init_lora_weights"
-              value={String(lora.initLoraWeights) as (typeof INITS)[number]['value']}
-              options={INITS.map((o) => ({ ...o }))}
-              onChange={(v) => P.updateLora({ initLoraWeights: v === 'gaussian' ? 'gaussian' : v === 'true' })}
-            />
-            <div className="field">
-              <span className="label-spacer" />
-              <Check
-                label="use_rslora"
-                checked={lora.useRslora}
-                hint="rank-stabilised scaling lora_alpha / sqrt(r)"
-                onChange={(useRslora) => P.updateLora({ useRslora })}
-              />
-            </div>
-          </div>
-        ) : (
-          <div className="grid3">
-            <NumberField
-              label="num_virtual_tokens"
-              value={prompt.numVirtualTokens}
-              integer
-              min={1}
-              max={512}
-              onChange={(numVirtualTokens) => P.updatePrompt({ numVirtualTokens })}
-            />
-            <SelectField
-              label="prompt_tuning_init"
-              value={prompt.promptTuningInit}
-              options={[
-                { value: 'RANDOM', label: 'RANDOM' },
-                { value: 'SAMPLE_VOCAB', label: 'SAMPLE_VOCAB' },
-                { value: 'TEXT', label: 'TEXT' },
-              ]}
-              onChange={(promptTuningInit) => P.updatePrompt({ promptTuningInit })}
-            />
-            {prompt.promptTuningInit === 'TEXT' && (
-              <TextField
-                label="prompt_tuning_init_text"
-                value={prompt.promptTuningInitText}
-                wide
-                placeholder="Classify if the e-mail is spam or not:"
-                onChange={(promptTuningInitText) => P.updatePrompt({ promptTuningInitText })}
-              />
-            )}
-          </div>
+        {info && (
+          <p className="hint" data-testid="method-description">
+            {info.description} <span className="muted">PEFT's examples train it at lr {info.learningRate}.</span>
+          </p>
+        )}
+        {line && (
+          <p className="mono small" data-testid="method-trainable-line">
+            {line}
+          </p>
+        )}
+        <div className="grid3">{shown('basic').map(control)}</div>
+        {shown('advanced').length > 0 && (
+          <details className="advanced">
+            <summary>Advanced</summary>
+            <div className="grid3">{shown('advanced').map(control)}</div>
+          </details>
         )}
       </fieldset>
     </Panel>

@@ -70,6 +70,10 @@ export function ModuleTree(props: {
   tied?: Record<string, string>;
   matched: string[];
   saved: string[];
+  /** Module -> how the method treats it (IA3: 'feedforward'), shown as a badge. */
+  roles?: Record<string, string>;
+  /** Badge of an adapted module (the method's name). */
+  badge?: string;
   disabled: boolean;
   onToggle: (names: string[], on: boolean) => void;
 }) {
@@ -123,6 +127,8 @@ export function ModuleTree(props: {
             state={n.leaves.length ? checkState(n.leaves, matched) : null}
             isMatched={matched.has(n.name)}
             isSaved={saved.has(n.name)}
+            role={props.roles?.[n.name]}
+            badge={props.badge ?? 'LoRA'}
             disabled={props.disabled}
             onOpen={toggleOpen}
             onToggle={props.onToggle}
@@ -144,6 +150,8 @@ const Row = memo(function Row(p: {
   state: 'on' | 'off' | 'some' | null;
   isMatched: boolean;
   isSaved: boolean;
+  role?: string;
+  badge: string;
   disabled: boolean;
   onOpen: (name: string) => void;
   onToggle: (names: string[], on: boolean) => void;
@@ -183,7 +191,8 @@ const Row = memo(function Row(p: {
         {n.label}
       </span>
       <span className="mod-type">{n.type}</span>
-      {p.isMatched && <span className="badge lora">LoRA</span>}
+      {p.isMatched && <span className="badge lora">{p.badge}</span>}
+      {p.role && <span className="badge role" data-role={p.role}>{p.role}</span>}
       {p.isSaved && <span className="badge saved" title="modules_to_save: trained in full and saved with the adapter">saved</span>}
       <span
         className="mod-params"

@@ -3,23 +3,30 @@
  * the module tree showing exactly what that text matches, and PEFT's trainable-parameter line.
  */
 import { useMemo, useState } from 'react';
-import { projectActions as P, useProject } from '../state/project';
+import { methodInfoOf, projectActions as P, useProject } from '../state/project';
 import { useRun } from '../state/run';
 import { isAttention, isMlp, layerIndices, leafGroups, selectionInLayers, specAsPython, textToSpec, type TargetMode } from '../state/targets-text';
 import { Check, ErrorNote, Panel, Segmented, TextField } from './controls';
 import { ModuleTree } from './ModuleTree';
 
+/** PEFT's config class for a peft_type, as the Python snippet names it. */
+function configClass(peftType?: string): string {
+  const names: Record<string, string> = { LORA: 'LoraConfig', IA3: 'IA3Config', ADALORA: 'AdaLoraConfig' };
+  return names[peftType ?? 'LORA'] ?? 'LoraConfig';
+}
+
 export function TargetsPanel() {
   const tree = useProject((s) => s.tree);
   const text = useProject((s) => s.targetText);
   const targets = useProject((s) => s.targets);
-  const method = useProject((s) => s.method);
+  const info = useProject((s) => methodInfoOf(s));
   const running = useRun((s) => s.state !== 'idle');
   const result = targets.result;
   const matched = result?.matched ?? [];
   const heads = result?.modulesToSave ?? [];
-  const lora = method === 'LORA';
-  const locked = running || !lora;
+  // Prompt methods have virtual tokens, not target modules.
+  const adapter = !info?.prompt;
+  const locked = running || !adapter;
 
   // SEQ_CLS heads are modules_to_save (trained in full), never LoRA targets.
   const groups = useMemo(() => (tree ? leafGroups(tree.modules, tree.task === 'SEQ_CLS' ? ['score', 'classifier', ...heads] : heads) : []), [tree, heads]);
@@ -42,7 +49,11 @@ export function TargetsPanel() {
       {!tree && <p className="muted">Load a model to see its modules.</p>}
       {tree && (
         <>
-          {!lora && <p className="hint">Prompt tuning trains virtual-token embeddings only; no modules are targeted.</p>}
+          {!adapter && (
+            <p className="hint" data-testid="virtual-tokens">
+              {info?.label} trains {result?.virtualTokens ?? 'its'} virtual tokens prepended to every input; no modules are targeted.
+            </p>
+          )}
           <fieldset className="peft-text" disabled={locked}>
             <div className="row">
               <span className="label">target_modules</span>
@@ -144,9 +155,9 @@ export function TargetsPanel() {
               </div>
             )}
           </fieldset>
-          {lora && <pre className="python" data-testid="peft-python">{`LoraConfig(\n  ${specAsPython(spec).replace(/\n/g, '\n  ')},\n)`}</pre>}
+          {adapter && <pre className="python" data-testid="peft-python">{`${configClass(info?.peftType)}(\n  ${specAsPython(spec).replace(/\n/g, '\n  ')},\n)`}</pre>}
           {result?.error && <ErrorNote testId="targets-error">{result.error.message}</ErrorNote>}
-          <ModuleTree modules={tree.modules} tied={tree.tied} matched={lora ? matched : []} saved={heads} disabled={locked} onToggle={P.toggleTargets} />
+          <ModuleTree modules={tree.modules} tied={tree.tied} matched={adapter ? matched : []} saved={heads} roles={result?.roles} badge={info?.label} disabled={locked} onToggle={P.toggleTargets} />
         </>
       )}
     </Panel>

@@ -24,7 +24,7 @@ function blocker(s: ReturnType<typeof useProject.getState>): string | null {
   if (s.data.status === 'loading') return 'Reading the data…';
   if (!s.data.summary) return 'Choose a dataset.';
   if (s.targets.pending || !s.targets.result) return 'Resolving targets…';
-  if (s.targets.result.error) return s.method === 'LORA' ? 'Fix the target modules first.' : 'Fix the prompt-tuning settings first.';
+  if (s.targets.result.error) return s.targets.result.virtualTokens === undefined && s.targets.result.error.code === 'TARGETS_NOT_FOUND' ? 'Fix the target modules first.' : 'Fix the method settings first.';
   return null;
 }
 
@@ -79,6 +79,13 @@ export function TrainingPanel() {
           <NumberField label="max grad norm" value={args.maxGradNorm} min={0} onChange={(maxGradNorm) => P.updateArgs({ maxGradNorm })} hint="0 turns clipping off" />
           <NumberField label="eval every N steps" value={args.evalSteps} integer min={0} onChange={(evalSteps) => P.updateArgs({ evalSteps })} hint="0: only at the end" testId="eval-steps" />
           <NumberField label="seed" value={args.seed} integer min={0} onChange={(seed) => P.updateArgs({ seed })} />
+          <NumberField
+            label="LoRA+ lr ratio"
+            value={args.loraplusLrRatio ?? 0}
+            min={0}
+            onChange={(r) => P.updateArgs({ loraplusLrRatio: r > 0 ? r : null })}
+            hint="lora_B trains at lr x ratio (LoRA+; 0: off, the paper uses 16)"
+          />
           <SelectField
             label="gradient checkpointing"
             value={args.gradientCheckpointing}

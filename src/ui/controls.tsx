@@ -136,10 +136,10 @@ export function TextField(props: {
   );
 }
 
-export function Check(props: { label: string; checked: boolean; onChange: (v: boolean) => void; hint?: string; disabled?: boolean }) {
+export function Check(props: { label: string; checked: boolean; onChange: (v: boolean) => void; hint?: string; disabled?: boolean; testId?: string }) {
   return (
     <label className="check" title={props.hint}>
-      <input type="checkbox" checked={props.checked} disabled={props.disabled} onChange={(e) => props.onChange(e.target.checked)} />
+      <input type="checkbox" checked={props.checked} disabled={props.disabled} data-testid={props.testId} onChange={(e) => props.onChange(e.target.checked)} />
       {props.label}
     </label>
   );

@@ -1,42 +1,18 @@
 /**
- * From the form's PeftSettings to the engine's validated configs, and what a target spec matches over the
- * loaded model's module tree (PEFT's resolveLoraTargets), with PEFT's trainable-parameter line.
+ * From the form's settings to the engine's validated config of the chosen method, and what it adapts on the
+ * loaded model's module tree, with PEFT's trainable-parameter line. Everything method-specific is the method's
+ * own (engine/peft/registry.ts).
  */
 import { describeError, EngineError } from '../engine/errors';
 import { resolveArchitecture } from '../engine/models';
 import type { ModuleInfo, TaskType } from '../engine/models/types';
-import { countBaseParams, countLora, countPromptTuning, formatTrainableLine } from '../engine/peft/params';
-import { loraConfig, type LoraConfig } from '../engine/peft/lora/config';
-import { promptTuningConfig, type PromptTuningConfig } from '../engine/peft/prompt-tuning/config';
-import { resolveLoraTargets } from '../engine/peft/targets';
+import { countBaseParams, formatTrainableLine } from '../engine/peft/params';
+import { methodOf, type PeftConfig } from '../engine/peft/registry';
 import type { PeftSettings, TargetResult } from './protocol';
 
 /** The engine config for the form's settings; throws BAD_PEFT_CONFIG naming a bad value. */
-export function toEngineConfig(p: PeftSettings, task: TaskType, baseName: string | null): LoraConfig | PromptTuningConfig {
-  if (p.method === 'LORA') {
-    return loraConfig({
-      taskType: task,
-      r: p.r,
-      loraAlpha: p.loraAlpha,
-      loraDropout: p.loraDropout,
-      bias: p.bias,
-      useRslora: p.useRslora,
-      initLoraWeights: p.initLoraWeights,
-      targetModules: p.targetModules,
-      excludeModules: p.excludeModules,
-      layersToTransform: p.layersToTransform,
-      layersPattern: p.layersPattern,
-      baseModelNameOrPath: baseName,
-    });
-  }
-  return promptTuningConfig({
-    taskType: task,
-    numVirtualTokens: p.numVirtualTokens,
-    promptTuningInit: p.promptTuningInit,
-    promptTuningInitText: p.promptTuningInit === 'TEXT' ? p.promptTuningInitText : null,
-    tokenizerNameOrPath: p.promptTuningInit === 'TEXT' ? baseName : null,
-    baseModelNameOrPath: baseName,
-  });
+export function toEngineConfig(p: PeftSettings, task: TaskType, baseName: string | null): PeftConfig {
+  return methodOf(p.peftType).config({ ...p, taskType: task, baseModelNameOrPath: baseName }) as PeftConfig;
 }
 
 export interface TreeContext {
@@ -55,23 +31,11 @@ export function resolveTargets(ctx: TreeContext, p: PeftSettings, baseName: stri
   };
   try {
     const cfg = toEngineConfig(p, ctx.task, baseName);
-    if (cfg.peftType === 'PROMPT_TUNING') {
-      const count = countPromptTuning(ctx.modules, { numVirtualTokens: cfg.numVirtualTokens, tokenDim: r.config.hiddenSize }, ctx.task, tied);
-      return { matched: [], modulesToSave: [], ...count, line: formatTrainableLine(count) };
-    }
-    const res = resolveLoraTargets(
-      ctx.modules,
-      {
-        targetModules: cfg.targetModules,
-        excludeModules: cfg.excludeModules,
-        layersToTransform: cfg.layersToTransform,
-        layersPattern: cfg.layersPattern,
-        modulesToSave: cfg.modulesToSave,
-      },
-      { task: ctx.task, heads: r.spec.heads(r.config, r.task), modelType: r.config.modelType },
-    );
-    const count = countLora(ctx.modules, res, { r: cfg.r, bias: cfg.bias, tied });
-    return { matched: res.matched, modulesToSave: res.modulesToSave, ...count, line: formatTrainableLine(count) };
+    const rep = methodOf(cfg.peftType).resolve({ modules: ctx.modules, rawConfig: ctx.config, task: ctx.task }, cfg);
+    return {
+      matched: rep.matched, modulesToSave: rep.modulesToSave, ...rep.count, line: formatTrainableLine(rep.count),
+      ...(rep.roles ? { roles: rep.roles } : {}), ...(rep.virtualTokens ? { virtualTokens: rep.virtualTokens } : {}),
+    };
   } catch (e) {
     if (e instanceof EngineError) return empty(e.code, e.message);
     return empty('BAD_PEFT_CONFIG', describeError(e));

@@ -9,8 +9,14 @@ import type { DownloadProgress } from '../engine/io/download';
 import type { DeviceLimits, FitWarning, MemoryEstimate } from '../engine/memory';
 import type { ModuleInfo, TaskType } from '../engine/models/types';
 import type { ColumnMapping, TokenStats } from '../engine/train/data-parse';
+import type { MethodInfo } from '../engine/peft/method';
+import type { PeftSettings, PeftType } from '../engine/peft/registry';
+import type { Field } from '../engine/peft/schema';
 
-export type { CachedModelInfo, ColumnMapping, DeviceLimits, DownloadProgress, FitWarning, MemoryEstimate, TokenStats, ModuleInfo, TaskType };
+export type {
+  CachedModelInfo, ColumnMapping, DeviceLimits, DownloadProgress, Field, FitWarning, MemoryEstimate, MethodInfo, ModuleInfo, PeftSettings, PeftType,
+  TaskType, TokenStats,
+};
 
 export type BackendChoice = 'auto' | 'webgpu' | 'wasm' | 'cpu';
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
@@ -58,26 +64,6 @@ export interface TargetSpec {
   layersPattern: string | null;
 }
 
-export interface LoraSettings extends TargetSpec {
-  method: 'LORA';
-  r: number;
-  loraAlpha: number;
-  loraDropout: number;
-  bias: 'none' | 'all' | 'lora_only';
-  useRslora: boolean;
-  /** PEFT init_lora_weights: true (A kaiming-uniform, B zero), "gaussian", or false (not an identity start). */
-  initLoraWeights: boolean | 'gaussian';
-}
-
-export interface PromptTuningSettings {
-  method: 'PROMPT_TUNING';
-  numVirtualTokens: number;
-  promptTuningInit: 'RANDOM' | 'SAMPLE_VOCAB' | 'TEXT';
-  promptTuningInitText: string;
-}
-
-export type PeftSettings = LoraSettings | PromptTuningSettings;
-
 /** Trainer arguments, named as TrainingSession takes them. */
 export interface TrainArgs {
   learningRate: number;
@@ -93,6 +79,8 @@ export interface TrainArgs {
   seed: number;
   maxLength: number;
   gradientCheckpointing: CheckpointingChoice;
+  /** LoRA+: lora_B tensors train at learningRate x this (null: off). */
+  loraplusLrRatio?: number | null;
 }
 
 export type DataSource = { kind: 'builtin'; id: string } | { kind: 'file'; file: File };
@@ -219,6 +207,10 @@ export interface TreeInfo {
 export interface TargetResult {
   matched: string[];
   modulesToSave: string[];
+  /** Module -> how the method treats it (IA3: 'feedforward'). */
+  roles?: Record<string, string>;
+  /** Prompt methods: virtual tokens prepended to every input. */
+  virtualTokens?: number;
   trainable: number;
   all: number;
   /** Exactly PEFT's print_trainable_parameters() text. */
@@ -273,7 +265,8 @@ export interface ClassifyResult {
 }
 
 export type WorkerEvent =
-  | { type: 'ready'; requestId?: number; backend: BackendName; reason: string }
+  /** methods: every PEFT method the engine implements, with its config schema (the studio's forms come from it). */
+  | { type: 'ready'; requestId?: number; backend: BackendName; reason: string; methods: MethodInfo[] }
   /** loadId numbers this load's `downloadProgress` events. */
   | { type: 'inspected'; requestId: number; loadId: number; info: ModelInfo; inspection: InspectionInfo; memory: MemoryReport }
   | { type: 'downloadProgress'; loadId: number; progress: DownloadProgress }

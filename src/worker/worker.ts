@@ -8,7 +8,9 @@ import { backendDetails, benchMatmul, benchSetup, benchTraining } from '../engin
 import { EngineError, describeError } from '../engine/errors';
 import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
 import { resolveArchitecture, uploadWeights, type DeviceWeights } from '../engine/models';
+import { methodInfo } from '../engine/peft/method';
 import { countBaseParams } from '../engine/peft/params';
+import { METHODS, methodOf } from '../engine/peft/registry';
 import { formatBytes } from '../engine/memory';
 import { TrainingSession } from '../engine/session';
 import { setWasmTensorLimit } from '../engine/wasm-heap';
@@ -121,9 +123,10 @@ async function memoryFor(
 /** Adapter size for the plan, with the architecture's default targets (the studio starts a new model on them). */
 function planTrainable(task: 'CAUSAL_LM' | 'SEQ_CLS', plan: MemoryPlan): number {
   const r = resolveArchitecture(configFor(task), task);
-  const peft: PeftSettings = plan.peft.method === 'LORA'
-    ? { ...plan.peft, targetModules: r.spec.defaultTargets, excludeModules: null, layersToTransform: null, layersPattern: null }
-    : plan.peft;
+  // The studio starts a new model on the architecture's default targets.
+  const peft: PeftSettings = methodOf(plan.peft.peftType).prompt
+    ? plan.peft
+    : ({ ...plan.peft, targetModules: r.spec.defaultTargets, excludeModules: null, layersToTransform: null, layersPattern: null } as PeftSettings);
   return resolveTargets(treeContext(task), peft, requireCurrent().baseName).trainable;
 }
 
@@ -164,7 +167,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
         disposeRun(); // tensors belong to the old backend
         const d = await selectBackend(cmd.backend, new URL('tfjs-wasm/', baseUrl).href);
         backend = d.backend;
-        post({ type: 'ready', requestId, backend: d.backend, reason: d.reason });
+        post({ type: 'ready', requestId, backend: d.backend, reason: d.reason, methods: METHODS.map(methodInfo) });
       });
       return;
     }
@@ -268,8 +271,9 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       const runId = ++runCounter;
       post({ type: 'state', requestId, runId, state: 'starting' });
       // "auto" checkpointing follows the memory estimate for this run's settings.
-      const seq = cmd.args.maxLength + (cmd.peft.method === 'PROMPT_TUNING' ? cmd.peft.numVirtualTokens : 0);
-      const plan = await memoryFor(cmd.task, cmd.args.batchSize, seq, resolveTargets(treeContext(cmd.task), cmd.peft, m.baseName).trainable, undefined, cmd.args.gradientCheckpointing);
+      const targets = resolveTargets(treeContext(cmd.task), cmd.peft, m.baseName);
+      const seq = cmd.args.maxLength + (targets.virtualTokens ?? 0);
+      const plan = await memoryFor(cmd.task, cmd.args.batchSize, seq, targets.trainable, undefined, cmd.args.gradientCheckpointing);
       const checkpointing = plan.checkpointing.on;
       if (cmd.args.gradientCheckpointing === 'auto' && checkpointing) {
         const without = (await memoryFor(cmd.task, cmd.args.batchSize, seq, plan.trainable, undefined, 'off')).estimate.totalBytes;

@@ -24,17 +24,18 @@ export function loadAdapter(model: Model, src: AdapterSource): PeftModel {
       `The adapter was trained for ${config.taskType} but the model is loaded as ${model.task} (${model.className}).`,
     );
   }
-  const tokenDim = (config as { tokenDim?: number | null }).tokenDim;
-  if (tokenDim != null && tokenDim !== model.config.hiddenSize) {
-    throw new EngineError(
-      'ADAPTER_MISMATCH',
-      `The adapter's token_dim ${tokenDim} differs from the model's hidden size ${model.config.hiddenSize}.`,
-    );
-  }
   const { tensors } = readSafetensors(src.weights, 'adapter_model.safetensors');
   const method = methodOf(config.peftType);
   const peft = createPeftModel(model, method.forLoading ? method.forLoading(config) : config, 0);
   try {
+    // token_dim as the method derives it from this model: the hidden size, or for prefix tuning the key/value
+    // width (PEFT's grouped-query rule), which is what the adapter would record if made here.
+    const tokenDim = (config as { tokenDim?: number | null }).tokenDim;
+    const own = peft.adapterExtras().tokenDim;
+    if (tokenDim != null && own != null && tokenDim !== own) {
+      const what = own === model.config.hiddenSize ? 'hidden size' : 'key/value width';
+      throw new EngineError('ADAPTER_MISMATCH', `The adapter's token_dim ${tokenDim} differs from the model's ${what} ${own}.`);
+    }
     peft.loadStateDict(tensors, 'adapter_model.safetensors');
   } catch (e) {
     peft.dispose();

@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  activation, attend, attentionBias, block, dropout, embedding, layerNorm, linear, mergeHeads, positions, prefixMask,
-  prependPrefix, splitHeads, type Ctx,
+  activation, attend, attentionBias, block, dropout, embedding, layerNorm, linear, mergeHeads, positions, prefixLength,
+  prefixMask, prependPrefix, splitHeads, withPrefix, type Ctx,
 } from './layers';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
 import type { ArchConfig, ForwardInput, TaskType } from './types';
@@ -117,8 +117,10 @@ function encoderLayer(c: BertConfig, ctx: Ctx, i: number, x: tf.Tensor, bias: tf
   const hd = c.hiddenSize / c.numHeads;
   // self-attention
   const q = splitHeads(linear(ctx, `${p}.attention.self.query`, x), c.numHeads, hd); // [B, nh, S, hd]
-  const k = splitHeads(linear(ctx, `${p}.attention.self.key`, x), c.numHeads, hd);
-  const v = splitHeads(linear(ctx, `${p}.attention.self.value`, x), c.numHeads, hd);
+  const kNew = splitHeads(linear(ctx, `${p}.attention.self.key`, x), c.numHeads, hd);
+  const vNew = splitHeads(linear(ctx, `${p}.attention.self.value`, x), c.numHeads, hd);
+  // prefix tuning: BertSelfAttention puts past_key_value in front of its own keys / values ([B, nh, V+S, hd])
+  const { k, v } = withPrefix(ctx, i, kNew, vNew);
   const y = mergeHeads(attend(ctx, q, k, v, bias, 1 / Math.sqrt(hd), c.attnDropout)); // [B, S, C]
   const a = dropout(ctx, linear(ctx, `${p}.attention.output.dense`, y), c.hiddenDropout);
   x = layerNorm(ctx, `${p}.attention.output.LayerNorm`, tf.add(a, x), c.layerNormEps);
@@ -135,11 +137,13 @@ function hidden(c: BertConfig, _task: TaskType, ctx: Ctx, input: ForwardInput): 
   // so virtual tokens take positions 0..P-1 (PEFT passes inputs_embeds to BertEmbeddings).
   let x = prependPrefix(ctx, embedding(ctx, 'bert.embeddings.word_embeddings', input.inputIds)); // [B, S, C]
   const S = x.shape[1]!;
-  x = tf.add(x, positions(ctx, 'bert.embeddings.position_embeddings', S)); // positions 0..S-1
+  // Prefix tuning's V keys come first: BertEmbeddings takes position_ids[:, V : V + S].
+  const past = prefixLength(ctx);
+  x = tf.add(x, positions(ctx, 'bert.embeddings.position_embeddings', S, past)); // positions past..past+S-1
   // token_type_ids default to zeros: add row 0 of the token-type table everywhere.
   x = tf.add(x, tf.slice(ctx.get('bert.embeddings.token_type_embeddings.weight'), [0, 0], [1, C]));
   x = dropout(ctx, layerNorm(ctx, 'bert.embeddings.LayerNorm', x, c.layerNormEps), c.hiddenDropout);
-  const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, false); // padding keys only
+  const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, false, past); // padding keys only
   for (let i = 0; i < c.numLayers; i++) x = block(ctx, `bert.encoder.layer.${i}`, x, [bias], (h, [b]) => encoderLayer(c, ctx, i, h, b));
   return x; // [B, S, C]
 }

@@ -4,8 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  activation, attend, attendCached, attentionBias, block, cachedBlock, conv1d, decodeBias, dropout, embedding, layerNorm, linear,
-  mergeHeads, positions, prefixMask, prependPrefix, splitHeads, withCache, type Ctx, type LayerCache,
+  activation, attend, attendCached, attentionBias, block, cachedBlock, cachedLength, conv1d, decodeBias, dropout, embedding, layerNorm,
+  linear, mergeHeads, positions, prefixLength, prefixMask, prependPrefix, splitHeads, withCache, withPrefix, type Ctx, type LayerCache,
 } from './layers';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
 import type { ArchConfig, ForwardInput, TaskType } from './types';
@@ -92,7 +92,10 @@ function activationClass(act: string): string {
   return names[act] ?? act;
 }
 
-/** One GPT-2 block: pre-LN attention and MLP, each with a residual. With a cache, attends over past + new keys. */
+/**
+ * One GPT-2 block: pre-LN attention and MLP, each with a residual. With a cache, attends over past + new keys;
+ * without, over prefix tuning's prefix (if any) + its own.
+ */
 function gpt2Block(c: GPT2Config, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor, cache?: LayerCache): tf.Tensor {
   const p = `transformer.h.${i}`;
   const C = c.hiddenSize;
@@ -101,7 +104,8 @@ function gpt2Block(c: GPT2Config, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Te
   const h = layerNorm(ctx, `${p}.ln_1`, x, c.layerNormEps);
   const qkv = conv1d(ctx, `${p}.attn.c_attn`, h); // [B, S, 3C]
   const [q, kNew, vNew] = tf.split(qkv, 3, -1).map((t) => splitHeads(t, c.numHeads, hd)); // [B, nh, S, hd]
-  const { k, v } = withCache(cache, kNew, vNew); // [B, nh, L+S, hd] when decoding (L cached positions)
+  // [B, nh, L+S, hd]: L cached positions when decoding (the prefix among them), else the prefix's (or none)
+  const { k, v } = cache ? withCache(cache, kNew, vNew) : withPrefix(ctx, i, kNew, vNew);
   let scale = c.scaleAttnWeights ? 1 / Math.sqrt(hd) : 1;
   if (c.scaleAttnByInverseLayerIdx) scale /= i + 1;
   const att = cache ? attendCached(ctx, q, k, v, bias, scale) : attend(ctx, q, k, v, bias, scale, c.attnPdrop);
@@ -117,9 +121,11 @@ function hidden(c: GPT2Config, _task: TaskType, ctx: Ctx, input: ForwardInput): 
   const [B, T] = input.inputIds.shape;
   let x = prependPrefix(ctx, embedding(ctx, 'transformer.wte', input.inputIds)); // [B, S, C], S = P + T
   const S = x.shape[1]!;
-  x = tf.add(x, positions(ctx, 'transformer.wpe', S)); // positions 0..S-1, padding or not
+  // Prefix tuning's V keys come first: GPT2Model takes position_ids = arange(past_length, past_length + S).
+  const past = prefixLength(ctx);
+  x = tf.add(x, positions(ctx, 'transformer.wpe', S, past)); // positions past..past+S-1, padding or not
   x = dropout(ctx, x, c.embdPdrop);
-  const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, true);
+  const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, true, past); // [B|1, 1, S, past+S]
   for (let i = 0; i < c.numLayers; i++) x = block(ctx, `transformer.h.${i}`, x, [bias], (h, [b]) => gpt2Block(c, ctx, i, h, b));
   return layerNorm(ctx, 'transformer.ln_f', x, c.layerNormEps); // [B, S, C]
 }
@@ -129,8 +135,10 @@ function step(c: GPT2Config, ctx: Ctx, inputIds: tf.Tensor, caches: LayerCache[]
   let x = embedding(ctx, 'transformer.wte', inputIds); // [B, S, C]
   if (past === 0) x = prependPrefix(ctx, x); // virtual tokens open the cache: [B, P+T, C]
   const S = x.shape[1]!;
-  x = tf.add(x, positions(ctx, 'transformer.wpe', S, past)); // positions L..L+S-1 (virtual tokens from 0)
-  const bias = decodeBias(past, S); // [1, 1, S, L+S]
+  // What the caches hold: `past`, plus prefix tuning's prefix, which opens them on the first step.
+  const L = cachedLength(ctx, caches);
+  x = tf.add(x, positions(ctx, 'transformer.wpe', S, L)); // positions L..L+S-1 (virtual tokens from 0)
+  const bias = decodeBias(L, S); // [1, 1, S, L+S]
   for (let i = 0; i < c.numLayers; i++) {
     const h = x;
     x = cachedBlock(caches[i], () => gpt2Block(c, ctx, i, h, bias, caches[i]));

@@ -209,11 +209,13 @@ function startDecoding(spec: ArchitectureSpec<any>, model: Model, promptIds: num
   const decoder = spec.decoder!;
   const maxLength = decoder.maxLength(model.config);
   const virtual = hooks.prefixEmbeds?.shape[0] ?? 0;
+  // Prefix tuning's keys / values occupy the first cache positions.
+  const prefix = hooks.pastKeyValues?.length ?? 0;
   if (promptIds.length === 0) throw new EngineError('BAD_ARGUMENT', 'Decoding needs a prompt of at least one token.');
-  if (virtual + promptIds.length > maxLength) {
+  if (virtual + prefix + promptIds.length > maxLength) {
     throw new EngineError(
       'BAD_ARGUMENT',
-      `A prompt of ${promptIds.length} tokens${virtual ? ` (+${virtual} virtual)` : ''} does not fit this model's ${maxLength} positions.`,
+      `A prompt of ${promptIds.length} tokens${virtual + prefix ? ` (+${virtual + prefix} virtual)` : ''} does not fit this model's ${maxLength} positions.`,
     );
   }
   const ctx = makeCtx(model.params, hooks);
@@ -223,13 +225,13 @@ function startDecoding(spec: ArchitectureSpec<any>, model: Model, promptIds: num
   }
   const C = model.config.hiddenSize;
   let kv: { k: tf.Tensor; v: tf.Tensor }[] = [];
-  let length = 0;
+  let length = prefix;
   let logits: tf.Tensor1D | null = null;
   let disposed = false;
 
   const run = (ids: number[]) => {
     const caches: LayerCache[] = Array.from({ length: model.config.numLayers }, (_, i) => ({ past: kv[i] }));
-    const S = ids.length + (length === 0 ? virtual : 0); // new positions
+    const S = ids.length + (length === prefix ? virtual : 0); // new positions
     const out = tf.tidy(() => {
       const input = { inputIds: tf.tensor2d([ids], [1, ids.length], 'int32') };
       const x = decoder.step(model.config, ctx, input.inputIds, caches, length); // [1, S, C]

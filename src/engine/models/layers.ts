@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { checkpoint } from '../ops/autodiff';
 import * as ops from '../ops/fused';
 import { keepPacked } from '../wasm-matmul';
-import type { ForwardHooks, ForwardInput, ParamMap } from './types';
+import type { ForwardHooks, ForwardInput, LinearModule, ParamMap } from './types';
 
 /** Added to attention scores of masked keys. transformers uses float32 min; any value that makes exp() 0 agrees. */
 export const MASK_VALUE = -1e9;
@@ -73,9 +73,9 @@ export function block(
   return checkpoint(run, x, consts, ctx.variablesUnder(`${prefix}.`));
 }
 
-/** Applies the PEFT hook (if any) around a base projection. */
-function hooked(ctx: Ctx, name: string, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor): tf.Tensor {
-  return ctx.hooks.linear ? ctx.hooks.linear(name, x, base, () => ctx.seed++) : base(x);
+/** Applies the PEFT hook (if any) around a base projection; the hook also sees the module's weight and bias. */
+function hooked(ctx: Ctx, name: string, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor, module: LinearModule): tf.Tensor {
+  return ctx.hooks.linear ? ctx.hooks.linear(name, x, base, () => ctx.seed++, module) : base(x);
 }
 
 /** Multiplies the last axis of x by a 2-D weight (optionally transposed), keeping leading dims. */
@@ -89,19 +89,21 @@ export function matmulLast(x: tf.Tensor, w: tf.Tensor, transposeW: boolean): tf.
 
 /** torch.nn.Linear: weight [out, in], y = x W^T + b. */
 export function linear(ctx: Ctx, name: string, x: tf.Tensor): tf.Tensor {
+  const w = ctx.get(`${name}.weight`);
+  const b = ctx.has(`${name}.bias`) ? ctx.get(`${name}.bias`) : null;
   return hooked(ctx, name, x, (inp) => {
-    const w = ctx.get(`${name}.weight`);
     const y = ctx.linearProducts ? ctx.linearProducts.times(inp, w) : matmulLast(inp, w, true);
-    return ctx.has(`${name}.bias`) ? tf.add(y, ctx.get(`${name}.bias`)) : y;
-  });
+    return b ? tf.add(y, b) : y;
+  }, { weight: w, bias: b, conv1d: false });
 }
 
 /** transformers' GPT-2 Conv1D: weight [in, out], y = x W + b. */
 export function conv1d(ctx: Ctx, name: string, x: tf.Tensor): tf.Tensor {
+  const w = ctx.get(`${name}.weight`);
+  const b = ctx.get(`${name}.bias`);
   return hooked(ctx, name, x, (inp) => {
-    const w = ctx.get(`${name}.weight`);
-    return tf.add(ctx.linearProducts ? ctx.linearProducts.plain(inp, w) : matmulLast(inp, w, false), ctx.get(`${name}.bias`));
-  });
+    return tf.add(ctx.linearProducts ? ctx.linearProducts.plain(inp, w) : matmulLast(inp, w, false), b);
+  }, { weight: w, bias: b, conv1d: true });
 }
 
 export function layerNorm(ctx: Ctx, name: string, x: tf.Tensor, eps: number): tf.Tensor {
@@ -165,15 +167,18 @@ export function gated(name: string, gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
 }
 
 /**
- * Additive attention bias [B, 1, S, S]: MASK_VALUE where a query may not look at a key (future positions
- * when causal, padding keys from attention_mask), 0 elsewhere. Built from plain arrays, not bandPart,
- * whose gradient is broken in tfjs; it carries no gradient anyway.
+ * Additive attention bias [B, 1, S, past+S]: MASK_VALUE where a query may not look at a key (future positions
+ * when causal, padding keys from attention_mask), 0 elsewhere. `past` keys in front of the sequence's own
+ * (prefix tuning's prefix) are seen by every query, as PEFT's extended mask (ones in front) and the causal
+ * slice of a cache make them. Built from plain arrays, not bandPart, whose gradient is broken in tfjs; it
+ * carries no gradient anyway.
  */
-export function attentionBias(mask: tf.Tensor | undefined, batch: number, seq: number, causal: boolean): tf.Tensor {
+export function attentionBias(mask: tf.Tensor | undefined, batch: number, seq: number, causal: boolean, past = 0): tf.Tensor {
   return tf.tidy(() => {
-    let bias: tf.Tensor = causal ? causalBias(seq) : tf.zeros([1, 1, seq, seq]);
+    let bias: tf.Tensor = causal ? causalBias(seq, past) : tf.zeros([1, 1, seq, past + seq]);
     if (mask) {
-      const pad = tf.mul(tf.sub(1, mask.toFloat()), MASK_VALUE).reshape([batch, 1, 1, seq]);
+      const m = past > 0 ? tf.concat([tf.ones([batch, past]), mask.toFloat()], 1) : mask.toFloat();
+      const pad = tf.mul(tf.sub(1, m), MASK_VALUE).reshape([batch, 1, 1, past + seq]);
       bias = tf.add(bias, pad);
     }
     return bias;
@@ -202,12 +207,13 @@ export function cachedTensor(key: string, make: () => tf.Tensor): tf.Tensor {
   return t.clone();
 }
 
-/** [1, 1, S, S] with MASK_VALUE above the diagonal. */
-function causalBias(seq: number): tf.Tensor {
-  return cachedTensor(`causal:${seq}`, () => {
-    const c = new Float32Array(seq * seq);
-    for (let i = 0; i < seq; i++) for (let j = i + 1; j < seq; j++) c[i * seq + j] = MASK_VALUE;
-    return tf.tensor4d(c, [1, 1, seq, seq]);
+/** [1, 1, S, past+S] with MASK_VALUE above the diagonal of the last S keys (query i sees keys 0..past+i). */
+function causalBias(seq: number, past = 0): tf.Tensor {
+  return cachedTensor(past ? `causal:${seq}:${past}` : `causal:${seq}`, () => {
+    const n = past + seq;
+    const c = new Float32Array(seq * n);
+    for (let i = 0; i < seq; i++) for (let j = past + i + 1; j < n; j++) c[i * n + j] = MASK_VALUE;
+    return tf.tensor4d(c, [1, 1, seq, n]);
   });
 }
 
@@ -257,6 +263,26 @@ export function prefixMask(ctx: Ctx, mask: tf.Tensor | undefined, batch: number,
   return tf.concat([tf.ones([batch, prefix.shape[0]]), m], 1);
 }
 
+/** Prefix tuning: how many prefix keys come before the sequence's own (0 without), which shifts its positions. */
+export function prefixLength(ctx: Ctx): number {
+  return ctx.hooks.pastKeyValues?.length ?? 0;
+}
+
+/**
+ * Keys / values [B, H, S, D] of a layer with prefix tuning's prefix in front ([B, H, V+S, D]), as transformers
+ * appends new keys to PEFT's cache; unchanged without a prefix. Called inside the block, so a checkpointed block
+ * rebuilds the prefix in its recompute and the prefix's variables get their gradient.
+ */
+export function withPrefix(ctx: Ctx, layer: number, k: tf.Tensor, v: tf.Tensor): { k: tf.Tensor; v: tf.Tensor } {
+  const pkv = ctx.hooks.pastKeyValues;
+  if (!pkv) return { k, v };
+  const p = pkv.layer(layer); // [1, H, V, D] each
+  const B = k.shape[0]!;
+  // PEFT repeats the prefix over the batch; Tile's gradient sums it back on every backend.
+  const rep = (t: tf.Tensor) => (B === 1 ? t : tf.tile(t, [B, 1, 1, 1]));
+  return { k: tf.concat([rep(p.k), k], 2), v: tf.concat([rep(p.v), v], 2) };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Decoding with a key/value cache
 
@@ -267,6 +293,17 @@ export function prefixMask(ctx: Ctx, mask: tf.Tensor | undefined, batch: number,
 export interface LayerCache {
   past?: { k: tf.Tensor; v: tf.Tensor };
   present?: { k: tf.Tensor; v: tf.Tensor };
+}
+
+/**
+ * Before a decoding's first step: prefix tuning's prefix becomes every layer's cached past (so the prompt's
+ * tokens sit at positions V.. and attend to it); a no-op otherwise. Returns the positions the caches hold,
+ * which is where the step's new tokens start.
+ */
+export function cachedLength(ctx: Ctx, caches: LayerCache[]): number {
+  const pkv = ctx.hooks.pastKeyValues;
+  if (pkv && caches.every((c) => !c.past)) caches.forEach((c, i) => (c.past = pkv.layer(i)));
+  return caches[0]?.past?.k.shape[2] ?? 0;
 }
 
 /** The keys / values [B, H, S, D] a block attends over: unchanged in a plain forward, past ++ new when decoding. */

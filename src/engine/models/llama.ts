@@ -11,8 +11,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  attend, attendCached, attentionBias, block, cachedBlock, cachedTensor, decodeBias, embedding, gated, linear, MASK_VALUE,
-  mergeHeads, prefixMask, prependPrefix, rmsNorm, splitHeads, withCache, type Ctx, type LayerCache,
+  attend, attendCached, attentionBias, block, cachedBlock, cachedLength, cachedTensor, decodeBias, embedding, gated, linear,
+  MASK_VALUE, mergeHeads, prefixLength, prefixMask, prependPrefix, rmsNorm, splitHeads, withCache, withPrefix, type Ctx,
+  type LayerCache,
 } from './layers';
 import * as ops from '../ops/fused';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
@@ -239,25 +240,28 @@ function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
 }
 
 /**
- * Extra additive bias [1, 1, S, S] masking keys at or before i - window (transformers' sliding-window
- * causal mask); null when every sequence fits in the window, as is the case for browser-size inputs.
+ * Extra additive bias [1, 1, S, past+S] masking keys at or before (past + i) - window for the query at position
+ * past + i (transformers' sliding-window causal mask; `past` = prefix tuning's prefix); null when every sequence
+ * fits in the window, as is the case for browser-size inputs.
  */
-function slidingWindowBias(c: LlamaConfig, seq: number): tf.Tensor | null {
+function slidingWindowBias(c: LlamaConfig, seq: number, past = 0): tf.Tensor | null {
   const w = c.slidingWindow;
-  if (w === null || seq <= w) return null;
+  const n = past + seq;
+  if (w === null || n <= w) return null;
   if (c.modelType === 'qwen2') {
     // Qwen2 mixes windowed and full layers (max_window_layers); not needed at browser sequence lengths.
-    throw new Error(`Qwen2 sliding-window attention (use_sliding_window, ${seq} > ${w} tokens) is not supported`);
+    throw new Error(`Qwen2 sliding-window attention (use_sliding_window, ${n} > ${w} tokens) is not supported`);
   }
-  return cachedTensor(`window:${w}:${seq}`, () => {
-    const m = new Float32Array(seq * seq);
-    for (let i = 0; i < seq; i++) for (let j = 0; j <= i - w; j++) m[i * seq + j] = MASK_VALUE;
-    return tf.tensor4d(m, [1, 1, seq, seq]);
+  return cachedTensor(past ? `window:${w}:${seq}:${past}` : `window:${w}:${seq}`, () => {
+    const m = new Float32Array(seq * n);
+    for (let i = 0; i < seq; i++) for (let j = 0; j <= past + i - w; j++) m[i * n + j] = MASK_VALUE;
+    return tf.tensor4d(m, [1, 1, seq, n]);
   });
 }
 
 /** One decoder layer: pre-RMSNorm attention and SwiGLU MLP, each with a residual. With a cache, attends over
- *  past + new keys (keys are cached after RoPE, so cos / sin cover the new positions only). */
+ *  past + new keys (keys are cached after RoPE, so cos / sin cover the new positions only); without, over prefix
+ *  tuning's prefix (if any, never rotated, as PEFT's cache holds it) + its own. */
 function decoderLayer(
   c: LlamaConfig, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, cache?: LayerCache,
 ): tf.Tensor {
@@ -267,7 +271,8 @@ function decoderLayer(
   const q = applyRope(splitHeads(linear(ctx, `${p}.self_attn.q_proj`, h), c.numHeads, c.headDim), cos, sin); // [B, H, S, D]
   const kNew = applyRope(splitHeads(linear(ctx, `${p}.self_attn.k_proj`, h), c.numKvHeads, c.headDim), cos, sin); // [B, Hkv, S, D]
   const vNew = splitHeads(linear(ctx, `${p}.self_attn.v_proj`, h), c.numKvHeads, c.headDim); // [B, Hkv, S, D]
-  const { k, v } = withCache(cache, kNew, vNew); // [B, Hkv, L+S, D] when decoding (L cached positions)
+  // [B, Hkv, L+S, D]: L cached positions when decoding (the prefix among them), else the prefix's (or none)
+  const { k, v } = cache ? withCache(cache, kNew, vNew) : withPrefix(ctx, i, kNew, vNew);
   // grouped-query attention: query head h reads kv head h / (H / Hkv), without materialising repeat_kv
   const scale = 1 / Math.sqrt(c.headDim);
   const att = cache ? attendCached(ctx, q, k, v, bias, scale) : attend(ctx, q, k, v, bias, scale, c.attentionDropout); // [B, H, S, D]
@@ -283,9 +288,11 @@ function hidden(c: LlamaConfig, _task: TaskType, ctx: Ctx, input: ForwardInput):
   const [B, T] = input.inputIds.shape;
   let x = prependPrefix(ctx, embedding(ctx, 'model.embed_tokens', input.inputIds)); // [B, S, C], S = P + T
   const S = x.shape[1]!;
-  const { cos, sin } = ropeTables(c, S); // positions 0..S-1, padding or not
-  let bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, true); // [B|1, 1, S, S]
-  const window = slidingWindowBias(c, S);
+  // Prefix tuning's V keys come first: cache_position = arange(V, V + S) drives RoPE of the real queries / keys.
+  const past = prefixLength(ctx);
+  const { cos, sin } = ropeTables(c, S, past); // positions past..past+S-1, padding or not
+  let bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, true, past); // [B|1, 1, S, past+S]
+  const window = slidingWindowBias(c, S, past);
   if (window) bias = tf.add(bias, window);
   for (let i = 0; i < c.numLayers; i++) {
     x = block(ctx, `model.layers.${i}`, x, [bias, cos, sin], (h, [b, co, si]) => decoderLayer(c, ctx, i, h, b, co, si));
@@ -306,9 +313,11 @@ function step(c: LlamaConfig, ctx: Ctx, inputIds: tf.Tensor, caches: LayerCache[
   let x = embedding(ctx, 'model.embed_tokens', inputIds); // [B, S, C]
   if (past === 0) x = prependPrefix(ctx, x); // virtual tokens open the cache: [B, P+T, C]
   const S = x.shape[1]!;
+  // What the caches hold: `past`, plus prefix tuning's prefix, which opens them on the first step.
+  const L = cachedLength(ctx, caches);
   // The prompt's tables are the forward's (cached); one-token steps build theirs (64 values) each time.
-  const { cos, sin } = ropeTables(c, S, past, past === 0); // positions L..L+S-1
-  const bias = decodeBias(past, S); // [1, 1, S, L+S]; within the window, so no sliding-window mask
+  const { cos, sin } = ropeTables(c, S, L, past === 0); // positions L..L+S-1
+  const bias = decodeBias(L, S); // [1, 1, S, L+S]; within the window, so no sliding-window mask
   for (let i = 0; i < c.numLayers; i++) {
     const h = x;
     x = cachedBlock(caches[i], () => decoderLayer(c, ctx, i, h, bias, cos, sin, caches[i]));

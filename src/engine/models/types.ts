@@ -13,21 +13,47 @@ export interface ModuleInfo {
 /** Parameters keyed by their full Hugging Face state_dict name, e.g. `transformer.h.0.attn.c_attn.weight`. */
 export type ParamMap = Map<string, tf.Tensor>;
 
+/** The Linear / Conv1D module a `linear` hook wraps. */
+export interface LinearModule {
+  /** nn.Linear: [out, in]; transformers' Conv1D: [in, out]. */
+  weight: tf.Tensor;
+  bias: tf.Tensor | null;
+  /** true for Conv1D (weight [in, out], y = x W + b), false for nn.Linear (y = x W^T + b). */
+  conv1d: boolean;
+}
+
 /**
  * How a PEFT method reaches into a forward pass without the model knowing about PEFT.
  * - `linear` wraps every Linear / Conv1D call (LoRA adds its branch here);
- * - `prefixEmbeds` are virtual-token embeddings [P, C] prepended to the token embeddings (prompt tuning);
+ * - `prefixEmbeds` are virtual-token embeddings [P, C] prepended to the token embeddings (prompt tuning, P-tuning);
+ * - `pastKeyValues` are per-layer key/value prefixes every attention reads before its own keys (prefix tuning);
  * - `overrides` replace parameters by full name (modules_to_save head copies, trainable biases).
  */
 export interface ForwardHooks {
-  /** `seed` gives the next dropout seed (a checkpointed block replays the same ones). */
-  linear?: (name: string, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor, seed: () => number) => tf.Tensor;
+  /**
+   * `seed` gives the next dropout seed (a checkpointed block replays the same ones); `module` is the wrapped
+   * module's weight and bias (overrides applied), for methods that read the weight itself (DoRA's norm).
+   */
+  linear?: (name: string, x: tf.Tensor, base: (x: tf.Tensor) => tf.Tensor, seed: () => number, module: LinearModule) => tf.Tensor;
   /** Whether `linear` changes this module (the fused LM-head loss only applies to an untouched head). */
   wraps?: (name: string) => boolean;
   /** The hook's trainable variables used inside modules whose names start with `prefix` (for checkpointing). */
   variablesUnder?: (prefix: string) => tf.Variable[];
   prefixEmbeds?: tf.Tensor;
+  pastKeyValues?: PrefixKeyValues;
   overrides?: Map<string, tf.Tensor>;
+}
+
+/**
+ * Prefix tuning's keys and values, as PEFT passes them in `past_key_values`: `length` positions in front of every
+ * layer's own keys (which are at positions length.. of the sequence). `layer(i)` returns layer i's prefix
+ * [1, H_kv, length, head_dim] each, keys used as they are (never rotated). A block calls it inside its own
+ * scope, also when a checkpointed block is recomputed, so the prefix's gradient reaches the method's variables
+ * (which `variablesUnder` lists for every block).
+ */
+export interface PrefixKeyValues {
+  length: number;
+  layer(i: number): { k: tf.Tensor; v: tf.Tensor };
 }
 
 /** Inputs to a forward pass. */

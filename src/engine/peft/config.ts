@@ -9,6 +9,10 @@ import { floatNames } from './schema';
 
 export type { LoraConfig } from './lora/config';
 export type { PromptTuningConfig } from './prompt-tuning/config';
+export type { IA3Config } from './ia3/config';
+export type { AdaLoraConfig } from './adalora/config';
+export type { PTuningConfig } from './p-tuning/config';
+export type { PrefixTuningConfig } from './prefix-tuning/config';
 export type { PeftConfig, PeftType } from './registry';
 export type { AdapterConfigExtras } from './schema';
 

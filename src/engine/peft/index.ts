@@ -8,6 +8,10 @@ import { methodOf } from './registry';
 export type { PeftModel } from './model';
 export { LoraModel } from './lora/model';
 export { PromptTuningModel } from './prompt-tuning/model';
+export { Ia3Model } from './ia3/model';
+export { AdaLoraModel } from './adalora/model';
+export { PTuningModel } from './p-tuning/model';
+export { PrefixTuningModel } from './prefix-tuning/model';
 export { METHODS, methodOf } from './registry';
 
 /** Wraps a base model with the method a config names. `encode` is needed for prompt tuning's TEXT init. */

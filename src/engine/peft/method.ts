@@ -34,6 +34,8 @@ export interface TargetReport {
   roles?: Record<string, string>;
   /** Prompt methods: the virtual tokens prepended to every input. */
   virtualTokens?: number;
+  /** Adapter methods: target_modules as adapter_config.json will record it (PEFT's minimal suffixes). */
+  savedTargetModules?: string | string[];
 }
 
 export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {

@@ -34,6 +34,17 @@ export interface PeftModel {
   loadStateDict(tensors: Map<string, LoadedTensor>, source?: string): void;
   /** trainable / all parameter numbers, as PEFT's get_nb_trainable_parameters reports. */
   dispose(): void;
+  /**
+   * Optional: a term the method adds to the model's loss whenever a loss is computed, in training and in
+   * evaluation (AdaLoRA's orthogonal regulariser, as AdaLoraModel.forward adds it). Not added while disabled.
+   */
+  regularizer?(): tf.Scalar;
+  /**
+   * Optional: runs after each optimizer step, once the optimizer has applied `grads` (this step's averaged,
+   * clipped gradients, still alive) and before they are disposed; `step` is the 0-based global step (AdaLoRA's
+   * update_and_allocate).
+   */
+  afterStep?(o: { step: number; grads: Map<tf.Variable, tf.Tensor> }): void | Promise<void>;
 }
 
 /**
@@ -78,11 +89,20 @@ export function forwardWith(peft: PeftModel, input: ForwardInput): tf.Tensor {
 
 /** The training loss of the model with the method applied (labels as the batch has them). */
 export function peftLoss(peft: PeftModel, input: ForwardInput, labels: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => peft.base.loss(input, peft.alignLabels(labels), peft.enabled ? peft.hooks(!!input.training) : {}));
+  return tf.tidy(() => withRegularizer(peft, peft.base.loss(input, peft.alignLabels(labels), peft.enabled ? peft.hooks(!!input.training) : {})));
+}
+
+/** The model's loss plus the method's regulariser, if it has one (and is enabled). */
+function withRegularizer(peft: PeftModel, loss: tf.Scalar): tf.Scalar {
+  return peft.enabled && peft.regularizer ? tf.add(loss, peft.regularizer()) : loss;
 }
 
 /** Loss and argmax predictions with the method applied, for evaluation. */
 export function peftEvaluate(peft: PeftModel, input: ForwardInput, labels: tf.Tensor): EvalOutput {
-  const run = () => peft.base.evaluate(input, peft.alignLabels(labels), peft.enabled ? peft.hooks(false) : {}) as unknown as tf.TensorContainerObject;
+  const run = () => {
+    const out = peft.base.evaluate(input, peft.alignLabels(labels), peft.enabled ? peft.hooks(false) : {});
+    // PEFT adds AdaLoRA's regulariser to the eval loss too (whenever the output has a loss).
+    return { ...out, loss: withRegularizer(peft, out.loss) } as unknown as tf.TensorContainerObject;
+  };
   return tf.tidy(run) as unknown as EvalOutput;
 }

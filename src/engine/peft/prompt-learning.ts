@@ -1,9 +1,15 @@
 /**
  * What PEFT's PromptLearningConfig gives every prompt method (prompt tuning, P-tuning, prefix tuning): the
  * virtual-token count, and the model facts get_peft_model fills in (token_dim, num_layers,
- * num_attention_heads, num_transformer_submodules), which adapter_config.json records.
+ * num_attention_heads, num_transformer_submodules), which adapter_config.json records. Also the SEQ_CLS head
+ * every prompt method trains beside its prompt (PEFT >= 0.16's PeftModelForSequenceClassification, see
+ * promptHeadModules). Pure data and functions (no tfjs): the schema travels to the page.
  */
-import type { AdapterConfigExtras, Field } from './schema';
+import type { ModuleInfo, TaskType } from '../models/types';
+import { bad, type AdapterConfigExtras, type Field } from './schema';
+
+/** PeftModelForSequenceClassification adds these to modules_to_save (a module whose name ends with one is the head). */
+export const PROMPT_HEAD_NAMES = ['classifier', 'score'] as const;
 
 export const PROMPT_LEARNING_SCHEMA: readonly Field[] = [
   { key: 'numVirtualTokens', name: 'num_virtual_tokens', kind: 'int', default: 8, min: 1, ui: 'basic', help: 'Virtual tokens prepended to every input.' },
@@ -13,6 +19,9 @@ export const PROMPT_LEARNING_SCHEMA: readonly Field[] = [
   { key: 'numAttentionHeads', name: 'num_attention_heads', kind: 'int', default: null, min: 1, nullable: true, ui: 'none', fromModel: true, help: 'Attention heads of the base model.' },
   { key: 'numLayers', name: 'num_layers', kind: 'int', default: null, min: 1, nullable: true, ui: 'none', fromModel: true, help: 'Layers of the base model.' },
   { key: 'autoMapping', name: 'auto_mapping', kind: 'fixed', default: null, help: '' },
+  // PEFT >= 0.16 has modules_to_save on prompt configs and saves ["classifier", "score"] for SEQ_CLS; 0.15.2 has no
+  // such field, so it is read (and checked) but never written.
+  { key: 'modulesToSave', name: 'modules_to_save', kind: 'names', default: null, ui: 'none', write: false, help: 'Modules trained in full beside the prompt (the SEQ_CLS head, always).' },
 ];
 
 export interface PromptLearningFields {
@@ -21,6 +30,8 @@ export interface PromptLearningFields {
   numTransformerSubmodules: number | null;
   numAttentionHeads: number | null;
   numLayers: number | null;
+  /** Read from PEFT >= 0.16 files only; the SEQ_CLS head trains whatever it says. */
+  modulesToSave?: string[] | null;
 }
 
 /** The model facts as written: the model's own where known, else what the config holds. */
@@ -32,4 +43,39 @@ export function promptLearningJson(cfg: PromptLearningFields, extras: AdapterCon
     num_transformer_submodules: cfg.numTransformerSubmodules ?? 1,
     token_dim: extras.tokenDim ?? cfg.tokenDim,
   };
+}
+
+/** Checks the fields every prompt method shares (PEFT's wording where PEFT raises); `method` names it in messages. */
+export function checkPromptLearning(cfg: PromptLearningFields & { taskType: TaskType | null }, method: string): void {
+  if (cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
+    bad(`task_type ${JSON.stringify(cfg.taskType)} is not supported for ${method}; use CAUSAL_LM or SEQ_CLS.`);
+  }
+  const n = cfg.numVirtualTokens as unknown;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+    bad(`num_virtual_tokens must be an integer >= 1; got ${JSON.stringify(n ?? null)}.`);
+  }
+  if ((cfg.numTransformerSubmodules ?? 1) !== 1) {
+    bad(`num_transformer_submodules must be 1 for ${cfg.taskType} (got ${cfg.numTransformerSubmodules}).`);
+  }
+  // Only the head PEFT adds itself can be trained beside a prompt here; other modules would need full copies.
+  const extra = (cfg.modulesToSave ?? []).filter((m) => !(PROMPT_HEAD_NAMES as readonly string[]).includes(m));
+  if (extra.length) {
+    bad(`modules_to_save ${JSON.stringify(extra)} with ${method} is not supported yet (only the SEQ_CLS head, which always trains).`);
+  }
+}
+
+/**
+ * The SEQ_CLS head a prompt method trains (PEFT >= 0.16 wraps it in a ModulesToSaveWrapper; 0.15.2 left it
+ * frozen, see docs/engine.md): every module whose name ends with "classifier" or "score" (_set_trainable's plain
+ * endswith), outermost first. Empty for CAUSAL_LM.
+ */
+export function promptHeadModules(modules: ModuleInfo[], task: TaskType | null): string[] {
+  if (task !== 'SEQ_CLS') return [];
+  const out: string[] = [];
+  for (const m of modules) {
+    if (!m.name || !PROMPT_HEAD_NAMES.some((h) => m.name.endsWith(h))) continue;
+    if (out.some((w) => m.name.startsWith(`${w}.`))) continue;
+    out.push(m.name);
+  }
+  return out;
 }

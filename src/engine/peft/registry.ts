@@ -4,25 +4,39 @@
  * CLI's flags, the studio's form) reads the method from this list.
  */
 import { EngineError } from '../errors';
+import { adalora } from './adalora';
+import type { AdaLoraConfig } from './adalora/config';
+import { ia3 } from './ia3';
+import type { IA3Config } from './ia3/config';
 import { lora } from './lora';
 import type { LoraConfig } from './lora/config';
 import type { PeftMethod } from './method';
+import { pTuning } from './p-tuning';
+import type { PTuningConfig } from './p-tuning/config';
+import { prefixTuning } from './prefix-tuning';
+import type { PrefixTuningConfig } from './prefix-tuning/config';
 import { promptTuning } from './prompt-tuning';
 import type { PromptTuningConfig } from './prompt-tuning/config';
 
 export const METHODS: readonly PeftMethod<any>[] = [
   lora,
+  ia3,
   promptTuning,
+  pTuning,
+  prefixTuning,
+  adalora,
 ];
 
 /** A config of any registered method. */
-export type PeftConfig = LoraConfig | PromptTuningConfig;
+export type PeftConfig = LoraConfig | PromptTuningConfig | IA3Config | AdaLoraConfig | PTuningConfig | PrefixTuningConfig;
 export type PeftType = PeftConfig['peftType'];
+
+/** What a form or the CLI gives for a method: any of its fields (the method fills defaults and validates). */
+export type PeftSettings = Partial<PeftConfig> & { peftType: PeftType };
 
 /** PEFT method names that exist in PEFT but not (yet) in PEFT Studio. */
 const OTHER_PEFT_TYPES = [
-  'PREFIX_TUNING', 'P_TUNING', 'MULTITASK_PROMPT_TUNING', 'CPT', 'ADAPTION_PROMPT', 'ADALORA', 'BOFT', 'IA3',
-  'LOHA', 'LOKR', 'OFT', 'POLY', 'LN_TUNING', 'VERA', 'FOURIERFT', 'XLORA', 'HRA', 'VBLORA', 'BONE', 'RANDLORA',
+  'MULTITASK_PROMPT_TUNING', 'CPT', 'ADAPTION_PROMPT', 'BOFT', 'LOHA', 'LOKR', 'OFT', 'POLY', 'LN_TUNING', 'VERA', 'FOURIERFT', 'XLORA', 'HRA', 'VBLORA', 'BONE', 'RANDLORA',
   'TRAINABLE_TOKENS', 'C3A', 'SHIRA', 'MISS', 'ROAD', 'WAVEFT', 'DELORA', 'OSF', 'GRALORA',
 ];
 

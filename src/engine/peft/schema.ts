@@ -51,6 +51,8 @@ export interface Field {
   fromModel?: boolean;
   /** Read (and refused when set) but not written: fields of later PEFT releases that 0.15.2 does not have. */
   write?: false;
+  /** The run's optimizer steps when left empty (AdaLoRA's total_step): the studio fills it from the run. */
+  runSteps?: boolean;
 }
 
 /** What adapter_config.json holds beyond the config itself: model facts and what target resolution produced. */

@@ -111,6 +111,11 @@ function pyRegex(pattern: string, anchor: 'full' | 'start'): RegExp {
   return re;
 }
 
+/** re.fullmatch(pattern, name) with Python's pattern syntax (IA3's feedforward_modules as a str). */
+export function pyFullMatch(pattern: string, name: string): boolean {
+  return pyRegex(pattern, 'full').test(name);
+}
+
 /** Python repr() of a str, list, set, int or None, for error messages that must read like PEFT's. */
 export function pyRepr(v: unknown, asSet = false): string {
   if (v === null || v === undefined) return 'None';
@@ -254,16 +259,39 @@ function layerNote(opts: MatchOptions): string {
   return s;
 }
 
+/** Where PEFT's tuners differ in inject_adapter (LoRA's behaviour when absent). */
+export interface TunerRules {
+  /** Rewrite >= 20 list entries to minimal suffixes; PEFT skips this for IA3 (feedforward_modules is coupled, #2429). */
+  minimizeTargets?: boolean;
+  /** Throws for a matched module the tuner cannot wrap (PEFT's "is not supported", or one PEFT Studio lacks). */
+  checkModule?: (m: ModuleInfo) => void;
+}
+
+function checkLoraModule(m: ModuleInfo): void {
+  if (!PEFT_LORA_TYPES.has(m.type)) {
+    throw new EngineError('BAD_PEFT_CONFIG', `Target module ${m.name} (${m.type}) is not supported. ${SUPPORTED_MSG}`);
+  }
+  if (!LINEAR_TYPES.has(m.type)) {
+    throw new EngineError(
+      'BAD_PEFT_CONFIG',
+      `LoRA on ${m.type} modules (${m.name}) works in PEFT but not in PEFT Studio yet; target Linear or Conv1D modules.`,
+    );
+  }
+}
+
 /**
  * Resolves targets over a named_modules() list like get_peft_model(LoraConfig) does. Throws
  * EngineError('TARGETS_NOT_FOUND', <PEFT's ValueError text>) when nothing is adapted, and BAD_PEFT_CONFIG when a
- * matched module cannot carry LoRA (PEFT's "is not supported" error, or a PEFT type PEFT Studio lacks).
+ * matched module cannot carry LoRA (PEFT's "is not supported" error, or a PEFT type PEFT Studio lacks). `rules`
+ * adapts it to another tuner that shares inject_adapter (IA3).
  */
 export function resolveLoraTargets(
   modules: ModuleInfo[],
   opts: MatchOptions,
   ctx: { task: TaskType | null; heads: HeadInfo; modelType: string },
+  rules: TunerRules = {},
 ): TargetResolution {
+  const checkModule = rules.checkModule ?? checkLoraModule;
   // modules_to_save as PeftModelForSequenceClassification leaves it. PEFT extends the list blindly, so every
   // load + save of a SEQ_CLS adapter would append the heads again; appending only missing names keeps a
   // round trip stable and wraps exactly the same modules.
@@ -288,7 +316,7 @@ export function resolveLoraTargets(
     target = modules.filter((m) => LINEAR_TYPES.has(m.type) && m.name !== skip).map((m) => m.name);
   }
   // Long lists are rewritten to the minimal suffix set; that rewritten list is what gets matched and saved.
-  if (Array.isArray(target) && target.length >= MIN_TARGET_MODULES_FOR_OPTIMIZATION) {
+  if (Array.isArray(target) && target.length >= MIN_TARGET_MODULES_FOR_OPTIMIZATION && rules.minimizeTargets !== false) {
     const list = target;
     const others = names.filter((n) => !nameOrSuffix(n, list));
     const minimal = findMinimalTargetModules(list, others);
@@ -306,15 +334,7 @@ export function resolveLoraTargets(
     if (r === 'excluded') excluded++;
     else if (!r) unmatched++;
     else {
-      if (!PEFT_LORA_TYPES.has(m.type)) {
-        throw new EngineError('BAD_PEFT_CONFIG', `Target module ${m.name} (${m.type}) is not supported. ${SUPPORTED_MSG}`);
-      }
-      if (!LINEAR_TYPES.has(m.type)) {
-        throw new EngineError(
-          'BAD_PEFT_CONFIG',
-          `LoRA on ${m.type} modules (${m.name}) works in PEFT but not in PEFT Studio yet; target Linear or Conv1D modules.`,
-        );
-      }
+      checkModule(m);
       fanInFanOut = m.type === 'Conv1D';
       matched.push(m.name);
     }

@@ -3,9 +3,21 @@
  *   p *= 1 - lr * wd
  *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
  *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Param groups (torch's per-group lr and weight_decay) come in as a per-variable scale of the step's lr and a
+ * per-variable weight decay, which is what LoRA+ needs (create_loraplus_optimizer).
  */
 import * as tf from '@tensorflow/tfjs';
+import { EngineError } from '../errors';
+import { PEFT_PREFIX, type PeftModel } from '../peft/model';
 import { ownedVariable } from '../variable';
+
+/** A torch param group as seen by one variable: its lr is the step's lr times lrScale. */
+export interface ParamGroup {
+  /** Multiplies the step's learning rate (a scheduler scales every group's lr by the same factor). */
+  lrScale?: number;
+  /** This group's weight_decay (default: the optimizer's). */
+  weightDecay?: number;
+}
 
 export interface AdamWOptions {
   beta1?: number;
@@ -33,8 +45,8 @@ export class AdamW {
     return this.t;
   }
 
-  /** One update of every variable that has a gradient, at learning rate `lr`. */
-  apply(grads: Map<tf.Variable, tf.Tensor>, lr: number): void {
+  /** One update of every variable that has a gradient, at learning rate `lr` (scaled per variable by `groups`). */
+  apply(grads: Map<tf.Variable, tf.Tensor>, lr: number, groups?: Map<tf.Variable, ParamGroup>): void {
     this.t += 1;
     const bc1 = 1 - this.beta1 ** this.t;
     const bc2 = Math.sqrt(1 - this.beta2 ** this.t);
@@ -45,12 +57,15 @@ export class AdamW {
         this.state.set(p, s);
       }
       const { m, v } = s;
+      const group = groups?.get(p);
+      const plr = lr * (group?.lrScale ?? 1);
+      const wd = group?.weightDecay ?? this.weightDecay;
       tf.tidy(() => {
         m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1)));
         v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2)));
-        const decayed = this.weightDecay ? tf.mul(p, 1 - lr * this.weightDecay) : p;
+        const decayed = wd ? tf.mul(p, 1 - plr * wd) : p;
         const denom = tf.add(tf.div(tf.sqrt(v), bc2), this.eps);
-        p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), lr / bc1)));
+        p.assign(tf.sub(decayed, tf.mul(tf.div(m, denom), plr / bc1)));
       });
     }
   }
@@ -85,4 +100,36 @@ export async function clipGradNorm(grads: Map<tf.Variable, tf.Tensor>, maxNorm: 
     g.dispose();
   }
   return { grads: out, norm };
+}
+
+/** Module classes in transformers' ALL_LAYERNORM_LAYERS (nn.LayerNorm; LlamaRMSNorm appends itself). */
+const NORM_TYPES = /^(LayerNorm|LlamaRMSNorm)$/;
+
+/**
+ * LoRA+ (PEFT's create_loraplus_optimizer) as per-variable groups: every lora_B tensor and every 1-D tensor
+ * (biases, DoRA magnitudes, norm weights of modules_to_save copies) trains at lr * ratio, the rest at lr.
+ * Weight decay (PEFT's loraplus_weight_decay) applies to all of them except the biases and norm weights of the
+ * B group (groupB_no_decay). PEFT's "embedding" group is left out: its test looks at the parameter instead of
+ * its module, so in PEFT 0.15.2 it is always empty. Variables are found by their PEFT file key, so call this
+ * before training (a pruned AdaLoRA stateDict holds copies).
+ */
+export function loraPlusGroups(peft: PeftModel, ratio: number, weightDecay: number): Map<tf.Variable, ParamGroup> {
+  if (!(ratio > 0) || !Number.isFinite(ratio)) throw new EngineError('BAD_ARGUMENT', `loraplus_lr_ratio must be a number > 0, got ${ratio}`);
+  const typeOf = new Map(peft.base.modules.map((m) => [m.name, m.type]));
+  const trainable = new Set(peft.trainableVariables());
+  const out = new Map<tf.Variable, ParamGroup>();
+  for (const [key, t] of peft.stateDict()) {
+    const v = t as tf.Variable;
+    if (!trainable.has(v)) continue;
+    if (!key.includes('lora_B') && t.rank !== 1) {
+      out.set(v, { lrScale: 1, weightDecay });
+      continue;
+    }
+    // get_parameter_names(model, ALL_LAYERNORM_LAYERS) minus names containing "bias": what decays.
+    const name = key.startsWith(PEFT_PREFIX) ? key.slice(PEFT_PREFIX.length) : key;
+    const module = name.slice(0, name.lastIndexOf('.')).replace(/\.base_layer$/, '');
+    const decays = !key.includes('bias') && !NORM_TYPES.test(typeOf.get(module) ?? '');
+    out.set(v, { lrScale: ratio, weightDecay: decays ? weightDecay : 0 });
+  }
+  return out;
 }

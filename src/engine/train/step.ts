@@ -8,13 +8,15 @@ import type { TaskType } from '../models/types';
 import type { Batch } from './data';
 import { gradients } from '../ops/autodiff';
 import { peftLoss, type PeftModel } from '../peft/model';
-import { AdamW, clipGradNorm } from './optimizer';
+import { AdamW, clipGradNorm, type ParamGroup } from './optimizer';
 
 /** Something that turns a batch into a scalar loss over trainable variables: a PEFT model or a base model. */
 export interface Trainable {
   task: TaskType;
   loss(batch: Batch, training: boolean): tf.Scalar;
   variables(): tf.Variable[];
+  /** Runs after the optimizer applied a step, with that step's gradients (PeftModel.afterStep). */
+  afterStep?(o: { step: number; grads: Map<tf.Variable, tf.Tensor> }): void | Promise<void>;
 }
 
 export interface TrainableOptions {
@@ -31,6 +33,7 @@ export function peftTrainable(peft: PeftModel, o: TrainableOptions = {}): Traina
     loss: (b, training) =>
       peftLoss(peft, { inputIds: b.inputIds, attentionMask: b.attentionMask, training, checkpoint: o.checkpoint, seed: o.seed?.() }, b.labels),
     variables: () => peft.trainableVariables(),
+    afterStep: peft.afterStep ? (a) => peft.afterStep!(a) : undefined,
   };
 }
 
@@ -57,12 +60,23 @@ export interface StepResult {
   tokens: number;
 }
 
+/** Per-step extras of optimizerStep. */
+export interface StepOptions {
+  /** 0-based global step handed to Trainable.afterStep (default: the optimizer's step count before this one). */
+  step?: number;
+  /** Per-variable learning-rate scale and weight decay (LoRA+), see AdamW.apply. */
+  groups?: Map<tf.Variable, ParamGroup>;
+}
+
 /**
  * One optimizer step: averages gradients over the micro-batches (gradient accumulation), clips to
- * maxGradNorm, applies AdamW at `lr`. A non-finite loss or gradient leaves the weights untouched and throws
- * NAN_LOSS, so the last good adapter is kept.
+ * maxGradNorm, applies AdamW at `lr`, then runs the method's afterStep with those gradients (AdaLoRA's
+ * update_and_allocate, which reads p * grad after the update). A non-finite loss or gradient leaves the weights
+ * untouched and throws NAN_LOSS, so the last good adapter is kept.
  */
-export async function optimizerStep(m: Trainable, opt: AdamW, micro: Batch[], lr: number, maxGradNorm: number): Promise<StepResult> {
+export async function optimizerStep(
+  m: Trainable, opt: AdamW, micro: Batch[], lr: number, maxGradNorm: number, o: StepOptions = {},
+): Promise<StepResult> {
   let sum: Map<tf.Variable, tf.Tensor> | null = null;
   let lossSum = 0;
   let tokens = 0;
@@ -96,7 +110,9 @@ export async function optimizerStep(m: Trainable, opt: AdamW, micro: Batch[], lr
     if (!Number.isFinite(clipped.norm)) {
       throw new EngineError('NAN_LOSS', `The gradient norm became ${clipped.norm}; the weights were not updated. Try a lower learning rate.`);
     }
-    opt.apply(sum, lr);
+    const step = o.step ?? opt.step;
+    opt.apply(sum, lr, o.groups);
+    if (m.afterStep) await m.afterStep({ step, grads: sum });
     return { loss, gradNorm: clipped.norm, tokens };
   } finally {
     if (sum) for (const g of sum.values()) g.dispose();

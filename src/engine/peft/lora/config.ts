@@ -98,7 +98,6 @@ export function validate(cfg: LoraConfig): LoraConfig {
     bad(`init_lora_weights='${init}' is a PEFT option that PEFT Studio does not support yet; use true, false or 'gaussian'.`);
   }
   checkAll(LORA_SCHEMA, cfg as unknown as Record<string, unknown>);
-  if (cfg.useDora) bad('adapter_config.json sets use_dora=true, which PEFT Studio does not support yet.');
   if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
     bad(`task_type ${JSON.stringify(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
   }

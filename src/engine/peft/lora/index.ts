@@ -1,7 +1,7 @@
-/** LoRA (and rsLoRA, rank / alpha patterns) as a PEFT method: see method.ts. */
+/** LoRA (and rsLoRA, DoRA, rank / alpha patterns) as a PEFT method: see method.ts. */
 import { resolveArchitecture } from '../../models';
 import type { PeftMethod } from '../method';
-import { countLora } from '../params';
+import { countLora, loraFeatures } from '../params';
 import { resolveLoraTargets } from '../targets';
 import { fromAdapterConfigJson, LORA_SCHEMA, loraConfig, rankAndAlpha, toAdapterConfigJson, type LoraConfig } from './config';
 import { LoraModel } from './model';
@@ -27,10 +27,17 @@ export const lora: PeftMethod<LoraConfig> = {
         targetModules: cfg.targetModules, excludeModules: cfg.excludeModules, layersToTransform: cfg.layersToTransform,
         layersPattern: cfg.layersPattern, modulesToSave: cfg.modulesToSave,
       },
-      { task: cfg.taskType ?? ctx.task, heads: r.spec.heads(r.config, r.task), modelType: r.config.modelType },
+      { task: cfg.taskType, heads: r.spec.heads(r.config, r.task), modelType: r.config.modelType },
     );
     const count = countLora(ctx.modules, res, { r: (m) => rankAndAlpha(cfg, m).r, bias: cfg.bias, tied });
-    return { matched: res.matched, modulesToSave: res.modulesToSave, count };
+    if (cfg.useDora) {
+      // DoRA adds lora_magnitude_vector [out] per adapted module, trainable and counted in `all` (PEFT's numbers).
+      const byName = new Map(ctx.modules.map((m) => [m.name, m]));
+      const n = res.matched.reduce((a, name) => a + loraFeatures(byName.get(name)!).outFeatures, 0);
+      count.trainable += n;
+      count.all += n;
+    }
+    return { matched: res.matched, modulesToSave: res.modulesToSave, count, savedTargetModules: res.savedTargetModules };
   },
   create: (model, cfg, o) => new LoraModel(model, cfg, o.seed),
 };

@@ -1,6 +1,6 @@
 /**
- * LoRA over a base model: resolves target_modules with PEFT's rules, creates a LoraLayer per target, makes
- * modules_to_save copies and trainable biases, and maps everything to PEFT's adapter file keys.
+ * LoRA (and DoRA) over a base model: resolves target_modules with PEFT's rules, creates a LoraLayer per target,
+ * makes modules_to_save copies and trainable biases, and maps everything to PEFT's adapter file keys.
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../../errors';
@@ -59,9 +59,11 @@ export class LoraModel implements PeftModel {
             ...(({ r, alpha }) => ({ r, loraAlpha: alpha }))(rankAndAlpha(config, name)),
             useRslora: config.useRslora,
             dropout: config.loraDropout,
+            useDora: config.useDora,
           },
           config.initLoraWeights,
           rng,
+          config.useDora ? base.params.get(`${name}.weight`) : undefined,
         );
         this.layers.set(name, layer);
       }
@@ -94,12 +96,13 @@ export class LoraModel implements PeftModel {
 
   hooks(training: boolean): ForwardHooks {
     return {
-      linear: (name, x, base, seed) => {
+      linear: (name, x, base, seed, mod) => {
         const layer = this.layers.get(name);
-        return layer ? tf.add(base(x), layer.delta(x, training, seed)) : base(x);
+        if (!layer) return base(x);
+        return layer.magnitude ? layer.dora(x, base, mod, training, seed) : tf.add(base(x), layer.delta(x, training, seed));
       },
       wraps: (name) => this.layers.has(name),
-      variablesUnder: (prefix) => [...this.layers].filter(([name]) => name.startsWith(prefix)).flatMap(([, l]) => [l.A, l.B]),
+      variablesUnder: (prefix) => [...this.layers].filter(([name]) => name.startsWith(prefix)).flatMap(([, l]) => l.variables()),
       overrides: this.copies.size ? (this.copies as Map<string, tf.Tensor>) : undefined,
     };
   }
@@ -119,17 +122,21 @@ export class LoraModel implements PeftModel {
 
   trainableVariables(): tf.Variable[] {
     const vars: tf.Variable[] = [];
-    for (const l of this.layers.values()) vars.push(l.A, l.B);
+    for (const l of this.layers.values()) vars.push(...l.variables());
     vars.push(...this.copies.values());
     return vars;
   }
 
-  /** Variables by PEFT file key: base_model.model.<module>.lora_A.weight, ...lora_B.weight, head copies, biases. */
+  /**
+   * Variables by PEFT file key: base_model.model.<module>.lora_A.weight, ...lora_B.weight, DoRA's
+   * ...lora_magnitude_vector (PEFT saves it without the ".weight" of its parameter), head copies, biases.
+   */
   keyed(): Map<string, tf.Variable> {
     const out = new Map<string, tf.Variable>();
     for (const [name, l] of this.layers) {
       out.set(`${PEFT_PREFIX}${name}.lora_A.weight`, l.A);
       out.set(`${PEFT_PREFIX}${name}.lora_B.weight`, l.B);
+      if (l.magnitude) out.set(`${PEFT_PREFIX}${name}.lora_magnitude_vector`, l.magnitude);
     }
     for (const [param, v] of this.copies) out.set(this.copyKeys.get(param)!, v);
     return out;
@@ -143,13 +150,10 @@ export class LoraModel implements PeftModel {
     loadStrict(this.keyed(), tensors, source);
   }
 
-  /** Base weights with every LoRA delta folded in (PEFT's merge_and_unload), as new tensors. */
+  /** Base weights with every LoRA (DoRA) layer folded in (PEFT's merge_and_unload), as new tensors. */
   mergedParams(): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();
-    for (const [name, l] of this.layers) {
-      const w = this.base.params.get(`${name}.weight`)!;
-      out.set(`${name}.weight`, tf.tidy(() => tf.add(w, l.mergedDelta())));
-    }
+    for (const [name, l] of this.layers) out.set(`${name}.weight`, l.mergedWeight(this.base.params.get(`${name}.weight`)!));
     for (const [param, v] of this.copies) out.set(param, v.clone());
     return out;
   }

@@ -5,7 +5,7 @@
  */
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
-import { PROMPT_LEARNING_SCHEMA, promptLearningJson } from '../prompt-learning';
+import { checkPromptLearning, PROMPT_LEARNING_SCHEMA, promptLearningJson } from '../prompt-learning';
 import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
 
 export type PromptTuningInit = 'RANDOM' | 'SAMPLE_VOCAB' | 'TEXT';
@@ -24,6 +24,8 @@ export interface PromptTuningConfig {
   tokenDim: number | null;
   numLayers: number | null;
   numAttentionHeads: number | null;
+  /** PEFT >= 0.16 files: the SEQ_CLS head (trained beside the prompt in any case, see prompt-tuning/head.ts). */
+  modulesToSave?: string[] | null;
   baseModelNameOrPath?: string | null;
   revision?: string | null;
 }
@@ -51,13 +53,7 @@ export function promptTuningConfig(
 
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value; PEFT's own messages where PEFT raises. */
 export function validate(cfg: PromptTuningConfig): PromptTuningConfig {
-  if (cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${JSON.stringify(cfg.taskType)} is not supported for prompt tuning; use CAUSAL_LM or SEQ_CLS.`);
-  }
-  const n = cfg.numVirtualTokens as unknown;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-    bad(`num_virtual_tokens must be an integer >= 1; got ${JSON.stringify(n ?? null)}.`);
-  }
+  checkPromptLearning(cfg, 'prompt tuning');
   if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(cfg.promptTuningInit)) {
     bad(`prompt_tuning_init must be 'RANDOM', 'SAMPLE_VOCAB' or 'TEXT'; got ${JSON.stringify(cfg.promptTuningInit)}.`);
   }
@@ -73,9 +69,6 @@ export function validate(cfg: PromptTuningConfig): PromptTuningConfig {
   if (text && cfg.promptTuningInitText === '') bad('prompt_tuning_init_text is empty; give the text whose tokens initialise the prompt.');
   if (cfg.tokenizerKwargs && Object.keys(cfg.tokenizerKwargs).length && !text) {
     bad("tokenizer_kwargs only valid when using prompt_tuning_init='TEXT'.");
-  }
-  if ((cfg.numTransformerSubmodules ?? 1) !== 1) {
-    bad(`num_transformer_submodules must be 1 for ${cfg.taskType} (got ${cfg.numTransformerSubmodules}).`);
   }
   checkAll(PROMPT_TUNING_SCHEMA, cfg as unknown as Record<string, unknown>);
   return cfg;

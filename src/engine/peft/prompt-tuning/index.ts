@@ -2,25 +2,34 @@
 import { resolveArchitecture } from '../../models';
 import type { PeftMethod } from '../method';
 import { countPromptTuning } from '../params';
+import { promptHeadModules } from '../prompt-learning';
 import { fromAdapterConfigJson, PROMPT_TUNING_SCHEMA, promptTuningConfig, toAdapterConfigJson, type PromptTuningConfig } from './config';
 import { PromptTuningModel } from './model';
 
 export const promptTuning: PeftMethod<PromptTuningConfig> = {
   peftType: 'PROMPT_TUNING',
   label: 'Prompt tuning',
-  description: 'Trains only a few virtual-token embeddings prepended to every input; the whole model stays frozen.',
+  description: 'Trains only a few virtual-token embeddings prepended to every input (and a classification head); the model stays frozen.',
   // PEFT's prompt-tuning guide trains at 3e-2.
   learningRate: 3e-2,
   prompt: true,
   tasks: ['CAUSAL_LM', 'SEQ_CLS'],
   schema: PROMPT_TUNING_SCHEMA,
-  config: (p) => promptTuningConfig({ taskType: 'CAUSAL_LM', numVirtualTokens: 8, ...p } as PromptTuningConfig),
+  config(p) {
+    // A form sends its TEXT field whatever the init; it only counts for TEXT, whose tokenizer is the base model's.
+    const text = p.promptTuningInit === 'TEXT';
+    return promptTuningConfig({
+      taskType: 'CAUSAL_LM', numVirtualTokens: 8, ...p,
+      promptTuningInitText: text ? (p.promptTuningInitText ?? null) : null,
+      tokenizerNameOrPath: text ? (p.tokenizerNameOrPath ?? p.baseModelNameOrPath ?? null) : (p.tokenizerNameOrPath ?? null),
+    } as PromptTuningConfig);
+  },
   fromJson: fromAdapterConfigJson,
   toJson: toAdapterConfigJson,
   resolve(ctx, cfg) {
     const r = resolveArchitecture(ctx.rawConfig, ctx.task);
     const count = countPromptTuning(ctx.modules, { numVirtualTokens: cfg.numVirtualTokens, tokenDim: r.config.hiddenSize }, ctx.task, r.spec.tied(r.config, r.task));
-    return { matched: [], modulesToSave: [], count, virtualTokens: cfg.numVirtualTokens };
+    return { matched: [], modulesToSave: promptHeadModules(ctx.modules, ctx.task), count, virtualTokens: cfg.numVirtualTokens };
   },
   // The stored tensors replace the initial values (and TEXT would need a tokenizer).
   forLoading: (cfg) => ({ ...cfg, promptTuningInit: 'RANDOM' }),

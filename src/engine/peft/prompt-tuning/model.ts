@@ -1,7 +1,8 @@
 /**
  * Prompt tuning as PEFT 0.15 runs it: num_virtual_tokens trainable embeddings [P, C] are prepended to the
  * token embeddings, the attention mask gets P ones in front and CLM labels P times -100. Position ids are
- * not shifted (virtual tokens take positions 0..P-1). The base model, SEQ_CLS head included, stays frozen.
+ * not shifted (virtual tokens take positions 0..P-1). The base model stays frozen; a SEQ_CLS head trains as a
+ * copy beside the prompt, as in PEFT >= 0.16 (head.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../../errors';
@@ -13,6 +14,7 @@ import { uid } from '../lora/layer';
 import { ownedVariable } from '../../variable';
 import { forwardWith, loadStrict, type PeftModel } from '../model';
 import type { PromptTuningConfig } from './config';
+import { PromptHead } from './head';
 
 /** PEFT's file key for the prompt table. */
 export const PROMPT_KEY = 'prompt_embeddings';
@@ -22,6 +24,8 @@ export class PromptTuningModel implements PeftModel {
   readonly base: Model;
   readonly config: PromptTuningConfig;
   readonly embeddings: tf.Variable; // [P, C]
+  /** The SEQ_CLS head copy (empty for CAUSAL_LM). */
+  readonly head: PromptHead;
   enabled = true;
 
   get virtualTokens(): number {
@@ -49,10 +53,11 @@ export class PromptTuningModel implements PeftModel {
       init = tf.tidy(() => tf.gather(wordEmbeddings(base), tf.tensor1d(ids, 'int32')));
     }
     this.embeddings = ownedVariable(init, true, `prompt_embeddings_${uid()}`);
+    this.head = new PromptHead(base);
   }
 
   hooks(_training: boolean): ForwardHooks {
-    return { prefixEmbeds: this.embeddings };
+    return { prefixEmbeds: this.embeddings, overrides: this.head.overrides };
   }
 
   forward(input: ForwardInput): tf.Tensor {
@@ -67,19 +72,22 @@ export class PromptTuningModel implements PeftModel {
   }
 
   trainableVariables(): tf.Variable[] {
-    return [this.embeddings];
+    return [this.embeddings, ...this.head.variables()];
   }
 
+  /** `prompt_embeddings`, plus the SEQ_CLS head under `base_model.<param>` (see head.ts). */
   stateDict(): Map<string, tf.Tensor> {
-    return new Map([[PROMPT_KEY, this.embeddings]]);
+    return new Map<string, tf.Tensor>([[PROMPT_KEY, this.embeddings], ...this.head.keyed()]);
   }
 
+  /** Accepts files with the head keys (PEFT >= 0.16, PEFT Studio) and without them (PEFT 0.15.2). */
   loadStateDict(tensors: Map<string, LoadedTensor>, source = 'adapter_model.safetensors'): void {
-    loadStrict(new Map([[PROMPT_KEY, this.embeddings]]), tensors, source);
+    loadStrict(new Map([[PROMPT_KEY, this.embeddings]]), this.head.load(tensors, source), source);
   }
 
   dispose(): void {
     this.embeddings.dispose();
+    this.head.dispose();
   }
 }
 

@@ -1,0 +1,125 @@
+/**
+ * IA3's target resolution (peft/tuners/ia3/model.py 0.15.2): LoRA's matching rules via inject_adapter
+ * (targets.ts), IA3's own architecture defaults for target_modules and feedforward_modules, no rewriting of long
+ * target lists, and which matched modules are feed-forward (their input is scaled).
+ */
+import { EngineError } from '../../errors';
+import type { HeadInfo, ModuleInfo, TaskType } from '../../models/types';
+import { pyFullMatch, resolveLoraTargets, type TargetResolution } from '../targets';
+import type { IA3Config } from './config';
+
+/** PEFT 0.15.2 TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING (used when target_modules is None). */
+export const DEFAULT_IA3_TARGETS: Record<string, string[]> = {
+  t5: ['k', 'v', 'wo'],
+  mt5: ['k', 'v', 'wi_1'],
+  gpt2: ['c_attn', 'mlp.c_proj'],
+  bloom: ['query_key_value', 'mlp.dense_4h_to_h'],
+  roberta: ['key', 'value', 'output.dense'],
+  opt: ['q_proj', 'k_proj', 'fc2'],
+  gptj: ['q_proj', 'v_proj', 'fc_out'],
+  gpt_neox: ['query_key_value', 'dense_4h_to_h'],
+  gpt_neo: ['q_proj', 'v_proj', 'c_proj'],
+  bart: ['q_proj', 'v_proj', 'fc2'],
+  gpt_bigcode: ['c_attn', 'mlp.c_proj'],
+  llama: ['k_proj', 'v_proj', 'down_proj'],
+  mistral: ['k_proj', 'v_proj', 'down_proj'],
+  mixtral: ['k_proj', 'v_proj', 'w2'],
+  bert: ['key', 'value', 'output.dense'],
+  'deberta-v2': ['key_proj', 'value_proj', 'output.dense'],
+  deberta: ['in_proj', 'output.dense'],
+  RefinedWebModel: ['query_key_value', 'dense_4h_to_h'],
+  RefinedWeb: ['query_key_value', 'dense_4h_to_h'],
+  falcon: ['query_key_value', 'dense_4h_to_h'],
+  phi: ['q_proj', 'v_proj', 'fc2'],
+  gemma: ['q_proj', 'v_proj', 'down_proj'],
+  gemma2: ['q_proj', 'v_proj', 'down_proj'],
+  qwen2: ['q_proj', 'v_proj', 'down_proj'],
+};
+
+/** PEFT 0.15.2 TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING (used when feedforward_modules is None). */
+export const DEFAULT_IA3_FEEDFORWARD: Record<string, string[]> = {
+  t5: ['wo'],
+  mt5: [],
+  gpt2: ['mlp.c_proj'],
+  bloom: ['mlp.dense_4h_to_h'],
+  roberta: ['output.dense'],
+  opt: ['fc2'],
+  gptj: ['fc_out'],
+  gpt_neox: ['dense_4h_to_h'],
+  gpt_neo: ['c_proj'],
+  bart: ['fc2'],
+  gpt_bigcode: ['mlp.c_proj'],
+  llama: ['down_proj'],
+  mistral: ['down_proj'],
+  mixtral: ['w2'],
+  bert: ['output.dense'],
+  'deberta-v2': ['output.dense'],
+  deberta: ['output.dense'],
+  RefinedWeb: ['dense_4h_to_h'],
+  RefinedWebModel: ['dense_4h_to_h'],
+  falcon: ['dense_4h_to_h'],
+  phi: ['fc2'],
+  gemma: ['down_proj'],
+  gemma2: ['down_proj'],
+  qwen2: ['down_proj'],
+};
+
+export interface Ia3Resolution extends TargetResolution {
+  /** Matched modules that scale their input (sorted). */
+  feedforward: string[];
+  /** feedforward_modules as adapter_config.json stores it (the architecture default filled in, lists sorted). */
+  savedFeedforwardModules: string | string[];
+}
+
+/** IA3Model._create_new_module's types; Conv2d / Conv3d work in PEFT but not here. */
+function checkIa3Module(m: ModuleInfo): void {
+  if (m.type === 'Linear' || m.type === 'Conv1D') return;
+  if (m.type === 'Conv2d' || m.type === 'Conv3d') {
+    throw new EngineError('BAD_PEFT_CONFIG', `IA3 on ${m.type} modules (${m.name}) works in PEFT but not in PEFT Studio yet; target Linear or Conv1D modules.`);
+  }
+  throw new EngineError(
+    'BAD_PEFT_CONFIG',
+    `Target module ${m.name} (${m.type}) is not supported. Currently, only \`torch.nn.Linear\`, \`torch.nn.Conv2d\`, and \`Conv1D\` are supported.`,
+  );
+}
+
+/** IA3's _check_target_module_feedforward: a str is re.fullmatch on the full name, a list entry a plain endswith. */
+export function isFeedforward(name: string, feedforward: string | string[]): boolean {
+  return typeof feedforward === 'string' ? pyFullMatch(feedforward, name) : feedforward.some((k) => name.endsWith(k));
+}
+
+/**
+ * What get_peft_model(IA3Config) adapts, with PEFT's errors: TARGETS_NOT_FOUND for nothing matched or a missing
+ * architecture default, BAD_PEFT_CONFIG for a module type IA3 cannot wrap.
+ */
+export function resolveIa3Targets(
+  modules: ModuleInfo[],
+  cfg: Pick<IA3Config, 'targetModules' | 'excludeModules' | 'feedforwardModules' | 'modulesToSave'> & { taskType: TaskType | null },
+  ctx: { heads: HeadInfo; modelType: string },
+): Ia3Resolution {
+  // _prepare_adapter_config: target_modules first, then feedforward_modules, each from IA3's own table.
+  let target = cfg.targetModules;
+  if (target === null || target === undefined) {
+    const def = DEFAULT_IA3_TARGETS[ctx.modelType];
+    if (!def) throw new EngineError('TARGETS_NOT_FOUND', 'Please specify `target_modules` in `peft_config`');
+    target = [...def];
+  }
+  let ff = cfg.feedforwardModules;
+  if (ff === null || ff === undefined) {
+    const def = DEFAULT_IA3_FEEDFORWARD[ctx.modelType];
+    if (!def) throw new EngineError('TARGETS_NOT_FOUND', 'Please specify `feedforward_modules` in `peft_config`');
+    ff = [...def];
+  }
+  const res = resolveLoraTargets(
+    modules,
+    { targetModules: target, excludeModules: cfg.excludeModules, modulesToSave: cfg.modulesToSave },
+    { task: cfg.taskType, heads: ctx.heads, modelType: ctx.modelType },
+    { minimizeTargets: false, checkModule: checkIa3Module },
+  );
+  const feedforward = ff;
+  return {
+    ...res,
+    feedforward: res.matched.filter((n) => isFeedforward(n, feedforward)),
+    savedFeedforwardModules: typeof ff === 'string' ? ff : [...new Set(ff)].sort(),
+  };
+}

@@ -1,0 +1,36 @@
+/** P-tuning (PEFT's PromptEncoder, peft_type P_TUNING) as a PEFT method: see method.ts. */
+import { resolveArchitecture } from '../../models';
+import type { PeftMethod } from '../method';
+import { countPTuning } from '../params';
+import { promptHeadModules } from '../prompt-learning';
+import { encoderHiddenSize, fromAdapterConfigJson, P_TUNING_SCHEMA, pTuningConfig, toAdapterConfigJson, type PTuningConfig } from './config';
+import { PTuningModel } from './model';
+
+export const pTuning: PeftMethod<PTuningConfig> = {
+  peftType: 'P_TUNING',
+  label: 'P-tuning',
+  description: 'Virtual-token embeddings produced by a small trained encoder (MLP or LSTM), prepended to every input; the model stays frozen.',
+  // PEFT's examples/sequence_classification/P_Tuning.ipynb trains at 1e-3.
+  learningRate: 1e-3,
+  prompt: true,
+  tasks: ['CAUSAL_LM', 'SEQ_CLS'],
+  schema: P_TUNING_SCHEMA,
+  config: (p) => pTuningConfig({ taskType: 'CAUSAL_LM', numVirtualTokens: 8, ...p } as PTuningConfig),
+  fromJson: fromAdapterConfigJson,
+  toJson: toAdapterConfigJson,
+  resolve(ctx, cfg) {
+    const r = resolveArchitecture(ctx.rawConfig, ctx.task);
+    const D = r.config.hiddenSize;
+    const count = countPTuning(
+      ctx.modules,
+      {
+        numVirtualTokens: cfg.numVirtualTokens, tokenDim: D, encoderHiddenSize: encoderHiddenSize(cfg, D),
+        lstm: cfg.encoderReparameterizationType === 'LSTM', encoderNumLayers: cfg.encoderNumLayers,
+      },
+      ctx.task,
+      r.spec.tied(r.config, r.task),
+    );
+    return { matched: [], modulesToSave: promptHeadModules(ctx.modules, ctx.task), count, virtualTokens: cfg.numVirtualTokens };
+  },
+  create: (model, cfg, o) => new PTuningModel(model, cfg, o.seed),
+};
