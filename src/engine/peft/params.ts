@@ -103,28 +103,6 @@ export function countLora(
   return { trainable, all };
 }
 
-/**
- * IA3: one vector per adapted module, [in] for a feedforward module (scales the input), [out] otherwise;
- * modules_to_save copies count as for LoRA. IA3 has no bias option.
- */
-export function countIa3(
-  modules: ModuleInfo[],
-  res: Pick<TargetResolution, 'matched' | 'modulesToSave'>,
-  cfg: { feedforward: readonly string[]; tied?: TiedMap },
-): ParamCount {
-  // LoRA's count at rank 0 is the base model plus the modules_to_save copies.
-  const base = countLora(modules, res, { r: 0, bias: 'none', tied: cfg.tied });
-  const byName = new Map(modules.map((m) => [m.name, m]));
-  const ff = new Set(cfg.feedforward);
-  let n = 0;
-  for (const name of res.matched) {
-    const m = byName.get(name);
-    if (!m) throw new Error(`matched module ${name} is not in the module list`);
-    const { inFeatures, outFeatures } = loraFeatures(m);
-    n += ff.has(name) ? inFeatures : outFeatures;
-  }
-  return { trainable: base.trainable + n, all: base.all + n };
-}
 
 /**
  * Every prompt method: the prompt's own trainable tensors (`promptParams`, encoders included) plus, for SEQ_CLS,
@@ -148,45 +126,7 @@ export function countPromptTuning(
   return countPromptLearning(modules, cfg.numVirtualTokens * (cfg.numTransformerSubmodules ?? 1) * cfg.tokenDim, task, tied);
 }
 
-/**
- * P-tuning: PromptEncoder's embedding [V, D] and its head, as get_nb_trainable_parameters counts them while
- * training (the saved file holds only the [V, D] output). MLP: Linear(D, E), Linear(E, E), Linear(E, D); LSTM:
- * a bidirectional nn.LSTM(D, E, num_layers) then Linear(2E, 2E), Linear(2E, D).
- */
-export function countPTuning(
-  modules: ModuleInfo[],
-  cfg: { numVirtualTokens: number; tokenDim: number; encoderHiddenSize: number; lstm: boolean; encoderNumLayers: number },
-  task?: TaskType | null,
-  tied: TiedMap = {},
-): ParamCount {
-  const { tokenDim: D, encoderHiddenSize: E } = cfg;
-  const lin = (i: number, o: number) => i * o + o;
-  let n = cfg.numVirtualTokens * D;
-  if (cfg.lstm) {
-    // Per layer and direction: weight_ih [4E, in], weight_hh [4E, E], bias_ih + bias_hh [4E]; in = D, then 2E.
-    for (let l = 0; l < cfg.encoderNumLayers; l++) n += 2 * (4 * E * (l === 0 ? D : 2 * E) + 4 * E * E + 8 * E);
-    n += lin(2 * E, 2 * E) + lin(2 * E, D);
-  } else {
-    n += lin(D, E) + lin(E, E) + lin(E, D);
-  }
-  return countPromptLearning(modules, n, task, tied);
-}
 
-/**
- * Prefix tuning: the table [V, 2 * L * token_dim] (token_dim = kv heads * head dim), or with prefix_projection
- * the embedding [V, token_dim] and transform Linear(token_dim, E), Linear(E, 2 * L * token_dim).
- */
-export function countPrefixTuning(
-  modules: ModuleInfo[],
-  cfg: { numVirtualTokens: number; tokenDim: number; numLayers: number; prefixProjection: boolean; encoderHiddenSize: number },
-  task?: TaskType | null,
-  tied: TiedMap = {},
-): ParamCount {
-  const { numVirtualTokens: V, tokenDim: D, encoderHiddenSize: E } = cfg;
-  const out = 2 * cfg.numLayers * D;
-  const n = cfg.prefixProjection ? V * D + (D * E + E) + (E * out + out) : V * out;
-  return countPromptLearning(modules, n, task, tied);
-}
 
 /** Python's f"{n:,d}". */
 function thousands(n: number): string {
@@ -219,17 +159,3 @@ export function formatTrainableLine(c: ParamCount): string {
   )}`;
 }
 
-/**
- * AdaLoRA: per adapted module lora_A [r, in] + lora_E [r, 1] + lora_B [out, r] are trainable, and the frozen
- * ranknum (one float per module) counts in `all` only. r is init_r, or a loaded rank_pattern's kept rank.
- * modules_to_save and bias as LoRA (AdaLoraModel is a LoraModel).
- */
-export function countAdaLora(
-  modules: ModuleInfo[],
-  res: Pick<TargetResolution, 'matched' | 'modulesToSave'>,
-  cfg: { r: (module: string) => number; bias: 'none' | 'all' | 'lora_only'; tied?: TiedMap },
-): ParamCount {
-  const lora = countLora(modules, res, cfg);
-  const e = res.matched.reduce((n, m) => n + cfg.r(m), 0);
-  return { trainable: lora.trainable + e, all: lora.all + e + res.matched.length };
-}

@@ -1,7 +1,7 @@
 /** AdaLoRA (adaptive-rank SVD-shaped LoRA) as a PEFT method: see method.ts. */
 import { resolveArchitecture } from '../../models';
 import type { PeftMethod } from '../method';
-import { countAdaLora } from '../params';
+import { countAdaLora } from './count';
 import { ADALORA_SCHEMA, adaLoraConfig, fromAdapterConfigJson, keptRanks, toAdapterConfigJson, type AdaLoraConfig } from './config';
 import { AdaLoraModel, resolveAdaLoraTargets } from './model';
 

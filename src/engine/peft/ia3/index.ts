@@ -1,7 +1,7 @@
 /** (IA)^3 as a PEFT method: see method.ts. */
 import { resolveArchitecture } from '../../models';
 import type { PeftMethod } from '../method';
-import { countIa3 } from '../params';
+import { countIa3 } from './count';
 import { fromAdapterConfigJson, IA3_SCHEMA, ia3Config, toAdapterConfigJson, type IA3Config } from './config';
 import { Ia3Model } from './model';
 import { resolveIa3Targets } from './targets';

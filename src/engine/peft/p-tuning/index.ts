@@ -1,7 +1,7 @@
 /** P-tuning (PEFT's PromptEncoder, peft_type P_TUNING) as a PEFT method: see method.ts. */
 import { resolveArchitecture } from '../../models';
 import type { PeftMethod } from '../method';
-import { countPTuning } from '../params';
+import { countPTuning } from './count';
 import { promptHeadModules } from '../prompt-learning';
 import { encoderHiddenSize, fromAdapterConfigJson, P_TUNING_SCHEMA, pTuningConfig, toAdapterConfigJson, type PTuningConfig } from './config';
 import { PTuningModel } from './model';

@@ -1,7 +1,7 @@
 /** Prefix tuning (PEFT's PrefixEncoder, peft_type PREFIX_TUNING) as a PEFT method: see method.ts. */
 import { resolveArchitecture } from '../../models';
 import type { PeftMethod } from '../method';
-import { countPrefixTuning } from '../params';
+import { countPrefixTuning } from './count';
 import { promptHeadModules } from '../prompt-learning';
 import {
   fromAdapterConfigJson, prefixDims, prefixEncoderHiddenSize, PREFIX_TUNING_SCHEMA, prefixTuningConfig, toAdapterConfigJson,
