@@ -39,7 +39,7 @@ const SPEC: CommandSpec = {
     ...SHAPE_OPTIONS,
     backends: { kind: 'value', arg: 'wasm,webgpu', help: 'Backends to measure, each in a fresh browser (default wasm,webgpu).' },
     'webgpu-adapter': { kind: 'value', arg: 'llvmpipe|swiftshader', help: 'WebGPU without a GPU: ANGLE/OpenGL ES on llvmpipe (default, compatibility adapter) or SwiftShader.' },
-    'wasm-threads': { kind: 'value', arg: 'N', help: "XNNPACK threads on wasm (default tfjs's: half the logical cores, at least 1)." },
+    'wasm-threads': { kind: 'value', arg: 'N', help: "XNNPACK threads on wasm (default the studio's: every core up to 4, half of them beyond, at most 8)." },
     'no-build': { kind: 'flag', help: 'Serve the existing dist/ (skip vite build).' },
     timeout: { kind: 'value', arg: 'S', help: 'Seconds allowed per backend (default 3600).' },
     out: { kind: 'value', arg: 'FILE', help: 'Also write the JSON here.' },
@@ -234,10 +234,8 @@ async function benchBrowser(argv: string[]): Promise<void> {
   }
   if (wasm?.available && wasm.threads === false) notes.push('wasm ran single-threaded: the page was not cross-origin isolated or SharedArrayBuffer is missing');
   const cores = page?.hardwareConcurrency ?? 0;
-  if (wasm?.available && wasm.threads && wasmThreads) {
-    notes.push(`--wasm-threads ${wasmThreads}: the worker's navigator.hardwareConcurrency was raised to ${2 * wasmThreads} so that tfjs-backend-wasm (which caps XNNPACK at half of it) honours the count; the wasm reason's core count shows that raised figure.`);
-  } else if (wasm?.available && wasm.threads && wasm.threads_count === 1 && cores > 1) {
-    notes.push(`wasm runs its threaded build on 1 XNNPACK thread: tfjs-backend-wasm uses half of navigator.hardwareConcurrency (${cores}), at most 8; --wasm-threads N measures N threads.`);
+  if (wasm?.available && wasm.threads && wasm.threads_count != null) {
+    notes.push(`wasm ran ${wasm.threads_count} XNNPACK thread${wasm.threads_count === 1 ? '' : 's'} on ${cores} logical core${cores === 1 ? '' : 's'}${wasmThreads ? ` (--wasm-threads ${wasmThreads})` : " (the studio's default)"}.`);
   }
 
   const res = {

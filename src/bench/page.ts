@@ -17,7 +17,7 @@ export interface PeftBenchOptions {
   matmulRuns?: number;
   /** Ask for a compatibility-level WebGPU adapter (Chromium's ANGLE / OpenGL ES adapter is one). */
   webgpuFeatureLevel?: 'core' | 'compatibility';
-  /** XNNPACK threads for the threaded wasm build (default: tfjs's, half the logical cores). */
+  /** XNNPACK threads for the threaded wasm build (default: the studio's, see defaultWasmThreads). */
   wasmThreads?: number;
 }
 

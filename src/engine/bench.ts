@@ -9,7 +9,8 @@
  *   activations (the backward pass's peak outside the LM head) and the fused LM-head loss.
  */
 import * as tf from '@tensorflow/tfjs';
-import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { setWasmThreads } from './backend';
 import { buildModel, countParams } from './models';
 import type { Model } from './models/types';
 import { createPeftModel } from './peft';
@@ -296,23 +297,13 @@ export async function backendDetails(): Promise<Record<string, unknown>> {
 export interface BenchSetup {
   /** WebGPU adapter requests ask for this feature level (see setWebGpuFeatureLevel). */
   webgpuFeatureLevel?: 'core' | 'compatibility';
-  /**
-   * XNNPACK threads for the threaded wasm build (1-8). tfjs-backend-wasm 4.22 caps the pool at half of
-   * navigator.hardwareConcurrency whatever setThreadsCount asks (so a 2-core machine runs its threaded build on
-   * one thread); to measure N threads this thread's hardwareConcurrency is raised to 2N first. Only takes
-   * effect before wasm first starts.
-   */
+  /** XNNPACK threads for the threaded wasm build (1-8), see setWasmThreads; only before wasm first starts. */
   wasmThreads?: number;
 }
 
 export function benchSetup(o: BenchSetup): void {
   if (o.webgpuFeatureLevel) setWebGpuFeatureLevel(o.webgpuFeatureLevel);
-  if (o.wasmThreads !== undefined) {
-    const n = Math.max(1, Math.min(8, Math.floor(o.wasmThreads)));
-    const nav = globalThis.navigator as { hardwareConcurrency?: number } | undefined;
-    if (nav && (nav.hardwareConcurrency ?? 1) < 2 * n) Object.defineProperty(nav, 'hardwareConcurrency', { value: 2 * n, configurable: true });
-    setThreadsCount(n);
-  }
+  if (o.wasmThreads !== undefined) setWasmThreads(o.wasmThreads);
 }
 
 /**

@@ -44,11 +44,17 @@ function memoryPlan(s: ProjectState): MemoryPlan {
 
 /**
  * Diagnostics from the page address: `?wasmTensorLimitMB=N` makes wasm allocations fail past N MB of tensors,
- * as on a device with less memory (how the out-of-memory handling is checked end to end).
+ * as on a device with less memory (how the out-of-memory handling is checked end to end); `?wasmThreads=N`
+ * sets the threaded wasm build's thread count (1-8) instead of the default.
  */
-function diagnostics(): { wasmTensorLimitBytes?: number } {
-  const mb = Number(new URLSearchParams(globalThis.location?.search ?? '').get('wasmTensorLimitMB'));
-  return mb > 0 ? { wasmTensorLimitBytes: mb * 2 ** 20 } : {};
+function diagnostics(): { wasmTensorLimitBytes?: number; wasmThreads?: number } {
+  const q = new URLSearchParams(globalThis.location?.search ?? '');
+  const mb = Number(q.get('wasmTensorLimitMB'));
+  const threads = Number(q.get('wasmThreads'));
+  return {
+    ...(mb > 0 ? { wasmTensorLimitBytes: mb * 2 ** 20 } : {}),
+    ...(Number.isInteger(threads) && threads >= 1 && threads <= 8 ? { wasmThreads: threads } : {}),
+  };
 }
 
 /** How the last load can be repeated (Retry after its header could not be read). */

@@ -4,7 +4,7 @@
  * isolated), else the plain-JS CPU backend. A software WebGPU adapter (SwiftShader) is slower than WASM,
  * so auto skips it; choosing WebGPU explicitly still uses it.
  */
-import { useBackend } from '../engine/backend';
+import { defaultWasmThreads, logicalCoreCount, setWasmThreads, useBackend, wasmThreadsRequested } from '../engine/backend';
 import { describeError } from '../engine/errors';
 import type { BackendChoice, BackendName } from './protocol';
 
@@ -52,18 +52,26 @@ function wasmSimd(): boolean {
 function wasmDetails(): string {
   const simd = wasmSimd();
   const threads = typeof SharedArrayBuffer !== 'undefined' && self.crossOriginIsolated === true;
-  const cores = self.navigator.hardwareConcurrency || 1;
+  const cores = logicalCoreCount();
+  const n = wasmThreadsRequested() ?? Math.max(1, Math.floor(cores / 2));
   return [
     simd ? 'SIMD' : 'no SIMD',
-    threads ? `multi-threaded (${cores} cores; the page is cross-origin isolated)` : 'single-threaded (the page is not cross-origin isolated)',
+    threads
+      ? `multi-threaded (${n} thread${n === 1 ? '' : 's'} on ${cores} core${cores === 1 ? '' : 's'}; the page is cross-origin isolated)`
+      : 'single-threaded (the page is not cross-origin isolated)',
   ].join(', ');
 }
 
 /**
  * Activates a backend following `choice`; an explicit choice that fails falls back to auto, and the reason
- * says so. `wasmPaths` is the folder holding the tfjs-backend-wasm binaries.
+ * says so. `wasmPaths` is the folder holding the tfjs-backend-wasm binaries. On a cross-origin isolated page
+ * the threaded wasm build gets `wasmThreads` threads (default defaultWasmThreads(cores)) unless a count was
+ * already asked for; the count is fixed when wasm first starts.
  */
-export async function selectBackend(choice: BackendChoice, wasmPaths: string): Promise<BackendDecision> {
+export async function selectBackend(choice: BackendChoice, wasmPaths: string, wasmThreads?: number): Promise<BackendDecision> {
+  if (self.crossOriginIsolated === true && (wasmThreads !== undefined || wasmThreadsRequested() === null)) {
+    setWasmThreads(wasmThreads ?? defaultWasmThreads(logicalCoreCount()));
+  }
   const failures: string[] = [];
   const attempt = async (name: BackendName, why: string): Promise<BackendDecision | null> => {
     try {

@@ -101,8 +101,10 @@ export type WorkerCommand =
   /**
    * wasmTensorLimitBytes: tensor memory past which wasm allocations fail, as on a device with less memory (a
    * diagnostics setting, the `wasmTensorLimitMB` page parameter; how out-of-memory handling is tested).
+   * wasmThreads: XNNPACK threads for the threaded wasm build (the `wasmThreads` page parameter; default: every
+   * core up to 4, see defaultWasmThreads); fixed once wasm has started in this worker.
    */
-  | { type: 'init'; requestId: number; backend: BackendChoice; baseUrl: string; wasmTensorLimitBytes?: number }
+  | { type: 'init'; requestId: number; backend: BackendChoice; baseUrl: string; wasmTensorLimitBytes?: number; wasmThreads?: number }
   /**
    * Header-first step: reads config.json and the safetensors headers (or a complete cached copy), replies
    * `inspected` with the tree's model, the checkpoint summary and the memory estimate. Nothing is downloaded yet;

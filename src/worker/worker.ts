@@ -165,7 +165,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       setWasmTensorLimit(cmd.wasmTensorLimitBytes ?? null);
       await lock.run(async () => {
         disposeRun(); // tensors belong to the old backend
-        const d = await selectBackend(cmd.backend, new URL('tfjs-wasm/', baseUrl).href);
+        const d = await selectBackend(cmd.backend, new URL('tfjs-wasm/', baseUrl).href, cmd.wasmThreads);
         backend = d.backend;
         post({ type: 'ready', requestId, backend: d.backend, reason: d.reason, methods: METHODS.map(methodInfo) });
       });
