@@ -81,6 +81,7 @@ interface GridPoint {
   seq: number;
   peak_heap_bytes: number | null;
   error?: string;
+  error_code?: string;
 }
 
 const GRID = join(import.meta.dirname, '..', 'docs', 'bench', 'memory-grid.json');
@@ -93,7 +94,7 @@ describe.skipIf(!existsSync(GRID))('the estimate against the measured wasm heap 
     expect(new Set(measured.map((p) => p.preset))).toEqual(new Set(['tiny', 'gpt2-124m', 'smollm2-135m', 'qwen2.5-0.5b']));
   });
 
-  it.each(measured.map((p) => [`${p.preset} ${p.checkpointing ? 'checkpointed' : 'plain'} ${p.batch}x${p.seq}`, p] as const))('%s', (_, p) => {
+  const estimate = (p: GridPoint) => {
     const shape: BenchShape = { ...PRESETS[p.preset], batch: p.batch, seq: p.seq, r: 8 };
     const config = benchConfig(shape);
     const r = resolveArchitecture(config, 'CAUSAL_LM');
@@ -103,12 +104,27 @@ describe.skipIf(!existsSync(GRID))('the estimate against the measured wasm heap 
       const [a, b] = m.params.weight;
       return n + shape.r * (a + b);
     }, 0);
-    const e = estimateForConfig(config, {
+    return estimateForConfig(config, {
       totalParams: countParams(modules, r.spec.tied(r.config, r.task)), trainableParams: trainable, batch: p.batch, seqLen: p.seq,
       gradientCheckpointing: p.checkpointing, dropout: false,
     });
+  };
+
+  it.each(measured.map((p) => [`${p.preset} ${p.checkpointing ? 'checkpointed' : 'plain'} ${p.batch}x${p.seq}`, p] as const))('%s', (_, p) => {
+    const e = estimate(p);
     const ratio = e.totalBytes / p.peak_heap_bytes!;
     expect(ratio, `estimate ${(e.totalBytes / 1e6).toFixed(0)} MB vs measured ${(p.peak_heap_bytes! / 1e6).toFixed(0)} MB`).toBeGreaterThan(0.75);
     expect(ratio).toBeLessThan(1.25);
   });
+
+  const failed = points.filter((p) => p.error_code === 'OUT_OF_MEMORY');
+  it.each(failed.map((p) => [`${p.preset} ${p.checkpointing ? 'checkpointed' : 'plain'} ${p.batch}x${p.seq}`, p] as const))(
+    'warns that %s cannot fit, as it ran out of memory, and suggests checkpointing',
+    (_, p) => {
+      const e = estimate(p);
+      const heap = checkFits(e, { backend: 'wasm' }).filter((w) => w.code === 'WASM_HEAP');
+      expect(heap.map((w) => w.level)).toEqual(['error']);
+      if (!p.checkpointing) expect(heap[0].message).toMatch(/gradient checkpointing/);
+    },
+  );
 });

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { benchDecoding, benchMatmul, benchTraining, PRESETS, type BenchShape } from '../engine/bench';
 import { describeError } from '../engine/errors';
 import { useNodeBackend } from '../engine/io/node-backend';
+import { wasmHeapBytes } from '../engine/wasm-heap';
 import { helpText, int, list, note, parseArgv, runCli, str, usage, writeJson, type CommandSpec, type Parsed } from './common';
 
 export const BENCH: CommandSpec = {
@@ -92,7 +93,14 @@ export async function runBench(s: BenchShape, backends: ('cpu' | 'wasm')[], o: {
     }
     note(`bench: ${b} ...`);
     const flags = b === 'wasm' ? { simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), threads: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') } : {};
-    const train = await benchTraining(s, { steps: o.steps, checkpointing: o.checkpointing, profileMemory: true });
+    let train: Awaited<ReturnType<typeof benchTraining>>;
+    try {
+      train = await benchTraining(s, { steps: o.steps, checkpointing: o.checkpointing, profileMemory: true });
+    } catch (e) {
+      // The shape does not train here (out of memory, typically): say so in the JSON, as a result.
+      results[b] = { available: true, ...flags, error: describeError(e), error_code: (e as { code?: string }).code ?? null, peak_heap_bytes: b === 'wasm' ? wasmHeapBytes() : null };
+      continue;
+    }
     const mm = await benchMatmul(o.matmulRuns);
     const gen = o.generate ? { generation: await benchDecoding(s, 32, o.generate) } : {};
     results[b] = { available: true, ...flags, ...train, ...mm, efficiency: train.step_gflops === null ? null : r3(train.step_gflops / mm.matmul_gflops), ...gen };
@@ -133,7 +141,7 @@ function memoryGrid(argv: string[]) {
         points.push({
           backend, batch, seq, peak_heap_bytes: r.peak_heap_bytes, tf_peak_bytes: r.tf_peak_bytes, peak_rss_bytes: res!.peak_rss_bytes,
           weights_bytes: r.weights_bytes, adapter_optimizer_bytes: r.adapter_optimizer_bytes, activations_bytes: r.activations_bytes,
-          lm_head_bytes: r.lm_head_bytes, error: r.error,
+          lm_head_bytes: r.lm_head_bytes, error: r.error, error_code: r.error_code,
         });
       }
     }

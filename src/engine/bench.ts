@@ -112,6 +112,39 @@ function tensorBytes(ts: Iterable<tf.Tensor>): number {
   return n;
 }
 
+/**
+ * tf.profile(fn), failing with fn's own error. Under tf.profile a kernel runs inside the backend's async
+ * time(): a kernel that throws (say OUT_OF_MEMORY) becomes an unhandled rejection, which ends a Node process,
+ * while tfjs goes on to read the missing outputs (a TypeError). Here the first kernel error is kept, time()
+ * resolves, and that error is thrown once the profile has closed.
+ */
+async function profileStep(fn: () => Promise<void>): Promise<Awaited<ReturnType<typeof tf.profile>>> {
+  const backend = tf.backend() as unknown as { time(f: () => void): Promise<unknown> };
+  const time = backend.time;
+  let failure: unknown = null;
+  backend.time = (f) => time.call(backend, () => {
+    try {
+      f();
+    } catch (e) {
+      failure ??= e;
+    }
+  });
+  let prof: Awaited<ReturnType<typeof tf.profile>>;
+  try {
+    prof = await tf.profile(async () => {
+      try {
+        await fn();
+      } catch (e) {
+        failure ??= e;
+      }
+    });
+  } finally {
+    backend.time = time;
+  }
+  if (failure) throw failure;
+  return prof;
+}
+
 /** One LoRA training benchmark on the active backend. */
 export async function benchTraining(s: BenchShape, o: BenchOptions) {
   const config = benchConfig(s);
@@ -149,7 +182,7 @@ export async function benchTraining(s: BenchShape, o: BenchOptions) {
         tensorHeap.resetPeak();
         onLmHeadPhase(next);
         let res: Awaited<ReturnType<typeof optimizerStep>> | null = null;
-        const prof = await tf.profile(async () => {
+        const prof = await profileStep(async () => {
           res = await optimizerStep(trainable, opt, [batch], 1e-3, 1);
         });
         onLmHeadPhase(null);
