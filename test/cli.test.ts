@@ -271,6 +271,20 @@ describe('train', () => {
     expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
   });
 
+  it('AdaLoRA without --total-step lays its budget schedule over the run: --steps, or the epochs over the data', async () => {
+    const steps = join(tmp, 'run-ada-steps');
+    await trainCommand(['--model', GPT2, '--data', clmData, '--method', 'adalora', '--target-modules', 'c_attn', '--steps', '5', '--batch-size', '4', '--out', steps]);
+    expect(JSON.parse(readFileSync(join(steps, 'adapter_config.json'), 'utf8')).total_step).toBe(5);
+    // 12 rows, batch 4, accumulation 2: ceil(ceil(12 / 4) / 2) = 2 optimizer steps per epoch, 3 epochs.
+    const epochs = join(tmp, 'run-ada-epochs');
+    await trainCommand(['--model', GPT2, '--data', clmData, '--method', 'adalora', '--target-modules', 'c_attn', '--epochs', '3', '--batch-size', '4', '--grad-accum', '2', '--out', epochs]);
+    expect(JSON.parse(readFileSync(join(epochs, 'adapter_config.json'), 'utf8')).total_step).toBe(6);
+    expect(rows(join(epochs, 'metrics.jsonl'))).toHaveLength(6);
+    // A schedule that does not fit the run is PEFT's error, with the run's own length.
+    await expect(trainCommand(['--model', GPT2, '--data', clmData, '--method', 'adalora', '--target-modules', 'c_attn', '--steps', '4', '--tinit', '4', '--out', join(tmp, 'x')]))
+      .rejects.toThrow(/tinit/);
+  });
+
   it('text data: CSV string labels map to sorted ids with a tokenizer (--tokenizer)', async () => {
     // A 4096-token GPT-2 that fits the built-in sotu-gpt2 tokenizer, with random weights.
     const dir = join(tmp, 'gpt2-4096');

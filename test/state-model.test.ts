@@ -4,9 +4,9 @@
  * while another header is read; cancel and failure keep the inspected model for Retry. And the Hub settings.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { projectActions as P, useProject } from '../src/state/project';
+import { projectActions as P, runSteps, useProject } from '../src/state/project';
 import { DEFAULT_HUB_URL, hubEndpoint, hubUrlProblem, settingsActions as S, useSettings } from '../src/state/settings';
-import type { DownloadProgress, MemoryReport, ModelInfo, WorkerEvent } from '../src/worker/protocol';
+import type { DataSummary, DownloadProgress, MemoryReport, ModelInfo, WorkerEvent } from '../src/worker/protocol';
 
 const info = (name: string): ModelInfo => ({
   name, modelType: 'gpt2', className: 'GPT2LMHeadModel', task: 'CAUSAL_LM', hasTokenizer: true, weightBytes: 100,
@@ -104,5 +104,17 @@ describe('Hub settings', () => {
     expect(hubUrlProblem('')).toBeNull();
     S.setToken('hf_abc');
     expect(useSettings.getState()).toMatchObject({ token: 'hf_abc', rememberToken: false });
+  });
+});
+
+describe('run steps for fields the run fills (AdaLoRA total_step)', () => {
+  const base = useProject.getState();
+  it('max steps when the run is limited by steps, epochs over the loaded rows otherwise, unknown before data', () => {
+    const s = (o: Partial<typeof base>) => ({ ...base, ...o });
+    expect(runSteps(s({ limitBy: 'maxSteps', args: { ...base.args, maxSteps: 40 } }))).toBe(40);
+    expect(runSteps(s({ limitBy: 'epochs', data: { status: 'idle' } }))).toBeNull();
+    const data = { status: 'ready' as const, summary: { trainRows: 100 } as DataSummary };
+    // 100 rows, batch 8 -> 13 batches; accumulation 2 -> 7 steps per epoch; 3 epochs.
+    expect(runSteps(s({ limitBy: 'epochs', data, args: { ...base.args, epochs: 3, batchSize: 8, gradientAccumulationSteps: 2 } }))).toBe(21);
   });
 });

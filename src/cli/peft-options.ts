@@ -7,7 +7,7 @@ import { resolveArchitecture } from '../engine/models';
 import type { ModuleInfo, TaskType } from '../engine/models/types';
 import type { TargetReport } from '../engine/peft/method';
 import type { ParamCount } from '../engine/peft/params';
-import { METHODS, methodOf, type PeftConfig } from '../engine/peft/registry';
+import { METHODS, methodOf, RUN_STEPS_UNKNOWN, withRunSteps, type PeftConfig, type PeftSettings } from '../engine/peft/registry';
 import { flagName, type Field } from '../engine/peft/schema';
 import { choice, flag, int, list, num, str, usage, type OptSpec, type Parsed } from './common';
 
@@ -137,7 +137,12 @@ function fieldValue(p: Parsed, f: Field): unknown {
  * The validated engine config for the PEFT flags. `taskType` is the PEFT task_type (null: a bare PeftModel);
  * `baseName` goes into the config (and is the default tokenizer_name_or_path for TEXT init).
  */
-export function peftConfigFromFlags(p: Parsed, taskType: TaskType | null, baseName: string | null): PeftConfig {
+/**
+ * The method's config from the flags. `runSteps`: the run's optimizer steps, for fields the run fills when
+ * left empty (AdaLoRA's total_step); without a run (the targets command) such a field only has to be valid,
+ * so it gets RUN_STEPS_UNKNOWN.
+ */
+export function peftConfigFromFlags(p: Parsed, taskType: TaskType | null, baseName: string | null, runSteps = RUN_STEPS_UNKNOWN): PeftConfig {
   const m = methodOf(method(p).toUpperCase());
   const mine = new Set(m.schema.filter(settable).flatMap((f) => [flagName(f), ...(f.regexFlag ? [f.regexFlag] : [])]));
   for (const [flagKey, owners] of built.owners) {
@@ -149,7 +154,7 @@ export function peftConfigFromFlags(p: Parsed, taskType: TaskType | null, baseNa
     const v = fieldValue(p, f);
     if (v !== undefined) over[f.key] = v;
   }
-  return m.config(over) as PeftConfig;
+  return m.config(withRunSteps({ ...over, peftType: m.peftType } as PeftSettings, runSteps)) as PeftConfig;
 }
 
 export interface TargetRow extends TargetReport {

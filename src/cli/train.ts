@@ -9,7 +9,7 @@ import { EngineError } from '../engine/errors';
 import { resolveArchitecture } from '../engine/models';
 import { formatTrainableLine } from '../engine/peft/params';
 import { DEFAULT_ARGS, TrainingSession, type TrainingArgs } from '../engine/session';
-import type { SchedulerType } from '../engine/train/schedule';
+import { plannedSteps, type SchedulerType } from '../engine/train/schedule';
 import { splitValidation } from '../engine/train/data-parse';
 import {
   BACKEND_OPTION, choice, flag, helpText, int, note, num, parseArgv, readModel, readTokenizer, required, startBackend, str, task,
@@ -110,7 +110,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const arch = resolveArchitecture(config, task(p));
   const t = arch.task;
   const baseName = str(p, 'base-model-name') ?? modelDir;
-  const peftCfg = peftConfigFromFlags(p, t, baseName);
+  // The flags are checked now (before the data is read); the config the run uses also knows its step count.
+  peftConfigFromFlags(p, t, baseName);
   const dataOpts: DataOptions = {
     task: t,
     textColumn: str(p, 'text-column'),
@@ -145,6 +146,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   const train = toEngineExamples(trainRows, labels);
   const validation = toEngineExamples(validRows, labels);
+  const peftCfg = peftConfigFromFlags(p, t, baseName, plannedSteps({ ...DEFAULT_ARGS, ...args }, train.length));
 
   const padId = int(p, 'pad-token-id');
   if (padId !== undefined) {

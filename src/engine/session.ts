@@ -12,7 +12,7 @@ import type { PeftConfig } from './peft/config';
 import { exportAdapter, type AdapterFiles } from './adapter/export';
 import { BatchSampler, collate, disposeBatch, encodeExamples, type CollateOptions, type Encoded, type Example } from './train/data';
 import { AdamW, loraPlusGroups, type ParamGroup } from './train/optimizer';
-import { learningRateAt, type SchedulerType } from './train/schedule';
+import { learningRateAt, plannedSteps, type SchedulerType } from './train/schedule';
 import { optimizerStep, peftTrainable, type Trainable } from './train/step';
 import { Rng } from './random';
 import { setPackPolicy } from './wasm-matmul';
@@ -159,8 +159,7 @@ export class TrainingSession {
         if (e.ids.some((t) => t >= c.vocabSize)) throw new EngineError('BAD_DATA', `A token id is outside the model's vocabulary of ${c.vocabSize}.`);
       }
       this.sampler = new BatchSampler(this.train.length, this.args.batchSize, this.args.seed);
-      const perEpoch = Math.ceil(this.sampler.batchesPerEpoch / this.args.gradientAccumulationSteps);
-      this.totalSteps = this.args.maxSteps ?? Math.max(1, Math.round(perEpoch * this.args.epochs));
+      this.totalSteps = plannedSteps(this.args, this.train.length);
       this.opt = new AdamW({ weightDecay: this.args.weightDecay });
       if (this.args.loraplusLrRatio != null) this.groups = loraPlusGroups(this.peft, this.args.loraplusLrRatio, this.args.weightDecay);
     } catch (e) {

@@ -5,6 +5,7 @@
  */
 import { create } from 'zustand';
 import type { ColumnMapping } from '../engine/train/data-parse';
+import { plannedSteps } from '../engine/train/schedule';
 import type {
   BackendChoice, BackendName, CachedModelInfo, DataSource, DataSummary, DownloadProgress, InspectionInfo, MemoryReport,
   MethodInfo, ModelInfo, PeftSettings, PeftType, TargetResult, TaskType, TrainArgs, TreeInfo, WorkerEvent,
@@ -155,12 +156,19 @@ export function methodInfoOf(s: Pick<ProjectState, 'methods' | 'method'>): Metho
   return s.methods.find((m) => m.peftType === s.method);
 }
 
+/** The run's optimizer steps: max steps, or the epochs over the loaded data's rows; null before data is loaded. */
+export function runSteps(s: Pick<ProjectState, 'limitBy' | 'args' | 'data'>): number | null {
+  if (s.limitBy === 'maxSteps') return s.args.maxSteps ?? null;
+  return s.data.summary ? plannedSteps({ ...s.args, maxSteps: null }, s.data.summary.trainRows) : null;
+}
+
 /** The method settings the worker takes, or an error for text that is not a valid spec yet. */
 export function peftSettings(s: ProjectState): { peft: PeftSettings; error?: string } {
   const info = methodInfoOf(s);
   const values: MethodValues = { ...(s.settings[s.method] ?? (info ? formDefaults(info) : {})) };
-  // A field the run fills when empty (AdaLoRA's total_step): the max-steps setting.
-  for (const f of info?.schema ?? []) if (f.runSteps && values[f.key] == null && s.limitBy === 'maxSteps') values[f.key] = s.args.maxSteps ?? null;
+  // A field the run fills when empty (AdaLoRA's total_step): the run's steps, as far as they are known here.
+  const steps = runSteps(s);
+  for (const f of info?.schema ?? []) if (f.runSteps && values[f.key] == null) values[f.key] = steps;
   // Prompt methods have no target modules (virtual tokens instead).
   if (info?.prompt) return { peft: { ...values, peftType: s.method } as PeftSettings };
   const { spec, error } = textToSpec(s.targetText);

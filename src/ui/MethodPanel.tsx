@@ -4,7 +4,7 @@
  * the rest under "Advanced".
  */
 import { useState } from 'react';
-import { methodInfoOf, projectActions as P, useProject, type MethodValues } from '../state/project';
+import { methodInfoOf, projectActions as P, runSteps, useProject, type MethodValues } from '../state/project';
 import { useRun } from '../state/run';
 import type { Field } from '../worker/protocol';
 import { Check, NumberField, Panel, Segmented, SelectField, TextField } from './controls';
@@ -99,8 +99,8 @@ export function MethodPanel() {
   const labels = useProject((s) => s.data.summary?.labels ?? NO_LABELS);
   const running = useRun((s) => s.state !== 'idle');
   const shown = (ui: Field['ui']) => (info?.schema ?? []).filter((f) => f.kind !== 'fixed' && (f.ui ?? 'advanced') === ui);
-  const maxSteps = useProject((s) => (s.limitBy === 'maxSteps' ? (s.args.maxSteps ?? null) : null));
-  const control = (f: Field) => <FieldControl key={f.key} f={f} value={values[f.key]} runSteps={maxSteps} onChange={(v) => P.updateSettings({ [f.key]: v })} />;
+  const steps = useProject(runSteps);
+  const control = (f: Field) => <FieldControl key={f.key} f={f} value={values[f.key]} runSteps={steps} onChange={(v) => P.updateSettings({ [f.key]: v })} />;
   const usable = methods.filter((m) => m.tasks.includes(task));
 
   return (

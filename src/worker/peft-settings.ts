@@ -7,7 +7,7 @@ import { describeError, EngineError } from '../engine/errors';
 import { resolveArchitecture } from '../engine/models';
 import type { ModuleInfo, TaskType } from '../engine/models/types';
 import { countBaseParams, formatTrainableLine } from '../engine/peft/params';
-import { methodOf, type PeftConfig } from '../engine/peft/registry';
+import { methodOf, RUN_STEPS_UNKNOWN, withRunSteps, type PeftConfig } from '../engine/peft/registry';
 import type { PeftSettings, TargetResult } from './protocol';
 
 /** The engine config for the form's settings; throws BAD_PEFT_CONFIG naming a bad value. */
@@ -30,7 +30,7 @@ export function resolveTargets(ctx: TreeContext, p: PeftSettings, baseName: stri
     return { matched: [], modulesToSave: [], ...count, line: formatTrainableLine(count), error: { code, message } };
   };
   try {
-    const cfg = toEngineConfig(p, ctx.task, baseName);
+    const cfg = toEngineConfig(withRunSteps(p, RUN_STEPS_UNKNOWN), ctx.task, baseName); // the run fills its own step count
     const rep = methodOf(cfg.peftType).resolve({ modules: ctx.modules, rawConfig: ctx.config, task: ctx.task }, cfg);
     return {
       matched: rep.matched, modulesToSave: rep.modulesToSave, ...rep.count, line: formatTrainableLine(rep.count),

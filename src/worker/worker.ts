@@ -10,9 +10,10 @@ import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
 import { resolveArchitecture, uploadWeights, type DeviceWeights } from '../engine/models';
 import { methodInfo } from '../engine/peft/method';
 import { countBaseParams } from '../engine/peft/params';
-import { METHODS, methodOf } from '../engine/peft/registry';
+import { METHODS, methodOf, withRunSteps } from '../engine/peft/registry';
 import { formatBytes } from '../engine/memory';
 import { TrainingSession } from '../engine/session';
+import { plannedSteps } from '../engine/train/schedule';
 import { setWasmTensorLimit } from '../engine/wasm-heap';
 import { selectBackend } from './backend-select';
 import { loadData, type LoadedData } from './data-loader';
@@ -286,7 +287,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           weights: m.tensors,
           tokenizer: m.tokenizer ?? undefined,
           task: cmd.task,
-          peft: toEngineConfig(cmd.peft, cmd.task, m.baseName),
+          peft: toEngineConfig(withRunSteps(cmd.peft, plannedSteps(cmd.args, data!.train.length)), cmd.task, m.baseName),
           data: { train: data!.train, validation: data!.validation },
           args: { ...cmd.args, epochs: cmd.args.epochs ?? 1, maxSteps: cmd.args.maxSteps ?? null, gradientCheckpointing: checkpointing },
           baseModelName: m.baseName,

@@ -34,6 +34,22 @@ export type PeftType = PeftConfig['peftType'];
 /** What a form or the CLI gives for a method: any of its fields (the method fills defaults and validates). */
 export type PeftSettings = Partial<PeftConfig> & { peftType: PeftType };
 
+/**
+ * The settings with every field the run fills (schema `runSteps`, such as AdaLoRA's total_step) set to the run's
+ * optimizer steps when it was left empty.
+ */
+export function withRunSteps<T extends PeftSettings>(settings: T, steps: number): T {
+  const out: Record<string, unknown> = { ...settings };
+  for (const f of methodOf(settings.peftType).schema) if (f.runSteps && out[f.key] == null) out[f.key] = steps;
+  return out as T;
+}
+
+/**
+ * Stands in for the run's step count where there is no run yet (a targets preview): large enough that no
+ * schedule check fails; what a preview shows does not depend on it.
+ */
+export const RUN_STEPS_UNKNOWN = 1_000_000;
+
 /** PEFT method names that exist in PEFT but not (yet) in PEFT Studio. */
 const OTHER_PEFT_TYPES = [
   'MULTITASK_PROMPT_TUNING', 'CPT', 'ADAPTION_PROMPT', 'BOFT', 'LOHA', 'LOKR', 'OFT', 'POLY', 'LN_TUNING', 'VERA', 'FOURIERFT', 'XLORA', 'HRA', 'VBLORA', 'BONE', 'RANDLORA',

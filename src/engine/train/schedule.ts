@@ -1,6 +1,16 @@
 /** Learning-rate schedules with the formulas of transformers' get_scheduler (lr at optimizer step `step`, 0-based). */
 export type SchedulerType = 'constant' | 'linear' | 'cosine';
 
+/**
+ * Optimizer steps of a run: max steps when set, else epochs x ceil(batches per epoch / accumulation), as the
+ * training session counts them (transformers' Trainer rounds the same way).
+ */
+export function plannedSteps(a: { maxSteps?: number | null; epochs?: number | null; batchSize: number; gradientAccumulationSteps?: number }, trainExamples: number): number {
+  if (a.maxSteps != null) return a.maxSteps;
+  const perEpoch = Math.ceil(Math.ceil(trainExamples / Math.max(1, a.batchSize)) / Math.max(1, a.gradientAccumulationSteps ?? 1));
+  return Math.max(1, Math.round(perEpoch * (a.epochs ?? 1)));
+}
+
 export interface ScheduleOptions {
   type: SchedulerType;
   learningRate: number;
