@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'OUT_OF_MEMORY'
   | 'HUB'
   | 'CANCELLED'
-  | 'BAD_ARGUMENT';
+  | 'BAD_ARGUMENT'
+  | 'BAD_CHECKPOINT';
 
 export class EngineError extends Error {
   readonly code: ErrorCode;

@@ -1,9 +1,23 @@
+/** What Rng.state holds: the mulberry32 counter and Box-Muller's cached second value. */
+export interface RngState {
+  s: number;
+  spare: number | null;
+}
+
 /** Seeded random numbers (mulberry32), so initialisation and data order are reproducible from a seed. */
 export class Rng {
   private s: number;
   private spare: number | null = null;
   constructor(seed: number) {
     this.s = seed >>> 0 || 0x9e3779b9;
+  }
+  /** The generator's whole state, so a resumed run draws the numbers an uninterrupted one would. */
+  get state(): RngState {
+    return { s: this.s, spare: this.spare };
+  }
+  set state(st: RngState) {
+    this.s = st.s >>> 0;
+    this.spare = st.spare;
   }
   /** Uniform in [0, 1). */
   next(): number {

@@ -2,9 +2,13 @@
  * A fine-tuning run end to end: base model + PEFT method + data + optimizer + schedule, driven one optimizer
  * step at a time so that a worker (or the CLI) can report metrics, pause, export and stop between steps.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { EngineError } from './errors';
-import type { LoadedTensor } from './io/safetensors';
+import { readSafetensors, writeSafetensors, type LoadedTensor, type TensorToWrite } from './io/safetensors';
+import {
+  asBytes, CHECKPOINT_FORMAT, fileBytes, fingerprintExamples, greaterIsBetterFor, readTrainerState, TRAINER_STATE, TRAINING_ARGS,
+  TRAINING_STATE_WEIGHTS, trainingArgsJson, type CheckpointFiles, type LogEntry, type ResumeState, type TrainerStateJson,
+} from './train/checkpoint';
 import { buildModel, type BuildReport } from './models';
 import type { Model, TaskType } from './models/types';
 import { createPeftModel, type PeftModel } from './peft';
@@ -49,6 +53,18 @@ export interface TrainingArgs {
    * ratio; null = off. An optimizer option in PEFT, not a config field, so it is not in adapter_config.json.
    */
   loraplusLrRatio?: number | null;
+  /** Write a checkpoint every N optimizer steps; 0 = at each evaluation (TrainingArguments.save_steps). */
+  saveSteps: number;
+  /** Keep at most this many checkpoints (the best one is never deleted); null = all (save_total_limit). */
+  saveTotalLimit: number | null;
+  /** The eval metric that picks the best checkpoint: eval_loss, eval_accuracy or eval_f1 (metric_for_best_model). */
+  metricForBestModel: string;
+  /** Whether a larger metric is better; null = Trainer's rule (false for a loss, true otherwise). */
+  greaterIsBetter: boolean | null;
+  /** The adapter a run ends with is its best checkpoint's (load_best_model_at_end). */
+  loadBestModelAtEnd: boolean;
+  /** Stop after this many evaluations in a row without improvement (EarlyStoppingCallback); null = never. */
+  earlyStoppingPatience: number | null;
 }
 
 /** Defaults of transformers' TrainingArguments where they exist (lr 5e-5 is low for LoRA; 2e-4 is common). */
@@ -67,7 +83,16 @@ export const DEFAULT_ARGS: TrainingArgs = {
   seed: 42,
   maxLength: 128,
   loraplusLrRatio: null,
+  saveSteps: 0,
+  saveTotalLimit: null,
+  metricForBestModel: 'eval_loss',
+  greaterIsBetter: null,
+  loadBestModelAtEnd: false,
+  earlyStoppingPatience: null,
 };
+
+/** Eval metrics a run can pick its best checkpoint by (Trainer accepts them with or without "eval_"). */
+export const BEST_METRICS = ['eval_loss', 'eval_accuracy', 'eval_f1'] as const;
 
 export interface SessionInit {
   config: Record<string, unknown>;
@@ -83,6 +108,8 @@ export interface SessionInit {
   revision?: string | null;
   /** Number of classes for SEQ_CLS when the checkpoint has no head yet (defaults to the labels in the data). */
   numLabels?: number;
+  /** Continue the run this checkpoint was taken from (same model, method, data and arguments). */
+  resumeFrom?: CheckpointFiles;
 }
 
 export interface StepMetrics {
@@ -117,6 +144,14 @@ export class TrainingSession {
   private readonly dropoutRng: Rng;
   /** Optimizer steps done. */
   completedSteps = 0;
+  /** Trainer's log_history: one row per optimizer step and per evaluation (kept in checkpoints). */
+  readonly logHistory: LogEntry[] = [];
+  /** The best value of args.metricForBestModel so far, and the step it was measured at. */
+  bestMetric: number | null = null;
+  bestStep: number | null = null;
+  /** Evaluations in a row that did not improve on the best (early stopping). */
+  private patienceCounter = 0;
+  private readonly dataFingerprint: string;
 
   private constructor(init: SessionInit) {
     this.args = { ...DEFAULT_ARGS, ...init.args };
@@ -159,6 +194,7 @@ export class TrainingSession {
         if (e.ids.some((t) => t >= c.vocabSize)) throw new EngineError('BAD_DATA', `A token id is outside the model's vocabulary of ${c.vocabSize}.`);
       }
       this.sampler = new BatchSampler(this.train.length, this.args.batchSize, this.args.seed);
+      this.dataFingerprint = fingerprintExamples(this.train);
       this.totalSteps = plannedSteps(this.args, this.train.length);
       this.opt = new AdamW({ weightDecay: this.args.weightDecay });
       if (this.args.loraplusLrRatio != null) this.groups = loraPlusGroups(this.peft, this.args.loraplusLrRatio, this.args.weightDecay);
@@ -172,11 +208,33 @@ export class TrainingSession {
   }
 
   static async create(init: SessionInit): Promise<TrainingSession> {
-    return new TrainingSession(init);
+    const s = new TrainingSession(init);
+    if (init.resumeFrom) {
+      try {
+        s.restore(init.resumeFrom);
+      } catch (e) {
+        s.dispose();
+        throw e;
+      }
+    }
+    return s;
   }
 
+  /** All steps done, or early stopping ended the run. */
   get done(): boolean {
-    return this.completedSteps >= this.totalSteps;
+    return this.completedSteps >= this.totalSteps || this.stoppedEarly;
+  }
+
+  /** Early stopping: the metric did not improve for earlyStoppingPatience evaluations in a row. */
+  get stoppedEarly(): boolean {
+    const p = this.args.earlyStoppingPatience;
+    return p != null && this.patienceCounter >= p;
+  }
+
+  /** Whether a checkpoint is due after optimizer step `step` (save_steps, or every evaluation when 0). */
+  saveDue(step: number): boolean {
+    const every = this.args.saveSteps > 0 ? this.args.saveSteps : this.args.evalSteps;
+    return every > 0 && step % every === 0;
   }
 
   /** Epochs done, as transformers' Trainer reports them: micro-batches seen / micro-batches per epoch. */
@@ -208,6 +266,7 @@ export class TrainingSession {
       const r = await optimizerStep(this.trainable(), this.opt, micro, lr, this.args.maxGradNorm, { step: this.completedSteps, groups: this.groups });
       this.completedSteps += 1;
       const ms = performance.now() - t0;
+      this.logHistory.push({ step: this.completedSteps, epoch: round4(this.epoch), loss: r.loss, learning_rate: lr, grad_norm: r.gradNorm });
       return {
         step: this.completedSteps, totalSteps: this.totalSteps, epoch: this.epoch,
         loss: r.loss, lr, gradNorm: r.gradNorm, tokens: r.tokens, tokensPerSec: (r.tokens / ms) * 1000, ms,
@@ -219,15 +278,171 @@ export class TrainingSession {
   }
 
 
-  /** Eval loss and accuracy (SEQ_CLS: accuracy + F1; CLM: next-token accuracy) on the validation set. */
+  /**
+   * Eval loss and accuracy (SEQ_CLS: accuracy + F1; CLM: next-token accuracy) on the validation set. A full
+   * evaluation after a step is logged and scored for the best checkpoint and early stopping.
+   */
   async evaluate(limit?: number): Promise<EvalMetrics> {
     const rows = limit ? this.validation.slice(0, limit) : this.validation;
     const pack = setPackPolicy('marked');
+    let m: EvalMetrics;
     try {
-      return await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding);
+      m = await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding);
     } finally {
       setPackPolicy(pack);
     }
+    const last = this.logHistory[this.logHistory.length - 1];
+    if (!limit && this.completedSteps > 0 && !(last && last.step === this.completedSteps && last.eval_loss !== undefined)) this.record(m);
+    return m;
+  }
+
+  /** Logs an evaluation and updates the best metric and the early-stopping count. */
+  private record(m: EvalMetrics): void {
+    const row: LogEntry = { step: this.completedSteps, epoch: round4(this.epoch), eval_loss: m.evalLoss, eval_accuracy: m.accuracy };
+    if (m.f1 !== undefined) row.eval_f1 = m.f1;
+    this.logHistory.push(row);
+    const key = this.args.metricForBestModel as keyof LogEntry;
+    const value = row[key];
+    if (value === undefined || !Number.isFinite(value)) return;
+    const greater = greaterIsBetterFor(this.args.metricForBestModel, this.args.greaterIsBetter);
+    const better = this.bestMetric === null || (greater ? value > this.bestMetric : value < this.bestMetric);
+    if (better) {
+      this.bestMetric = value;
+      this.bestStep = this.completedSteps;
+      this.patienceCounter = 0;
+    } else this.patienceCounter += 1;
+  }
+
+  /** Whether the latest evaluation is the best so far (so its checkpoint is the one to keep). */
+  get latestIsBest(): boolean {
+    return this.bestStep !== null && this.bestStep === this.completedSteps;
+  }
+
+  /**
+   * Everything needed to continue this run exactly (see train/checkpoint.ts): the adapter, the trainable
+   * tensors and optimizer moments, the method's state, the data order and generators, and log_history.
+   * `bestModelCheckpoint` is what trainer_state.json records as best_model_checkpoint (a path).
+   */
+  async checkpoint(o: { outputDir?: string; bestModelCheckpoint?: string | null } = {}): Promise<CheckpointFiles> {
+    const adapter = await this.exportAdapter();
+    const vars = this.peft.trainableVariables();
+    const tensors = new Map<string, TensorToWrite>();
+    const put = async (name: string, t: tf.Tensor) => tensors.set(name, { shape: t.shape.slice(), data: (await t.data()) as Float32Array });
+    const opt = this.opt.exportState(vars);
+    for (let i = 0; i < vars.length; i++) {
+      await put(`trainable.${i}`, vars[i]);
+      const mv = opt.moments[i];
+      if (mv) (await put(`exp_avg.${i}`, mv.m), await put(`exp_avg_sq.${i}`, mv.v));
+    }
+    const method = this.peft.trainingState?.();
+    if (method) for (const [k, t] of method.tensors) await put(`method.${k}`, t);
+    const files: CheckpointFiles = {
+      ...adapter,
+      [TRAINING_STATE_WEIGHTS]: writeSafetensors(tensors, { format: 'pt', content: 'peft-studio training state' }),
+      [TRAINING_ARGS]: `${JSON.stringify(trainingArgsJson(this.args, o.outputDir ?? ''), null, 2)}\n`,
+    };
+    const resume: ResumeState = {
+      format: CHECKPOINT_FORMAT,
+      step: this.completedSteps,
+      sampler: this.sampler.state,
+      dropoutRng: this.dropoutRng.state,
+      optimizerStep: opt.step,
+      dataFingerprint: this.dataFingerprint,
+      trainExamples: this.train.length,
+      peftType: this.peft.peftType,
+      trainableShapes: vars.map((v) => v.shape.slice()),
+      methodState: method?.json ?? null,
+      patienceCounter: this.patienceCounter,
+      bestStep: this.bestStep,
+      args: { ...this.args },
+      files: Object.fromEntries(Object.entries(files).map(([k, v]) => [k, fileBytes(v)])),
+    };
+    const state: TrainerStateJson = {
+      best_metric: this.bestMetric,
+      best_model_checkpoint: o.bestModelCheckpoint ?? null,
+      epoch: round4(this.epoch),
+      eval_steps: this.args.evalSteps,
+      global_step: this.completedSteps,
+      is_hyper_param_search: false,
+      is_local_process_zero: true,
+      is_world_process_zero: true,
+      log_history: this.logHistory.slice(),
+      logging_steps: 1,
+      max_steps: this.totalSteps,
+      num_input_tokens_seen: 0,
+      num_train_epochs: Math.ceil((this.totalSteps * this.args.gradientAccumulationSteps) / this.sampler.batchesPerEpoch),
+      save_steps: this.args.saveSteps > 0 ? this.args.saveSteps : this.args.evalSteps,
+      stateful_callbacks: {},
+      total_flos: 0,
+      train_batch_size: this.args.batchSize,
+      trial_name: null,
+      trial_params: null,
+      resume,
+    };
+    files[TRAINER_STATE] = `${JSON.stringify(state, null, 2)}\n`;
+    return files;
+  }
+
+  /** Continues from a checkpoint of this same run (create({ resumeFrom })). */
+  private restore(files: CheckpointFiles): void {
+    const st = readTrainerState(files);
+    const r = st.resume;
+    const differs = RESUME_ARGS.filter((k) => JSON.stringify(r.args[k] ?? null) !== JSON.stringify(this.args[k] ?? null));
+    if (differs.length) {
+      const what = differs.map((k) => `${k} ${JSON.stringify(r.args[k] ?? null)} (now ${JSON.stringify(this.args[k] ?? null)})`).join(', ');
+      throw new EngineError('BAD_CHECKPOINT', `The checkpoint was trained with ${what}. Resume with the run's own settings (its training_args.json) to continue it exactly.`);
+    }
+    if (r.peftType !== this.peft.peftType) {
+      throw new EngineError('BAD_CHECKPOINT', `The checkpoint trains ${r.peftType} but this run is set up for ${this.peft.peftType}.`);
+    }
+    if (r.trainExamples !== this.train.length || r.dataFingerprint !== this.dataFingerprint) {
+      throw new EngineError('BAD_CHECKPOINT', `The training data differs from the run's (${r.trainExamples} examples then, ${this.train.length} now, or other contents). Resume with the same data file and column settings.`);
+    }
+    if (r.step > this.totalSteps) throw new EngineError('BAD_CHECKPOINT', `The checkpoint is at step ${r.step}, past this run's ${this.totalSteps} steps.`);
+    const vars = this.peft.trainableVariables();
+    const shapes = vars.map((v) => v.shape.join('x')).join(',');
+    if (r.trainableShapes.map((s) => s.join('x')).join(',') !== shapes) {
+      throw new EngineError('BAD_CHECKPOINT', `The checkpoint's trainable tensors (${r.trainableShapes.length}) do not fit this model and method (${vars.length}); check the base model and target modules.`);
+    }
+    let tensors: Map<string, LoadedTensor>;
+    try {
+      tensors = readSafetensors(asBytes(files[TRAINING_STATE_WEIGHTS]), TRAINING_STATE_WEIGHTS).tensors;
+    } catch (e) {
+      throw new EngineError('BAD_CHECKPOINT', `${TRAINING_STATE_WEIGHTS}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const floats = (name: string): Float32Array | undefined => {
+      const t = tensors.get(name);
+      if (t && !(t.data instanceof Float32Array)) throw new EngineError('BAD_CHECKPOINT', `${TRAINING_STATE_WEIGHTS}: ${name} is not a float tensor.`);
+      return t?.data as Float32Array | undefined;
+    };
+    const values = vars.map((v, i) => {
+      const d = floats(`trainable.${i}`);
+      if (!d || d.length !== v.size) throw new EngineError('BAD_CHECKPOINT', `${TRAINING_STATE_WEIGHTS}: trainable.${i} is missing or has the wrong size.`);
+      return d;
+    });
+    const moments = vars.map((_, i) => {
+      const m = floats(`exp_avg.${i}`);
+      const v = floats(`exp_avg_sq.${i}`);
+      return m && v ? { m, v } : null;
+    });
+    this.opt.importState(vars, { step: r.optimizerStep, moments });
+    vars.forEach((v, i) => {
+      const t = tf.tensor(values[i], v.shape);
+      v.assign(t);
+      t.dispose();
+    });
+    if (this.peft.loadTrainingState) {
+      const method = new Map<string, LoadedTensor>();
+      for (const [k, t] of tensors) if (k.startsWith('method.')) method.set(k.slice('method.'.length), t);
+      this.peft.loadTrainingState({ tensors: method, json: r.methodState ?? {} });
+    }
+    this.sampler.state = r.sampler;
+    this.dropoutRng.state = r.dropoutRng;
+    this.completedSteps = r.step;
+    this.logHistory.splice(0, this.logHistory.length, ...st.log_history);
+    this.bestMetric = st.best_metric;
+    this.bestStep = r.bestStep;
+    this.patienceCounter = r.patienceCounter;
   }
 
   get hasValidation(): boolean {
@@ -265,6 +480,14 @@ export class TrainingSession {
   }
 }
 
+/** Arguments that shape a run's trajectory: a resumed run must use the checkpoint's. */
+const RESUME_ARGS: (keyof TrainingArgs)[] = [
+  'learningRate', 'epochs', 'maxSteps', 'batchSize', 'gradientAccumulationSteps', 'warmupSteps', 'scheduler', 'weightDecay',
+  'maxGradNorm', 'seed', 'maxLength', 'loraplusLrRatio',
+];
+
+const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
+
 function validateArgs(a: TrainingArgs): void {
   const bad = (m: string) => {
     throw new EngineError('BAD_ARGUMENT', m);
@@ -279,5 +502,13 @@ function validateArgs(a: TrainingArgs): void {
   if (a.loraplusLrRatio != null && !(a.loraplusLrRatio > 0 && Number.isFinite(a.loraplusLrRatio))) {
     bad(`LoRA+ learning-rate ratio (loraplus_lr_ratio) must be a number > 0, got ${a.loraplusLrRatio}`);
   }
+  if (!Number.isInteger(a.saveSteps) || a.saveSteps < 0) bad(`save steps must be an integer >= 0, got ${a.saveSteps}`);
+  if (a.saveTotalLimit != null && (!Number.isInteger(a.saveTotalLimit) || a.saveTotalLimit < 1)) bad(`save total limit must be a positive integer, got ${a.saveTotalLimit}`);
+  if (a.earlyStoppingPatience != null && (!Number.isInteger(a.earlyStoppingPatience) || a.earlyStoppingPatience < 1)) {
+    bad(`early stopping patience must be a positive integer, got ${a.earlyStoppingPatience}`);
+  }
+  const metric = a.metricForBestModel.startsWith('eval_') ? a.metricForBestModel : `eval_${a.metricForBestModel}`;
+  if (!(BEST_METRICS as readonly string[]).includes(metric)) bad(`metric for best model must be one of ${BEST_METRICS.join(', ')}, got "${a.metricForBestModel}"`);
+  a.metricForBestModel = metric;
 }
 

@@ -45,6 +45,19 @@ export interface PeftModel {
    * update_and_allocate).
    */
   afterStep?(o: { step: number; grads: Map<tf.Variable, tf.Tensor> }): void | Promise<void>;
+  /**
+   * Optional: what training carries from step to step beyond the trainable variables (AdaLoRA's importance
+   * EMAs and its rank pattern so far), so that a checkpoint resumes exactly. Tensors are the method's own.
+   */
+  trainingState?(): MethodTrainingState;
+  /** Restores what trainingState() gave (same model and config). */
+  loadTrainingState?(s: { tensors: Map<string, LoadedTensor>; json: Record<string, unknown> }): void;
+}
+
+/** A method's training state: named tensors plus JSON (see PeftModel.trainingState). */
+export interface MethodTrainingState {
+  tensors: Map<string, tf.Tensor>;
+  json: Record<string, unknown>;
 }
 
 /**

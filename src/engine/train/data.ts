@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors';
-import { Rng } from '../random';
+import { Rng, type RngState } from '../random';
 import type { TaskType } from '../models/types';
 import { IGNORE_INDEX } from './loss';
 
@@ -121,6 +121,14 @@ export function disposeBatch(b: Batch): void {
 }
 
 /** Epoch-wise shuffled batch order, reproducible from the seed. */
+/** BatchSampler.state: this epoch's order, the position in it, the epoch and the shuffling generator. */
+export interface SamplerState {
+  order: number[];
+  pos: number;
+  epoch: number;
+  rng: RngState;
+}
+
 export class BatchSampler {
   private order: number[] = [];
   private pos = 0;
@@ -138,6 +146,19 @@ export class BatchSampler {
   /** Batches per epoch (the last one may be short, as a DataLoader with drop_last=False). */
   get batchesPerEpoch(): number {
     return Math.ceil(this.size / this.batchSize);
+  }
+  /** Where the sampler is in its epochs (the data-order cursor a checkpoint keeps). */
+  get state(): SamplerState {
+    return { order: this.order.slice(), pos: this.pos, epoch: this.epoch, rng: this.rng.state };
+  }
+  set state(st: SamplerState) {
+    if (st.order.length !== this.size || st.order.some((i) => !(Number.isInteger(i) && i >= 0 && i < this.size))) {
+      throw new EngineError('BAD_CHECKPOINT', `The checkpoint's data order covers ${st.order.length} examples but the training set has ${this.size}; resume with the data the run started with.`);
+    }
+    this.order = st.order.slice();
+    this.pos = st.pos;
+    this.epoch = st.epoch;
+    this.rng.state = st.rng;
   }
   next(): number[] {
     if (this.pos >= this.size) {

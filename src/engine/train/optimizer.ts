@@ -70,6 +70,33 @@ export class AdamW {
     }
   }
 
+  /**
+   * The step count and both moments of each of `vars` (null where a variable has not been stepped yet), as a
+   * checkpoint keeps them. The tensors are the optimizer's own: read them, don't dispose them.
+   */
+  exportState(vars: tf.Variable[]): { step: number; moments: ({ m: tf.Tensor; v: tf.Tensor } | null)[] } {
+    return { step: this.t, moments: vars.map((p) => this.state.get(p) ?? null) };
+  }
+
+  /** Restores what exportState gave (values as arrays), for the same variables in the same order. */
+  importState(vars: tf.Variable[], st: { step: number; moments: ({ m: Float32Array; v: Float32Array } | null)[] }): void {
+    if (st.moments.length !== vars.length) {
+      throw new EngineError('BAD_CHECKPOINT', `The checkpoint's optimizer state has ${st.moments.length} tensors but the model trains ${vars.length}.`);
+    }
+    vars.forEach((p, i) => {
+      const mv = st.moments[i];
+      if (mv && (mv.m.length !== p.size || mv.v.length !== p.size)) {
+        throw new EngineError('BAD_CHECKPOINT', `The checkpoint's optimizer state for trainable tensor ${i} has ${mv.m.length} values but the tensor has ${p.size}.`);
+      }
+    });
+    this.dispose();
+    this.t = st.step;
+    vars.forEach((p, i) => {
+      const mv = st.moments[i];
+      if (mv) this.state.set(p, { m: ownedVariable(tf.tensor(mv.m, p.shape), false), v: ownedVariable(tf.tensor(mv.v, p.shape), false) });
+    });
+  }
+
   /** Optimizer state bytes (two moments per trainable value), for memory estimates. */
   stateBytes(): number {
     let n = 0;

@@ -5,6 +5,7 @@
  * (init_r numbers per module) are read back, and only on the steps that allocate.
  */
 import * as tf from '@tensorflow/tfjs';
+import { EngineError } from '../../errors';
 import { ownedVariable } from '../../variable';
 import type { SvdLayer } from './layer';
 
@@ -139,6 +140,39 @@ export class RankAllocator {
   private applyMask(l: SvdLayer, keep: boolean[]): void {
     if (l.rank === 0 || keep.every(Boolean)) return;
     tf.tidy(() => l.E.assign(tf.mul(l.E, tf.tensor2d(keep.map((b) => (b ? 1 : 0)), [l.rank, 1]))));
+  }
+
+  /** The importance EMAs by `<module>.<A|E|B>.<ipt|unc>` (the allocator's own tensors), for checkpoints. */
+  exportState(): Map<string, tf.Tensor> {
+    const out = new Map<string, tf.Tensor>();
+    for (const name of this.names) {
+      const l = this.layers.get(name)!;
+      for (const [part, p] of [['A', l.A], ['E', l.E], ['B', l.B]] as const) {
+        const s = this.ema.get(p);
+        if (s) (out.set(`${name}.${part}.ipt`, s.ipt), out.set(`${name}.${part}.unc`, s.unc));
+      }
+    }
+    return out;
+  }
+
+  /** Restores exportState's tensors (missing ones: no score yet, as after reset_ipt). */
+  importState(t: Map<string, { shape: number[]; data: Float32Array }>): void {
+    const next = new Map<tf.Variable, Ema>();
+    for (const name of this.names) {
+      const l = this.layers.get(name)!;
+      for (const [part, p] of [['A', l.A], ['E', l.E], ['B', l.B]] as const) {
+        const ipt = t.get(`${name}.${part}.ipt`);
+        const unc = t.get(`${name}.${part}.unc`);
+        if (!ipt && !unc) continue;
+        if (!ipt || !unc || ipt.data.length !== p.size || unc.data.length !== p.size) {
+          tf.dispose([...next.values()].flatMap((e) => [e.ipt, e.unc]));
+          throw new EngineError('BAD_CHECKPOINT', `The checkpoint's AdaLoRA importance scores for ${name}.${part} do not fit this model.`);
+        }
+        next.set(p, { ipt: ownedVariable(tf.tensor(ipt.data, p.shape), false), unc: ownedVariable(tf.tensor(unc.data, p.shape), false) });
+      }
+    }
+    this.reset();
+    for (const [p, e] of next) this.ema.set(p, e);
   }
 
   /** reset_ipt: forgets every score (after the final allocation). */

@@ -10,7 +10,7 @@ import type { LoadedTensor } from '../../io/safetensors';
 import type { ForwardHooks, ForwardInput, Model, ModuleInfo } from '../../models/types';
 import { Rng } from '../../random';
 import { ownedVariable } from '../../variable';
-import { forwardWith, loadStrict, PEFT_PREFIX, type PeftModel } from '../model';
+import { forwardWith, loadStrict, PEFT_PREFIX, type MethodTrainingState, type PeftModel } from '../model';
 import { pyRepr, resolveLoraTargets, type TargetResolution } from '../targets';
 import { RankAllocator, type AllocationStep } from './allocator';
 import { DEFAULT_ADALORA_TARGETS, keptRanks, rankPatternModule, type AdaLoraConfig } from './config';
@@ -159,6 +159,22 @@ export class AdaLoraModel implements PeftModel {
     const { info, pattern } = await this.allocator.step(o.step, o.grads, this.rankPattern);
     if (pattern) this.rankPattern = pattern;
     this.lastAllocation = info;
+  }
+
+  /** The importance EMAs and the rank pattern so far (a checkpoint resumes update_and_allocate exactly). */
+  trainingState(): MethodTrainingState {
+    return { tensors: this.allocator.exportState(), json: { rank_pattern: this.rankPattern ? structuredClone(this.rankPattern) : null } };
+  }
+
+  loadTrainingState(s: { tensors: Map<string, LoadedTensor>; json: Record<string, unknown> }): void {
+    const floats = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [k, t] of s.tensors) {
+      if (!(t.data instanceof Float32Array)) throw new EngineError('BAD_CHECKPOINT', `The checkpoint's AdaLoRA state ${k} is not a float tensor.`);
+      floats.set(k, { shape: t.shape, data: t.data });
+    }
+    this.allocator.importState(floats);
+    const rp = s.json.rank_pattern;
+    this.rankPattern = rp && typeof rp === 'object' ? (structuredClone(rp) as Record<string, boolean[]>) : null;
   }
 
   /** Kept rank per module now: the rank pattern's, else the tensors' own. */
