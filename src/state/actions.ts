@@ -2,13 +2,26 @@
  * Actions that talk to the worker, and the sync that keeps the worker's view in step with the project store:
  * a changed model or task re-reads the module tree, changed target text re-resolves the targets, changed
  * data settings reload the data. Replies to superseded requests are dropped.
+ *
+ * The project is kept in the browser (persist.ts) and restored at boot in the order the worker needs it:
+ * backend, then the model (training settings are in place first, for its memory estimate), then, once the
+ * model's header is read, the task and targets it was set up with; method settings are checked against the
+ * schemas the backend sends; data comes back from the built-in list or IndexedDB. A worker crash is
+ * restarted from the same project.
  */
 import { describeError } from '../engine/errors';
-import type { BackendChoice, CachedModelInfo, MemoryPlan, ModelSource, SamplingSettings } from '../worker/protocol';
-import { peftSettings, projectActions as P, trainArgs, useProject, type BuiltinDataset, type LoadError, type ProjectState } from './project';
+import type { BackendChoice, CachedModelInfo, MemoryPlan, ModelInfo, ModelSource, SamplingSettings } from '../worker/protocol';
+import {
+  formDefaults, peftSettings, projectActions as P, trainArgs, useProject, type BuiltinDataset, type DataRef, type LoadError,
+  type ModelRef, type ProjectState,
+} from './project';
+import {
+  checkSettingsAgainst, datasets, loadSaved, onPersistAnswered, requestPersistentStorage, savedPatch, snapshotOf, startPersistence,
+  storageStatus, storeFailure, type ProjectPersistence, type Saved,
+} from './persist';
 import { runActions as R, useRun } from './run';
-import { hubEndpoint, useSettings } from './settings';
-import { RequestError, worker } from './worker-client';
+import { DEFAULT_HUB_URL, hubEndpoint, useSettings } from './settings';
+import { onWorkerCrash, onWorkerEvent, RequestError, restartWorker as replaceWorker, worker } from './worker-client';
 
 /** Absolute BASE_URL of the app (built-in models, datasets and wasm binaries live under it). */
 export const baseUrl = new URL(import.meta.env.BASE_URL, window.location.href).href;
@@ -22,12 +35,23 @@ function loadError(e: unknown): LoadError {
   return { code: 'INTERNAL', message: message(e), retryable: false };
 }
 
+/** Restored method settings, checked against the schemas once the backend has sent them. */
+let restoredMethod: NonNullable<Saved['method']> | null = null;
+
 export async function initBackend(choice: BackendChoice): Promise<void> {
   P.setBackendChoice(choice);
   P.backendStarting();
   try {
     const r = await worker().request({ type: 'init', backend: choice, baseUrl, ...diagnostics() }, 'ready');
     P.backendReady(r.backend, r.reason, r.methods);
+    if (restoredMethod) {
+      const { method, settings } = checkSettingsAgainst(r.methods, restoredMethod.method, restoredMethod.settings);
+      restoredMethod = null;
+      P.restore({
+        method: method as ProjectState['method'],
+        settings: Object.fromEntries(r.methods.map((m) => [m.peftType, { ...formDefaults(m), ...(settings[m.peftType] ?? {}) }])),
+      });
+    }
   } catch (e) {
     P.backendFailed(message(e));
   }
@@ -60,6 +84,33 @@ function diagnostics(): { wasmTensorLimitBytes?: number; wasmThreads?: number } 
 /** How the last load can be repeated (Retry after its header could not be read). */
 let lastLoad: (() => Promise<void>) | null = null;
 
+const builtinUrl = () => new URL(BUILTIN_MODEL.dir, baseUrl).href;
+
+/** What the project remembers of a model source (null: nothing; a reload starts on the built-in model). */
+function refOf(source: ModelSource, info: ModelInfo): ModelRef | null {
+  switch (source.kind) {
+    case 'url':
+      return new URL(source.url, baseUrl).href === builtinUrl() ? { kind: 'builtin' } : null;
+    case 'hub':
+      return { kind: 'hub', repo: info.name.split('@')[0], revision: info.revision ?? 'main', endpoint: source.endpoint ?? DEFAULT_HUB_URL };
+    case 'folder':
+      return { kind: 'local', name: info.name, picker: 'folder' };
+    case 'files':
+      return { kind: 'local', name: info.name, picker: 'files' };
+  }
+}
+
+/** The same model; a local folder is the same by its name (picked again through a drop or the picker alike). */
+function sameRef(a: ModelRef | null, b: ModelRef | null): boolean {
+  if (a?.kind === 'local' && b?.kind === 'local') return a.name === b.name;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** The source of the model on show: a worker restart loads it again (a local folder is not asked for twice). */
+let liveSource: { ref: ModelRef | null; source: ModelSource; label: string } | null = null;
+/** Setup to put back once the model it was made for has been inspected (its defaults replace them first). */
+let afterInspect: { ref: ModelRef; patch: Partial<ProjectState> } | null = null;
+
 /**
  * Loads a model header first: the worker reads config.json and the safetensors headers, the tree and the memory
  * estimate show, then the weights download (at once, or after "Download anyway" when the estimate says it
@@ -77,7 +128,12 @@ export async function loadModel(source: ModelSource, label: string): Promise<voi
     return;
   }
   if (id !== latest.model) return;
-  P.modelInspected(r);
+  const ref = refOf(source, r.info);
+  P.modelInspected(r, ref);
+  liveSource = { ref, source, label };
+  const restore = afterInspect;
+  afterInspect = null;
+  if (restore && sameRef(restore.ref, ref)) P.restore(restore.patch);
   if (!r.memory.blocking) await downloadModel();
 }
 
@@ -110,7 +166,7 @@ export function cancelLoad(): void {
 
 export const loadBuiltinModel = () => {
   lastLoad = null;
-  return loadModel({ kind: 'url', url: new URL(BUILTIN_MODEL.dir, baseUrl).href, name: BUILTIN_MODEL.name }, `${BUILTIN_MODEL.name} (built-in)`);
+  return loadModel({ kind: 'url', url: builtinUrl(), name: BUILTIN_MODEL.name }, `${BUILTIN_MODEL.name} (built-in)`);
 };
 
 /** A Hub repo (`owner/name[@rev]`) with the Hub URL and token of the settings at the time of the call. */
@@ -125,8 +181,8 @@ export function loadHubModel(repoId: string): Promise<void> {
   return p;
 }
 
-/** A model from the cache list. The token goes along only when the entry is from the Hub URL set now. */
-export function loadCachedModel(m: CachedModelInfo): Promise<void> {
+/** A model from the cache list (or a restored project). The token goes along only when it is from the Hub URL set now. */
+export function loadCachedModel(m: Pick<CachedModelInfo, 'endpoint' | 'repo' | 'revision'>): Promise<void> {
   const st = useSettings.getState();
   const sameHub = m.endpoint === hubEndpoint(st);
   const repoId = m.revision === 'main' ? m.repo : `${m.repo}@${m.revision}`;
@@ -143,6 +199,7 @@ export async function refreshCache(): Promise<void> {
   } catch (e) {
     P.cacheFailed(message(e));
   }
+  void refreshStorage();
 }
 
 export async function deleteCached(m: CachedModelInfo): Promise<void> {
@@ -151,6 +208,88 @@ export async function deleteCached(m: CachedModelInfo): Promise<void> {
     P.cacheListed(r.persistent, r.models);
   } catch (e) {
     P.cacheFailed(message(e));
+  }
+  void refreshStorage();
+}
+
+/** Storage used and granted for this site, and whether the browser keeps it (shown under the cache list). */
+export async function refreshStorage(): Promise<void> {
+  P.storageEstimated(await storageStatus());
+}
+
+// --- uploaded datasets ----------------------------------------------------------------------------------------
+
+export async function refreshUploads(): Promise<void> {
+  try {
+    P.uploadsListed(await datasets.list());
+  } catch (e) {
+    P.uploadsFailed(`Stored datasets could not be listed: ${message(e)}`);
+  }
+}
+
+/** An uploaded file: used at once; kept in the browser once it has loaded (a file that does not parse is not). */
+export function uploadDataset(file: File): void {
+  P.uploadsFailed(undefined);
+  P.setDataSource({ kind: 'file', file });
+}
+
+const kept = new WeakSet<File>();
+
+/** Keeps the upload on show in IndexedDB (once per file); a full storage is said, and the upload still works. */
+async function keepUpload(file: File): Promise<void> {
+  if (kept.has(file)) return;
+  kept.add(file);
+  requestPersistentStorage();
+  try {
+    const info = await datasets.put(file, useProject.getState().mapping);
+    P.uploadStored(file, { kind: 'upload', id: info.id, name: info.name });
+    // A mapping chosen while it was being written.
+    const s = useProject.getState();
+    if (s.dataRef?.kind === 'upload' && s.dataRef.id === info.id && s.mapping !== info.mapping) await datasets.setMapping(info.id, s.mapping);
+  } catch (e) {
+    P.uploadsFailed(storeFailure(e, file.name));
+  }
+  await refreshUploads();
+  void refreshStorage();
+}
+
+/** A stored upload from the dataset list, with the column mapping chosen for it. */
+export async function selectUpload(id: string): Promise<void> {
+  const got = await datasets.get(id).catch(() => null);
+  if (!got) {
+    P.uploadsFailed('That dataset is no longer stored in this browser; upload it again.');
+    void refreshUploads();
+    return;
+  }
+  P.uploadsFailed(undefined);
+  kept.add(got.file);
+  P.setDataSource({ kind: 'file', file: got.file }, { kind: 'upload', id, name: got.info.name }, got.info.mapping);
+}
+
+export async function deleteUpload(id: string): Promise<void> {
+  try {
+    await datasets.delete(id);
+    P.uploadDeleted(id);
+  } catch (e) {
+    P.uploadsFailed(`${message(e)}`);
+  }
+  void refreshUploads();
+  void refreshStorage();
+}
+
+/** A remembered upload comes back from IndexedDB; when it is gone, the default dataset is used. */
+async function restoreUpload(ref: Extract<DataRef, { kind: 'upload' }>): Promise<void> {
+  const got = await datasets.get(ref.id).catch((e) => {
+    console.warn(`[peft-studio] stored dataset ${ref.name} could not be read: ${message(e)}`);
+    return null;
+  });
+  if (useProject.getState().dataRef !== ref) return; // another dataset was chosen meanwhile
+  if (got) {
+    kept.add(got.file);
+    P.setDataSource({ kind: 'file', file: got.file }, ref, got.info.mapping);
+  } else {
+    console.warn(`[peft-studio] the uploaded dataset ${ref.name} is no longer stored: the default dataset is used`);
+    P.useDefaultDataset();
   }
 }
 
@@ -218,7 +357,10 @@ async function refreshData() {
       },
       'data',
     );
-    if (id === latest.data) P.dataLoaded(r.summary);
+    if (id !== latest.data) return;
+    P.dataLoaded(r.summary);
+    const now = useProject.getState();
+    if (s.dataSource.kind === 'file' && now.dataSource === s.dataSource && !now.dataRef) void keepUpload(s.dataSource.file);
   } catch (e) {
     if (id === latest.data) P.dataFailed(message(e));
   }
@@ -236,11 +378,43 @@ const scheduleTargets = debounce(() => void refreshTargets(), 120);
 const scheduleData = debounce(() => void refreshData(), 200);
 const scheduleMemory = debounce(() => void refreshMemory(), 150);
 
-/** Starts the worker, the backend, the built-in model and the dataset list, and wires the sync. */
+let persistence: ProjectPersistence | null = null;
+
+/**
+ * Brings a project back: the backend it chose, then its model (training settings and method settings are in
+ * the store already; the method settings are checked against the schemas the backend sends), then its task
+ * and targets once that model's header is read. A local folder waits for the person to pick it again, unless
+ * this page still holds it (`reuse`, a worker restart).
+ */
+async function restoreProject(saved: Saved, reuse: { source: ModelSource; label: string } | null = null): Promise<void> {
+  const ref = saved.model ?? { kind: 'builtin' };
+  const patch = { ...(saved.task ? { task: saved.task } : {}), ...(saved.targets ? { targetText: saved.targets } : {}) };
+  afterInspect = Object.keys(patch).length ? { ref, patch } : null;
+  restoredMethod = saved.method ?? null;
+  await initBackend(useProject.getState().backendChoice);
+  if (reuse) await loadModel(reuse.source, reuse.label);
+  else if (ref.kind === 'builtin') await loadBuiltinModel();
+  else if (ref.kind === 'hub') await loadCachedModel(ref);
+  // ref.kind 'local': the Model panel asks for the folder; its task and targets come back once it is read.
+}
+
+/** Starts the worker, restores the saved project (or starts on the built-in model), and wires the sync. */
 export function boot(): void {
-  worker().on((e) => {
+  const saved = loadSaved();
+  P.restore(savedPatch(saved));
+  persistence = startPersistence(useProject);
+  onWorkerEvent((e) => {
     if (e.type === 'downloadProgress') P.downloadProgress(e.loadId, e.progress);
     else R.onEvent(e);
+  });
+  onWorkerCrash((reason) => {
+    P.workerCrashed(reason);
+    R.workerCrashed(`The training worker crashed: ${reason}`);
+  });
+  window.addEventListener('beforeunload', (e: BeforeUnloadEvent) => {
+    if (!trainingActive()) return;
+    e.preventDefault();
+    e.returnValue = ''; // older browsers show the prompt only with returnValue set
   });
   useProject.subscribe((s, p) => {
     const labelsChanged = s.data.summary?.labels.join('\u0000') !== p.data.summary?.labels.join('\u0000');
@@ -259,15 +433,57 @@ export function boot(): void {
       scheduleMemory();
     }
   });
+  if (useProject.getState().dataSource) scheduleData();
+  onPersistAnswered(() => void refreshStorage());
   void refreshCache();
-  void (async () => {
-    await initBackend(useProject.getState().backendChoice);
-    await loadBuiltinModel();
-  })();
+  void refreshUploads();
+  const dataRef = useProject.getState().dataRef;
+  if (dataRef?.kind === 'upload') void restoreUpload(dataRef);
+  void restoreProject(saved);
   void fetch(new URL('datasets/index.json', baseUrl))
     .then((r) => (r.ok ? r.json() : []))
-    .then((list: BuiltinDataset[]) => P.setBuiltinDatasets(list))
+    .then((list: BuiltinDataset[]) => {
+      P.setBuiltinDatasets(list);
+      const ref = useProject.getState().dataRef;
+      if (ref?.kind === 'builtin' && !list.some((d) => d.id === ref.id)) {
+        console.warn(`[peft-studio] stored dataset "${ref.id}" is not a built-in dataset any more: the default is used`);
+        P.useDefaultDataset();
+      }
+    })
     .catch(() => P.setBuiltinDatasets([]));
+}
+
+/** A training run is on: leaving the page would end it (the page asks first). */
+export const trainingActive = () => useRun.getState().state !== 'idle';
+
+/** A new worker after a crash (or on request): the same project, every setting kept, is set up in it again. */
+export async function restartWorker(): Promise<void> {
+  const s = useProject.getState();
+  const saved = snapshotOf(s);
+  const reuse = liveSource && s.modelRef?.kind === 'local' && sameRef(liveSource.ref, s.modelRef) ? liveSource : null;
+  replaceWorker();
+  R.workerRestarted();
+  P.workerRestarted();
+  void refreshCache();
+  if (useProject.getState().dataSource) scheduleData();
+  await restoreProject(saved, reuse);
+}
+
+/** New project: the stored project is forgotten; built-in model, default dataset, every setting at its default. */
+export async function newProject(): Promise<void> {
+  const choice = useProject.getState().backendChoice;
+  afterInspect = null;
+  restoredMethod = null;
+  P.newProject();
+  persistence?.forget(useProject.getState());
+  P.uploadsFailed(undefined);
+  if (choice !== 'auto') await initBackend('auto');
+  await loadBuiltinModel();
+}
+
+/** Reset to defaults: training and method settings; the model, targets and data stay. */
+export function resetToDefaults(): void {
+  P.resetSettings();
 }
 
 // --- run control ----------------------------------------------------------------------------------------------

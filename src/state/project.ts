@@ -39,6 +39,36 @@ export interface BuiltinDataset {
   rows: { train: number; validation?: number };
 }
 
+/**
+ * The model a project remembers (persisted; see persist.ts): the built-in one, a Hub repo at a revision (read
+ * from the browser cache when complete), or a local folder / files, which the browser can only hand back when
+ * the person picks them again.
+ */
+export type ModelRef =
+  | { kind: 'builtin' }
+  | { kind: 'hub'; repo: string; revision: string; endpoint: string }
+  | { kind: 'local'; name: string; picker: 'folder' | 'files' };
+
+/** The dataset a project remembers: a built-in one, or an upload kept in this browser (IndexedDB). */
+export type DataRef = { kind: 'builtin'; id: string } | { kind: 'upload'; id: string; name: string };
+
+/** An uploaded dataset kept in this browser, as the dataset list shows it. */
+export interface StoredDatasetInfo {
+  id: string;
+  name: string;
+  type: string;
+  size: number;
+  savedAt: number;
+  mapping: ColumnMapping | null;
+}
+
+/** The browser's storage for this site: used and granted bytes; persistent: exempt from eviction. */
+export interface StorageStatus {
+  usage: number;
+  quota: number;
+  persistent: boolean | null;
+}
+
 /** Steps of loading a model: header first (inspecting), maybe a go-ahead (confirm), then the weights. */
 export type LoadPhase = 'inspecting' | 'confirm' | 'downloading' | 'failed' | 'cancelled';
 
@@ -74,11 +104,17 @@ export interface ProjectState {
   backend: { status: Status; name?: BackendName; reason?: string; error?: string };
 
   model: ModelState;
+  /** The model the project uses, as remembered across reloads (null: none yet). */
+  modelRef: ModelRef | null;
   tree: TreeInfo | null;
   /** Training memory for the current model and settings, against the device's limits. */
   memory: MemoryReport | null;
   /** Models in the browser's download cache. persistent null: not known yet. */
   cache: { persistent: boolean | null; models: CachedModelInfo[]; error?: string };
+  /** Storage used and granted for this site (models, datasets, settings); null: not known. */
+  storage: StorageStatus | null;
+  /** Why the training worker stopped, while it is down (null: running). */
+  workerCrash: string | null;
 
   task: TaskType;
   /** The PEFT methods the engine implements, with their schemas (from the worker). */
@@ -91,6 +127,10 @@ export interface ProjectState {
 
   builtinDatasets: BuiltinDataset[];
   dataSource: DataSource | null;
+  /** What dataSource is, as remembered across reloads; null for an upload that could not be kept. */
+  dataRef: DataRef | null;
+  /** Uploaded datasets kept in this browser; error: why the last one could not be kept (or listed). */
+  uploads: { list: StoredDatasetInfo[]; error?: string };
   /** Null: use the mapping the worker guessed. */
   mapping: ColumnMapping | null;
   validationSplit: number;
@@ -118,21 +158,28 @@ export const DEFAULT_ARGS: TrainArgs = {
   gradientCheckpointing: 'auto',
 };
 
+export const DEFAULT_TARGET_TEXT: TargetText = { mode: 'list', target: 'c_attn', exclude: '', excludeRegex: false, layers: '', layersPattern: '' };
+
 const initial: ProjectState = {
   backendChoice: 'auto',
   backend: { status: 'idle' },
   model: { status: 'idle', label: '' },
+  modelRef: null,
   tree: null,
   memory: null,
   cache: { persistent: null, models: [] },
+  storage: null,
+  workerCrash: null,
   task: 'CAUSAL_LM',
   methods: [],
   method: 'LORA',
   settings: {},
-  targetText: { mode: 'list', target: 'c_attn', exclude: '', excludeRegex: false, layers: '', layersPattern: '' },
+  targetText: DEFAULT_TARGET_TEXT,
   targets: { pending: false, result: null },
   builtinDatasets: [],
   dataSource: null,
+  dataRef: null,
+  uploads: { list: [] },
   mapping: null,
   validationSplit: 0.1,
   data: { status: 'idle' },
@@ -142,6 +189,23 @@ const initial: ProjectState = {
 };
 
 export const useProject = create<ProjectState>()(() => initial);
+
+/** The setup a new project starts with (what the person sets; worker reports are not part of it). */
+export const PROJECT_DEFAULTS = {
+  backendChoice: initial.backendChoice, modelRef: { kind: 'builtin' } as ModelRef, task: initial.task, method: initial.method,
+  targetText: initial.targetText, dataRef: null as DataRef | null, mapping: null, validationSplit: initial.validationSplit,
+  limitBy: initial.limitBy, args: initial.args, lrTouched: false,
+} satisfies Partial<ProjectState>;
+
+/** Every method's form back at its defaults. */
+function defaultSettings(methods: MethodInfo[]): Record<string, MethodValues> {
+  return Object.fromEntries(methods.map((m) => [m.peftType, formDefaults(m)]));
+}
+
+/** The data source a DataRef of a built-in dataset stands for. */
+function builtinSource(ref: DataRef | null): DataSource | null {
+  return ref?.kind === 'builtin' ? { kind: 'builtin', id: ref.id } : null;
+}
 
 /** Applies `f` to the model slice of load `loadId`: the one on show, or the previous one under a header read. */
 function forLoad(s: ProjectState, loadId: number, f: (m: Omit<ModelState, 'previous'>) => Omit<ModelState, 'previous'>): Partial<ProjectState> {
@@ -215,7 +279,7 @@ export const projectActions = {
       return { model: { ...prev, status: prev.status === 'idle' ? 'error' : prev.status, error, failedAt: 'inspect', previous: undefined } };
     }),
   /** The header is read: the tree, targets and memory estimate now describe this model; its weights come next. */
-  modelInspected: (r: Extract<WorkerEvent, { type: 'inspected' }>) => {
+  modelInspected: (r: Extract<WorkerEvent, { type: 'inspected' }>, ref?: ModelRef | null) => {
     const info = r.info;
     // Start from PEFT's default targets for this architecture (what target_modules=None would pick).
     const targetText: TargetText = { mode: 'list', target: info.defaultTargets.join(', '), exclude: '', excludeRegex: false, layers: '', layersPattern: '' };
@@ -224,6 +288,7 @@ export const projectActions = {
       task: info.task,
       targetText,
       memory: r.memory,
+      ...(ref !== undefined ? { modelRef: ref } : {}),
     });
   },
   // Download events name their load: it may be the model on show, or the previous one while a new header is read.
@@ -254,7 +319,8 @@ export const projectActions = {
       const ds = s.dataSource;
       const fits = ds?.kind !== 'builtin' || s.builtinDatasets.find((d) => d.id === ds.id)?.task === task;
       const other = s.builtinDatasets.find((d) => d.task === task);
-      return { task, mapping: null, ...(fits || !other ? {} : { dataSource: { kind: 'builtin', id: other.id } as DataSource, mapping: null }) };
+      const swap = fits || !other ? {} : { dataSource: { kind: 'builtin', id: other.id } as DataSource, dataRef: { kind: 'builtin', id: other.id } as DataRef };
+      return { task, mapping: null, ...swap };
     }),
   /** Another method: its own settings come back; the learning rate follows PEFT's example unless the person set one. */
   setMethod: (method: PeftType) =>
@@ -281,15 +347,34 @@ export const projectActions = {
   targetsPending: () => set((s) => ({ targets: { ...s.targets, pending: true } })),
   targetsResolved: (result: TargetResult) => set({ targets: { pending: false, result } }),
 
+  /** The built-in list; with no dataset chosen (or remembered), the first one for the task is. */
   setBuiltinDatasets: (builtinDatasets: BuiltinDataset[]) => {
     set({ builtinDatasets });
     const s = get();
-    if (!s.dataSource) {
-      const d = builtinDatasets.find((x) => x.task === s.task);
-      if (d) set({ dataSource: { kind: 'builtin', id: d.id } });
-    }
+    if (!s.dataSource && !s.dataRef) projectActions.useDefaultDataset();
   },
-  setDataSource: (dataSource: DataSource) => set({ dataSource, mapping: null }),
+  /** The first built-in dataset for the task (none while the list is not known). */
+  useDefaultDataset: () =>
+    set((s) => {
+      const d = s.builtinDatasets.find((x) => x.task === s.task);
+      return d ? { dataSource: { kind: 'builtin', id: d.id }, dataRef: { kind: 'builtin', id: d.id }, mapping: null } : { dataSource: null, dataRef: null, mapping: null };
+    }),
+  /**
+   * A dataset: built-in ones remember themselves; an upload remembers the stored copy `ref` (null while it is
+   * being stored, or when it could not be), and comes with the mapping chosen for it before.
+   */
+  setDataSource: (dataSource: DataSource, ref: DataRef | null = null, mapping: ColumnMapping | null = null) =>
+    set({ dataSource, dataRef: dataSource.kind === 'builtin' ? { kind: 'builtin', id: dataSource.id } : ref, mapping }),
+  /** The upload on show is now kept in the browser as `ref`. */
+  uploadStored: (file: File, ref: DataRef) => set((s) => (s.dataSource?.kind === 'file' && s.dataSource.file === file ? { dataRef: ref } : {})),
+  uploadsListed: (list: StoredDatasetInfo[]) => set((s) => ({ uploads: { list, error: s.uploads.error } })),
+  uploadsFailed: (error: string | undefined) => set((s) => ({ uploads: { ...s.uploads, error } })),
+  /** A stored upload was deleted: the one on show stays for this session, no longer remembered. */
+  uploadDeleted: (id: string) =>
+    set((s) => ({
+      uploads: { ...s.uploads, list: s.uploads.list.filter((u) => u.id !== id) },
+      ...(s.dataRef?.kind === 'upload' && s.dataRef.id === id ? { dataRef: null } : {}),
+    })),
   setMapping: (mapping: ColumnMapping) => set({ mapping }),
   setValidationSplit: (validationSplit: number) => set({ validationSplit }),
   dataLoading: () => set((s) => ({ data: { ...s.data, status: 'loading', error: undefined } })),
@@ -299,4 +384,36 @@ export const projectActions = {
 
   setLimitBy: (limitBy: 'epochs' | 'maxSteps') => set({ limitBy }),
   updateArgs: (p: Partial<TrainArgs>) => set((s) => ({ args: { ...s.args, ...p }, lrTouched: s.lrTouched || 'learningRate' in p })),
+
+  storageEstimated: (storage: StorageStatus | null) => set({ storage }),
+
+  // --- whole projects ---------------------------------------------------------------------------------------
+
+  /** Setup values read back from storage (persist.ts), before the worker is asked for anything. */
+  restore: (p: Partial<ProjectState>) => set((s) => ({ ...p, dataSource: p.dataRef !== undefined ? builtinSource(p.dataRef) : s.dataSource })),
+  /** Reset to defaults: training and every method's settings; model, targets, task, method and data stay. */
+  resetSettings: () =>
+    set((s) => {
+      const info = methodInfoOf(s);
+      return {
+        settings: defaultSettings(s.methods), limitBy: initial.limitBy, lrTouched: false,
+        args: { ...DEFAULT_ARGS, learningRate: info?.learningRate ?? DEFAULT_ARGS.learningRate },
+      };
+    }),
+  /** New project: every setup value at its default (the built-in model is loaded by the caller). */
+  newProject: () =>
+    set((s) => {
+      const d = s.builtinDatasets.find((x) => x.task === initial.task);
+      const dataRef: DataRef | null = d ? { kind: 'builtin', id: d.id } : null;
+      return { ...PROJECT_DEFAULTS, settings: defaultSettings(s.methods), dataRef, dataSource: builtinSource(dataRef), uploads: { list: s.uploads.list } };
+    }),
+
+  /** The worker crashed: everything it reported is gone with it. */
+  workerCrashed: (reason: string) => set({ workerCrash: reason }),
+  /** A new worker: setup stays; what the old worker reported is cleared until the new one reports again. */
+  workerRestarted: () =>
+    set((s) => ({
+      workerCrash: null, backend: { status: 'idle' }, model: { status: 'idle', label: s.model.label }, tree: null, memory: null,
+      targets: { pending: false, result: null }, data: { status: 'idle' },
+    })),
 };

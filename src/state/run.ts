@@ -76,6 +76,14 @@ export const runActions = {
   },
   error: (code: string, message: string) => set((s) => ({ errors: [...s.errors.slice(-19), { code, message, at: Date.now() }] })),
   dismissErrors: () => set({ errors: [] }),
+  /** The worker is gone: a run in progress ends as failed (its last checkpoint stays downloadable). */
+  workerCrashed: (message: string) =>
+    set((s) => (s.state === 'idle' ? {} : { state: 'idle', outcome: 'failed', errors: [...s.errors.slice(-19), { code: 'WORKER', message, at: Date.now() }] })),
+  /** A new worker: nothing is running in it, and the playground waits for nothing. */
+  workerRestarted: () => {
+    flush();
+    set((s) => ({ state: 'idle', playground: { ...s.playground, busy: false } }));
+  },
   playgroundBusy: () => set((s) => ({ playground: { ...s.playground, busy: true, error: undefined } })),
   playgroundFailed: (error: string) => set((s) => ({ playground: { ...s.playground, busy: false, error } })),
   generated: (prompt: string, withAdapter: string, withoutAdapter: string, msPerToken?: number) =>

@@ -6,6 +6,7 @@ import { LiveView } from './LiveView';
 import { MethodPanel } from './MethodPanel';
 import { ModelPanel } from './ModelPanel';
 import { Playground } from './Playground';
+import { ProjectButtons, WorkerCrashNotice } from './ProjectBar';
 import { TargetsPanel } from './TargetsPanel';
 import { TrainingPanel } from './TrainingPanel';
 
@@ -17,10 +18,14 @@ export function App() {
         <h1>
           PEFT Studio <span className="muted">fine-tune in your browser</span>
         </h1>
-        <span className={`pill ${backend.status}`} title={backend.reason ?? backend.error}>
-          {backend.status === 'ready' ? `backend: ${backend.name}` : backend.status === 'error' ? 'no backend' : 'starting backend…'}
-        </span>
+        <div className="topbar-right">
+          <ProjectButtons />
+          <span className={`pill ${backend.status}`} title={backend.reason ?? backend.error}>
+            {backend.status === 'ready' ? `backend: ${backend.name}` : backend.status === 'error' ? 'no backend' : 'starting backend…'}
+          </span>
+        </div>
       </header>
+      <WorkerCrashNotice />
       <main className="layout">
         <div className="setup">
           <ModelPanel />

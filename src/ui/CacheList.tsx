@@ -1,4 +1,7 @@
-/** Models kept in the browser's download cache (OPFS): size, complete or partial, load again, delete. */
+/**
+ * Models kept in the browser's download cache (OPFS): size, complete or partial, load again, delete; and the
+ * site's storage: used of granted, and whether the browser keeps it (persistent) or may clear it.
+ */
 import { deleteCached, loadCachedModel } from '../state/actions';
 import { useProject } from '../state/project';
 import { DEFAULT_HUB_URL } from '../state/settings';
@@ -10,6 +13,7 @@ export function CacheList() {
   const running = useRun((s) => s.state !== 'idle');
   const loading = useProject((s) => s.model.status === 'loading');
   const total = cache.models.reduce((a, m) => a + m.bytes, 0);
+  const storage = useProject((s) => s.storage);
   return (
     <>
       {cache.persistent === false && (
@@ -51,6 +55,14 @@ export function CacheList() {
           </table>
         )}
       </details>
+      {storage && (
+        <p className="hint storage-line" data-testid="storage-usage" data-persistent={String(storage.persistent)}>
+          Storage: {bytes(storage.usage)} of {bytes(storage.quota)} used
+          {storage.persistent === true && ', persistent'}
+          {storage.persistent === false && ', not persistent (the browser may clear it when space runs low)'}
+          <span className="muted"> · models, uploaded datasets and this project's settings stay in this browser</span>
+        </p>
+      )}
     </>
   );
 }

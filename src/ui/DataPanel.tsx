@@ -1,11 +1,17 @@
-/** Data: built-in datasets or an uploaded CSV / JSONL / TXT, column mapping, preview, split and token lengths. */
+/**
+ * Data: built-in datasets or an uploaded CSV / JSONL / TXT (kept in this browser, listed with the built-in ones),
+ * column mapping, preview, split and token lengths.
+ */
 import type { ColumnMapping } from '../engine/train/data-parse';
+import { deleteUpload, selectUpload, uploadDataset } from '../state/actions';
 import { projectActions as P, useProject } from '../state/project';
 import { useRun } from '../state/run';
 import { ErrorNote, NumberField, Panel, SelectField } from './controls';
-import { thousands } from './format';
+import { bytes, thousands } from './format';
 
-const UPLOAD = '__upload__';
+/** The select's value for an upload used this session only (not kept in the browser). */
+const SESSION = '__upload__';
+const STORED = 'upload:';
 
 function MappingEditor(props: { columns: string[]; mapping: ColumnMapping; task: string; onChange: (m: ColumnMapping) => void }) {
   const { columns, mapping: m } = props;
@@ -46,12 +52,15 @@ export function DataPanel() {
   const task = useProject((s) => s.task);
   const builtins = useProject((s) => s.builtinDatasets);
   const source = useProject((s) => s.dataSource);
+  const ref = useProject((s) => s.dataRef);
+  const uploads = useProject((s) => s.uploads);
   const data = useProject((s) => s.data);
   const split = useProject((s) => s.validationSplit);
   const maxLength = useProject((s) => s.args.maxLength);
   const running = useRun((s) => s.state !== 'idle');
   const sum = data.summary;
-  const sel = source?.kind === 'builtin' ? source.id : source?.kind === 'file' ? UPLOAD : '';
+  const sel = ref?.kind === 'builtin' ? ref.id : ref?.kind === 'upload' ? STORED + ref.id : source?.kind === 'file' ? SESSION : '';
+  const storedSel = ref?.kind === 'upload' && uploads.list.some((u) => u.id === ref.id);
   const builtin = source?.kind === 'builtin' ? builtins.find((d) => d.id === source.id) : undefined;
   const stats = sum?.stats;
 
@@ -64,7 +73,11 @@ export function DataPanel() {
             data-testid="dataset-select"
             className="grow"
             value={sel}
-            onChange={(e) => e.target.value !== UPLOAD && P.setDataSource({ kind: 'builtin', id: e.target.value })}
+            onChange={(e) => {
+              const v = e.target.value;
+              if (v.startsWith(STORED)) void selectUpload(v.slice(STORED.length));
+              else if (v && v !== SESSION) P.setDataSource({ kind: 'builtin', id: v });
+            }}
           >
             {!sel && <option value="">Choose a dataset…</option>}
             {builtins.map((d) => (
@@ -72,7 +85,13 @@ export function DataPanel() {
                 {d.name} ({d.task})
               </option>
             ))}
-            {source?.kind === 'file' && <option value={UPLOAD}>Uploaded: {source.file.name}</option>}
+            {uploads.list.map((u) => (
+              <option key={u.id} value={STORED + u.id}>
+                Uploaded: {u.name}
+              </option>
+            ))}
+            {ref?.kind === 'upload' && !storedSel && <option value={sel}>Uploaded: {ref.name}</option>}
+            {sel === SESSION && source?.kind === 'file' && <option value={SESSION}>Uploaded: {source.file.name} (this session only)</option>}
           </select>
           <label className="button">
             Upload CSV / JSONL / TXT…
@@ -83,12 +102,44 @@ export function DataPanel() {
               accept=".csv,.tsv,.jsonl,.ndjson,.txt,.md"
               onChange={(e) => {
                 const f = e.target.files?.[0];
-                if (f) P.setDataSource({ kind: 'file', file: f });
+                if (f) uploadDataset(f);
                 e.target.value = '';
               }}
             />
           </label>
         </div>
+        {uploads.error && (
+          <p className="warn small" role="status" data-testid="upload-store-error">
+            {uploads.error}
+          </p>
+        )}
+        {uploads.list.length > 0 && (
+          <details className="uploads" data-testid="uploads-list">
+            <summary>
+              Uploaded datasets kept in this browser{' '}
+              <span className="muted small">
+                · {uploads.list.length}, {bytes(uploads.list.reduce((a, u) => a + u.size, 0))}
+              </span>
+            </summary>
+            <table className="cache-table">
+              <tbody>
+                {uploads.list.map((u) => (
+                  <tr key={u.id} data-testid="upload-row" data-name={u.name}>
+                    <td className="mono">{u.name}</td>
+                    <td className="mono">{bytes(u.size)}</td>
+                    <td className="muted small">{new Date(u.savedAt).toLocaleString()}</td>
+                    <td className="actions">
+                      <button type="button" className="link danger" data-testid="upload-delete" onClick={() => void deleteUpload(u.id)}>
+                        Delete
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <p className="hint">Uploading a file of the same name replaces the stored copy. Deleting one that is in use keeps it for this session.</p>
+          </details>
+        )}
         {builtin && <p className="hint">{builtin.description}</p>}
         {builtin && builtin.task !== task && (
           <p className="warn">This dataset is meant for {builtin.task}; the task is {task}.</p>

@@ -4,9 +4,9 @@
  * downloaded; then a progress bar (bytes, speed, file) with Cancel, and Retry that continues where it stopped.
  * Below: Hub settings (URL, token) and the models kept in the browser's cache.
  */
-import { useState, type ReactNode } from 'react';
+import { useRef, useState, type ReactNode } from 'react';
 import { cancelLoad, downloadModel, loadBuiltinModel, loadHubModel, loadModel, retryLoad } from '../state/actions';
-import { useProject, type ModelState } from '../state/project';
+import { useProject, type ModelRef, type ModelState } from '../state/project';
 import { useRun } from '../state/run';
 import { CacheList } from './CacheList';
 import { ErrorNote, Panel } from './controls';
@@ -139,8 +139,32 @@ function InspectionView({ model }: { model: ModelState }) {
   );
 }
 
+/** A restored project whose model is a local folder: the browser hands it back only when the person picks it again. */
+function ReselectPrompt({ local, onPick, disabled }: { local: Extract<ModelRef, { kind: 'local' }>; onPick: () => void; disabled: boolean }) {
+  const what = local.picker === 'folder' || local.name !== 'local files' ? `folder "${local.name}"` : 'model files';
+  return (
+    <div className="reselect" data-testid="reselect-model">
+      <span>
+        This project used the local {what}. The browser does not let a page open it again by itself: pick it again to go on with
+        its targets and settings.
+      </span>
+      <div className="row">
+        <button type="button" className="primary" data-testid="reselect-button" disabled={disabled} onClick={onPick}>
+          Re-select {what}…
+        </button>
+        <button type="button" disabled={disabled} onClick={() => void loadBuiltinModel()}>
+          Use the built-in model instead
+        </button>
+      </div>
+    </div>
+  );
+}
+
 export function ModelPanel() {
   const model = useProject((s) => s.model);
+  const modelRef = useProject((s) => s.modelRef);
+  const folderInput = useRef<HTMLInputElement>(null);
+  const filesInput = useRef<HTMLInputElement>(null);
   const blocking = useProject((s) => !!s.memory?.blocking);
   const running = useRun((s) => s.state !== 'idle');
   const [hubId, setHubId] = useState('');
@@ -153,6 +177,7 @@ export function ModelPanel() {
   };
   const openFolder = (handle: FileSystemDirectoryHandle) => void loadModel({ kind: 'folder', handle }, `folder "${handle.name}"`);
   const picker = (window as unknown as { showDirectoryPicker?: DirectoryPicker }).showDirectoryPicker;
+  const pickFolder = () => (picker ? picker({ mode: 'read', id: 'peft-studio-model' }).then(openFolder, () => undefined) : folderInput.current?.click());
 
   const err = model.error;
   const busy = model.status === 'loading';
@@ -177,6 +202,13 @@ export function ModelPanel() {
           <LoadStatus model={model} />
         </div>
         {model.phase === 'downloading' && <DownloadProgressView model={model} />}
+        {modelRef?.kind === 'local' && !model.info && model.status !== 'loading' && (
+          <ReselectPrompt
+            local={modelRef}
+            disabled={running}
+            onPick={() => (modelRef.picker === 'folder' ? void pickFolder() : filesInput.current?.click())}
+          />
+        )}
         <div className="row">
           <button type="button" onClick={() => void loadBuiltinModel()} disabled={running}>
             Built-in (sotu-gpt2)
@@ -187,11 +219,12 @@ export function ModelPanel() {
               // The directory picker reads only what the loader asks for; the folder input lists every file below.
               if (!picker || running) return;
               e.preventDefault();
-              picker({ mode: 'read', id: 'peft-studio-model' }).then(openFolder, () => undefined);
+              void pickFolder();
             }}
           >
             Open folder…
             <input
+              ref={folderInput}
               type="file"
               hidden
               disabled={running}
@@ -203,6 +236,7 @@ export function ModelPanel() {
           <label className={`button ${running ? 'disabled' : ''}`}>
             Open files…
             <input
+              ref={filesInput}
               type="file"
               hidden
               multiple
