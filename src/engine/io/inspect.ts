@@ -6,6 +6,7 @@
  * files count: model.safetensors, else model.safetensors.index.json and its shards.
  */
 import { EngineError } from '../errors';
+import { quoteValue } from '../quote';
 import { SUPPORTED_MODEL_TYPES, countParams, resolveArchitecture } from '../models';
 import type { ModuleInfo, TaskType } from '../models/types';
 import { DTYPE_SIZE, headerLength, parseHeader, type DType, type SafetensorsHeader } from './safetensors';
@@ -128,7 +129,7 @@ export async function inspectModel(original: FileSource, opts: InspectOptions = 
   } catch (e) {
     if (e instanceof EngineError && e.code === 'UNSUPPORTED_ARCHITECTURE') {
       throw new EngineError('UNSUPPORTED_ARCHITECTURE',
-        `${source.label} is a "${String(config.model_type)}" model, which PEFT Studio cannot train. Supported model types: ${SUPPORTED_MODEL_TYPES.join(', ')}.`);
+        `${source.label} is a ${quoteValue(config.model_type)} model, which PEFT Studio cannot train. Supported model types: ${SUPPORTED_MODEL_TYPES.join(', ')}.`);
     }
     throw e;
   }

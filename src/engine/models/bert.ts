@@ -8,6 +8,7 @@ import {
   activation, attend, attentionBias, block, dropout, embedding, layerNorm, linear, mergeHeads, positions, prefixLength,
   prefixMask, prependPrefix, splitHeads, withPrefix, type Ctx,
 } from './layers';
+import { quoteValue } from '../quote';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
 import type { ArchConfig, ForwardInput, TaskType } from './types';
 
@@ -31,7 +32,7 @@ function parseConfig(raw: Record<string, unknown>): BertConfig {
   }
   const posType = field(raw, 'position_embedding_type', 'absolute');
   if (posType !== 'absolute') {
-    throw new TypeError(`config.json: position_embedding_type "${posType}" is not supported (only "absolute")`);
+    throw new TypeError(`config.json: position_embedding_type ${quoteValue(posType)} is not supported (only "absolute")`);
   }
   const hiddenDropout = field(raw, 'hidden_dropout_prob', 0.1);
   return {

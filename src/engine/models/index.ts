@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors';
+import { describeValue, quoteValue } from '../quote';
 import type { LoadedTensor } from '../io/safetensors';
 import { Rng } from '../random';
 import { LinearProducts, makeCtx, type LayerCache } from './layers';
@@ -30,24 +31,38 @@ export interface Resolved {
   className: string;
 }
 
-/** Finds the architecture for a config.json and the task to build (explicit, else from `architectures`). */
-export function resolveArchitecture(raw: Record<string, unknown>, task?: TaskType): Resolved {
-  if (!raw || typeof raw !== 'object') throw new EngineError('BAD_CONFIG', 'config.json is not a JSON object');
+/**
+ * Finds the architecture for a config.json and the task to build (explicit, else from `architectures`). `where`
+ * names the file in messages (e.g. its path; default "config.json").
+ */
+export function resolveArchitecture(raw: Record<string, unknown>, task?: TaskType, where = 'config.json'): Resolved {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new EngineError('BAD_CONFIG', `${where} is not a JSON object`);
   const modelType = raw.model_type;
-  const spec = ARCHITECTURES.find((a) => a.modelTypes.includes(String(modelType)));
+  if (modelType === undefined || modelType === null || modelType === '') {
+    throw new EngineError(
+      'BAD_CONFIG',
+      `${where} has no model_type: it must name the architecture (one of ${SUPPORTED_MODEL_TYPES.join(', ')}), as every config.json saved by transformers does.`,
+    );
+  }
+  if (typeof modelType !== 'string') {
+    throw new EngineError('BAD_CONFIG', `${where}: model_type must be a string such as "gpt2", got ${describeValue(modelType)}.`);
+  }
+  const spec = ARCHITECTURES.find((a) => a.modelTypes.includes(modelType));
   if (!spec) {
     throw new EngineError(
       'UNSUPPORTED_ARCHITECTURE',
-      `Unsupported architecture: model_type "${String(modelType)}". Supported: ${SUPPORTED_MODEL_TYPES.join(', ')}.`,
+      `Unsupported architecture: model_type ${quoteValue(modelType)}${where === 'config.json' ? '' : ` in ${where}`}. Supported: ${SUPPORTED_MODEL_TYPES.join(', ')}.`,
     );
   }
   let config: ArchConfig;
   try {
     config = spec.parseConfig(raw);
   } catch (e) {
-    throw new EngineError('BAD_CONFIG', (e as Error).message);
+    // The architectures' messages start with "config.json"; name the file as the caller knows it.
+    const msg = e instanceof RangeError ? `config.json: a value is nested too deeply to read (${e.message})` : (e as Error).message;
+    throw new EngineError('BAD_CONFIG', where === 'config.json' ? msg : msg.replace(/^config\.json/, where));
   }
-  const archs = Array.isArray(raw.architectures) ? raw.architectures.map(String) : [];
+  const archs = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
   const t: TaskType =
     task ??
     (archs.some((a) => a.endsWith('ForSequenceClassification')) || !spec.className(config, 'CAUSAL_LM')
@@ -126,9 +141,13 @@ export function buildModel(
           const t = weights.get(key)!;
           used.add(key);
           if (t.shape.join(',') !== shape.join(',')) {
+            const head = heads.classifier !== undefined && m.name === heads.classifier && t.shape[0] !== shape[0];
             throw new EngineError(
               'SHAPE_MISMATCH',
-              `Weight ${key} has shape [${t.shape}] but config.json implies [${shape}] for ${name}.`,
+              `Weight ${key} has shape [${t.shape}] but config.json implies [${shape}] for ${name}.` +
+                (head
+                  ? ` The checkpoint's classification head has ${t.shape[0]} classes but num_labels is ${config.numLabels}: use data with at most ${t.shape[0]} labels, or a checkpoint without a head.`
+                  : ''),
             );
           }
           if (t instanceof tf.Tensor) {

@@ -16,6 +16,7 @@ import {
   type LayerCache,
 } from './layers';
 import * as ops from '../ops/fused';
+import { describeValue, quoteValue } from '../quote';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
 import type { ArchConfig, ForwardInput, TaskType } from './types';
 
@@ -53,11 +54,13 @@ function parseRopeScaling(raw: Record<string, unknown>): RopeScaling | null {
   const rs = raw.rope_scaling;
   if (rs === undefined || rs === null) return null;
   if (typeof rs !== 'object' || Array.isArray(rs)) {
-    throw new TypeError(`config.json: "rope_scaling" should be an object or null, got ${JSON.stringify(rs)}`);
+    throw new TypeError(`config.json: rope_scaling must be an object or null, got ${describeValue(rs)}`);
   }
   const r = rs as Record<string, unknown>;
   // transformers reads "rope_type", falling back to the legacy "type".
-  const type = String(r.rope_type ?? r.type ?? 'default');
+  const rawType = r.rope_type ?? r.type ?? 'default';
+  if (typeof rawType !== 'string') throw new TypeError(`config.json: rope_scaling.rope_type must be a string, got ${describeValue(rawType)}`);
+  const type = rawType;
   if (type === 'default') return null;
   const factor = field(r, 'factor', 1, 'config.json rope_scaling');
   if (type === 'linear' || type === 'dynamic') return { type, factor };
@@ -71,7 +74,7 @@ function parseRopeScaling(raw: Record<string, unknown>): RopeScaling | null {
     };
   }
   throw new TypeError(
-    `config.json: rope_scaling type "${type}" is not supported (supported: null, "default", "linear", "dynamic", "llama3")`,
+    `config.json: rope_scaling type ${quoteValue(type)} is not supported (supported: null, "default", "linear", "dynamic", "llama3")`,
   );
 }
 
@@ -91,8 +94,8 @@ function parseConfig(raw: Record<string, unknown>): LlamaConfig {
   if (headDim % 2 !== 0) throw new TypeError(`config.json: head dimension ${headDim} must be even for RoPE`);
   const attentionBias = field(raw, 'attention_bias', false);
   let slidingWindow: number | null = null;
-  if (modelType === 'mistral') slidingWindow = optionalId(raw, 'sliding_window');
-  if (modelType === 'qwen2' && field(raw, 'use_sliding_window', false)) slidingWindow = optionalId(raw, 'sliding_window');
+  if (modelType === 'mistral') slidingWindow = optionalId(raw, 'sliding_window', 'an integer (the window in tokens) or null');
+  if (modelType === 'qwen2' && field(raw, 'use_sliding_window', false)) slidingWindow = optionalId(raw, 'sliding_window', 'an integer (the window in tokens) or null');
   return {
     modelType,
     vocabSize: requiredInt(raw, 'vocab_size'),

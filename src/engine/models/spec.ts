@@ -7,6 +7,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Ctx, LayerCache } from './layers';
 import type { ArchConfig, ForwardInput, HeadInfo, ModuleInfo, TaskType } from './types';
 import type { Rng } from '../random';
+import { describeValue } from '../quote';
 
 export interface ArchitectureSpec<C extends ArchConfig = ArchConfig> {
   /** Short id used in docs and errors, e.g. "gpt2". */
@@ -51,48 +52,68 @@ export interface DecoderSpec<C extends ArchConfig = ArchConfig> {
   step(c: C, ctx: Ctx, inputIds: tf.Tensor, caches: LayerCache[], past: number): tf.Tensor;
 }
 
-/** Reads a config field with a type check and a default, so each architecture's parseConfig stays short. */
+/**
+ * Reads a config field with a type check and a default, so each architecture's parseConfig stays short. A value
+ * of the wrong JSON type is an error that says what was found: `hidden_act must be a string, got the number 3`.
+ */
 export function field<T>(raw: Record<string, unknown>, key: string, fallback: T, where = 'config.json'): T {
   const v = raw[key];
   if (v === undefined || v === null) return fallback;
   if (typeof fallback === 'number' && typeof v !== 'number') {
-    throw new TypeError(`${where}: "${key}" should be a number, got ${JSON.stringify(v)}`);
+    throw new TypeError(`${where}: ${key} must be a number, got ${describeValue(v)}`);
   }
   if (typeof fallback === 'boolean' && typeof v !== 'boolean') {
-    throw new TypeError(`${where}: "${key}" should be true or false, got ${JSON.stringify(v)}`);
+    throw new TypeError(`${where}: ${key} must be true or false, got ${describeValue(v)}`);
   }
   if (typeof fallback === 'string' && typeof v !== 'string') {
-    throw new TypeError(`${where}: "${key}" should be a string, got ${JSON.stringify(v)}`);
+    throw new TypeError(`${where}: ${key} must be a string, got ${describeValue(v)}`);
   }
   return v as T;
 }
 
-/** A required positive integer config field. */
+/** A required positive integer config field (the first of `keys` present; they are aliases). */
 export function requiredInt(raw: Record<string, unknown>, ...keys: string[]): number {
   for (const k of keys) {
     const v = raw[k];
     if (v !== undefined && v !== null) {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-        throw new TypeError(`config.json: "${k}" should be a positive integer, got ${JSON.stringify(v)}`);
-      }
+      if (typeof v !== 'number') throw new TypeError(`config.json: ${k} must be a number, got ${describeValue(v)}`);
+      if (!Number.isInteger(v) || v <= 0) throw new TypeError(`config.json: ${k} must be a positive integer, got ${describeValue(v)}`);
       return v;
     }
   }
-  throw new TypeError(`config.json: "${keys[0]}" is missing`);
+  const also = keys.length > 1 ? ` (or ${keys.slice(1).join(', ')})` : '';
+  throw new TypeError(`config.json: ${keys[0]}${also} is missing; it must be a positive integer`);
 }
 
-/** num_labels as transformers derives it: explicit num_labels, else id2label's size, else 2. */
+/**
+ * num_labels as transformers derives it: explicit num_labels, else id2label's size, else 2. A num_labels that is
+ * not a positive integer, or an id2label that is not an object, is an error rather than silently 2.
+ */
 export function numLabelsOf(raw: Record<string, unknown>): number {
-  if (typeof raw.num_labels === 'number') return raw.num_labels;
-  if (raw.id2label && typeof raw.id2label === 'object') return Object.keys(raw.id2label).length;
+  const n = raw.num_labels;
+  if (n !== undefined && n !== null) {
+    if (typeof n !== 'number') throw new TypeError(`config.json: num_labels must be a number, got ${describeValue(n)}`);
+    if (!Number.isInteger(n) || n < 1) throw new TypeError(`config.json: num_labels must be a positive integer, got ${describeValue(n)}`);
+    return n;
+  }
+  const m = raw.id2label;
+  if (m !== undefined && m !== null) {
+    if (typeof m !== 'object' || Array.isArray(m)) {
+      throw new TypeError(`config.json: id2label must be an object like {"0": "negative", "1": "positive"}, got ${describeValue(m)}`);
+    }
+    const k = Object.keys(m).length;
+    if (k > 0) return k;
+  }
   return 2;
 }
 
-export function optionalId(raw: Record<string, unknown>, key: string): number | null {
+/** A token id field (pad / bos / eos): an integer, a list whose first entry is one, or absent (null). */
+export function optionalId(raw: Record<string, unknown>, key: string, what = 'a token id (an integer) or a list of them'): number | null {
   const v = raw[key];
-  if (typeof v === 'number') return v;
-  if (Array.isArray(v) && typeof v[0] === 'number') return v[0];
-  return null;
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'number' && Number.isInteger(v)) return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x))) return v.length ? v[0] : null;
+  throw new TypeError(`config.json: ${key} must be ${what}, got ${describeValue(v)}`);
 }
 
 /** Small builder for named_modules() rows. */

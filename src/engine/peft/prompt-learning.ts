@@ -5,6 +5,7 @@
  * every prompt method trains beside its prompt (PEFT >= 0.16's PeftModelForSequenceClassification, see
  * promptHeadModules). Pure data and functions (no tfjs): the schema travels to the page.
  */
+import { quoteValue } from '../quote';
 import type { ModuleInfo, TaskType } from '../models/types';
 import { bad, type AdapterConfigExtras, type Field } from './schema';
 
@@ -48,11 +49,11 @@ export function promptLearningJson(cfg: PromptLearningFields, extras: AdapterCon
 /** Checks the fields every prompt method shares (PEFT's wording where PEFT raises); `method` names it in messages. */
 export function checkPromptLearning(cfg: PromptLearningFields & { taskType: TaskType | null }, method: string): void {
   if (cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${JSON.stringify(cfg.taskType)} is not supported for ${method}; use CAUSAL_LM or SEQ_CLS.`);
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported for ${method}; use CAUSAL_LM or SEQ_CLS.`);
   }
   const n = cfg.numVirtualTokens as unknown;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-    bad(`num_virtual_tokens must be an integer >= 1; got ${JSON.stringify(n ?? null)}.`);
+    bad(`num_virtual_tokens must be an integer >= 1; got ${quoteValue(n ?? null)}.`);
   }
   if ((cfg.numTransformerSubmodules ?? 1) !== 1) {
     bad(`num_transformer_submodules must be 1 for ${cfg.taskType} (got ${cfg.numTransformerSubmodules}).`);
@@ -60,7 +61,7 @@ export function checkPromptLearning(cfg: PromptLearningFields & { taskType: Task
   // Only the head PEFT adds itself can be trained beside a prompt here; other modules would need full copies.
   const extra = (cfg.modulesToSave ?? []).filter((m) => !(PROMPT_HEAD_NAMES as readonly string[]).includes(m));
   if (extra.length) {
-    bad(`modules_to_save ${JSON.stringify(extra)} with ${method} is not supported yet (only the SEQ_CLS head, which always trains).`);
+    bad(`modules_to_save ${quoteValue(extra)} with ${method} is not supported yet (only the SEQ_CLS head, which always trains).`);
   }
 }
 

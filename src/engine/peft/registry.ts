@@ -4,6 +4,7 @@
  * CLI's flags, the studio's form) reads the method from this list.
  */
 import { EngineError } from '../errors';
+import { quoteValue } from '../quote';
 import { adalora } from './adalora';
 import type { AdaLoraConfig } from './adalora/config';
 import { ia3 } from './ia3';
@@ -64,5 +65,5 @@ export function methodOf(peftType: unknown): PeftMethod<any> {
   if (typeof peftType === 'string' && OTHER_PEFT_TYPES.includes(peftType)) {
     throw new EngineError('BAD_PEFT_CONFIG', `peft_type '${peftType}' is a PEFT method that PEFT Studio does not support yet (supported: ${supported}).`);
   }
-  throw new EngineError('BAD_PEFT_CONFIG', `Unknown peft_type ${JSON.stringify(peftType)} (supported: ${supported}).`);
+  throw new EngineError('BAD_PEFT_CONFIG', `Unknown peft_type ${quoteValue(peftType)} (supported: ${supported}).`);
 }

@@ -5,6 +5,7 @@
  * (its `__post_init__`). Pure data and functions: no tfjs, so the schema can travel to the page as JSON.
  */
 import { EngineError } from '../errors';
+import { describeValue, quoteValue } from '../quote';
 import type { TaskType } from '../models/types';
 
 export type FieldKind =
@@ -81,7 +82,10 @@ export function bad(msg: string): never {
 const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 const isIdx = (x: unknown) => typeof x === 'number' && Number.isInteger(x) && x >= 0;
 
-const show = (v: unknown) => (typeof v === 'number' ? String(v) : JSON.stringify(v));
+/** A value as a message quotes it (bounded: a value from a file may be nested or long without limit). */
+const show = (v: unknown) => (typeof v === 'number' ? String(v) : quoteValue(v));
+/** A value of the wrong type, with its JSON type: `the string "8"`. */
+const typed = (v: unknown) => (typeof v === 'number' ? String(v) : describeValue(v));
 
 function range(f: Field): string {
   const lo = f.min === undefined ? '' : `${f.exclusiveMin ? '>' : '>='} ${f.min}`;
@@ -99,7 +103,7 @@ export function checkField(f: Field, v: unknown): void {
     case 'int':
     case 'float': {
       if (typeof v !== 'number' || !Number.isFinite(v) || (f.kind === 'int' && !Number.isInteger(v))) {
-        bad(`${f.name} must be ${f.kind === 'int' ? 'an integer' : 'a number'}; got ${show(v)}.`);
+        bad(`${f.name} must be ${f.kind === 'int' ? 'an integer' : 'a number'}; got ${typed(v)}.`);
       }
       const low = f.min !== undefined && (f.exclusiveMin ? v <= f.min : v < f.min);
       const high = f.max !== undefined && (f.exclusiveMax ? v >= f.max : v > f.max);
@@ -107,29 +111,29 @@ export function checkField(f: Field, v: unknown): void {
       return;
     }
     case 'bool':
-      if (typeof v !== 'boolean') bad(`${f.name} must be true or false; got ${show(v)}.`);
+      if (typeof v !== 'boolean') bad(`${f.name} must be true or false; got ${typed(v)}.`);
       return;
     case 'choice':
       if (!f.choices!.includes(v)) bad(`${f.name} must be one of ${f.choices!.map(show).join(', ')}; got ${show(v)}.`);
       return;
     case 'text':
-      if (typeof v !== 'string') bad(`${f.name} must be a string; got ${show(v)}.`);
+      if (typeof v !== 'string') bad(`${f.name} must be a string; got ${typed(v)}.`);
       return;
     case 'targets':
       if (typeof v === 'string') return;
-      if (!isStrList(v)) bad(`${f.name} must be a regex string, a list of module names, or null; got ${show(v)}.`);
+      if (!isStrList(v)) bad(`${f.name} must be a regex string, a list of module names, or null; got ${typed(v)}.`);
       if (v.some((s) => s === '')) bad(`${f.name} must not contain an empty module name.`);
       return;
     case 'layers':
       if (!(isIdx(v) || (Array.isArray(v) && v.every(isIdx)))) {
-        bad(`${f.name} must be a layer index or a list of layer indices (integers >= 0); got ${show(v)}.`);
+        bad(`${f.name} must be a layer index or a list of layer indices (integers >= 0); got ${typed(v)}.`);
       }
       return;
     case 'names':
-      if (!isStrList(v) || v.some((s) => s === '')) bad(`${f.name} must be a list of module names or null; got ${show(v)}.`);
+      if (!isStrList(v) || v.some((s) => s === '')) bad(`${f.name} must be a list of module names or null; got ${typed(v)}.`);
       return;
     case 'object':
-      if (typeof v !== 'object' || Array.isArray(v)) bad(`${f.name} must be a JSON object; got ${show(v)}.`);
+      if (typeof v !== 'object' || Array.isArray(v)) bad(`${f.name} must be a JSON object; got ${typed(v)}.`);
       return;
     case 'fixed':
       return;
@@ -152,7 +156,7 @@ export function readFields(schema: readonly Field[], json: Record<string, unknow
   for (const f of schema) {
     const v = json[f.name];
     if (f.kind === 'fixed') {
-      if (!isOff(v, f.default)) bad(`adapter_config.json sets ${f.name}=${JSON.stringify(v)}, which PEFT Studio does not support yet.`);
+      if (!isOff(v, f.default)) bad(`adapter_config.json sets ${f.name}=${show(v)}, which PEFT Studio does not support yet.`);
       continue;
     }
     out[f.key] = v === undefined || (f.fromModel && v === null) ? structuredClone(f.default) : v;

@@ -8,6 +8,7 @@
  * even when LoRA's schema grows, and several inherited fields mean something else here (rank_pattern holds
  * boolean masks, r and alpha_pattern are ignored by AdaLoRA's layers, as in PEFT).
  */
+import { quoteValue } from '../../quote';
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
 import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
@@ -158,11 +159,11 @@ export function validate(cfg: AdaLoraConfig): AdaLoraConfig {
   // PEFT fails later (torch.kthvalue with k <= 0 at the first allocation); say so up front.
   if (cfg.targetR >= cfg.initR) bad(`target_r (${cfg.targetR}) must be smaller than init_r (${cfg.initR}): AdaLoRA prunes from init_r down to target_r.`);
   if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${JSON.stringify(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
   }
   for (const [k, v] of Object.entries(cfg.rankPattern ?? {})) {
     if (!Array.isArray(v) || !v.every((b) => typeof b === 'boolean')) {
-      bad(`rank_pattern["${k}"] must be a list of true/false (one per init_r triplet); got ${JSON.stringify(v)}.`);
+      bad(`rank_pattern["${k}"] must be a list of true/false (one per init_r triplet); got ${quoteValue(v)}.`);
     }
     if (v.length !== cfg.initR) bad(`rank_pattern["${k}"] has ${v.length} entries but init_r is ${cfg.initR}.`);
   }
@@ -205,6 +206,6 @@ export function toAdapterConfigJson(cfg: AdaLoraConfig, extras: AdapterConfigExt
 
 /** Reads a PEFT-saved AdaLoRA adapter_config.json object; refuses features PEFT Studio does not implement. */
 export function fromAdapterConfigJson(json: Record<string, unknown>): AdaLoraConfig {
-  if (json.peft_type !== 'ADALORA') bad(`Expected peft_type 'ADALORA', got ${JSON.stringify(json.peft_type)}.`);
+  if (json.peft_type !== 'ADALORA') bad(`Expected peft_type 'ADALORA', got ${quoteValue(json.peft_type)}.`);
   return validate({ ...(readFields(ADALORA_SCHEMA, json) as unknown as AdaLoraConfig), ...readCommon(json), peftType: 'ADALORA' });
 }

@@ -2,6 +2,7 @@
  * IA3Config in camelCase with PEFT 0.15.2 defaults, its validation (IA3Config.__post_init__) and the exact
  * adapter_config.json PEFT writes for it: the IA3Config dataclass fields plus PeftConfig's, nothing of LoRA's.
  */
+import { quoteValue } from '../../quote';
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
 import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
@@ -48,7 +49,7 @@ export function ia3Config(p: Partial<IA3Config> = {}): IA3Config {
 export function validate(cfg: IA3Config): IA3Config {
   checkAll(IA3_SCHEMA, cfg as unknown as Record<string, unknown>);
   if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${JSON.stringify(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
   }
   // IA3Config.__post_init__: only when both are lists (sets); a str or None on either side is not checked here.
   const t = cfg.targetModules;
@@ -88,7 +89,7 @@ export function toAdapterConfigJson(cfg: IA3Config, extras: AdapterConfigExtras)
 
 /** Reads a PEFT-saved IA3 adapter_config.json object; refuses features PEFT Studio does not implement. */
 export function fromAdapterConfigJson(json: Record<string, unknown>): IA3Config {
-  if (json.peft_type !== 'IA3') bad(`Expected peft_type 'IA3', got ${JSON.stringify(json.peft_type)}.`);
+  if (json.peft_type !== 'IA3') bad(`Expected peft_type 'IA3', got ${quoteValue(json.peft_type)}.`);
   // What PEFT saved already includes the SEQ_CLS heads; kept as saved so a round trip is exact.
   return validate({ ...(readFields(IA3_SCHEMA, json) as unknown as IA3Config), ...readCommon(json), peftType: 'IA3' });
 }

@@ -3,6 +3,7 @@
  * writes (and reads). Only what PEFT Studio can train is accepted; PEFT features it lacks are refused by name
  * instead of being silently ignored, because ignoring them would give a different model.
  */
+import { describeValue, quoteValue } from '../../quote';
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
 import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
@@ -90,7 +91,8 @@ export function loraConfig(p: Partial<LoraConfig> = {}): LoraConfig {
 export function validate(cfg: LoraConfig): LoraConfig {
   const { r } = cfg;
   // PEFT's own wording for r (LoraLayer.update_layer).
-  if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0) {
+  if (typeof r !== 'number') bad(`r must be a number (a positive integer); got ${describeValue(r)}.`);
+  if (!Number.isInteger(r) || r <= 0) {
     bad(`\`r\` should be a positive integer value but the value passed is ${r}`);
   }
   const init = cfg.initLoraWeights as unknown;
@@ -99,17 +101,17 @@ export function validate(cfg: LoraConfig): LoraConfig {
   }
   checkAll(LORA_SCHEMA, cfg as unknown as Record<string, unknown>);
   if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${JSON.stringify(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
   }
   for (const [field, pattern] of [['rank_pattern', cfg.rankPattern], ['alpha_pattern', cfg.alphaPattern]] as const) {
     for (const [k, v] of Object.entries(pattern)) {
       if (typeof v !== 'number' || !(v > 0) || (field === 'rank_pattern' && !Number.isInteger(v))) {
-        bad(`${field}["${k}"] must be a positive ${field === 'rank_pattern' ? 'integer' : 'number'}; got ${JSON.stringify(v)}.`);
+        bad(`${field}["${k}"] must be a positive ${field === 'rank_pattern' ? 'integer' : 'number'}; got ${quoteValue(v)}.`);
       }
       try {
         new RegExp(k);
       } catch {
-        bad(`${field} key ${JSON.stringify(k)} is not a valid regular expression.`);
+        bad(`${field} key ${quoteValue(k)} is not a valid regular expression.`);
       }
     }
   }
@@ -164,7 +166,7 @@ function sortedIfList<T>(v: T): T {
 
 /** Reads a PEFT-saved LoRA adapter_config.json object; refuses features PEFT Studio does not implement. */
 export function fromAdapterConfigJson(json: Record<string, unknown>): LoraConfig {
-  if (json.peft_type !== 'LORA') bad(`Expected peft_type 'LORA', got ${JSON.stringify(json.peft_type)}.`);
+  if (json.peft_type !== 'LORA') bad(`Expected peft_type 'LORA', got ${quoteValue(json.peft_type)}.`);
   // What PEFT saved already includes the SEQ_CLS heads; kept as saved so a round trip is exact.
   return validate({ ...(readFields(LORA_SCHEMA, json) as unknown as LoraConfig), ...readCommon(json), peftType: 'LORA' });
 }

@@ -4,6 +4,7 @@
  * num_transformer_submodules come from the model (`extras`); encoder_hidden_size None becomes token_dim, as
  * PEFT's _prepare_prompt_learning_config fills it.
  */
+import { quoteValue } from '../../quote';
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
 import { checkPromptLearning, PROMPT_LEARNING_SCHEMA, promptLearningJson } from '../prompt-learning';
@@ -57,7 +58,7 @@ export function validate(cfg: PTuningConfig): PTuningConfig {
   checkPromptLearning(cfg, 'P-tuning');
   if (cfg.encoderReparameterizationType !== 'MLP' && cfg.encoderReparameterizationType !== 'LSTM') {
     // PromptEncoder's own message for an unknown type.
-    bad(`Prompt encoder type not recognized (encoder_reparameterization_type ${JSON.stringify(cfg.encoderReparameterizationType)}). Please use one of MLP (recommended) or LSTM.`);
+    bad(`Prompt encoder type not recognized (encoder_reparameterization_type ${quoteValue(cfg.encoderReparameterizationType)}). Please use one of MLP (recommended) or LSTM.`);
   }
   checkAll(P_TUNING_SCHEMA, cfg as unknown as Record<string, unknown>);
   return cfg;
@@ -81,7 +82,7 @@ export function toAdapterConfigJson(cfg: PTuningConfig, extras: AdapterConfigExt
 
 /** Reads a PEFT-saved P_TUNING adapter_config.json object. */
 export function fromAdapterConfigJson(json: Record<string, unknown>): PTuningConfig {
-  if (json.peft_type !== 'P_TUNING') bad(`Expected peft_type 'P_TUNING', got ${JSON.stringify(json.peft_type)}.`);
+  if (json.peft_type !== 'P_TUNING') bad(`Expected peft_type 'P_TUNING', got ${quoteValue(json.peft_type)}.`);
   const fields = readFields(P_TUNING_SCHEMA, json) as unknown as PTuningConfig;
   // num_virtual_tokens has no default in PEFT: a file without it is not a usable adapter.
   if (json.num_virtual_tokens === undefined) (fields as { numVirtualTokens: unknown }).numVirtualTokens = null;

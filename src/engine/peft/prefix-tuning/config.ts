@@ -4,6 +4,7 @@
  * attention the prefix has num_key_value_heads heads, so token_dim and num_attention_heads are the key/value
  * width and head count, not the model's hidden size and query heads.
  */
+import { quoteValue } from '../../quote';
 import { EngineError } from '../../errors';
 import type { ArchConfig, TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
@@ -101,7 +102,7 @@ export function toAdapterConfigJson(cfg: PrefixTuningConfig, extras: AdapterConf
 
 /** Reads a PEFT-saved PREFIX_TUNING adapter_config.json object. */
 export function fromAdapterConfigJson(json: Record<string, unknown>): PrefixTuningConfig {
-  if (json.peft_type !== 'PREFIX_TUNING') bad(`Expected peft_type 'PREFIX_TUNING', got ${JSON.stringify(json.peft_type)}.`);
+  if (json.peft_type !== 'PREFIX_TUNING') bad(`Expected peft_type 'PREFIX_TUNING', got ${quoteValue(json.peft_type)}.`);
   const fields = readFields(PREFIX_TUNING_SCHEMA, json) as unknown as PrefixTuningConfig;
   // num_virtual_tokens has no default in PEFT: a file without it is not a usable adapter.
   if (json.num_virtual_tokens === undefined) (fields as { numVirtualTokens: unknown }).numVirtualTokens = null;

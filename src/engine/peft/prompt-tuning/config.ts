@@ -3,6 +3,7 @@
  * writes. token_dim / num_layers / num_attention_heads / num_transformer_submodules are None in a fresh PEFT
  * config and filled from the model by get_peft_model; here they come in through `extras` (or a parsed file).
  */
+import { quoteValue } from '../../quote';
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
 import { checkPromptLearning, PROMPT_LEARNING_SCHEMA, promptLearningJson } from '../prompt-learning';
@@ -55,7 +56,7 @@ export function promptTuningConfig(
 export function validate(cfg: PromptTuningConfig): PromptTuningConfig {
   checkPromptLearning(cfg, 'prompt tuning');
   if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(cfg.promptTuningInit)) {
-    bad(`prompt_tuning_init must be 'RANDOM', 'SAMPLE_VOCAB' or 'TEXT'; got ${JSON.stringify(cfg.promptTuningInit)}.`);
+    bad(`prompt_tuning_init must be 'RANDOM', 'SAMPLE_VOCAB' or 'TEXT'; got ${quoteValue(cfg.promptTuningInit)}.`);
   }
   const text = cfg.promptTuningInit === 'TEXT';
   // PromptTuningConfig.__post_init__, with PEFT's wording.
@@ -85,7 +86,7 @@ export function toAdapterConfigJson(cfg: PromptTuningConfig, extras: AdapterConf
 
 /** Reads a PEFT-saved PROMPT_TUNING adapter_config.json object. */
 export function fromAdapterConfigJson(json: Record<string, unknown>): PromptTuningConfig {
-  if (json.peft_type !== 'PROMPT_TUNING') bad(`Expected peft_type 'PROMPT_TUNING', got ${JSON.stringify(json.peft_type)}.`);
+  if (json.peft_type !== 'PROMPT_TUNING') bad(`Expected peft_type 'PROMPT_TUNING', got ${quoteValue(json.peft_type)}.`);
   const fields = readFields(PROMPT_TUNING_SCHEMA, json) as unknown as PromptTuningConfig;
   // num_virtual_tokens has no default in PEFT: a file without it is not a usable adapter.
   if (json.num_virtual_tokens === undefined) (fields as { numVirtualTokens: unknown }).numVirtualTokens = null;
