@@ -14,6 +14,7 @@
  * target is; a big-endian host is rejected up front rather than producing garbage.
  */
 import { EngineError } from '../errors';
+import { quoteValue } from '../quote';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -64,6 +65,11 @@ function fail(fileName: string | undefined, message: string): never {
   throw new EngineError('BAD_SAFETENSORS', `${fileName ?? 'safetensors file'}: ${message}`);
 }
 
+/** A tensor or metadata name as messages show it: a name from the file may be any length. */
+function nm(name: string): string {
+  return name.length > 120 ? `${name.slice(0, 120)}…` : name;
+}
+
 function isDType(s: unknown): s is DType {
   return typeof s === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, s);
 }
@@ -88,10 +94,10 @@ export function headerLength(first8: Uint8Array, fileName?: string): number {
 }
 
 function checkDims(v: unknown, fileName: string | undefined, name: string): number[] {
-  if (!Array.isArray(v)) fail(fileName, `tensor '${name}': shape must be an array of non-negative integers`);
+  if (!Array.isArray(v)) fail(fileName, `tensor '${nm(name)}': shape must be an array of non-negative integers, got ${quoteValue(v)}`);
   for (const d of v) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      fail(fileName, `tensor '${name}': shape ${JSON.stringify(v)} has an invalid dimension ${JSON.stringify(d)} (must be a non-negative integer)`);
+      fail(fileName, `tensor '${nm(name)}': shape ${quoteValue(v)} has an invalid dimension ${quoteValue(d)} (must be a non-negative integer)`);
     }
   }
   return v as number[];
@@ -100,9 +106,9 @@ function checkDims(v: unknown, fileName: string | undefined, name: string): numb
 function checkOffsets(v: unknown, fileName: string | undefined, name: string): [number, number] {
   const ok = Array.isArray(v) && v.length === 2 &&
     v.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0);
-  if (!ok) fail(fileName, `tensor '${name}': data_offsets ${JSON.stringify(v)} must be [begin, end] with non-negative integers`);
+  if (!ok) fail(fileName, `tensor '${nm(name)}': data_offsets ${quoteValue(v)} must be [begin, end] with non-negative integers`);
   const [b, e] = v as [number, number];
-  if (b > e) fail(fileName, `tensor '${name}': data_offsets [${b}, ${e}] have begin > end`);
+  if (b > e) fail(fileName, `tensor '${nm(name)}': data_offsets [${b}, ${e}] have begin > end`);
   return [b, e];
 }
 
@@ -137,7 +143,8 @@ export function parseHeader(bytes: Uint8Array, fileName?: string, fileSize?: num
   try {
     json = JSON.parse(text);
   } catch (e) {
-    fail(fileName, `header is not valid JSON (${(e as Error).message})`);
+    // A deeply nested header makes JSON.parse itself run out of stack (RangeError).
+    fail(fileName, e instanceof RangeError ? 'header is not valid JSON (nested too deeply to read)' : `header is not valid JSON (${(e as Error).message})`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail(fileName, 'header JSON is not an object');
 
@@ -148,18 +155,18 @@ export function parseHeader(bytes: Uint8Array, fileName?: string, fileSize?: num
     if (name === '__metadata__') {
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(fileName, '__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(fileName, `__metadata__ value for '${k}' is not a string`);
+        if (typeof v !== 'string') fail(fileName, `__metadata__ value for '${nm(k)}' is not a string (got ${quoteValue(v)})`);
         metaList.push([k, v]);
       }
       continue;
     }
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(fileName, `tensor '${name}': header entry is not an object`);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(fileName, `tensor '${nm(name)}': header entry is not an object (got ${quoteValue(raw)})`);
     const r = raw as Record<string, unknown>;
     for (const key of ['dtype', 'shape', 'data_offsets']) {
-      if (!(key in r)) fail(fileName, `tensor '${name}': header entry is missing '${key}'`);
+      if (!(key in r)) fail(fileName, `tensor '${nm(name)}': header entry is missing '${key}'`);
     }
     if (!isDType(r.dtype)) {
-      fail(fileName, `tensor '${name}': unsupported dtype ${JSON.stringify(r.dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`);
+      fail(fileName, `tensor '${nm(name)}': unsupported dtype ${quoteValue(r.dtype)} (supported: ${Object.keys(DTYPE_SIZE).join(', ')})`);
     }
     const entry: HeaderEntry = {
       dtype: r.dtype,
@@ -167,10 +174,10 @@ export function parseHeader(bytes: Uint8Array, fileName?: string, fileSize?: num
       data_offsets: checkOffsets(r.data_offsets, fileName, name),
     };
     const want = numElements(entry.shape) * DTYPE_SIZE[entry.dtype];
-    if (!Number.isSafeInteger(want)) fail(fileName, `tensor '${name}': shape ${JSON.stringify(entry.shape)} is too large`);
+    if (!Number.isSafeInteger(want)) fail(fileName, `tensor '${nm(name)}': shape ${quoteValue(entry.shape)} is too large`);
     const got = entry.data_offsets[1] - entry.data_offsets[0];
     if (got !== want) {
-      fail(fileName, `tensor '${name}': ${entry.dtype} ${JSON.stringify(entry.shape)} needs ${want} bytes but data_offsets [${entry.data_offsets.join(', ')}] span ${got}`);
+      fail(fileName, `tensor '${nm(name)}': ${entry.dtype} ${quoteValue(entry.shape)} needs ${want} bytes but data_offsets [${entry.data_offsets.join(', ')}] span ${got}`);
     }
     list.push([name, entry]);
   }
@@ -178,21 +185,30 @@ export function parseHeader(bytes: Uint8Array, fileName?: string, fileSize?: num
   // Like the crate: sorted by offsets, the tensors must tile [0, end) with no gap and no overlap.
   const byHeaderOrder = list.slice();
   list.sort(([, a], [, b]) => a.data_offsets[0] - b.data_offsets[0] || a.data_offsets[1] - b.data_offsets[1]);
+  if (fileSize !== undefined) {
+    // Data past the end of the file first: a truncated download (or offsets pointing outside the file) is not a
+    // "gap", whatever else the offsets say.
+    const have = fileSize - dataStart;
+    const end = list.reduce((m, [, e]) => Math.max(m, e.data_offsets[1]), 0);
+    const outside = list.find(([, e]) => e.data_offsets[1] > have);
+    if (outside) {
+      const [name, e] = outside;
+      fail(fileName,
+        `tensor '${nm(name)}' lies outside the file: its data ends at byte ${dataStart + e.data_offsets[1]} but the file is ${fileSize} bytes. ` +
+        `The file is truncated or corrupt (the header describes ${end} bytes of tensor data but only ${have} are present; tensor '${nm(name)}' onwards is cut off); download it again.`);
+    }
+  }
   let pos = 0;
   let prev = '';
   for (const [name, e] of list) {
     const [b] = e.data_offsets;
-    if (b > pos) fail(fileName, `tensor '${name}': data starts at ${b} but the data before it ends at ${pos} (gap in the data section)`);
-    if (b < pos) fail(fileName, `tensor '${name}': data at ${b} overlaps tensor '${prev}' (which ends at ${pos})`);
+    if (b > pos) fail(fileName, `tensor '${nm(name)}': data starts at ${b} but the data before it ends at ${pos} (gap in the data section)`);
+    if (b < pos) fail(fileName, `tensor '${nm(name)}': data at ${b} overlaps tensor '${nm(prev)}' (which ends at ${pos})`);
     pos = e.data_offsets[1];
     prev = name;
   }
   if (fileSize !== undefined) {
     const have = fileSize - dataStart;
-    if (have < pos) {
-      const cut = list.find(([, e]) => e.data_offsets[1] > have)![0];
-      fail(fileName, `file is truncated: the header describes ${pos} bytes of tensor data but only ${have} are present (tensor '${cut}' onwards is cut off)`);
-    }
     if (have > pos) fail(fileName, `data section has ${have - pos} unexpected trailing bytes after the last tensor (header describes ${pos})`);
   }
   return { tensors: Object.fromEntries(byHeaderOrder), metadata: Object.fromEntries(metaList), dataStart };
@@ -345,7 +361,7 @@ function compareCodePoints(a: string, b: string): number {
 function encodeTensor(name: string, t: TensorToWrite, dtype: 'F32' | 'I64' | 'I32'): Uint8Array {
   const n = numElements(t.shape);
   if (t.data.length !== n) {
-    throw new EngineError('BAD_ARGUMENT', `writeSafetensors: tensor '${name}' has ${t.data.length} values but shape ${JSON.stringify(t.shape)} needs ${n}`);
+    throw new EngineError('BAD_ARGUMENT', `writeSafetensors: tensor '${name}' has ${t.data.length} values but shape ${quoteValue(t.shape)} needs ${n}`);
   }
   if (dtype !== 'F32' && t.data instanceof Float32Array && !t.data.every((v) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647)) {
     throw new EngineError('BAD_ARGUMENT', `writeSafetensors: tensor '${name}' has non-int32 values and cannot be written as ${dtype}`);
@@ -381,7 +397,7 @@ export function writeSafetensors(
       throw new EngineError('BAD_ARGUMENT', `writeSafetensors: tensor '${name}' has unsupported dtype ${String(dtype)}`);
     }
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new EngineError('BAD_ARGUMENT', `writeSafetensors: tensor '${name}' has an invalid shape ${JSON.stringify(t.shape)}`);
+      throw new EngineError('BAD_ARGUMENT', `writeSafetensors: tensor '${name}' has an invalid shape ${quoteValue(t.shape)}`);
     }
     return { name, dtype, t };
   });
