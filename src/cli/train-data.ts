@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { EngineError } from '../engine/errors';
 import type { TaskType } from '../engine/models/types';
 import type { Example } from '../engine/train/data';
-import { detectFormat, issueText, parseDataFile, type DataIssue, type DataTable } from '../engine/train/data-parse';
+import { listNames, quoteValue } from '../engine/quote';
+import { dataText, dataWarnings, detectFormat, issueText, parseDataFile, type DataIssue, type DataTable } from '../engine/train/data-parse';
 import { note, requireFile } from './common';
 
 export interface DataOptions {
@@ -50,7 +51,8 @@ function checkIssues(issues: DataIssue[], skip: boolean | undefined): void {
 }
 
 /** TXT with one example per non-empty line. */
-function txtLinesTable(file: string, text: string): DataTable {
+function txtLinesTable(file: string, content: Uint8Array): DataTable {
+  const text = dataText(file, content);
   const table: DataTable = { file, format: 'txt', columns: ['text'], rows: [], lines: [], issues: [] };
   text.replace(/\r\n?/g, '\n').split('\n').forEach((l, i) => {
     if (l.trim() === '') return;
@@ -66,11 +68,11 @@ function parseIds(cell: string): number[] | string {
   try {
     v = JSON.parse(cell);
   } catch {
-    return `input_ids must be a JSON list of token ids, got ${JSON.stringify(cell.slice(0, 40))}`;
+    return `input_ids must be a JSON list of token ids, got ${quoteValue(cell, 40)}`;
   }
   if (!Array.isArray(v) || !v.length) return 'input_ids must be a non-empty list of token ids';
   const bad = v.find((t) => typeof t !== 'number' || !Number.isInteger(t) || t < 0);
-  if (bad !== undefined) return `input_ids must hold non-negative integers, found ${JSON.stringify(bad)}`;
+  if (bad !== undefined) return `input_ids must hold non-negative integers, found ${quoteValue(bad)}`;
   return v as number[];
 }
 
@@ -78,14 +80,15 @@ function parseIds(cell: string): number[] | string {
 export function readDataFile(path: string, o: DataOptions): RawExample[] {
   requireFile(path, 'data file');
   const format = detectFormat(path);
-  const text = readFileSync(path, 'utf8');
-  const table = format === 'txt' && o.txtLines ? txtLinesTable(path, text) : parseDataFile(path, text, format);
+  // Bytes, not a utf8 string: UTF-16, binary and non-UTF-8 files are refused with what they are (engine/io/text.ts).
+  const bytes = readFileSync(path);
+  const table = format === 'txt' && o.txtLines ? txtLinesTable(path, bytes) : parseDataFile(path, bytes, format);
   checkIssues(table.issues, o.skipBadRows);
 
   const cols = table.columns;
   const need = (c: string, flagName: string) => {
     if (!cols.includes(c)) {
-      throw new EngineError('BAD_DATA', `${path}: no column "${c}"; columns are ${cols.join(', ')} (choose one with --${flagName})`);
+      throw new EngineError('BAD_DATA', `${path}: no column ${quoteValue(c)}; columns are ${listNames(cols)} (choose one with --${flagName})`);
     }
     return c;
   };
@@ -128,6 +131,7 @@ export function readDataFile(path: string, o: DataOptions): RawExample[] {
   });
   checkIssues(issues, o.skipBadRows);
   if (!out.length) throw new EngineError('BAD_DATA', `${path}: no usable rows`);
+  for (const w of dataWarnings(path, out.length)) note(`warning: ${w}`);
   return out;
 }
 
@@ -152,7 +156,7 @@ export function toEngineExamples(rows: RawExample[], names: string[] | null): Ex
     if (names) {
       const id = index.get(/^\d+$/.test(r.label!) ? String(Number(r.label)) : r.label!);
       if (id === undefined) {
-        throw fail({ file: r.file, line: r.line, message: `label "${r.label}" is not one of the training labels (${names.join(', ')})` });
+        throw fail({ file: r.file, line: r.line, message: `label ${quoteValue(r.label)} is not one of the training labels (${listNames(names)})` });
       }
       ex.label = id;
     }

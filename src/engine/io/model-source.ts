@@ -5,6 +5,7 @@
  * exist in browsers, Web Workers and Node 20.
  */
 import { EngineError } from '../errors';
+import { readJsonObject } from './text';
 
 /** One file of a model repo or folder. */
 export interface FileEntry {
@@ -58,15 +59,9 @@ export async function readJson(source: FileSource, name: string, signal?: AbortS
   return bytes ? parseJsonObject(bytes, name, source.label) : null;
 }
 
+/** Decoded (UTF-16 and binary files refused, see text.ts) and parsed; every failure names the file and source. */
 export function parseJsonObject(bytes: Uint8Array, name: string, label: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (e) {
-    throw new EngineError('BAD_CONFIG', `${name} in ${label} is not valid JSON (${(e as Error).message}).`);
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new EngineError('BAD_CONFIG', `${name} in ${label} is not a JSON object.`);
-  return v as Record<string, unknown>;
+  return readJsonObject(bytes, `${name} in ${label}`, 'BAD_CONFIG');
 }
 
 /**

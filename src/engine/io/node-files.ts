@@ -5,27 +5,23 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from '../errors';
+import { describeValue, quoteValue } from '../quote';
 import { readSafetensors, type LoadedTensor } from './safetensors';
+import { readJsonObject } from './text';
 
-/** Reads a JSON file whose top level must be an object; failures are BAD_CONFIG naming the path. */
+/**
+ * Reads a JSON file whose top level must be an object; failures (missing file, UTF-16 or binary content, invalid
+ * or too deeply nested JSON) are BAD_CONFIG naming the path.
+ */
 export function readJson(path: string): Record<string, unknown> {
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new EngineError('BAD_CONFIG', `${path}: ${code === 'ENOENT' ? 'file not found' : `cannot read (${(e as Error).message})`}`);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new EngineError('BAD_CONFIG', `${path}: invalid JSON (${(e as Error).message})`);
-  }
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new EngineError('BAD_CONFIG', `${path}: expected a JSON object`);
-  }
-  return json as Record<string, unknown>;
+  return readJsonObject(bytes, path, 'BAD_CONFIG');
 }
 
 /** Reads a whole .safetensors file; a missing file is MISSING_WEIGHT, format problems BAD_SAFETENSORS. */
@@ -72,12 +68,12 @@ export function loadModelDir(dir: string): {
   const index = readJson(indexPath);
   const weightMap = index.weight_map;
   if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
-    throw new EngineError('BAD_CONFIG', `${indexPath}: missing or invalid "weight_map"`);
+    throw new EngineError('BAD_CONFIG', `${indexPath}: "weight_map" must be an object of tensor name -> shard file, got ${describeValue(weightMap)}`);
   }
   const byShard = new Map<string, string[]>();
   for (const [name, shard] of Object.entries(weightMap as Record<string, unknown>)) {
     if (typeof shard !== 'string' || shard === '') {
-      throw new EngineError('BAD_CONFIG', `${indexPath}: weight_map entry for '${name}' is not a file name`);
+      throw new EngineError('BAD_CONFIG', `${indexPath}: weight_map entry for ${quoteValue(name)} must be a shard file name, got ${describeValue(shard)}`);
     }
     const names = byShard.get(shard) ?? [];
     names.push(name);

@@ -3,6 +3,7 @@
  * through the method registry (registry.ts).
  */
 import { EngineError } from '../errors';
+import { checkDecodedText, decodeText, tryParseJson } from '../io/text';
 import { methodOf, METHODS, type PeftConfig } from './registry';
 import type { AdapterConfigExtras } from './schema';
 import { floatNames } from './schema';
@@ -20,19 +21,21 @@ function bad(msg: string): never {
   throw new EngineError('BAD_PEFT_CONFIG', msg);
 }
 
-/** Parses adapter_config.json (text or parsed object) into a typed, validated config. */
-export function parsePeftConfig(json: unknown): PeftConfig {
+/**
+ * Parses adapter_config.json (its bytes, its text, or the parsed object) into a typed, validated config. Bytes and
+ * text go through the shared text checks (UTF-16, binary, invalid UTF-8, deep nesting); `fileName` names the file.
+ */
+export function parsePeftConfig(json: unknown, fileName = 'adapter_config.json'): PeftConfig {
   let obj = json;
-  if (typeof json === 'string') {
-    try {
-      obj = JSON.parse(json);
-    } catch (e) {
-      bad(`adapter_config.json is not valid JSON: ${(e as Error).message}`);
-    }
+  if (typeof json === 'string' || json instanceof Uint8Array || json instanceof ArrayBuffer) {
+    const text = typeof json === 'string' ? checkDecodedText(json, fileName, 'BAD_PEFT_CONFIG') : decodeText(json, fileName, 'BAD_PEFT_CONFIG');
+    const r = tryParseJson(text);
+    if (!r.ok) bad(`${fileName} is not valid JSON: ${r.reason}`);
+    obj = r.value;
   }
-  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) bad('adapter_config.json must contain a JSON object.');
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) bad(`${fileName} must contain a JSON object.`);
   const rec = obj as Record<string, unknown>;
-  if (rec.peft_type === undefined || rec.peft_type === null) bad('adapter_config.json has no peft_type; is this a PEFT adapter?');
+  if (rec.peft_type === undefined || rec.peft_type === null) bad(`${fileName} has no peft_type; is this a PEFT adapter?`);
   return methodOf(rec.peft_type).fromJson(rec) as PeftConfig;
 }
 

@@ -8,6 +8,8 @@
  */
 import Papa from 'papaparse';
 import { EngineError } from '../errors';
+import { checkDecodedText, decodeText } from '../io/text';
+import { describeValue, listNames, quoteValue } from '../quote';
 
 export type DataFormat = 'csv' | 'jsonl' | 'txt';
 
@@ -59,9 +61,18 @@ export function detectFormat(file: string): DataFormat {
   throw new EngineError('BAD_DATA', `${file}: unsupported file type; use .csv, .jsonl or .txt`);
 }
 
-/** Parses a data file of any supported format. */
-export function parseDataFile(file: string, text: string, format: DataFormat = detectFormat(file)): DataTable {
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // BOM from spreadsheet exports
+/**
+ * A data file's content as text. Bytes are decoded strictly (decodeText); text that was already decoded (File.text()
+ * in the worker, Response.text()) is checked for the traces a UTF-16, binary or non-UTF-8 file leaves
+ * (checkDecodedText). Either way a UTF-8 byte-order mark is dropped and the error names the file.
+ */
+export function dataText(file: string, content: string | Uint8Array | ArrayBuffer): string {
+  return typeof content === 'string' ? checkDecodedText(content, file, 'BAD_DATA') : decodeText(content, file, 'BAD_DATA');
+}
+
+/** Parses a data file of any supported format, from its bytes or its text (see dataText). */
+export function parseDataFile(file: string, content: string | Uint8Array | ArrayBuffer, format: DataFormat = detectFormat(file)): DataTable {
+  const text = dataText(file, content);
   const table = format === 'csv' ? parseCsv(file, text) : format === 'jsonl' ? parseJsonl(file, text) : parseTxt(file, text);
   if (table.rows.length === 0) {
     const first = table.issues[0];
@@ -106,7 +117,7 @@ export function parseCsv(file: string, text: string): DataTable {
         index = 0;
         table.columns = cells.map((c, i) => c.trim() || `column_${i + 1}`);
         const dup = table.columns.find((c, i) => table.columns.indexOf(c) !== i);
-        if (dup) table.issues.push({ file, line, message: `header names column "${dup}" twice` });
+        if (dup) table.issues.push({ file, line, message: `header names column ${quoteValue(dup)} twice` });
         return;
       }
       index++;
@@ -116,7 +127,7 @@ export function parseCsv(file: string, text: string): DataTable {
       } else if (cells.length !== table.columns.length) {
         table.issues.push({
           file, line, row: index,
-          message: `expected ${table.columns.length} fields (${table.columns.join(', ')}), found ${cells.length}`,
+          message: `expected ${table.columns.length} fields (${listNames(table.columns)}), found ${cells.length}`,
         });
       } else {
         const row: Record<string, string> = {};
@@ -145,7 +156,8 @@ function csvMessage(err: Papa.ParseError): string {
 export function parseJsonl(file: string, text: string): DataTable {
   const table: DataTable = { file, format: 'jsonl', columns: [], rows: [], lines: [], issues: [] };
   const seen = new Set<string>();
-  const lines = text.split('\n');
+  // Lines end in \n, \r\n or a lone \r (a raw CR cannot occur inside a JSON string, so this never splits a row).
+  const lines = text.split(/\r\n|\r|\n/);
   lines.forEach((raw, i) => {
     const line = i + 1;
     const s = raw.trim();
@@ -154,17 +166,28 @@ export function parseJsonl(file: string, text: string): DataTable {
     try {
       v = JSON.parse(s);
     } catch (e) {
-      table.issues.push({ file, line, message: `invalid JSON (${(e as Error).message})` });
+      const why = e instanceof RangeError ? 'nested too deeply to read' : (e as Error).message;
+      table.issues.push({ file, line, message: `invalid JSON (${why})` });
       return;
     }
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-      table.issues.push({ file, line, message: `expected a JSON object like {"text": "..."}, got ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}` });
+      table.issues.push({ file, line, message: `expected a JSON object like {"text": "..."}, got ${describeValue(v)}` });
       return;
     }
     const row: Record<string, string> = {};
+    let deep: string | null = null;
     for (const [k, val] of Object.entries(v as Record<string, unknown>)) {
       if (!seen.has(k)) (seen.add(k), table.columns.push(k));
-      row[k] = typeof val === 'string' ? val : val === null || val === undefined ? '' : JSON.stringify(val);
+      try {
+        row[k] = typeof val === 'string' ? val : val === null || val === undefined ? '' : JSON.stringify(val);
+      } catch {
+        deep = k; // JSON.stringify overflows the stack on a value nested thousands of levels deep
+        break;
+      }
+    }
+    if (deep !== null) {
+      table.issues.push({ file, line, message: `the value of ${quoteValue(deep)} is nested too deeply to use (${quoteValue((v as Record<string, unknown>)[deep], 40)})` });
+      return;
     }
     table.rows.push(row);
     table.lines.push(line);
@@ -232,11 +255,11 @@ export function labelNames(values: string[]): string[] {
  */
 export function toExamples(
   table: DataTable, mapping: ColumnMapping, knownLabels?: string[],
-): { examples: Example[]; labels: string[]; issues: DataIssue[] } {
+): { examples: Example[]; labels: string[]; issues: DataIssue[]; warnings: string[] } {
   const needed = mapping.kind === 'text' ? [mapping.text] : mapping.kind === 'text-label' ? [mapping.text, mapping.label] : [mapping.prompt, mapping.response];
   for (const c of needed) {
     if (!table.columns.includes(c)) {
-      throw new EngineError('BAD_DATA', `${table.file}: no column "${c}"; columns are ${table.columns.join(', ')}`);
+      throw new EngineError('BAD_DATA', `${table.file}: no column ${quoteValue(c)}; columns are ${listNames(table.columns)}`);
     }
   }
   const issues: DataIssue[] = [];
@@ -247,24 +270,50 @@ export function toExamples(
     const line = table.lines[i];
     const empty = needed.find((c) => (row[c] ?? '').trim() === '');
     if (empty) {
-      issues.push({ file: table.file, line, message: `column "${empty}" is empty` });
+      issues.push({ file: table.file, line, message: `column ${quoteValue(empty)} is empty` });
       return;
     }
     if (mapping.kind === 'text') examples.push({ text: row[mapping.text], line });
     else if (mapping.kind === 'prompt-response') examples.push({ prompt: row[mapping.prompt], response: row[mapping.response], line });
     else {
       const label = labels.indexOf(row[mapping.label].trim());
-      if (label < 0) issues.push({ file: table.file, line, message: `label "${row[mapping.label].trim()}" is not one of ${labels.join(', ')}` });
+      if (label < 0) issues.push({ file: table.file, line, message: `label ${quoteValue(row[mapping.label].trim())} is not one of ${listNames(labels)}` });
       else examples.push({ text: row[mapping.text], label, line });
     }
   });
   if (examples.length === 0) {
-    throw new EngineError('BAD_DATA', `${table.file}: no row has a value in ${needed.map((c) => `"${c}"`).join(' and ')}`);
+    throw new EngineError('BAD_DATA', `${table.file}: no row has a value in ${needed.map((c) => quoteValue(c)).join(' and ')}`);
   }
   if (mapping.kind === 'text-label' && labels.length < 2) {
-    throw new EngineError('BAD_DATA', `${table.file}: column "${mapping.label}" has ${labels.length} distinct label(s); classification needs at least 2`);
+    throw new EngineError('BAD_DATA', `${table.file}: column ${quoteValue(mapping.label)} has ${labels.length} distinct label(s); classification needs at least 2`);
   }
-  return { examples, labels, issues };
+  return { examples, labels, issues, warnings: dataWarnings(table.file, examples.length) };
+}
+
+/** Fewer usable rows than this is worth a warning: a run memorises them or learns nothing that generalises. */
+export const FEW_ROWS = 3;
+
+/**
+ * Warnings about data that can be trained on but probably should not be (today: a file with only 1 or 2 usable
+ * rows). toExamples returns them; the CLI prints them as "warning: ..." lines.
+ */
+export function dataWarnings(file: string, usableRows: number): string[] {
+  if (usableRows >= FEW_ROWS) return [];
+  return [`${file} has only ${usableRows} usable row${usableRows === 1 ? '' : 's'}: far too few to fine-tune on (the model will just memorise ${usableRows === 1 ? 'it' : 'them'}); add more examples`];
+}
+
+/**
+ * Class labels that do not fit a head whose size is fixed (a --num-labels flag, or config.json's num_labels /
+ * id2label): an error naming the label, where it is, and both counts. `labels` are in id order.
+ */
+export function checkLabelsFit(labels: string[], numLabels: number, where: string, fixedBy: string): void {
+  if (labels.length <= numLabels) return;
+  const first = labels[numLabels];
+  throw new EngineError(
+    'BAD_DATA',
+    `${where}: label ${quoteValue(first)} is class ${numLabels + 1} of ${labels.length} (${listNames(labels)}) but ${fixedBy} fixes the model to ${numLabels} classes; ` +
+      `use data with at most ${numLabels} labels, or change ${fixedBy}`,
+  );
 }
 
 /**
