@@ -62,7 +62,7 @@ export async function computeLogits(modelDir: string, adapterDir: string | undef
     throw usage(`--attention-mask is ${mask.length}x${mask[0].length} but --input-ids is ${B}x${T}`);
   }
   if (mask && mask.some((r) => r.some((v) => v !== 0 && v !== 1))) throw usage('--attention-mask values must be 0 or 1');
-  let adapter: { config: string; weights: Uint8Array } | undefined;
+  let adapter: { config: Uint8Array; weights: Uint8Array; configName: string; weightsName: string } | undefined;
   if (adapterDir) {
     const read = (f: string) => {
       try {
@@ -72,10 +72,13 @@ export async function computeLogits(modelDir: string, adapterDir: string | undef
         throw new EngineError('ADAPTER_MISMATCH', `${join(adapterDir, f)}: ${code === 'ENOENT' ? 'file not found' : (e as Error).message}`);
       }
     };
-    adapter = { config: read('adapter_config.json').toString('utf8'), weights: new Uint8Array(read('adapter_model.safetensors')) };
+    adapter = {
+      config: new Uint8Array(read('adapter_config.json')), weights: new Uint8Array(read('adapter_model.safetensors')),
+      configName: join(adapterDir, 'adapter_config.json'), weightsName: join(adapterDir, 'adapter_model.safetensors'),
+    };
   }
   const { config, tensors } = await readModel(modelDir);
-  const modelTask = t ?? (adapter ? (parsePeftConfig(adapter.config).taskType ?? undefined) : undefined);
+  const modelTask = t ?? (adapter ? (parsePeftConfig(adapter.config, adapter.configName).taskType ?? undefined) : undefined);
   const model = buildModel(config, tensors, { task: modelTask });
   let peft: PeftModel | undefined;
   try {
