@@ -231,11 +231,25 @@ async function hub(arg: string) {
   return { src: openModelSource(arg), cache: openNodeCache() };
 }
 
+/** Resolves a config.json once so a bad model_type or field is reported with the file's path. */
+async function checkConfig(config: Record<string, unknown>, path: string): Promise<void> {
+  const { resolveArchitecture } = await import('../engine/models');
+  try {
+    resolveArchitecture(config, undefined, path);
+  } catch (e) {
+    // Which task the model can run depends on --task, which the command checks itself.
+    if (!(e instanceof EngineError && e.code === 'UNSUPPORTED_ARCHITECTURE' && / task here/.test(e.message))) throw e;
+  }
+}
+
 /** config.json of a model folder or Hub repo (for a repo, only config.json and safetensors headers are read). */
 export async function readModelConfig(arg: string): Promise<Record<string, unknown>> {
   if (isLocal(arg)) {
     requireDir(arg, 'model folder');
-    return readJson(join(arg, 'config.json'));
+    const path = join(arg, 'config.json');
+    const config = readJson(path);
+    await checkConfig(config, path);
+    return config;
   }
   const { src, cache } = await hub(arg);
   const { inspectModel } = await import('../engine/io/inspect');
@@ -246,6 +260,8 @@ export async function readModelConfig(arg: string): Promise<Record<string, unkno
 export async function readModel(arg: string): Promise<{ config: Record<string, unknown>; tensors: Map<string, LoadedTensor>; tokenizerFiles?: { tokenizerJson: object; tokenizerConfig?: object } }> {
   if (isLocal(arg)) {
     requireDir(arg, 'model folder');
+    // config.json first, with its path in any message, before the weights are read.
+    await checkConfig(readJson(join(arg, 'config.json')), join(arg, 'config.json'));
     const { config, tensors } = loadModelDir(arg);
     return { config, tensors };
   }
@@ -266,21 +282,33 @@ export async function readModel(arg: string): Promise<{ config: Record<string, u
   return { config: r.config, tensors: r.weights, tokenizerFiles };
 }
 
-/** The tokenizer of `--tokenizer DIR`, else the model's (folder with tokenizer.json, or the Hub repo's files), else none. */
+/**
+ * The tokenizer of `--tokenizer DIR`, else the model's (folder with tokenizer.json, or the Hub repo's files), else
+ * none. A tokenizer with more ids than the model's vocab_size is an error naming both files (training would
+ * index past the embedding); `modelVocabSize` skips reading config.json again when the caller has it.
+ */
 export async function readTokenizer(
   modelArg: string,
   tokenizerDir?: string,
   hubFiles?: { tokenizerJson: object; tokenizerConfig?: object },
+  modelVocabSize?: number,
 ): Promise<Tokenizer | undefined> {
   if (!tokenizerDir && hubFiles) {
+    // downloadModel has checked these files against the repo's config.json.
     const { loadTokenizer } = await import('../engine/tokenizer');
-    return loadTokenizer(hubFiles);
+    return loadTokenizer({ ...hubFiles, fileName: `tokenizer.json of ${modelArg}` });
   }
   const dir = tokenizerDir ?? modelArg;
   if (tokenizerDir) requireDir(tokenizerDir, 'tokenizer folder');
   else if (!isLocal(dir) || !existsSync(join(dir, 'tokenizer.json'))) return undefined;
   const { loadTokenizerFromDir } = await import('../engine/io/node-tokenizer');
-  return loadTokenizerFromDir(dir);
+  const tok = await loadTokenizerFromDir(dir);
+  const { checkTokenizerFitsModel } = await import('../engine/tokenizer');
+  const { resolveArchitecture } = await import('../engine/models');
+  const vocab = modelVocabSize ?? resolveArchitecture(await readModelConfig(modelArg)).config.vocabSize;
+  const modelFile = isLocal(modelArg) ? join(modelArg, 'config.json') : `config.json of ${modelArg}`;
+  checkTokenizerFitsModel(tok.vocabSize, vocab, join(dir, 'tokenizer.json'), modelFile);
+  return tok;
 }
 
 export function requireFile(path: string, what: string): void {

@@ -7,6 +7,7 @@
  * nothing.
  */
 import { EngineError } from './errors';
+import { describeValue, quoteValue } from './quote';
 
 /** A chat message for tokenizers that carry a chat template. */
 export interface ChatMessage {
@@ -60,6 +61,8 @@ export interface Tokenizer {
   applyChatTemplate?: (messages: ChatMessage[], options?: ChatTemplateOptions) => string;
   /** The underlying transformers.js tokenizer, for anything not covered here. */
   readonly hf: unknown;
+  /** Where tokenizer.json came from (a path, or a name with its source), for messages. */
+  readonly file?: string;
 }
 
 export interface TokenizerFilesJson {
@@ -67,6 +70,62 @@ export interface TokenizerFilesJson {
   tokenizerJson: object;
   /** Parsed tokenizer_config.json (optional; see loadTokenizer). */
   tokenizerConfig?: object;
+  /** Where tokenizer.json came from, for messages (default "tokenizer.json"). */
+  fileName?: string;
+}
+
+/** tokenizer.json model types transformers.js implements (a missing type is inferred from the vocab, as it does). */
+export const TOKENIZER_MODEL_TYPES = ['BPE', 'WordPiece', 'Unigram', 'WordLevel'] as const;
+
+/**
+ * Checks what transformers.js would otherwise accept silently: a tokenizer.json without a "model" section, or
+ * with a model type it does not implement (which it would replace by a guess from the vocabulary).
+ */
+export function checkTokenizerJson(json: unknown, fileName = 'tokenizer.json'): Record<string, unknown> {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new EngineError('BAD_CONFIG', `${fileName} must be a JSON object, got ${describeValue(json)}.`);
+  }
+  const model = (json as AnyRecord).model;
+  if (!model || typeof model !== 'object' || Array.isArray(model)) {
+    throw new EngineError('BAD_CONFIG', `${fileName} has no "model" section: not a Hugging Face tokenizers file. Use the tokenizer.json that came with the model.`);
+  }
+  const type = (model as AnyRecord).type;
+  if (type !== undefined && !(TOKENIZER_MODEL_TYPES as readonly unknown[]).includes(type)) {
+    throw new EngineError(
+      'BAD_CONFIG',
+      `${fileName}: model.type ${quoteValue(type)} is not a tokenizer model PEFT Studio can run (supported: ${TOKENIZER_MODEL_TYPES.join(', ')}). ` +
+        'Use the tokenizer.json that came with the model.',
+    );
+  }
+  return json as Record<string, unknown>;
+}
+
+/** Number of ids a tokenizer.json defines (highest id + 1, added tokens included), from the JSON alone; null if unknown. */
+export function tokenizerJsonVocabSize(json: Record<string, unknown>): number | null {
+  let max = -1;
+  const model = json.model as AnyRecord | undefined;
+  const vocab = model?.vocab;
+  if (Array.isArray(vocab)) max = vocab.length - 1; // Unigram: [token, score] pairs, id = position
+  else if (vocab && typeof vocab === 'object') {
+    for (const id of Object.values(vocab as AnyRecord)) if (typeof id === 'number' && id > max) max = id;
+  } else return null;
+  if (Array.isArray(json.added_tokens)) {
+    for (const t of json.added_tokens as AnyRecord[]) if (t && typeof t.id === 'number' && t.id > max) max = t.id;
+  }
+  return max + 1;
+}
+
+/**
+ * A tokenizer whose ids reach past the model's embedding would make training index outside it: an error naming the
+ * tokenizer file and the model's vocab_size, with what to do.
+ */
+export function checkTokenizerFitsModel(tokenizerVocabSize: number, modelVocabSize: number, tokenizerFile: string, modelFile = 'config.json'): void {
+  if (tokenizerVocabSize <= modelVocabSize) return;
+  throw new EngineError(
+    'BAD_CONFIG',
+    `${tokenizerFile} has ${tokenizerVocabSize} token ids (0..${tokenizerVocabSize - 1}) but the model's vocab_size is ${modelVocabSize} (${modelFile}): ` +
+      `ids ${modelVocabSize} and up have no embedding row. This tokenizer does not belong to this model; use the tokenizer that came with the model.`,
+  );
 }
 
 type AnyRecord = Record<string, unknown>;
@@ -116,10 +175,8 @@ function idOrNull(v: unknown): number | null {
  * PreTrainedTokenizer. No network access.
  */
 export async function loadTokenizer(files: TokenizerFilesJson): Promise<Tokenizer> {
-  const tokenizerJson = asRecord(files.tokenizerJson, 'tokenizer.json');
-  if (!tokenizerJson.model || typeof tokenizerJson.model !== 'object') {
-    throw new EngineError('BAD_CONFIG', 'tokenizer.json has no "model" section: not a Hugging Face tokenizers file.');
-  }
+  const fileName = files.fileName ?? 'tokenizer.json';
+  const tokenizerJson = checkTokenizerJson(files.tokenizerJson, fileName);
   const config =
     files.tokenizerConfig === undefined ? defaultConfig(tokenizerJson) : asRecord(files.tokenizerConfig, 'tokenizer_config.json');
 
@@ -135,7 +192,8 @@ export async function loadTokenizer(files: TokenizerFilesJson): Promise<Tokenize
   try {
     hf = new Ctor(tokenizerJson, config);
   } catch (e) {
-    throw new EngineError('BAD_CONFIG', `Could not build the tokenizer: ${e instanceof Error ? e.message : String(e)}`);
+    const why = e instanceof RangeError ? 'it is nested too deeply' : e instanceof Error ? e.message : String(e);
+    throw new EngineError('BAD_CONFIG', `Could not build the tokenizer from ${fileName}: ${why.length > 300 ? `${why.slice(0, 300)}…` : why}`);
   }
 
   let maxId = -1;
@@ -171,6 +229,7 @@ export async function loadTokenizer(files: TokenizerFilesJson): Promise<Tokenize
     specialTokenIds: [...hf.all_special_ids],
     modelMaxLength: hf.model_max_length,
     hf,
+    file: fileName,
   };
   if (hf.chat_template) {
     tokenizer.applyChatTemplate = (messages, options = {}) =>

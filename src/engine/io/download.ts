@@ -5,7 +5,9 @@
  * cache loads without any network request.
  */
 import { EngineError } from '../errors';
+import { resolveArchitecture } from '../models';
 import type { TaskType } from '../models/types';
+import { checkTokenizerFitsModel, checkTokenizerJson, tokenizerJsonVocabSize } from '../tokenizer';
 import type { CacheWriter, ModelCache } from './cache';
 import { HubError, isRetryable } from './http-source';
 import { inspectModel, preferCache, type ModelInspection } from './inspect';
@@ -140,6 +142,14 @@ export async function downloadModel(source: FileSource, opts: DownloadOptions = 
     }
     json.set(f.name, parseJsonObject(bytes, f.name, src.label));
     progress.add(f.name, bytes.length, bytes.length, f.size, !!cached || fromCache, true);
+  }
+  // A tokenizer the model cannot use fails here, before the weights download, rather than mid-training.
+  const tokJson = json.get('tokenizer.json');
+  if (tokJson) {
+    const where = `tokenizer.json in ${src.label}`;
+    checkTokenizerJson(tokJson, where);
+    const n = tokenizerJsonVocabSize(tokJson);
+    if (n !== null) checkTokenizerFitsModel(n, resolveArchitecture(insp.config, opts.task).config.vocabSize, where, `config.json in ${src.label}`);
   }
 
   const weights = new Map<string, LoadedTensor>();

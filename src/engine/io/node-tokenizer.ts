@@ -3,13 +3,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from '../errors';
 import { loadTokenizer, type Tokenizer } from '../tokenizer';
+import { readJsonObject } from './text';
 
 function readJson(path: string): object {
+  let bytes: Uint8Array;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as object;
+    bytes = readFileSync(path);
   } catch (e) {
     throw new EngineError('BAD_CONFIG', `Could not read ${path}: ${e instanceof Error ? e.message : String(e)}`);
   }
+  return readJsonObject(bytes, path, 'BAD_CONFIG');
 }
 
 /** e.g. `await loadTokenizerFromDir('public/models/sotu-gpt2')`. */
@@ -22,5 +25,6 @@ export async function loadTokenizerFromDir(dir: string): Promise<Tokenizer> {
   return loadTokenizer({
     tokenizerJson: readJson(jsonPath),
     tokenizerConfig: existsSync(configPath) ? readJson(configPath) : undefined,
+    fileName: jsonPath,
   });
 }
