@@ -53,3 +53,29 @@ test('a broken CSV and a truncated safetensors file are reported; the studio sta
   await expect(page.getByTestId('checkpoint-info')).toContainText('adapter from step');
   await expect(page.getByTestId('download-weights')).toBeEnabled();
 });
+
+test('a UTF-16 CSV and a binary file are named for what they are; the selected dataset stays selected', async ({ page }) => {
+  test.setTimeout(240_000);
+  await openStudio(page);
+  const before = await page.getByTestId('data-summary').textContent();
+
+  // UTF-16 LE without a byte-order mark (with one, Chromium's File.text() decodes it by the mark).
+  await page.getByTestId('data-file-input').setInputFiles({
+    name: 'utf16.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from('text,label\nWe shall prevail.,0\nThe state of the union is strong.,1\n', 'utf16le'),
+  });
+  await expect(page.getByTestId('data-error')).toContainText('utf16.csv looks like UTF-16 LE text without a byte-order mark (every other byte is NUL); save it as UTF-8');
+  await expect(page.getByTestId('data-error')).toContainText('Still using');
+  await expect(page.getByTestId('data-summary')).toHaveText(before!);
+
+  // A binary file picked by mistake.
+  await page.getByTestId('data-file-input').setInputFiles({
+    name: 'weights.jsonl',
+    mimeType: 'application/octet-stream',
+    buffer: Buffer.from([0x7b, 0x22, 0x74, 0x00, 0x01, 0x02, 0xff, 0x00, 0x10]),
+  });
+  await expect(page.getByTestId('data-error')).toContainText('weights.jsonl looks like a binary file, not text (NUL byte at byte 3)');
+  await expect(page.getByTestId('data-error')).toContainText('Still using');
+  await expect(page.getByTestId('data-summary')).toHaveText(before!);
+});
