@@ -209,7 +209,7 @@ describe('checkpoints', () => {
     const { [TRAINER_STATE]: _, ...noState } = f;
     expect((await rejection(create(setup.model, { ...setup.init, resumeFrom: noState }))).message).toMatch(/has no trainer_state\.json/);
     const lr = await rejection(create(setup.model, { ...setup.init, args: { ...setup.init.args, learningRate: 1e-3 }, resumeFrom: f }));
-    expect(lr.message).toMatch(/trained with learningRate 0\.005 \(now 0\.001\)/);
+    expect(lr.message).toMatch(/trained with learning_rate 0\.005 \(now 0\.001\)/);
     const data = await rejection(create(setup.model, { ...setup.init, data: { train: clmData(21) }, resumeFrom: f }));
     expect(data.message).toMatch(/training data differs/);
     const other = await rejection(create(setup.model, { ...setup.init, peft: loraConfig({ taskType: 'CAUSAL_LM', r: 2, targetModules: ['c_attn', 'c_fc'] }), resumeFrom: f }));

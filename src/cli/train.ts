@@ -2,13 +2,17 @@
  * `train --model DIR --data FILE --task causal_lm|seq_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [...] --out DIR`:
  * fine-tunes with a TrainingSession and writes adapter_model.safetensors + adapter_config.json (PEFT's files),
  * metrics.jsonl (one row per step, plus eval rows), labels.json (seq_cls) and run.json (what was run).
+ * With --save-steps / --eval-steps it keeps Trainer-style <out>/checkpoint-<step>/ folders, and --resume-from
+ * continues one of them exactly (the same final adapter and metrics.jsonl rows as a run left uninterrupted).
  */
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { EngineError } from '../engine/errors';
 import { resolveArchitecture } from '../engine/models';
 import { formatTrainableLine } from '../engine/peft/params';
-import { DEFAULT_ARGS, TrainingSession, type TrainingArgs } from '../engine/session';
+import { BEST_METRICS, DEFAULT_ARGS, TrainingSession, type TrainingArgs } from '../engine/session';
+import type { CheckpointFiles, LogEntry } from '../engine/train/checkpoint';
+import { checkpointName, readCheckpointDir, rotateCheckpoints, writeCheckpointDir } from './checkpoints';
 import { plannedSteps, type SchedulerType } from '../engine/train/schedule';
 import { splitValidation } from '../engine/train/data-parse';
 import {
@@ -40,6 +44,13 @@ export const TRAIN: CommandSpec = {
     'loraplus-lr-ratio': { kind: 'value', arg: 'X', help: 'LoRA+: lora_B (and 1-D) tensors train at lr x this ratio (off by default; the paper uses 16).' },
     'gradient-checkpointing': { kind: 'flag', help: 'Recompute each block in the backward pass: much less memory, about 35% slower.' },
     'eval-steps': { kind: 'value', arg: 'N', help: 'Evaluate every N steps (default 0: only at the end).' },
+    'save-steps': { kind: 'value', arg: 'N', help: 'Write <out>/checkpoint-<step>/ every N steps (default: at each evaluation; Ctrl-C also writes one).' },
+    'save-total-limit': { kind: 'value', arg: 'K', help: 'Keep at most K checkpoints (default 3), deleting the oldest (never the best).' },
+    'resume-from': { kind: 'value', arg: 'DIR', help: 'Continue the run of this checkpoint folder (give the run\'s own flags: same data, --steps/--epochs, method).' },
+    'metric-for-best-model': { kind: 'value', arg: 'NAME', help: `Eval metric that picks the best checkpoint: ${BEST_METRICS.join(', ')} (default eval_loss).` },
+    'greater-is-better': { kind: 'value', arg: 'true|false', help: 'Whether a larger metric is better (default: false for a loss, true otherwise).' },
+    'load-best-model-at-end': { kind: 'flag', help: 'The final adapter in --out is the best checkpoint\'s (needs --eval-steps and validation data).' },
+    'early-stopping-patience': { kind: 'value', arg: 'N', help: 'Stop after N evaluations in a row without improvement (needs --eval-steps and validation data).' },
     'max-length': { kind: 'value', arg: 'N', help: `Truncate examples to N tokens (default ${DEFAULT_ARGS.maxLength}).` },
     seed: { kind: 'value', arg: 'N', help: `Seed for init, shuffling, dropout and the split (default ${DEFAULT_ARGS.seed}).` },
     validation: { kind: 'value', arg: 'FILE', help: 'Validation data file (same format rules).' },
@@ -87,10 +98,37 @@ function trainingArgs(p: Parsed): Partial<TrainingArgs> {
   set('evalSteps', ev);
   set('maxLength', int(p, 'max-length'));
   set('seed', int(p, 'seed'));
+  const save = int(p, 'save-steps');
+  if (save !== undefined && save < 1) throw usage('--save-steps must be >= 1');
+  set('saveSteps', save);
+  const limit = int(p, 'save-total-limit');
+  if (limit !== undefined && limit < 1) throw usage('--save-total-limit must be >= 1');
+  // Trainer keeps every checkpoint; with one at each evaluation by default, a long run would fill the disk.
+  set('saveTotalLimit', limit ?? 3);
+  set('metricForBestModel', choice(p, 'metric-for-best-model', [...BEST_METRICS, 'loss', 'accuracy', 'f1'] as const));
+  const gib = choice(p, 'greater-is-better', ['true', 'false'] as const);
+  if (gib !== undefined) set('greaterIsBetter', gib === 'true');
+  set('loadBestModelAtEnd', flag(p, 'load-best-model-at-end'));
+  const patience = int(p, 'early-stopping-patience');
+  if (patience !== undefined && patience < 1) throw usage('--early-stopping-patience must be >= 1');
+  set('earlyStoppingPatience', patience);
   return a;
 }
 
 const round = (x: number, d = 6) => (Number.isFinite(x) ? Number(x.toPrecision(d)) : x);
+
+/** A metrics.jsonl row for a log_history entry (training step or evaluation). */
+function metricsRow(e: LogEntry, tokensPerSec?: number): Record<string, unknown> {
+  if (e.eval_loss !== undefined) {
+    const row: Record<string, unknown> = { step: e.step, eval_loss: round(e.eval_loss), eval_accuracy: round(e.eval_accuracy ?? NaN) };
+    if (e.eval_f1 !== undefined) row.eval_f1 = round(e.eval_f1);
+    return row;
+  }
+  const row: Record<string, unknown> = { step: e.step, epoch: round(e.epoch, 4), loss: round(e.loss ?? NaN), lr: round(e.learning_rate ?? NaN) };
+  if (tokensPerSec !== undefined) row.tokens_per_sec = round(tokensPerSec, 4);
+  row.grad_norm = round(e.grad_norm ?? NaN);
+  return row;
+}
 
 export async function trainCommand(argv: string[]): Promise<void> {
   const p = parseArgv(TRAIN, argv);
@@ -104,6 +142,15 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (split !== undefined && str(p, 'validation') !== undefined) throw usage('give --validation or --validation-split, not both');
   const numLabels = int(p, 'num-labels');
   if (numLabels !== undefined && numLabels < 2) throw usage('--num-labels must be >= 2');
+  const evaluates = (args.evalSteps ?? 0) > 0 && (split !== undefined || str(p, 'validation') !== undefined);
+  if (args.loadBestModelAtEnd && !evaluates) throw usage('--load-best-model-at-end needs --eval-steps and validation data (--validation or --validation-split)');
+  if (args.earlyStoppingPatience !== undefined && !evaluates) throw usage('--early-stopping-patience needs --eval-steps and validation data (--validation or --validation-split)');
+  if (args.loadBestModelAtEnd && args.saveSteps !== undefined && args.saveSteps % args.evalSteps! !== 0) {
+    throw usage(`--load-best-model-at-end needs --save-steps to be a multiple of --eval-steps (${args.evalSteps}), so every best evaluation has a checkpoint`);
+  }
+  const resumeDir = str(p, 'resume-from');
+  // Read and checked before the model is, so a wrong path fails fast.
+  const resumeFrom: CheckpointFiles | undefined = resumeDir !== undefined ? readCheckpointDir(resumeDir) : undefined;
 
   // Everything that can be checked without tfjs first, so bad input fails fast.
   const { config, tensors, tokenizerFiles } = await readModel(modelDir);
@@ -128,7 +175,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   else if (split !== undefined) {
     ({ train: trainRows, validation: validRows } = splitValidation(trainRows, split, args.seed ?? DEFAULT_ARGS.seed));
   }
-  const tokenizer = await readTokenizer(modelDir, str(p, 'tokenizer'), tokenizerFiles);
+  const tokenizer = await readTokenizer(modelDir, str(p, 'tokenizer'), tokenizerFiles, arch.config.vocabSize);
   checkAgainstModel([...trainRows, ...validRows], arch.config.vocabSize, !!tokenizer, modelDir);
 
   let labels: string[] | null = null;
@@ -153,16 +200,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
     if (padId < 0 || padId >= arch.config.vocabSize) throw usage(`--pad-token-id must be a token id in 0..${arch.config.vocabSize - 1}`);
     config.pad_token_id = padId;
   }
-  if (tokenizer && tokenizer.vocabSize > arch.config.vocabSize) {
-    note(`warning: the tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary is ${arch.config.vocabSize}`);
-  }
 
   const backend = await startBackend(p);
   let session: TrainingSession;
   try {
     session = await TrainingSession.create({
       config, weights: tensors, tokenizer: tokenizer ?? undefined, task: t, peft: peftCfg,
-      data: { train, validation }, args, baseModelName: baseName, numLabels: sessionLabels,
+      data: { train, validation }, args, baseModelName: baseName, numLabels: sessionLabels, resumeFrom,
     });
   } catch (e) {
     // The engine numbers rows per list; point at the file line when the tokenizer is the cause.
@@ -181,8 +225,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
 
     mkdirSync(outDir, { recursive: true });
     const metricsPath = join(outDir, 'metrics.jsonl');
-    writeFileSync(metricsPath, '');
     const log = (row: Record<string, unknown>) => appendFileSync(metricsPath, `${JSON.stringify(row)}\n`);
+    // A resumed run rewrites the rows up to its checkpoint from the checkpoint's log_history (timings excepted).
+    writeFileSync(metricsPath, '');
+    for (const e of session.logHistory) log(metricsRow(e));
+    if (resumeDir !== undefined) note(`resuming from ${resumeDir} at step ${session.completedSteps}/${session.totalSteps}`);
     if (labels) {
       writeJson(join(outDir, 'labels.json'), {
         id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
@@ -190,41 +237,89 @@ export async function trainCommand(argv: string[]): Promise<void> {
       });
     }
     let last: Record<string, unknown> = {};
-    const evaluate = async (step: number) => {
+    for (const e of session.logHistory) last = { ...last, ...metricsRow(e) };
+    const evaluate = async () => {
       const e = await session.evaluate();
-      const row: Record<string, unknown> = { step, eval_loss: round(e.evalLoss), eval_accuracy: round(e.accuracy) };
-      if (e.f1 !== undefined) row.eval_f1 = round(e.f1);
+      const row = metricsRow(session.logHistory[session.logHistory.length - 1]);
       log(row);
-      console.log(`eval @ ${step}: loss ${round(e.evalLoss, 5)} accuracy ${round(e.accuracy, 4)}${e.f1 !== undefined ? ` f1 ${round(e.f1, 4)}` : ''}`);
+      console.log(`eval @ ${session.completedSteps}: loss ${round(e.evalLoss, 5)} accuracy ${round(e.accuracy, 4)}${e.f1 !== undefined ? ` f1 ${round(e.f1, 4)}` : ''}`);
       last = { ...last, ...row };
     };
-    const every = Math.max(1, Math.ceil(session.totalSteps / 100));
-    // Epochs as HF's Trainer counts them (StepMetrics.epoch drops back to 0 at each epoch's last step).
-    const batchesPerEpoch = Math.ceil(train.length / session.args.batchSize);
-    const evalSteps = session.args.evalSteps;
-    while (!session.done) {
-      const s = await session.step();
-      const row = {
-        step: s.step, epoch: round((s.step * session.args.gradientAccumulationSteps) / batchesPerEpoch, 4), loss: round(s.loss), lr: round(s.lr), tokens_per_sec: round(s.tokensPerSec, 4), grad_norm: round(s.gradNorm),
-      };
-      log(row);
-      last = { ...last, ...row };
-      if (s.step % every === 0 || s.step === s.totalSteps) {
-        console.log(`step ${s.step}/${s.totalSteps} loss ${round(s.loss, 5)} lr ${round(s.lr, 3)} grad_norm ${round(s.gradNorm, 4)} ${Math.round(s.tokensPerSec)} tok/s`);
+    // The best checkpoint so far: the resumed run's, if it recorded one under this folder.
+    let bestDir: string | null = resumeFrom ? bestCheckpointOf(resumeFrom, outDir) : null;
+    const save = async (why: string) => {
+      const step = session.completedSteps;
+      const rel = checkpointName(step);
+      if (session.latestIsBest) bestDir = join(outDir, rel);
+      const files = await session.checkpoint({ outputDir: outDir, bestModelCheckpoint: bestDir });
+      const dir = writeCheckpointDir(outDir, step, files);
+      const removed = rotateCheckpoints(outDir, session.args.saveTotalLimit, bestDir);
+      note(`${why}checkpoint -> ${dir}${removed.length ? ` (removed ${removed.map((d) => relative(outDir, d)).join(', ')})` : ''}`);
+    };
+    // Ctrl-C: finish the step under way, write a checkpoint, and stop (resume with --resume-from).
+    // A terminal's Ctrl-C reaches every process of the group, so `npm run cli` delivers it twice at once: only a
+    // second press at least half a second after the first quits without the checkpoint.
+    let interrupted = 0;
+    const onSigint = () => {
+      if (interrupted) {
+        if (Date.now() - interrupted > 500) process.exit(130);
+        return;
       }
-      if (session.hasValidation && evalSteps > 0 && s.step % evalSteps === 0) await evaluate(s.step);
+      interrupted = Date.now();
+      note('stopping after this step (Ctrl-C again to quit at once)');
+    };
+    process.on('SIGINT', onSigint);
+    const every = Math.max(1, Math.ceil(session.totalSteps / 100));
+    const evalSteps = session.args.evalSteps;
+    try {
+      while (!session.done) {
+        const s = await session.step();
+        // A step awaits only settled promises; without a turn of the event loop Ctrl-C would never be seen.
+        await new Promise((r) => setImmediate(r));
+        const row = metricsRow(session.logHistory[session.logHistory.length - 1], s.tokensPerSec);
+        log(row);
+        last = { ...last, ...row };
+        if (s.step % every === 0 || s.step === s.totalSteps) {
+          console.log(`step ${s.step}/${s.totalSteps} loss ${round(s.loss, 5)} lr ${round(s.lr, 3)} grad_norm ${round(s.gradNorm, 4)} ${Math.round(s.tokensPerSec)} tok/s`);
+        }
+        if (session.hasValidation && evalSteps > 0 && s.step % evalSteps === 0) await evaluate();
+        if (session.saveDue(s.step)) await save('');
+        if (interrupted && !session.done) {
+          if (!session.saveDue(s.step)) await save('interrupted: ');
+          throw new EngineError('CANCELLED', `Stopped at step ${s.step}/${s.totalSteps}; continue with --resume-from ${join(outDir, checkpointName(s.step))} and the same flags.`);
+        }
+      }
+    } finally {
+      process.off('SIGINT', onSigint);
     }
-    if (session.hasValidation && (evalSteps === 0 || session.completedSteps % evalSteps !== 0)) await evaluate(session.completedSteps);
+    if (session.stoppedEarly) note(`early stopping: ${session.args.metricForBestModel} did not improve for ${session.args.earlyStoppingPatience} evaluations (best ${round(session.bestMetric ?? NaN, 5)} at step ${session.bestStep})`);
+    if (session.hasValidation && (evalSteps === 0 || session.completedSteps % evalSteps !== 0)) await evaluate();
 
     const files = await session.exportAdapter();
     for (const [name, data] of Object.entries(files)) writeFileSync(join(outDir, name), data);
+    let final = 'the last step';
+    if (session.args.loadBestModelAtEnd && bestDir) {
+      for (const name of Object.keys(files)) copyFileSync(join(bestDir, name), join(outDir, name));
+      final = `the best checkpoint (${relative(outDir, bestDir)}, ${session.args.metricForBestModel} ${round(session.bestMetric ?? NaN, 5)})`;
+    }
     writeJson(join(outDir, 'run.json'), {
       model: modelDir, task: t, method: method(p), backend, trainable: line,
       train_examples: train.length, validation_examples: validation.length, total_steps: session.totalSteps,
+      completed_steps: session.completedSteps, stopped_early: session.stoppedEarly,
+      best_metric: session.bestMetric, best_step: session.bestStep, best_model_checkpoint: bestDir ? relative(outDir, bestDir) : null,
+      adapter_from: session.args.loadBestModelAtEnd && bestDir ? relative(outDir, bestDir) : 'last_step',
       args: session.args, final: last,
     });
-    note(`adapter -> ${outDir}`);
+    note(`adapter (${final}) -> ${outDir}`);
   } finally {
     session.dispose();
   }
+}
+
+/** The best checkpoint a resumed run had recorded, when it is a folder of this --out. */
+function bestCheckpointOf(files: CheckpointFiles, outDir: string): string | null {
+  const st = JSON.parse(files['trainer_state.json'] as string) as { resume: { bestStep: number | null } };
+  const step = st.resume.bestStep;
+  const dir = step != null ? join(outDir, checkpointName(step)) : null;
+  return dir && existsSync(dir) ? dir : null;
 }

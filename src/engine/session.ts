@@ -387,9 +387,10 @@ export class TrainingSession {
   private restore(files: CheckpointFiles): void {
     const st = readTrainerState(files);
     const r = st.resume;
-    const differs = RESUME_ARGS.filter((k) => JSON.stringify(r.args[k] ?? null) !== JSON.stringify(this.args[k] ?? null));
+    const keys = Object.keys(RESUME_ARGS) as (keyof TrainingArgs)[];
+    const differs = keys.filter((k) => JSON.stringify(r.args[k] ?? null) !== JSON.stringify(this.args[k] ?? null));
     if (differs.length) {
-      const what = differs.map((k) => `${k} ${JSON.stringify(r.args[k] ?? null)} (now ${JSON.stringify(this.args[k] ?? null)})`).join(', ');
+      const what = differs.map((k) => `${RESUME_ARGS[k]} ${JSON.stringify(r.args[k] ?? null)} (now ${JSON.stringify(this.args[k] ?? null)})`).join(', ');
       throw new EngineError('BAD_CHECKPOINT', `The checkpoint was trained with ${what}. Resume with the run's own settings (its training_args.json) to continue it exactly.`);
     }
     if (r.peftType !== this.peft.peftType) {
@@ -481,10 +482,11 @@ export class TrainingSession {
 }
 
 /** Arguments that shape a run's trajectory: a resumed run must use the checkpoint's. */
-const RESUME_ARGS: (keyof TrainingArgs)[] = [
-  'learningRate', 'epochs', 'maxSteps', 'batchSize', 'gradientAccumulationSteps', 'warmupSteps', 'scheduler', 'weightDecay',
-  'maxGradNorm', 'seed', 'maxLength', 'loraplusLrRatio',
-];
+const RESUME_ARGS: Partial<Record<keyof TrainingArgs, string>> = {
+  learningRate: 'learning_rate', epochs: 'num_train_epochs', maxSteps: 'max_steps', batchSize: 'per_device_train_batch_size',
+  gradientAccumulationSteps: 'gradient_accumulation_steps', warmupSteps: 'warmup_steps', scheduler: 'lr_scheduler_type',
+  weightDecay: 'weight_decay', maxGradNorm: 'max_grad_norm', seed: 'seed', maxLength: 'max_length', loraplusLrRatio: 'loraplus_lr_ratio',
+};
 
 const round4 = (x: number) => Math.round(x * 1e4) / 1e4;
 

@@ -181,6 +181,15 @@ export function DataPanel() {
             ) : (
               <p className="hint">Token statistics appear once a model with a tokenizer is loaded.</p>
             )}
+            {sum.warnings.length > 0 && (
+              <ul className="warnings" data-testid="data-warnings">
+                {sum.warnings.map((w) => (
+                  <li key={w} className="warn">
+                    {w}
+                  </li>
+                ))}
+              </ul>
+            )}
             {sum.issueCount > 0 && (
               <div className="issues" data-testid="data-issues">
                 <strong>

@@ -90,19 +90,22 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
   } else {
     const file = req.source.file;
     name = file.name;
-    trainTable = parseDataFile(file.name, await file.text());
+    // Bytes, not file.text(): a UTF-16 file with a byte-order mark is named as such instead of decoded as UTF-8.
+    trainTable = parseDataFile(file.name, new Uint8Array(await file.arrayBuffer()));
   }
 
   const mapping = mappingFor(trainTable, req, fallback);
   const tr = toExamples(trainTable, mapping, labelOrder);
   const labels = tr.labels;
   const issues: DataIssue[] = [...trainTable.issues, ...tr.issues];
+  const warnings = [...tr.warnings];
   let train = tr.examples;
   let validation: Example[] = [];
   if (validTable) {
     const va = toExamples(validTable, mapping, labels);
     validation = va.examples;
     issues.push(...validTable.issues, ...va.issues);
+    warnings.push(...va.warnings);
   } else {
     ({ train, validation } = splitValidation(train, req.validationSplit, req.seed));
   }
@@ -118,6 +121,7 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
     validationRows: validation.length,
     issues: issues.slice(0, 50).map(issueText),
     issueCount: issues.length,
+    warnings,
     stats: encode ? tokenStats([...train, ...validation], encode, req.maxLength) : null,
   };
   return { train, validation, labels: summary.labels, summary };

@@ -232,6 +232,8 @@ export interface DataSummary {
   validationRows: number;
   issues: string[];
   issueCount: number;
+  /** Usable but doubtful data (for example only one or two rows), shown above the preview. */
+  warnings: string[];
   /** Null until a tokenizer is loaded. */
   stats: TokenStats | null;
 }
