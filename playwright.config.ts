@@ -5,7 +5,9 @@ import { defineConfig } from '@playwright/test';
  * Shapes stay tiny (few steps, short sequences) so the whole suite fits a 2-core CI machine without a GPU;
  * the WebGPU project runs on SwiftShader, Chromium's software WebGPU adapter.
  */
-const PORT = 4173;
+// E2E_PORT / E2E_DIST let two checkouts' suites (or a suite beside a running preview) use their own server and build.
+const PORT = Number(process.env.E2E_PORT ?? 4173);
+const DIST = process.env.E2E_DIST ?? 'dist';
 export const HUB_PORT = 5199;
 export const HUB_CONTROL_PORT = 5198;
 const chromiumArgs = [
@@ -44,7 +46,7 @@ export default defineConfig({
   ],
   webServer: [
     {
-      command: `npx vite build && npx vite preview --host 127.0.0.1 --port ${PORT} --strictPort`,
+      command: `npx vite build --outDir ${DIST} && npx vite preview --outDir ${DIST} --host 127.0.0.1 --port ${PORT} --strictPort`,
       url: `http://127.0.0.1:${PORT}`,
       reuseExistingServer: !process.env.CI,
       timeout: 180_000,

@@ -11,7 +11,7 @@ import { EngineError } from '../engine/errors';
 import { resolveArchitecture } from '../engine/models';
 import { formatTrainableLine } from '../engine/peft/params';
 import { BEST_METRICS, DEFAULT_ARGS, TrainingSession, type TrainingArgs } from '../engine/session';
-import type { CheckpointFiles, LogEntry } from '../engine/train/checkpoint';
+import { metricsRow, type CheckpointFiles } from '../engine/train/checkpoint';
 import { checkpointName, readCheckpointDir, rotateCheckpoints, writeCheckpointDir } from './checkpoints';
 import { plannedSteps, type SchedulerType } from '../engine/train/schedule';
 import { splitValidation } from '../engine/train/data-parse';
@@ -116,19 +116,6 @@ function trainingArgs(p: Parsed): Partial<TrainingArgs> {
 }
 
 const round = (x: number, d = 6) => (Number.isFinite(x) ? Number(x.toPrecision(d)) : x);
-
-/** A metrics.jsonl row for a log_history entry (training step or evaluation). */
-function metricsRow(e: LogEntry, tokensPerSec?: number): Record<string, unknown> {
-  if (e.eval_loss !== undefined) {
-    const row: Record<string, unknown> = { step: e.step, eval_loss: round(e.eval_loss), eval_accuracy: round(e.eval_accuracy ?? NaN) };
-    if (e.eval_f1 !== undefined) row.eval_f1 = round(e.eval_f1);
-    return row;
-  }
-  const row: Record<string, unknown> = { step: e.step, epoch: round(e.epoch, 4), loss: round(e.loss ?? NaN), lr: round(e.learning_rate ?? NaN) };
-  if (tokensPerSec !== undefined) row.tokens_per_sec = round(tokensPerSec, 4);
-  row.grad_norm = round(e.grad_norm ?? NaN);
-  return row;
-}
 
 export async function trainCommand(argv: string[]): Promise<void> {
   const p = parseArgv(TRAIN, argv);

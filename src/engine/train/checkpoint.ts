@@ -194,3 +194,24 @@ export function trainingArgsJson(a: {
 export function greaterIsBetterFor(metric: string, given: boolean | null | undefined): boolean {
   return given ?? !/loss$/.test(metric);
 }
+
+const round = (x: number, d = 6) => (Number.isFinite(x) ? Number(x.toPrecision(d)) : x);
+
+/**
+ * A metrics.jsonl row for a log_history entry (a training step or an evaluation): the rows the CLI writes and
+ * the studio downloads, rounded to 6 significant digits. tokensPerSec is known only while the run is live.
+ */
+export function metricsRow(e: LogEntry, tokensPerSec?: number): Record<string, unknown> {
+  if (e.eval_loss !== undefined) {
+    const row: Record<string, unknown> = { step: e.step, eval_loss: round(e.eval_loss), eval_accuracy: round(e.eval_accuracy ?? NaN) };
+    if (e.eval_f1 !== undefined) row.eval_f1 = round(e.eval_f1);
+    return row;
+  }
+  const row: Record<string, unknown> = { step: e.step, epoch: round(e.epoch, 4), loss: round(e.loss ?? NaN), lr: round(e.learning_rate ?? NaN) };
+  if (tokensPerSec !== undefined) row.tokens_per_sec = round(tokensPerSec, 4);
+  row.grad_norm = round(e.grad_norm ?? NaN);
+  return row;
+}
+
+/** metrics.jsonl of a whole log history (one JSON object per line, no timings). */
+export const metricsJsonl = (log: LogEntry[]): string => log.map((e) => `${JSON.stringify(metricsRow(e))}\n`).join('');
