@@ -14,6 +14,7 @@ import type { Model, TaskType } from './models/types';
 import { createPeftModel, type PeftModel } from './peft';
 import type { PeftConfig } from './peft/config';
 import { exportAdapter, type AdapterFiles } from './adapter/export';
+import { startFromAdapter, type AdapterSource } from './adapter/import';
 import { BatchSampler, collate, disposeBatch, encodeExamples, type CollateOptions, type Encoded, type Example } from './train/data';
 import { AdamW, loraPlusGroups, type ParamGroup } from './train/optimizer';
 import { learningRateAt, plannedSteps, type SchedulerType } from './train/schedule';
@@ -110,6 +111,11 @@ export interface SessionInit {
   numLabels?: number;
   /** Continue the run this checkpoint was taken from (same model, method, data and arguments). */
   resumeFrom?: CheckpointFiles;
+  /**
+   * Start the trainable weights from a PEFT-saved adapter of this method and shape (fresh optimizer); its tensors
+   * must cover exactly the trainable set (adapter/import.ts startFromAdapter).
+   */
+  initialAdapter?: AdapterSource;
 }
 
 export interface StepMetrics {
@@ -172,6 +178,15 @@ export class TrainingSession {
     } catch (e) {
       this.model.dispose();
       throw e;
+    }
+    if (init.initialAdapter) {
+      try {
+        startFromAdapter(this.peft, init.initialAdapter);
+      } catch (e) {
+        this.peft.dispose();
+        this.model.dispose();
+        throw e;
+      }
     }
     // Anything below failing (bad data, bad pad id) must not leak the model's tensors.
     try {

@@ -128,7 +128,17 @@ export type WorkerCommand =
   | { type: 'inspect'; requestId: number; task: TaskType }
   | { type: 'setTargets'; requestId: number; task: TaskType; peft: PeftSettings }
   | { type: 'loadData'; requestId: number; request: DataRequest }
-  | { type: 'start'; requestId: number; task: TaskType; peft: PeftSettings; args: TrainArgs }
+  /** fromImport: the run's trainable weights start from the imported adapter (fresh optimizer). */
+  | { type: 'start'; requestId: number; task: TaskType; peft: PeftSettings; args: TrainArgs; fromImport?: boolean }
+  /**
+   * A PEFT-saved adapter (adapter_config.json + adapter_model.safetensors among `files`, a folder's or the two
+   * picked) loaded strictly onto the current model; replies `adapterImported`. A bad one leaves the previous as it was.
+   */
+  | { type: 'importAdapter'; requestId: number; files: File[]; name: string }
+  /** Eval loss / accuracy (F1) of the imported adapter and of the base model on the data's validation rows. */
+  | { type: 'evaluateAdapter'; requestId: number; batchSize: number; maxLength: number }
+  /** Forgets the imported adapter; replies `adapterClosed`. */
+  | { type: 'closeAdapter'; requestId: number }
   | { type: 'pause'; requestId: number }
   | { type: 'resume'; requestId: number }
   | { type: 'stop'; requestId: number }
@@ -261,6 +271,38 @@ export interface AdapterFiles {
   'adapter_config.json': string;
 }
 
+/** An imported adapter, as the studio shows it. */
+export interface ImportedAdapterInfo {
+  /** The folder (or file) name it was picked as. */
+  name: string;
+  peftType: PeftType;
+  methodLabel: string;
+  /** e.g. "LoRA r=8, alpha 16 on c_attn". */
+  summary: string;
+  task: TaskType;
+  tensors: number;
+  params: number;
+  bytes: number;
+  /** base_model_name_or_path from adapter_config.json. */
+  baseModel: string | null;
+  /** The method form values and targets it was saved with (the project takes them). */
+  settings: { values: Record<string, unknown>; targets: TargetSpec | null };
+  notes: string[];
+}
+
+export interface AdapterEvalMetrics {
+  evalLoss: number;
+  accuracy: number;
+  f1?: number;
+}
+
+export interface AdapterEvalResult {
+  rows: number;
+  task: TaskType;
+  withAdapter: AdapterEvalMetrics;
+  withoutAdapter: AdapterEvalMetrics;
+}
+
 export type RunState = 'starting' | 'running' | 'paused' | 'stopping' | 'idle';
 
 export interface ClassifyResult {
@@ -293,7 +335,10 @@ export type WorkerEvent =
   /** retryable: a network failure, timeout, 429 or 5xx (Retry continues a download). link: the Hub repo page. */
   | { type: 'error'; requestId?: number; runId?: number; code: string; message: string; retryable?: boolean; link?: string }
   | { type: 'done'; runId: number; reason: 'completed' | 'stopped' | 'failed'; step: number }
-  | { type: 'benchResult'; requestId: number; result: BenchResult };
+  | { type: 'benchResult'; requestId: number; result: BenchResult }
+  | { type: 'adapterImported'; requestId: number; info: ImportedAdapterInfo }
+  | { type: 'adapterEval'; requestId: number; result: AdapterEvalResult }
+  | { type: 'adapterClosed'; requestId: number };
 
 /** Replies a command may resolve with (everything but run events). */
 export type WorkerReply = Extract<WorkerEvent, { requestId: number }>;

@@ -41,11 +41,8 @@ export function checkFinite(tensors: Map<string, LoadedTensor>, fileName: string
   }
 }
 
-/**
- * Builds the PEFT model the config describes and loads its tensors. Unlike PEFT, any key or shape that does
- * not fit the model is an error (PEFT would silently run the base model).
- */
-export function loadAdapter(model: Model, src: AdapterSource): PeftModel {
+/** The adapter's config and tensors, read and checked against the model's task (no model is built yet). */
+export function readAdapter(model: Model, src: AdapterSource): { config: PeftConfig; tensors: Map<string, LoadedTensor>; configName: string; weightsName: string } {
   const configName = src.configName ?? 'adapter_config.json';
   const weightsName = src.weightsName ?? 'adapter_model.safetensors';
   const config: PeftConfig = parsePeftConfig(src.config, configName);
@@ -57,21 +54,68 @@ export function loadAdapter(model: Model, src: AdapterSource): PeftModel {
   }
   const { tensors } = readSafetensors(src.weights, weightsName);
   checkFinite(tensors, weightsName);
+  return { config, tensors, configName, weightsName };
+}
+
+/** token_dim as the method derives it from this model (hidden size, or prefix tuning's key/value width) must match. */
+function checkTokenDim(peft: PeftModel, config: PeftConfig): void {
+  const tokenDim = (config as { tokenDim?: number | null }).tokenDim;
+  const own = peft.adapterExtras().tokenDim;
+  if (tokenDim != null && own != null && tokenDim !== own) {
+    const what = own === peft.base.config.hiddenSize ? 'hidden size' : 'key/value width';
+    throw new EngineError('ADAPTER_MISMATCH', `The adapter's token_dim ${tokenDim} differs from the model's ${what} ${own}.`);
+  }
+}
+
+/**
+ * Builds the PEFT model the config describes and loads its tensors. Unlike PEFT, any key or shape that does
+ * not fit the model is an error (PEFT would silently run the base model).
+ */
+export function loadAdapter(model: Model, src: AdapterSource): PeftModel {
+  const { config, tensors, weightsName } = readAdapter(model, src);
   const method = methodOf(config.peftType);
   const peft = createPeftModel(model, method.forLoading ? method.forLoading(config) : config, 0);
   try {
-    // token_dim as the method derives it from this model: the hidden size, or for prefix tuning the key/value
-    // width (PEFT's grouped-query rule), which is what the adapter would record if made here.
-    const tokenDim = (config as { tokenDim?: number | null }).tokenDim;
-    const own = peft.adapterExtras().tokenDim;
-    if (tokenDim != null && own != null && tokenDim !== own) {
-      const what = own === model.config.hiddenSize ? 'hidden size' : 'key/value width';
-      throw new EngineError('ADAPTER_MISMATCH', `The adapter's token_dim ${tokenDim} differs from the model's ${what} ${own}.`);
-    }
+    checkTokenDim(peft, config);
     peft.loadStateDict(tensors, weightsName);
   } catch (e) {
     peft.dispose();
     throw e;
   }
   return peft;
+}
+
+/**
+ * Starts a training run's PEFT model from a saved adapter (PEFT's `from_pretrained(..., is_trainable=True)`),
+ * strictly: the adapter must be of the run's method, every key and shape must fit, and its tensors must cover
+ * exactly the run's trainable tensors (a trainable tensor the file does not hold would silently start from its
+ * initialisation). P-tuning and projected prefix tuning continue on the saved table, as PEFT reloads them.
+ * On failure the model may hold some of the file's values: the caller disposes it.
+ */
+export function startFromAdapter(peft: PeftModel, src: AdapterSource): PeftConfig {
+  const { config, tensors, weightsName } = readAdapter(peft.base, src);
+  if (config.peftType !== peft.peftType) {
+    throw new EngineError(
+      'ADAPTER_MISMATCH',
+      `The adapter is ${config.peftType} but the run is set up for ${peft.peftType}: set the method to the adapter's to continue training it.`,
+    );
+  }
+  checkTokenDim(peft, config);
+  peft.loadStateDict(tensors, weightsName);
+  const fromFile = new Set<unknown>();
+  const names = new Map<unknown, string>();
+  for (const [k, t] of peft.stateDict()) {
+    names.set(t, k);
+    if (tensors.has(k)) fromFile.add(t);
+  }
+  const missing = peft.trainableVariables().filter((v) => !fromFile.has(v));
+  if (missing.length) {
+    const what = missing.slice(0, 4).map((v) => names.get(v) ?? `a [${v.shape.join(', ')}] tensor`).join(', ');
+    throw new EngineError(
+      'ADAPTER_MISMATCH',
+      `${weightsName} holds no values for ${missing.length} of the run's trainable tensors (${what}${missing.length > 4 ? ', …' : ''}), ` +
+        'so training would not start from the adapter. Save the adapter with every trainable tensor (for SEQ_CLS, the classification head).',
+    );
+  }
+  return config;
 }
