@@ -17,6 +17,7 @@ export const COMMANDS: Record<string, Entry> = {
   targets: { summary: 'Which modules a PEFT config adapts, and trainable / all parameter counts.', load: async () => (await import('./targets')).targetsCommand },
   logits: { summary: 'Logits of a model (+ adapter) for given token ids, as safetensors.', load: async () => (await import('./logits')).logitsCommand },
   train: { summary: 'Fine-tune with LoRA or prompt tuning; writes a PEFT adapter and metrics.jsonl.', load: async () => (await import('./train')).trainCommand },
+  merge: { summary: "Folds an adapter into the base model's weights and writes a plain transformers model folder.", load: async () => (await import('./merge')).mergeCommand },
   bench: { summary: 'Training-step and matmul speed per tfjs backend (same as npm run bench).', load: async () => (await import('./bench')).benchCommand },
 };
 

@@ -18,7 +18,9 @@ export type ErrorCode =
   | 'HUB'
   | 'CANCELLED'
   | 'BAD_ARGUMENT'
-  | 'BAD_CHECKPOINT';
+  | 'BAD_CHECKPOINT'
+  /** The adapter's method cannot be folded into the base weights (prompt methods), or an export needs another method. */
+  | 'NOT_MERGEABLE';
 
 export class EngineError extends Error {
   readonly code: ErrorCode;

@@ -345,7 +345,7 @@ export function readSafetensors(
 }
 
 /** Byte-wise UTF-8 order == Unicode code point order (JS `<` compares UTF-16 units, which differs above U+FFFF). */
-function compareCodePoints(a: string, b: string): number {
+export function compareCodePoints(a: string, b: string): number {
   const ia = a[Symbol.iterator]();
   const ib = b[Symbol.iterator]();
   for (;;) {

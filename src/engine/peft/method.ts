@@ -61,6 +61,11 @@ export interface PeftMethod<C extends PeftConfigBase = PeftConfigBase> {
   resolve(ctx: MethodContext, cfg: C): TargetReport;
   /** The config to build a model with before loading saved tensors into it (their init no longer matters). */
   forLoading?(cfg: C): C;
+  /**
+   * Why PEFT's merge_and_unload cannot fold this method into the base weights (prompt methods); absent for methods
+   * whose PeftModel implements mergedParam.
+   */
+  readonly unmergeable?: string;
   /** Wraps a model; `encode` tokenizes text inits (prompt tuning's TEXT). */
   create(model: Model, cfg: C, o: { seed: number; encode?: (text: string) => number[] }): PeftModel;
 }

@@ -32,6 +32,12 @@ export interface PeftModel {
   stateDict(): Map<string, tf.Tensor>;
   /** Loads PEFT-keyed tensors; refuses any missing, unexpected or mis-shaped key. */
   loadStateDict(tensors: Map<string, LoadedTensor>, source?: string): void;
+  /**
+   * Optional (methods PEFT's merge_and_unload supports): the base parameter `param` (full state-dict name) with the
+   * adapter folded in, as a new tensor the caller disposes, or null when the adapter leaves it unchanged.
+   * Asked one parameter at a time, so a merged model can be written without a second copy of the weights.
+   */
+  mergedParam?(param: string): tf.Tensor | null;
   /** trainable / all parameter numbers, as PEFT's get_nb_trainable_parameters reports. */
   dispose(): void;
   /**

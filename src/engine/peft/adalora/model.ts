@@ -268,6 +268,16 @@ export class AdaLoraModel implements PeftModel {
     loadStrict(this.keyed(), tensors, source);
   }
 
+  /** One base parameter with its AdaLoRA delta folded in, a head copy or trained bias, or null when unchanged. */
+  mergedParam(param: string): tf.Tensor | null {
+    const copy = this.copies.get(param);
+    if (copy) return copy.clone();
+    const layer = param.endsWith('.weight') ? this.layers.get(param.slice(0, -'.weight'.length)) : undefined;
+    if (!layer) return null;
+    const w = this.base.params.get(param)!;
+    return tf.tidy(() => tf.add(w, layer.mergedDelta()));
+  }
+
   /** Base weights with every AdaLoRA delta folded in (merge_and_unload), as new tensors. */
   mergedParams(): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();

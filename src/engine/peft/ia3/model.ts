@@ -100,6 +100,19 @@ export class Ia3Model implements PeftModel {
     loadStrict(this.keyed(), tensors, source);
   }
 
+  /** One base parameter with its vector folded in (weight, and the bias of an output-scaling module), a head copy, or null. */
+  mergedParam(param: string): tf.Tensor | null {
+    const copy = this.copies.get(param);
+    if (copy) return copy.clone();
+    const dot = param.lastIndexOf('.');
+    const l = this.layers.get(param.slice(0, dot));
+    if (!l) return null;
+    const base = this.base.params.get(param);
+    if (!base) return null;
+    if (param.endsWith('.weight')) return l.mergedWeight(base);
+    return param.endsWith('.bias') && !l.spec.feedforward ? l.mergedBias(base) : null;
+  }
+
   /**
    * Base weights with every vector folded in (PEFT's merge_and_unload), as new tensors: a target's weight
    * scaled along out (and its bias) or, for a feed-forward target, along in (bias unchanged).

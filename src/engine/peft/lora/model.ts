@@ -150,6 +150,14 @@ export class LoraModel implements PeftModel {
     loadStrict(this.keyed(), tensors, source);
   }
 
+  /** One base parameter with LoRA (DoRA) folded in, a head copy or trained bias, or null when unchanged. */
+  mergedParam(param: string): tf.Tensor | null {
+    const copy = this.copies.get(param);
+    if (copy) return copy.clone();
+    const layer = param.endsWith('.weight') ? this.layers.get(param.slice(0, -'.weight'.length)) : undefined;
+    return layer ? layer.mergedWeight(this.base.params.get(param)!) : null;
+  }
+
   /** Base weights with every LoRA (DoRA) layer folded in (PEFT's merge_and_unload), as new tensors. */
   mergedParams(): Map<string, tf.Tensor> {
     const out = new Map<string, tf.Tensor>();

@@ -13,6 +13,8 @@ export const pTuning: PeftMethod<PTuningConfig> = {
   // PEFT's examples/sequence_classification/P_Tuning.ipynb trains at 1e-3.
   learningRate: 1e-3,
   prompt: true,
+  unmergeable:
+    "P-tuning learns virtual-token embeddings (from its prompt encoder) that are prepended to every input; no weight of the model changes, so there is nothing to fold in (PEFT has no merge_and_unload for prompt-learning adapters either). Use the adapter with PEFT, or train LoRA / IA3 to get a mergeable adapter.",
   tasks: ['CAUSAL_LM', 'SEQ_CLS'],
   schema: P_TUNING_SCHEMA,
   config: (p) => pTuningConfig({ taskType: 'CAUSAL_LM', numVirtualTokens: 8, ...p } as PTuningConfig),

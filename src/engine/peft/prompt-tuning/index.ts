@@ -13,6 +13,8 @@ export const promptTuning: PeftMethod<PromptTuningConfig> = {
   // PEFT's prompt-tuning guide trains at 3e-2.
   learningRate: 3e-2,
   prompt: true,
+  unmergeable:
+    "Prompt tuning learns virtual-token embeddings that are prepended to every input; no weight of the model changes, so there is nothing to fold in (PEFT has no merge_and_unload for prompt-learning adapters either). Use the adapter with PEFT, or train LoRA / IA3 to get a mergeable adapter.",
   tasks: ['CAUSAL_LM', 'SEQ_CLS'],
   schema: PROMPT_TUNING_SCHEMA,
   config(p) {
