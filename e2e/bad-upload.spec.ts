@@ -58,8 +58,25 @@ test('a UTF-16 CSV and a binary file are named for what they are; the selected d
   test.setTimeout(240_000);
   await openStudio(page);
   const before = await page.getByTestId('data-summary').textContent();
+  const selected = await page.getByTestId('dataset-select').inputValue();
+  // The dropdown neither switches to nor lists a file that failed.
+  const dropdownUnchanged = async (name: string) => {
+    await expect(page.getByTestId('dataset-select')).toHaveValue(selected);
+    await expect(page.getByTestId('dataset-select').locator('option', { hasText: name })).toHaveCount(0);
+  };
 
-  // UTF-16 LE without a byte-order mark (with one, Chromium's File.text() decodes it by the mark).
+  // UTF-16 with a byte-order mark: the file is read as bytes, so the mark is seen rather than decoded away.
+  await page.getByTestId('data-file-input').setInputFiles({
+    name: 'utf16-bom.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('text,label\nWe shall prevail.,0\n', 'utf16le')]),
+  });
+  await expect(page.getByTestId('data-error')).toContainText('utf16-bom.csv');
+  await expect(page.getByTestId('data-error')).toContainText('UTF-16');
+  await expect(page.getByTestId('data-summary')).toHaveText(before!);
+  await dropdownUnchanged('utf16-bom.csv');
+
+  // UTF-16 LE without a byte-order mark.
   await page.getByTestId('data-file-input').setInputFiles({
     name: 'utf16.csv',
     mimeType: 'text/csv',
@@ -68,6 +85,7 @@ test('a UTF-16 CSV and a binary file are named for what they are; the selected d
   await expect(page.getByTestId('data-error')).toContainText('utf16.csv looks like UTF-16 LE text without a byte-order mark (every other byte is NUL); save it as UTF-8');
   await expect(page.getByTestId('data-error')).toContainText('Still using');
   await expect(page.getByTestId('data-summary')).toHaveText(before!);
+  await dropdownUnchanged('utf16.csv');
 
   // A binary file picked by mistake.
   await page.getByTestId('data-file-input').setInputFiles({
@@ -78,4 +96,5 @@ test('a UTF-16 CSV and a binary file are named for what they are; the selected d
   await expect(page.getByTestId('data-error')).toContainText('weights.jsonl looks like a binary file, not text (NUL byte at byte 3)');
   await expect(page.getByTestId('data-error')).toContainText('Still using');
   await expect(page.getByTestId('data-summary')).toHaveText(before!);
+  await dropdownUnchanged('weights.jsonl');
 });

@@ -10,7 +10,7 @@
  * restarted from the same project.
  */
 import { describeError } from '../engine/errors';
-import type { BackendChoice, CachedModelInfo, MemoryPlan, ModelInfo, ModelSource, SamplingSettings } from '../worker/protocol';
+import type { BackendChoice, CachedModelInfo, ColumnMapping, DataSource, MemoryPlan, ModelInfo, ModelSource, SamplingSettings } from '../worker/protocol';
 import {
   formDefaults, peftSettings, projectActions as P, trainArgs, useProject, type BuiltinDataset, type DataRef, type LoadError,
   type ModelRef, type ProjectState,
@@ -360,11 +360,25 @@ async function refreshData() {
     if (id !== latest.data) return;
     P.dataLoaded(r.summary);
     const now = useProject.getState();
+    loadedData = { source: s.dataSource, ref: now.dataSource === s.dataSource ? now.dataRef : null, mapping: s.mapping };
     if (s.dataSource.kind === 'file' && now.dataSource === s.dataSource && !now.dataRef) void keepUpload(s.dataSource.file);
   } catch (e) {
-    if (id === latest.data) P.dataFailed(message(e));
+    if (id !== latest.data) return;
+    P.dataFailed(message(e));
+    // A new file that failed is not the dataset: the choice goes back to the one the worker still holds, so the
+    // dropdown does not claim the failed file (without a reload: the worker's data never changed).
+    const now = useProject.getState();
+    if (s.dataSource.kind === 'file' && now.dataSource === s.dataSource && loadedData && loadedData.source !== s.dataSource) {
+      revertingData = true;
+      P.setDataSource(loadedData.source, loadedData.ref, loadedData.mapping);
+      revertingData = false;
+    }
   }
 }
+
+/** The data source the worker last loaded, and whether the project is being put back to it. */
+let loadedData: { source: DataSource; ref: DataRef | null; mapping: ColumnMapping | null } | null = null;
+let revertingData = false;
 
 function debounce(fn: () => void, ms: number): () => void {
   let t: ReturnType<typeof setTimeout> | undefined;
@@ -424,7 +438,7 @@ export function boot(): void {
       s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task ||
       s.args.maxLength !== p.args.maxLength || s.args.seed !== p.args.seed || (s.model.info !== p.model.info && s.model.status === 'ready')
     ) {
-      scheduleData();
+      if (!revertingData) scheduleData();
     }
     if (
       s.targets.result !== p.targets.result || s.args.batchSize !== p.args.batchSize || seqLen(s) !== seqLen(p) ||
