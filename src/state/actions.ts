@@ -20,6 +20,7 @@ import {
   storageStatus, storeFailure, type ProjectPersistence, type Saved,
 } from './persist';
 import { runActions as R, useRun } from './run';
+import { startOptions } from './import';
 import { DEFAULT_HUB_URL, hubEndpoint, useSettings } from './settings';
 import { onWorkerCrash, onWorkerEvent, RequestError, restartWorker as replaceWorker, worker } from './worker-client';
 
@@ -508,7 +509,7 @@ export async function startTraining(): Promise<void> {
   if (error) return R.error('BAD_PEFT_CONFIG', error);
   R.starting(s.task);
   try {
-    await worker().request({ type: 'start', task: s.task, peft, args: trainArgs(s) }, 'state');
+    await worker().request({ type: 'start', task: s.task, peft, args: trainArgs(s), ...startOptions() }, 'state');
   } catch (e) {
     R.error((e as { code?: string }).code ?? 'INTERNAL', message(e));
     useRun.setState({ state: 'idle', outcome: 'failed' });

@@ -2,6 +2,7 @@
 import { useProject } from '../state/project';
 import { DataPanel } from './DataPanel';
 import { ExportPanel } from './ExportPanel';
+import { ImportAdapter } from './ImportAdapter';
 import { LiveView } from './LiveView';
 import { MethodPanel } from './MethodPanel';
 import { ModelPanel } from './ModelPanel';
@@ -37,6 +38,7 @@ export function App() {
         <div className="results">
           <LiveView />
           <ExportPanel />
+          <ImportAdapter />
           <Playground />
         </div>
       </main>

@@ -1,6 +1,7 @@
 /** Playground: the same input through the model with the adapter on and off, side by side. */
 import { useState } from 'react';
 import { classify, generate } from '../state/actions';
+import { useImport } from '../state/import';
 import { useRun } from '../state/run';
 import type { ClassifyResult, SamplingSettings } from '../worker/protocol';
 import { ErrorNote, NumberField, Panel } from './controls';
@@ -23,8 +24,13 @@ function Probs(props: { r: ClassifyResult; testId: string }) {
 }
 
 export function Playground() {
-  const task = useRun((s) => s.task);
+  const runTask = useRun((s) => s.task);
   const runId = useRun((s) => s.runId);
+  const step = useRun((s) => s.progress?.step ?? s.checkpoint?.step);
+  // An imported adapter is the one on show until a training run starts.
+  const imported = useImport((s) => (s.active ? s.info : null));
+  const trainedFrom = useImport((s) => s.trainedFrom);
+  const task = imported ? imported.task : runTask;
   const pg = useRun((s) => s.playground);
   const [prompt, setPrompt] = useState('My fellow citizens,');
   const [text, setText] = useState('Subject: You have WON a FREE cruise! Click now to claim your prize');
@@ -33,11 +39,21 @@ export function Playground() {
   const [sampling, setSampling] = useState<SamplingSettings>({ temperature: 0, topK: 50, topP: 1, repetitionPenalty: 1, seed: 0 });
   const sample = (p: Partial<SamplingSettings>) => setSampling((s) => ({ ...s, ...p }));
   const cls = task === 'SEQ_CLS';
-  const ready = runId !== null;
+  const ready = runId !== null || !!imported;
+  const adapterLabel = imported
+    ? `imported: ${imported.name}, ${imported.summary}`
+    : runId !== null
+      ? `this run's (run ${runId}${step !== undefined ? `, step ${step}` : ''})${trainedFrom?.runId === runId ? `, trained on from imported ${trainedFrom.name}` : ''}`
+      : null;
 
   return (
     <Panel title="Playground" id="playground">
-      {!ready && <p className="muted">After training starts, compare the base model and the adapter here (both with the same sampling and seed, so differences come from the adapter).</p>}
+      {!ready && <p className="muted">After training starts (or an adapter is imported), compare the base model and the adapter here (both with the same sampling and seed, so differences come from the adapter).</p>}
+      {adapterLabel && (
+        <p className="small" data-testid="playground-adapter">
+          Adapter: <strong>{adapterLabel}</strong>
+        </p>
+      )}
       <form
         onSubmit={(e) => {
           e.preventDefault();

@@ -133,8 +133,9 @@ export type WorkerCommand =
   /**
    * A PEFT-saved adapter (adapter_config.json + adapter_model.safetensors among `files`, a folder's or the two
    * picked) loaded strictly onto the current model; replies `adapterImported`. A bad one leaves the previous as it was.
+   * task: the project's, used when adapter_config.json names none.
    */
-  | { type: 'importAdapter'; requestId: number; files: File[]; name: string }
+  | { type: 'importAdapter'; requestId: number; files: File[]; name: string; task: TaskType }
   /** Eval loss / accuracy (F1) of the imported adapter and of the base model on the data's validation rows. */
   | { type: 'evaluateAdapter'; requestId: number; batchSize: number; maxLength: number }
   /** Forgets the imported adapter; replies `adapterClosed`. */

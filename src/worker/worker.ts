@@ -15,6 +15,7 @@ import { formatBytes } from '../engine/memory';
 import { TrainingSession } from '../engine/session';
 import { plannedSteps } from '../engine/train/schedule';
 import { setWasmTensorLimit } from '../engine/wasm-heap';
+import { AdapterImport } from './adapter-import';
 import { selectBackend } from './backend-select';
 import { loadData, type LoadedData } from './data-loader';
 import {
@@ -41,6 +42,7 @@ type ReadyModel = Omit<LoadedModel, 'weights'> & { tensors: DeviceWeights };
 let model: ReadyModel | null = null;
 
 function releaseModel(): void {
+  imported.close(); // built on these weights
   model?.tensors.forEach((t) => t.dispose());
   model = null;
 }
@@ -55,6 +57,8 @@ let loadCounter = 0;
 let currentLoadId = 0;
 let data: LoadedData | null = null;
 let run: TrainerRun | null = null;
+/** An imported PEFT adapter (playground, evaluation, or the start of a run). */
+const imported = new AdapterImport();
 let runCounter = 0;
 const lock = new Lock();
 
@@ -166,6 +170,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       setWasmTensorLimit(cmd.wasmTensorLimitBytes ?? null);
       await lock.run(async () => {
         disposeRun(); // tensors belong to the old backend
+        imported.close();
         const d = await selectBackend(cmd.backend, new URL('tfjs-wasm/', baseUrl).href, cmd.wasmThreads);
         backend = d.backend;
         post({ type: 'ready', requestId, backend: d.backend, reason: d.reason, methods: METHODS.map(methodInfo) });
@@ -287,7 +292,10 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           weights: m.tensors,
           tokenizer: m.tokenizer ?? undefined,
           task: cmd.task,
-          peft: toEngineConfig(withRunSteps(cmd.peft, plannedSteps(cmd.args, data!.train.length)), cmd.task, m.baseName),
+          peft: ((c) => (cmd.fromImport ? imported.continueConfig(c) : c))(
+            toEngineConfig(withRunSteps(cmd.peft, plannedSteps(cmd.args, data!.train.length)), cmd.task, m.baseName),
+          ),
+          initialAdapter: cmd.fromImport ? imported.require().source() : undefined,
           data: { train: data!.train, validation: data!.validation },
           args: { ...cmd.args, epochs: cmd.args.epochs ?? 1, maxSteps: cmd.args.maxSteps ?? null, gradientCheckpointing: checkpointing },
           baseModelName: m.baseName,
@@ -300,6 +308,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       });
       log(`Training on ${backend}: ${session.totalSteps} steps.`);
       run = new TrainerRun(runId, session, lock, post);
+      imported.active = false; // the playground follows the new run
       void run.run(cmd.args.evalSteps);
       return;
     }
@@ -319,8 +328,8 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     }
     case 'generate': {
-      const s = run?.session;
-      if (!s) throw new Error('Train first: the playground compares the trained adapter with the base model.');
+      const s = imported.playing() ?? run?.session;
+      if (!s) throw new Error('Train or import an adapter first: the playground compares the adapter with the base model.');
       const sm = cmd.sampling;
       // The same sampling and seed for both, so that with greedy decoding differences come from the adapter alone.
       const o = sm
@@ -336,8 +345,8 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     }
     case 'classify': {
-      const s = run?.session;
-      if (!s) throw new Error('Train first: the playground compares the trained adapter with the base model.');
+      const s = imported.playing() ?? run?.session;
+      if (!s) throw new Error('Train or import an adapter first: the playground compares the adapter with the base model.');
       const names = data?.labels ?? [];
       const named = (r: { label: number; probs: number[] }): ClassifyResult => ({
         label: names[r.label] ?? String(r.label),
@@ -347,6 +356,29 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       post({ type: 'classification', requestId, withAdapter: named(a), withoutAdapter: named(b) });
       return;
     }
+    case 'importAdapter': {
+      if (busy()) throw new Error('Stop training before importing an adapter.');
+      const m = requireModel();
+      const info = await lock.run(() =>
+        imported.load(
+          { config: requireCurrent().config, weights: m.tensors, tokenizer: m.tokenizer, task: cmd.task, labels: data?.labels ?? [], modelName: m.baseName ?? undefined },
+          cmd.files, cmd.name,
+        ),
+      );
+      post({ type: 'adapterImported', requestId, info });
+      return;
+    }
+    case 'evaluateAdapter': {
+      const a = imported.require();
+      if (!data) throw new Error('Choose a dataset first: the adapter is evaluated on its validation rows.');
+      const result = await lock.run(() => a.evaluate(data!.validation, { batchSize: cmd.batchSize, maxLength: cmd.maxLength }));
+      post({ type: 'adapterEval', requestId, result });
+      return;
+    }
+    case 'closeAdapter':
+      await lock.run(() => imported.close());
+      post({ type: 'adapterClosed', requestId });
+      return;
     case 'bench': {
       if (busy()) throw new Error('Stop training before benchmarking.');
       if (!backend) throw new Error('The backend is not ready yet.');
