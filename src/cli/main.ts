@@ -18,11 +18,12 @@ export const COMMANDS: Record<string, Entry> = {
   logits: { summary: 'Logits of a model (+ adapter) for given token ids, as safetensors.', load: async () => (await import('./logits')).logitsCommand },
   train: { summary: 'Fine-tune with LoRA or prompt tuning; writes a PEFT adapter and metrics.jsonl.', load: async () => (await import('./train')).trainCommand },
   merge: { summary: "Folds an adapter into the base model's weights and writes a plain transformers model folder.", load: async () => (await import('./merge')).mergeCommand },
+  'export-gguf': { summary: 'A LoRA adapter as a GGUF adapter for llama.cpp / Ollama, with a Modelfile.', load: async () => (await import('./export-gguf')).exportGgufCommand },
   bench: { summary: 'Training-step and matmul speed per tfjs backend (same as npm run bench).', load: async () => (await import('./bench')).benchCommand },
 };
 
 export function mainHelp(): string {
-  const rows = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)}${c.summary}`);
+  const rows = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(15)}${c.summary}`);
   return ['Usage: npm run cli -- <command> [options]', '', 'Commands:', ...rows, '', 'Run `npm run cli -- <command> --help` for the options of a command.'].join('\n');
 }
 

@@ -19,8 +19,10 @@ export type ErrorCode =
   | 'CANCELLED'
   | 'BAD_ARGUMENT'
   | 'BAD_CHECKPOINT'
-  /** The adapter's method cannot be folded into the base weights (prompt methods), or an export needs another method. */
-  | 'NOT_MERGEABLE';
+  /** The adapter's method cannot be folded into the base weights (prompt methods). */
+  | 'NOT_MERGEABLE'
+  /** An export format cannot hold this adapter (a GGUF adapter of a method llama.cpp does not run, an architecture it lacks). */
+  | 'NOT_EXPORTABLE';
 
 export class EngineError extends Error {
   readonly code: ErrorCode;
