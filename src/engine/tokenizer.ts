@@ -59,6 +59,13 @@ export interface Tokenizer {
    * result with `{ addSpecialTokens: false }`, as Python's apply_chat_template(tokenize=True) does.
    */
   applyChatTemplate?: (messages: ChatMessage[], options?: ChatTemplateOptions) => string;
+  /** tokenizer_config.json's chat_template (a string, or named templates), or null when it has none. */
+  readonly chatTemplate?: string | Record<string, string> | null;
+  /**
+   * Renders messages with `template` (Jinja text; default: the config's chat_template), with the tokenizer's special
+   * tokens (bos_token, eos_token, ...) defined, as apply_chat_template(tokenize=False) does.
+   */
+  renderChat?: (messages: ChatMessage[], options?: ChatTemplateOptions & { template?: string }) => string;
   /** The underlying transformers.js tokenizer, for anything not covered here. */
   readonly hf: unknown;
   /** Where tokenizer.json came from (a path, or a name with its source), for messages. */
@@ -231,6 +238,15 @@ export async function loadTokenizer(files: TokenizerFilesJson): Promise<Tokenize
     hf,
     file: fileName,
   };
+  const own = hf.chat_template;
+  (tokenizer as { chatTemplate?: unknown }).chatTemplate =
+    typeof own === 'string' || (own && typeof own === 'object') ? (own as string | Record<string, string>) : null;
+  tokenizer.renderChat = (messages, options = {}) =>
+    hf.apply_chat_template(messages, {
+      tokenize: false,
+      add_generation_prompt: options.addGenerationPrompt ?? false,
+      ...(options.template !== undefined ? { chat_template: options.template } : {}),
+    }) as string;
   if (hf.chat_template) {
     tokenizer.applyChatTemplate = (messages, options = {}) =>
       hf.apply_chat_template(messages, {

@@ -1,18 +1,22 @@
 /**
  * From examples to padded batches. An example is text (CLM or SEQ_CLS), a prompt/response pair (CLM trained
- * on the response only), or pre-tokenized input_ids for models without a tokenizer.
+ * on the response only), or pre-tokenized input_ids for models without a tokenizer, optionally with per-token
+ * labels (a conversation encoded by chat-encode.ts, -100 where it is not trained on).
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors';
 import { Rng, type RngState } from '../random';
 import type { TaskType } from '../models/types';
 import { IGNORE_INDEX } from './loss';
+import { truncateKeepingResponse } from './chat-encode';
 
 export interface Example {
   text?: string;
   prompt?: string;
   response?: string;
   inputIds?: number[];
+  /** CLM labels for inputIds (same length; the id where trained on, -100 elsewhere). */
+  labels?: number[];
   label?: number;
 }
 
@@ -45,6 +49,16 @@ export function encodeExamples(rows: Example[], o: EncodeOptions): Encoded[] {
     if (row.inputIds) {
       if (!row.inputIds.every((t) => Number.isInteger(t) && t >= 0)) throw new EngineError('BAD_DATA', `${where}: input_ids must be non-negative integers.`);
       ids = row.inputIds.slice();
+      if (row.labels && o.task === 'CAUSAL_LM') {
+        const l = row.labels;
+        if (l.length !== ids.length || l.some((x, j) => x !== IGNORE_INDEX && x !== ids[j])) {
+          throw new EngineError('BAD_DATA', `${where}: labels must have one entry per input id, each the id itself or ${IGNORE_INDEX}.`);
+        }
+        // Cut as the chat encoder does, so a shorter max length still keeps the response.
+        const t = truncateKeepingResponse(ids, l.slice(), o.maxLength);
+        ids = t.ids;
+        labels = t.labels;
+      }
     } else if (row.prompt !== undefined && o.task === 'CAUSAL_LM') {
       const p = enc(row.prompt);
       const r = enc(row.response ?? '');
