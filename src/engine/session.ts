@@ -269,6 +269,10 @@ export class TrainingSession {
     const lr = learningRateAt(this.completedSteps, {
       type: this.args.scheduler, learningRate: this.args.learningRate, warmupSteps: this.args.warmupSteps, totalSteps: this.totalSteps,
     });
+    // A failed step (out of memory, a lost device, a NaN) changes no weight; the data order and the dropout
+    // generator go back too, so a checkpoint taken after the failure is exactly the last good step.
+    const before = { sampler: this.sampler.state, rng: this.dropoutRng.state };
+    let ok = false;
     const micro = [];
     for (let i = 0; i < this.args.gradientAccumulationSteps; i++) {
       micro.push(collate(this.sampler.next().map((j) => this.train[j]), this.model.task, this.padId, this.padding));
@@ -282,6 +286,7 @@ export class TrainingSession {
       this.completedSteps += 1;
       const ms = performance.now() - t0;
       this.logHistory.push({ step: this.completedSteps, epoch: round4(this.epoch), loss: r.loss, learning_rate: lr, grad_norm: r.gradNorm });
+      ok = true;
       return {
         step: this.completedSteps, totalSteps: this.totalSteps, epoch: this.epoch,
         loss: r.loss, lr, gradNorm: r.gradNorm, tokens: r.tokens, tokensPerSec: (r.tokens / ms) * 1000, ms,
@@ -289,6 +294,10 @@ export class TrainingSession {
     } finally {
       setPackPolicy(pack);
       micro.forEach(disposeBatch);
+      if (!ok) {
+        this.sampler.state = before.sampler;
+        this.dropoutRng.state = before.rng;
+      }
     }
   }
 

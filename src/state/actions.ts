@@ -19,6 +19,7 @@ import {
   checkSettingsAgainst, datasets, loadSaved, onPersistAnswered, requestPersistentStorage, savedPatch, snapshotOf, startPersistence,
   storageStatus, storeFailure, type ProjectPersistence, type Saved,
 } from './persist';
+import { historyActions as H, refreshRuns } from './history';
 import { runActions as R, useRun } from './run';
 import { startOptions } from './import';
 import { DEFAULT_HUB_URL, hubEndpoint, useSettings } from './settings';
@@ -420,7 +421,10 @@ export function boot(): void {
   persistence = startPersistence(useProject);
   onWorkerEvent((e) => {
     if (e.type === 'downloadProgress') P.downloadProgress(e.loadId, e.progress);
-    else R.onEvent(e);
+    else {
+      R.onEvent(e);
+      H.onEvent(e);
+    }
   });
   onWorkerCrash((reason) => {
     P.workerCrashed(reason);
@@ -452,6 +456,7 @@ export function boot(): void {
   onPersistAnswered(() => void refreshStorage());
   void refreshCache();
   void refreshUploads();
+  void refreshRuns();
   const dataRef = useProject.getState().dataRef;
   if (dataRef?.kind === 'upload') void restoreUpload(dataRef);
   void restoreProject(saved);
@@ -480,6 +485,7 @@ export async function restartWorker(): Promise<void> {
   R.workerRestarted();
   P.workerRestarted();
   void refreshCache();
+  void refreshRuns();
   if (useProject.getState().dataSource) scheduleData();
   await restoreProject(saved, reuse);
 }

@@ -156,6 +156,12 @@ export const DEFAULT_ARGS: TrainArgs = {
   seed: 42,
   maxLength: 128,
   gradientCheckpointing: 'auto',
+  saveSteps: 0,
+  saveTotalLimit: 3,
+  metricForBestModel: 'eval_loss',
+  greaterIsBetter: null,
+  loadBestModelAtEnd: false,
+  earlyStoppingPatience: null,
 };
 
 export const DEFAULT_TARGET_TEXT: TargetText = { mode: 'list', target: 'c_attn', exclude: '', excludeRegex: false, layers: '', layersPattern: '' };

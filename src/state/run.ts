@@ -4,7 +4,7 @@
  */
 import { create } from 'zustand';
 import type {
-  AdapterFiles, ClassifyResult, EvalMetrics, RunState, StepMetrics, TaskType, WorkerEvent,
+  AdapterFiles, ClassifyResult, EvalMetrics, LogEntry, RunState, StepMetrics, TaskType, WorkerEvent,
 } from '../worker/protocol';
 
 export interface Progress {
@@ -23,6 +23,19 @@ export interface Checkpoint {
   /** What the adapter was trained for, for the README. */
   task: TaskType;
   receivedAt: number;
+  /** The run's best checkpoint (load best model at end), by this metric's value, rather than its last step. */
+  best?: { metric: string; value: number };
+}
+
+/** The charts' points of a log_history (a resumed run continues them), with the evaluation before step 1. */
+export function pointsOf(history: LogEntry[], initialEval: { evalLoss: number; accuracy: number; f1?: number } | null): { metrics: StepMetrics[]; evals: EvalMetrics[] } {
+  const metrics: StepMetrics[] = [];
+  const evals: EvalMetrics[] = initialEval ? [{ step: 0, ...initialEval }] : [];
+  for (const e of history) {
+    if (e.eval_loss !== undefined) evals.push({ step: e.step, evalLoss: e.eval_loss, accuracy: e.eval_accuracy ?? NaN, ...(e.eval_f1 !== undefined ? { f1: e.eval_f1 } : {}) });
+    else if (e.loss !== undefined) metrics.push({ step: e.step, epoch: e.epoch, loss: e.loss, lr: e.learning_rate ?? NaN, gradNorm: e.grad_norm ?? NaN, tokensPerSec: 0 });
+  }
+  return { metrics, evals };
 }
 
 export interface RunError {
@@ -111,8 +124,19 @@ export const runActions = {
         if (current(e.runId)) set({ evals: [...s.evals, e.metrics] });
         return;
       case 'checkpoint':
-        set({ checkpoint: { runId: e.runId, step: e.step, files: e.files, task: s.task, receivedAt: Date.now() } });
+        set({ checkpoint: { runId: e.runId, step: e.step, files: e.files, task: s.task, receivedAt: Date.now(), ...(e.best ? { best: e.best } : {}) } });
         return;
+      case 'runStarted': {
+        // A new run starts empty; a resumed one continues the curves of its checkpoint's log_history.
+        if (!current(e.runId)) return;
+        const { metrics, evals } = pointsOf(e.history, e.record.initialEval);
+        const last = e.history[e.history.length - 1];
+        set({
+          runId: e.runId, task: e.record.config.task as TaskType, metrics, evals, outcome: null, errors: [],
+          progress: last ? { step: last.step, totalSteps: e.record.totalSteps, epoch: last.epoch, elapsedMs: e.record.durationMs, etaMs: null, tokensPerSec: 0 } : null,
+        });
+        return;
+      }
       case 'done':
         if (current(e.runId)) set({ outcome: e.reason, state: 'idle' });
         return;

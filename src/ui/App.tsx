@@ -8,6 +8,7 @@ import { MethodPanel } from './MethodPanel';
 import { ModelPanel } from './ModelPanel';
 import { Playground } from './Playground';
 import { ProjectButtons, WorkerCrashNotice } from './ProjectBar';
+import { RunHistory } from './RunHistory';
 import { TargetsPanel } from './TargetsPanel';
 import { TrainingPanel } from './TrainingPanel';
 
@@ -40,6 +41,7 @@ export function App() {
           <ExportPanel />
           <ImportAdapter />
           <Playground />
+          <RunHistory />
         </div>
       </main>
     </div>

@@ -38,9 +38,9 @@ function merge(metrics: StepMetrics[], evals: EvalMetrics[]): Row[] {
 const axis = { stroke: '#64748b', fontSize: 11 };
 const tip = (v: unknown) => (typeof v === 'number' ? num(v) : String(v));
 
-function Chart(props: { title: string; testId: string; points: number; rows: Row[]; children: React.ReactNode; percent?: boolean; empty: string }) {
+function Chart(props: { title: string; testId: string; points: number; rows: Row[]; children: React.ReactNode; percent?: boolean; empty: string; steps?: string }) {
   return (
-    <figure className="chart" data-testid={props.testId} data-points={props.points}>
+    <figure className="chart" data-testid={props.testId} data-points={props.points} data-steps={props.steps}>
       <figcaption>{props.title}</figcaption>
       {props.points === 0 ? (
         <div className="chart-empty muted">{props.empty}</div>
@@ -69,10 +69,12 @@ export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; cl
   const rows = useMemo(() => merge(props.metrics, props.evals), [props.metrics, props.evals]);
   const n = props.metrics.length;
   const e = props.evals.length;
+  // The train-loss steps in order (a resumed run continues its curve: 1..N with no gap or repeat).
+  const steps = useMemo(() => props.metrics.map((m) => m.step).join(','), [props.metrics]);
   const line = { dot: false, isAnimationActive: false, connectNulls: true, strokeWidth: 2 } as const;
   return (
     <div className="charts">
-      <Chart title="Loss" testId="chart-loss" points={n + e} rows={rows} empty="Train loss appears after the first step.">
+      <Chart title="Loss" testId="chart-loss" points={n + e} rows={rows} steps={steps} empty="Train loss appears after the first step.">
         <Line type="monotone" dataKey="loss" name="train (raw)" stroke="#93c5fd" {...line} strokeWidth={1} />
         <Line type="monotone" dataKey="smoothed" name="train (smoothed)" stroke="#2563eb" {...line} />
         <Line type="monotone" dataKey="evalLoss" name="eval" stroke="#ea580c" {...line} dot={{ r: 3 }} />

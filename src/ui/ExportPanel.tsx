@@ -4,7 +4,7 @@ import { buildReadme, buildZip, download } from '../state/export-files';
 import { useProject } from '../state/project';
 import { useRun } from '../state/run';
 import { Panel } from './controls';
-import { bytes } from './format';
+import { bytes, num } from './format';
 
 const NO_LABELS: string[] = [];
 
@@ -36,6 +36,11 @@ export function ExportPanel() {
           {cpType !== method && <strong data-testid="checkpoint-other-method"> (an earlier method: the settings now are for {methods.find((m) => m.peftType === method)?.label ?? method})</strong>} ·{' '}
           {bytes(cp.files['adapter_model.safetensors'].byteLength)} · saved{' '}
           {new Date(cp.receivedAt).toLocaleTimeString()}
+          {cp.best && (
+            <strong data-testid="checkpoint-best">
+              {' '}· the run's best checkpoint ({cp.best.metric} {num(cp.best.value)}), as load best model at end asks
+            </strong>
+          )}
         </p>
       ) : (
         <p className="muted">Start training to get an adapter; it can be downloaded at any time during and after the run.</p>

@@ -1,4 +1,5 @@
 /** The live view of a run: progress, speed, time, charts, and any error the worker reported. */
+import { historyActions as H, resumeRun, useHistory } from '../state/history';
 import { runActions as R, useRun } from '../state/run';
 import { Charts } from './Charts';
 import { ErrorNote, Panel } from './controls';
@@ -6,6 +7,75 @@ import { duration, num, thousands } from './format';
 import { RunControls } from './TrainingPanel';
 
 const STATE_TEXT = { idle: 'Idle', starting: 'Starting', running: 'Training', paused: 'Paused', stopping: 'Stopping' } as const;
+
+/**
+ * The newest kept run, when it was cut off (a reload, a closed or crashed tab) or stopped, paused or failed before
+ * its last step: "Resume run from step K", and why a resume was refused.
+ */
+function ResumeOffer() {
+  const state = useRun((s) => s.state);
+  const newest = useHistory((s) => s.runs[0]);
+  const resume = useHistory((s) => s.resume);
+  if (state !== 'idle' || !newest?.resumable) return null;
+  const k = newest.latestStep;
+  const why = { interrupted: 'was interrupted', stopped: 'was stopped', failed: 'failed', paused: 'was paused', running: 'is running', completed: 'completed' }[newest.shownStatus];
+  return (
+    <div className="resume-offer" data-testid="resume-offer" data-run={newest.id} data-step={k}>
+      <span>
+        <strong>{newest.name}</strong> {why} at step {newest.step} of {newest.totalSteps}.
+      </span>
+      <button type="button" className="primary" data-testid="resume-run" disabled={resume.busy} onClick={() => void resumeRun(newest.id)}>
+        {resume.busy && resume.id === newest.id ? 'Resuming…' : `Resume run from step ${k}`}
+      </button>
+      {resume.error && resume.id === newest.id && (
+        <ErrorNote testId="resume-error">
+          {resume.error}
+          <button type="button" className="link" onClick={H.clearResumeError}>
+            Dismiss
+          </button>
+        </ErrorNote>
+      )}
+    </div>
+  );
+}
+
+/** Best checkpoint so far, early stopping, and storage warnings of the run on show. */
+function RunRecordLine() {
+  const rec = useHistory((s) => s.runs.find((r) => r.id === s.currentId));
+  const warnings = useHistory((s) => s.warnings);
+  if (!rec && !warnings.length) return null;
+  return (
+    <>
+      {rec && (
+        <p className="hint" data-testid="run-best">
+          {rec.bestStep !== null && rec.bestMetric !== null ? (
+            <>
+              best {rec.metricForBestModel} <strong data-testid="best-metric-value">{num(rec.bestMetric)}</strong> at step{' '}
+              <strong data-testid="best-step">{rec.bestStep}</strong>
+            </>
+          ) : (
+            'best checkpoint: after the first evaluation'
+          )}
+          {' · '}
+          {rec.checkpoints.length ? `checkpoint at step ${rec.latestStep} kept in this browser` : 'no checkpoint kept yet'}
+          {rec.stoppedEarly && (
+            <strong data-testid="stopped-early"> · stopped early: no improvement for {String((rec.start as { args?: { earlyStoppingPatience?: number } }).args?.earlyStoppingPatience ?? '')} evaluations</strong>
+          )}
+        </p>
+      )}
+      {warnings.length > 0 && (
+        <div className="issues" role="status" data-testid="run-warning">
+          {warnings.map((w) => (
+            <div key={w}>{w}</div>
+          ))}
+          <button type="button" className="link" onClick={H.dismissWarnings}>
+            Dismiss
+          </button>
+        </div>
+      )}
+    </>
+  );
+}
 
 export function LiveView() {
   const run = useRun();
@@ -18,6 +88,7 @@ export function LiveView() {
   return (
     <Panel title="Live" id="live" aside={<span className={`state state-${run.state} ${run.outcome ?? ''}`} data-testid="run-state">{status}</span>}>
       <RunControls />
+      <ResumeOffer />
       <div className="progress" role="progressbar" aria-valuemin={0} aria-valuemax={p?.totalSteps ?? 0} aria-valuenow={p?.step ?? 0} aria-label="Training progress">
         <div className="progress-bar" style={{ width: `${pct}%` }} />
       </div>
@@ -55,6 +126,7 @@ export function LiveView() {
           <dd>{run.state === 'running' ? duration(p?.etaMs ?? null) : '–'}</dd>
         </div>
       </dl>
+      <RunRecordLine />
       {run.errors.length > 0 && (
         <ErrorNote testId="run-error">
           {run.errors.slice(-3).map((e) => (

@@ -3,7 +3,7 @@ import { initBackend, pauseTraining, resumeTraining, startTraining, stopTraining
 import { projectActions as P, useProject } from '../state/project';
 import { useRun } from '../state/run';
 import type { BackendChoice } from '../worker/protocol';
-import { NumberField, Panel, Segmented, SelectField } from './controls';
+import { Check, NumberField, OptionalNumberField, Panel, Segmented, SelectField } from './controls';
 
 const BACKENDS: { value: BackendChoice; label: string }[] = [
   { value: 'auto', label: 'Auto' },
@@ -25,6 +25,18 @@ function blocker(s: ReturnType<typeof useProject.getState>): string | null {
   if (!s.data.summary) return 'Choose a dataset.';
   if (s.targets.pending || !s.targets.result) return 'Resolving targets…';
   if (s.targets.result.error) return s.targets.result.virtualTokens === undefined && s.targets.result.error.code === 'TARGETS_NOT_FOUND' ? 'Fix the target modules first.' : 'Fix the method settings first.';
+  return checkpointProblem(s.args, s.data.summary.validationRows > 0);
+}
+
+/** Best-model settings that cannot work with these evaluation settings (the worker refuses them too). */
+export function checkpointProblem(a: ReturnType<typeof useProject.getState>['args'], hasValidation: boolean): string | null {
+  const evaluates = a.evalSteps > 0 && hasValidation;
+  const need = a.evalSteps > 0 ? 'validation rows (a validation split above 0)' : '"eval every N steps" above 0';
+  if (a.loadBestModelAtEnd && !evaluates) return `Load best model at end needs ${need}.`;
+  if (a.earlyStoppingPatience !== null && !evaluates) return `Early stopping needs ${need}.`;
+  if (a.loadBestModelAtEnd && a.saveSteps > 0 && a.saveSteps % a.evalSteps !== 0) {
+    return `Load best model at end needs "save every N steps" to be 0 or a multiple of ${a.evalSteps}, so each best evaluation has a checkpoint.`;
+  }
   return null;
 }
 
@@ -35,6 +47,13 @@ export function TrainingPanel() {
   const choice = useProject((s) => s.backendChoice);
   const running = useRun((s) => s.state !== 'idle');
   const checkpointingAuto = useProject((s) => (s.memory && s.args.gradientCheckpointing === 'auto' ? s.memory.checkpointing.on : null));
+  const task = useProject((s) => s.task);
+  const metrics: { value: typeof args.metricForBestModel; label: string }[] = [
+    { value: 'eval_loss', label: 'eval_loss' },
+    { value: 'eval_accuracy', label: 'eval_accuracy' },
+    ...(task === 'SEQ_CLS' || args.metricForBestModel === 'eval_f1' ? [{ value: 'eval_f1' as const, label: 'eval_f1' }] : []),
+  ];
+  const lossMetric = args.metricForBestModel === 'eval_loss';
 
   return (
     <Panel title="Training" id="training">
@@ -99,6 +118,67 @@ export function TrainingPanel() {
             testId="checkpointing"
           />
         </div>
+        <h3 className="subhead">Checkpoints and best model</h3>
+        <div className="grid3" data-testid="checkpoint-settings">
+          <NumberField
+            label="save every N steps"
+            value={args.saveSteps}
+            integer
+            min={0}
+            onChange={(saveSteps) => P.updateArgs({ saveSteps })}
+            hint="0: at each evaluation; also at pause, stop, the end and a failure (save_steps)"
+            testId="save-steps"
+          />
+          <OptionalNumberField
+            label="keep at most N checkpoints"
+            value={args.saveTotalLimit}
+            min={1}
+            placeholder="all"
+            onChange={(saveTotalLimit) => P.updateArgs({ saveTotalLimit })}
+            hint="older ones are deleted, never the best (save_total_limit); empty: keep all"
+            testId="save-total-limit"
+          />
+          <SelectField
+            label="metric for best model"
+            value={args.metricForBestModel}
+            options={metrics}
+            onChange={(metricForBestModel) => P.updateArgs({ metricForBestModel })}
+            hint="the evaluation metric that picks the best checkpoint (metric_for_best_model)"
+            testId="best-metric"
+          />
+          <SelectField
+            label="better is"
+            value={args.greaterIsBetter === null ? 'auto' : args.greaterIsBetter ? 'greater' : 'lower'}
+            options={[
+              { value: 'auto', label: `auto (${lossMetric ? 'lower' : 'greater'})` },
+              { value: 'greater', label: 'greater' },
+              { value: 'lower', label: 'lower' },
+            ]}
+            onChange={(v) => P.updateArgs({ greaterIsBetter: v === 'auto' ? null : v === 'greater' })}
+            hint="greater_is_better; auto: lower for a loss, greater otherwise"
+            testId="greater-is-better"
+          />
+          <OptionalNumberField
+            label="early stopping patience"
+            value={args.earlyStoppingPatience}
+            min={1}
+            placeholder="off"
+            onChange={(earlyStoppingPatience) => P.updateArgs({ earlyStoppingPatience })}
+            hint="stop after this many evaluations in a row without improvement; empty: off"
+            testId="early-stopping"
+          />
+          <Check
+            label="load best model at end"
+            checked={args.loadBestModelAtEnd}
+            onChange={(loadBestModelAtEnd) => P.updateArgs({ loadBestModelAtEnd })}
+            hint="the adapter the run ends with (Export, Runs) is the best checkpoint's (load_best_model_at_end)"
+            testId="load-best"
+          />
+        </div>
+        <p className="hint">
+          Checkpoints are kept in this browser: a run cut off by a reload or a closed tab resumes from its last one (Runs).
+          {args.loadBestModelAtEnd && ' At the end, Export offers the best checkpoint\'s adapter; the playground uses the last step\'s weights.'}
+        </p>
       </fieldset>
       <div className="backend">
         <div className="row">

@@ -83,6 +83,52 @@ export function NumberField(props: {
   );
 }
 
+/** A whole number that may be left empty (null: the setting is off), committed when valid. */
+export function OptionalNumberField(props: {
+  label: string;
+  value: number | null;
+  onChange: (v: number | null) => void;
+  min?: number;
+  hint?: string;
+  placeholder?: string;
+  testId?: string;
+}) {
+  const [text, setText] = useState(props.value === null ? '' : String(props.value));
+  useEffect(() => {
+    const now = text.trim() === '' ? null : Number(text);
+    if (now !== props.value) setText(props.value === null ? '' : String(props.value));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [props.value]);
+  const parse = (t: string): { ok: boolean; v: number | null } => {
+    if (t.trim() === '') return { ok: true, v: null };
+    const v = Number(t);
+    return { ok: Number.isInteger(v) && (props.min === undefined || v >= props.min), v };
+  };
+  const { ok } = parse(text);
+  const problem = ok ? null : `a whole number${props.min !== undefined ? ` of at least ${props.min}` : ''}, or empty`;
+  return (
+    <Field label={props.label} hint={props.hint}>
+      {(id) => (
+        <input
+          id={id}
+          data-testid={props.testId}
+          className={problem ? 'invalid' : ''}
+          title={problem ?? props.hint}
+          aria-invalid={!!problem}
+          inputMode="numeric"
+          placeholder={props.placeholder}
+          value={text}
+          onChange={(e) => {
+            setText(e.target.value);
+            const r = parse(e.target.value);
+            if (r.ok) props.onChange(r.v);
+          }}
+        />
+      )}
+    </Field>
+  );
+}
+
 export function SelectField<T extends string>(props: {
   label: string;
   value: T;

@@ -5,6 +5,8 @@
  */
 import type { BenchSetup, BenchShape, benchMatmul, benchTraining } from '../engine/bench';
 import type { CachedModelInfo } from '../engine/io/cache';
+import type { RunSummary } from '../engine/io/run-store';
+import type { LogEntry } from '../engine/train/checkpoint';
 import type { DownloadProgress } from '../engine/io/download';
 import type { DeviceLimits, FitWarning, MemoryEstimate } from '../engine/memory';
 import type { ModuleInfo, TaskType } from '../engine/models/types';
@@ -14,7 +16,7 @@ import type { PeftSettings, PeftType } from '../engine/peft/registry';
 import type { Field } from '../engine/peft/schema';
 
 export type {
-  CachedModelInfo, ColumnMapping, DeviceLimits, DownloadProgress, Field, FitWarning, MemoryEstimate, MethodInfo, ModuleInfo, PeftSettings, PeftType,
+  CachedModelInfo, ColumnMapping, DeviceLimits, LogEntry, RunSummary, DownloadProgress, Field, FitWarning, MemoryEstimate, MethodInfo, ModuleInfo, PeftSettings, PeftType,
   TaskType, TokenStats,
 };
 
@@ -81,6 +83,18 @@ export interface TrainArgs {
   gradientCheckpointing: CheckpointingChoice;
   /** LoRA+: lora_B tensors train at learningRate x this (null: off). */
   loraplusLrRatio?: number | null;
+  /** Write a checkpoint every N steps; 0 = at each evaluation (save_steps). */
+  saveSteps: number;
+  /** Keep at most this many checkpoints, the best always among them (save_total_limit); null = all. */
+  saveTotalLimit: number | null;
+  /** The eval metric that picks the best checkpoint (metric_for_best_model). */
+  metricForBestModel: 'eval_loss' | 'eval_accuracy' | 'eval_f1';
+  /** null: Trainer's rule (lower is better for a loss, higher otherwise). */
+  greaterIsBetter: boolean | null;
+  /** The adapter a run ends with is its best checkpoint's (load_best_model_at_end). */
+  loadBestModelAtEnd: boolean;
+  /** Stop after this many evaluations in a row without improvement; null = off. */
+  earlyStoppingPatience: number | null;
 }
 
 export type DataSource = { kind: 'builtin'; id: string } | { kind: 'file'; file: File };
@@ -129,7 +143,18 @@ export type WorkerCommand =
   | { type: 'setTargets'; requestId: number; task: TaskType; peft: PeftSettings }
   | { type: 'loadData'; requestId: number; request: DataRequest }
   /** fromImport: the run's trainable weights start from the imported adapter (fresh optimizer). */
-  | { type: 'start'; requestId: number; task: TaskType; peft: PeftSettings; args: TrainArgs; fromImport?: boolean }
+  | { type: 'start'; requestId: number; task: TaskType; peft: PeftSettings; args: TrainArgs; fromImport?: boolean; resume?: string }
+  /** The runs kept in this browser (OPFS), newest first; replies `runs`. */
+  | { type: 'listRuns'; requestId: number }
+  /** A run's log_history (the charts' points); replies `runLog`. */
+  | { type: 'runLog'; requestId: number; id: string }
+  /**
+   * A run's files: its adapter (the best checkpoint's when it loads the best model at the end, else the latest),
+   * metrics.jsonl, training_args.json and trainer_state.json; replies `runFiles`.
+   */
+  | { type: 'runFiles'; requestId: number; id: string }
+  /** Deletes a run and its checkpoints; replies `runs`. Refused for the run training now. */
+  | { type: 'deleteRun'; requestId: number; id: string }
   /**
    * A PEFT-saved adapter (adapter_config.json + adapter_model.safetensors among `files`, a folder's or the two
    * picked) loaded strictly onto the current model; replies `adapterImported`. A bad one leaves the previous as it was.
@@ -329,13 +354,30 @@ export type WorkerEvent =
   | { type: 'metrics'; runId: number; metrics: StepMetrics }
   | { type: 'evalMetrics'; runId: number; metrics: EvalMetrics }
   | { type: 'log'; level: 'info' | 'warn'; message: string }
-  | { type: 'checkpoint'; requestId?: number; runId: number; step: number; files: AdapterFiles }
+  /** best: the run's best checkpoint (load best model at end), not its last step. */
+  | { type: 'checkpoint'; requestId?: number; runId: number; step: number; files: AdapterFiles; best?: { metric: string; value: number } }
   /** msPerToken: the adapter-on generation's time per new token (KV-cached decoding). */
   | { type: 'generation'; requestId: number; withAdapter: string; withoutAdapter: string; msPerToken?: number }
   | { type: 'classification'; requestId: number; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult }
   /** retryable: a network failure, timeout, 429 or 5xx (Retry continues a download). link: the Hub repo page. */
   | { type: 'error'; requestId?: number; runId?: number; code: string; message: string; retryable?: boolean; link?: string }
   | { type: 'done'; runId: number; reason: 'completed' | 'stopped' | 'failed'; step: number }
+  /**
+   * A run began (or resumed): its record, and the log_history it continues (empty for a new run) with the
+   * evaluation before its first step, so the charts continue the same curves.
+   */
+  | { type: 'runStarted'; runId: number; record: RunSummary; history: LogEntry[] }
+  /** The run's record changed (a checkpoint, an evaluation, its end). */
+  | { type: 'runRecord'; runId: number; record: RunSummary }
+  /** Saving the run failed (storage full, no storage): training goes on; the message says what was kept. */
+  | { type: 'runWarning'; runId: number; message: string }
+  /** A run another tab (or the page before a reload) was training has ended there: list the runs again. */
+  | { type: 'runsChanged' }
+  /** persistent: false when runs last only for this session (no OPFS); problems: run folders that are unreadable. */
+  | { type: 'runs'; requestId: number; runs: RunSummary[]; persistent: boolean; problems: string[] }
+  | { type: 'runLog'; requestId: number; id: string; history: LogEntry[] }
+  /** Text files as strings, the safetensors as bytes; step: the adapter's checkpoint, best: it is the best one. */
+  | { type: 'runFiles'; requestId: number; id: string; step: number; best: boolean; files: Record<string, string | ArrayBuffer> }
   | { type: 'benchResult'; requestId: number; result: BenchResult }
   | { type: 'adapterImported'; requestId: number; info: ImportedAdapterInfo }
   | { type: 'adapterEval'; requestId: number; result: AdapterEvalResult }

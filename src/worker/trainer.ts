@@ -5,10 +5,14 @@
  *
  * The last adapter exported from a finite-loss state is kept: after a failure (NaN loss, lost device, out of
  * memory) export still hands out good weights.
+ *
+ * With a RunRecorder (runs.ts) the run is kept in the browser: a checkpoint at every save point (save_steps, or
+ * each evaluation), at pause, stop, completion and failure (the last good step), and its status at the end.
  */
 import { describeError, EngineError, isOutOfMemory } from '../engine/errors';
 import type { TrainingSession } from '../engine/session';
 import type { AdapterFiles, RunState, WorkerEvent } from './protocol';
+import type { RunRecorder } from './runs';
 
 type Post = (e: WorkerEvent, transfer?: Transferable[]) => void;
 
@@ -46,7 +50,22 @@ export class TrainerRun {
     readonly session: TrainingSession,
     private readonly lock: Lock,
     private readonly post: Post,
+    /** Keeps the run's record and checkpoints (none: nothing is kept). */
+    readonly recorder: RunRecorder | null = null,
+    /** Training time before this session of the run (a resumed run's earlier sessions). */
+    private readonly elapsedBeforeMs = 0,
   ) {}
+
+  /** Training time of the run so far, pauses excluded. */
+  private elapsed(): number {
+    return this.elapsedBeforeMs + performance.now() - this.t0 - this.pausedMs;
+  }
+
+  /** A checkpoint of the run in the browser, when something changed since the last one. */
+  private async save(): Promise<void> {
+    if (!this.recorder || !this.healthy) return;
+    await this.recorder.save((best) => this.lock.run(() => this.session.checkpoint({ outputDir: this.recorder!.id, bestModelCheckpoint: best })), this.elapsed());
+  }
 
   private setState(s: RunState, requestId?: number) {
     this.state = s;
@@ -97,28 +116,60 @@ export class TrainerRun {
   private async evaluate(step: number) {
     if (!this.session.hasValidation) return;
     const m = await this.session.evaluate();
-    if (!Number.isFinite(m.evalLoss)) throw new EngineError('NAN_LOSS', `Evaluation loss became ${m.evalLoss} at step ${step}. Lower the learning rate.`);
+    if (!Number.isFinite(m.evalLoss)) {
+      this.healthy = false;
+      throw new EngineError('NAN_LOSS', `Evaluation loss became ${m.evalLoss} at step ${step}. Lower the learning rate.`);
+    }
     this.post({ type: 'evalMetrics', runId: this.runId, metrics: { step, evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1 } });
+    await this.recorder?.noteEval(step === 0 ? { evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1 } : undefined, this.elapsed());
+  }
+
+  /** Whether the session's last log entry is an evaluation at its current step. */
+  private evaluatedNow(): boolean {
+    const last = this.session.logHistory[this.session.logHistory.length - 1];
+    return !!last && last.step === this.session.completedSteps && last.eval_loss !== undefined;
+  }
+
+  /** The adapter the run ends with: the best checkpoint's when it loads the best model at the end. */
+  private async finalAdapter(): Promise<void> {
+    const best = await this.recorder?.bestAdapter();
+    if (!best) {
+      await this.checkpoint();
+      return;
+    }
+    const s = this.session;
+    this.post(
+      { type: 'checkpoint', runId: this.runId, step: best.step, files: best.files, best: { metric: s.args.metricForBestModel, value: s.bestMetric ?? NaN } },
+      [best.files['adapter_model.safetensors']],
+    );
   }
 
   /** Runs to completion, stop or failure; never throws. */
   async run(evalSteps: number): Promise<void> {
     const s = this.session;
     const total = s.totalSteps;
+    const resumed = s.completedSteps > 0;
     this.setState('running');
     let reason: 'completed' | 'stopped' | 'failed' = 'completed';
+    let failure: { code: string; message: string } | undefined;
     try {
-      // Step 0 evaluation gives the chart its starting point and the base model's accuracy.
-      await this.lock.run(() => this.evaluate(0));
+      // Step 0 evaluation gives the chart its starting point and the base model's accuracy (a resumed run
+      // has it from its first session, and must not log an evaluation its uninterrupted twin would not).
+      if (!resumed) await this.lock.run(() => this.evaluate(0));
+      else this.post({ type: 'progress', runId: this.runId, step: s.completedSteps, totalSteps: total, epoch: s.epoch, elapsedMs: this.elapsed(), etaMs: null, tokensPerSec: 0 });
       await this.checkpoint();
       while (!s.done) {
         if (this.stopRequested) break;
         if (this.state === 'paused') {
           const p0 = performance.now();
           await this.checkpoint();
+          // A paused run is kept as it is: after a reload it resumes from here.
+          await this.save();
+          await this.recorder?.paused(this.elapsed());
           await new Promise<void>((r) => (this.resume = r));
           this.resume = null;
           this.pausedMs += performance.now() - p0;
+          if (!this.stopRequested) await this.recorder?.running();
           continue;
         }
         const m = await this.lock.run(() => s.step());
@@ -127,7 +178,7 @@ export class TrainerRun {
           throw new EngineError('NAN_LOSS', `The training loss became ${m.loss} at step ${m.step}. Lower the learning rate or set max grad norm; the last good adapter is still downloadable.`);
         }
         this.post({ type: 'metrics', runId: this.runId, metrics: { step: m.step, epoch: m.epoch, loss: m.loss, lr: m.lr, tokensPerSec: m.tokensPerSec, gradNorm: m.gradNorm } });
-        const elapsed = performance.now() - this.t0 - this.pausedMs;
+        const elapsed = this.elapsed();
         this.post({
           type: 'progress', runId: this.runId, step: m.step, totalSteps: total, epoch: m.epoch, elapsedMs: elapsed,
           etaMs: (elapsed / m.step) * (total - m.step), tokensPerSec: m.tokensPerSec,
@@ -136,20 +187,27 @@ export class TrainerRun {
           await this.lock.run(() => this.evaluate(m.step));
           await this.checkpoint();
         }
+        // Early stopping ends the loop: the end's save below covers that step.
+        if (s.saveDue(m.step) && !s.done) await this.save();
         await macrotask();
       }
-      if (this.stopRequested) reason = 'stopped';
-      if (s.completedSteps > 0 && (evalSteps > 0 || reason === 'completed')) await this.lock.run(() => this.evaluate(s.completedSteps));
-      await this.checkpoint();
+      if (this.stopRequested && !s.done) reason = 'stopped';
+      if (s.completedSteps > 0 && (evalSteps > 0 || reason === 'completed') && !this.evaluatedNow()) await this.lock.run(() => this.evaluate(s.completedSteps));
+      await this.save();
+      await this.finalAdapter();
     } catch (e) {
       reason = 'failed';
       // A NaN step leaves non-finite weights; any other failure (out of memory, a lost device) fails before the
       // optimizer updates, so the current weights are the last good ones (export falls back if they are gone).
       const code = errorCode(e);
       if (code === 'NAN_LOSS') this.healthy = false;
-      this.post({ type: 'error', runId: this.runId, code, message: describeError(e) });
+      failure = { code, message: describeError(e) };
+      this.post({ type: 'error', runId: this.runId, code, message: failure.message });
       await this.checkpoint();
+      // The session is at its last good step (a failed step changes nothing): that is what a resume continues.
+      await this.save().catch(() => undefined);
     }
+    await this.recorder?.finish(reason, this.elapsed(), failure).catch(() => undefined);
     this.state = 'idle';
     this.post({ type: 'state', runId: this.runId, state: 'idle' });
     this.post({ type: 'done', runId: this.runId, reason, step: s.completedSteps });

@@ -24,6 +24,9 @@ import {
 import { resolveTargets, toEngineConfig, type TreeContext } from './peft-settings';
 import type { BackendName, CheckpointingChoice, ClassifyResult, MemoryPlan, ModelSource, PeftSettings, WorkerCommand, WorkerEvent } from './protocol';
 import { errorCode, Lock, TrainerRun } from './trainer';
+import {
+  checkResumeData, checkResumeModel, checkRunArgs, deleteRun, describeMethod, listRuns, prepareResume, RunRecorder, runFiles, runLog, startOf,
+} from './runs';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 const post = (e: WorkerEvent, transfer: Transferable[] = []) => scope.postMessage(e, transfer);
@@ -56,6 +59,8 @@ let downloading: { loadId: number; ctl: AbortController } | null = null;
 let loadCounter = 0;
 let currentLoadId = 0;
 let data: LoadedData | null = null;
+/** What the loaded data was read with (a resumed run must have the same). */
+let dataRead: { maxLength: number; seed: number; validationSplit: number } | null = null;
 let run: TrainerRun | null = null;
 /** An imported PEFT adapter (playground, evaluation, or the start of a run). */
 const imported = new AdapterImport();
@@ -105,8 +110,14 @@ function treeContext(task: 'CAUSAL_LM' | 'SEQ_CLS'): TreeContext {
 }
 
 function disposeRun() {
+  run?.recorder?.close();
   run?.session.dispose();
   run = null;
+}
+
+/** The kept run this worker is training now (null when idle). */
+function liveRunId(): string | null {
+  return busy() ? run?.recorder?.id ?? null : null;
 }
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -266,6 +277,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'loadData': {
       const encode = model?.tokenizer ? (s: string) => model!.tokenizer!.encode(s) : null;
       data = await loadData(cmd.request, baseUrl, encode);
+      dataRead = { maxLength: cmd.request.maxLength, seed: cmd.request.seed, validationSplit: cmd.request.validationSplit };
       post({ type: 'data', requestId, summary: data.summary });
       return;
     }
@@ -274,44 +286,87 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       const m = requireModel();
       if (!data) throw new Error('Choose a dataset first.');
       if (!backend) throw new Error('The backend is not ready yet.');
+      // A resume continues a kept run with its own settings, from its newest complete checkpoint.
+      const resume = cmd.resume ? await prepareResume(cmd.resume, null) : null;
+      if (resume) (checkResumeModel(resume.record, m.baseName), checkResumeData(resume.record, dataRead));
+      const { task, peft, args } = resume ? (startOf(resume.record) as unknown as typeof cmd) : cmd;
+      const fromImport = !resume && cmd.fromImport;
+      checkRunArgs(args, data.validation.length > 0);
       const runId = ++runCounter;
-      post({ type: 'state', requestId, runId, state: 'starting' });
+      post({ type: 'state', runId, state: 'starting' });
       // "auto" checkpointing follows the memory estimate for this run's settings.
-      const targets = resolveTargets(treeContext(cmd.task), cmd.peft, m.baseName);
-      const seq = cmd.args.maxLength + (targets.virtualTokens ?? 0);
-      const plan = await memoryFor(cmd.task, cmd.args.batchSize, seq, targets.trainable, undefined, cmd.args.gradientCheckpointing);
+      const targets = resolveTargets(treeContext(task), peft, m.baseName);
+      const seq = args.maxLength + (targets.virtualTokens ?? 0);
+      const plan = await memoryFor(task, args.batchSize, seq, targets.trainable, undefined, args.gradientCheckpointing);
       const checkpointing = plan.checkpointing.on;
-      if (cmd.args.gradientCheckpointing === 'auto' && checkpointing) {
-        const without = (await memoryFor(cmd.task, cmd.args.batchSize, seq, plan.trainable, undefined, 'off')).estimate.totalBytes;
+      if (args.gradientCheckpointing === 'auto' && checkpointing) {
+        const without = (await memoryFor(task, args.batchSize, seq, plan.trainable, undefined, 'off')).estimate.totalBytes;
         log(`Gradient checkpointing is on: this run needs about ${formatBytes(plan.estimate.totalBytes)} with it, ${formatBytes(without)} without.`);
       }
+      const engineConfig = ((c) => (fromImport ? imported.continueConfig(c) : c))(
+        toEngineConfig(withRunSteps(peft, plannedSteps(args, data.train.length)), task, m.baseName),
+      );
       const session = await lock.run(async () => {
         disposeRun();
         return TrainingSession.create({
-          config: configFor(cmd.task),
+          config: configFor(task),
           weights: m.tensors,
           tokenizer: m.tokenizer ?? undefined,
-          task: cmd.task,
-          peft: ((c) => (cmd.fromImport ? imported.continueConfig(c) : c))(
-            toEngineConfig(withRunSteps(cmd.peft, plannedSteps(cmd.args, data!.train.length)), cmd.task, m.baseName),
-          ),
-          initialAdapter: cmd.fromImport ? imported.require().source() : undefined,
+          task,
+          peft: engineConfig,
+          initialAdapter: fromImport ? imported.require().source() : undefined,
           data: { train: data!.train, validation: data!.validation },
-          args: { ...cmd.args, epochs: cmd.args.epochs ?? 1, maxSteps: cmd.args.maxSteps ?? null, gradientCheckpointing: checkpointing },
+          args: { ...args, epochs: args.epochs ?? 1, maxSteps: args.maxSteps ?? null, gradientCheckpointing: checkpointing },
           baseModelName: m.baseName,
           revision: m.revision,
-          numLabels: cmd.task === 'SEQ_CLS' ? data!.labels.length : undefined,
+          numLabels: task === 'SEQ_CLS' ? data!.labels.length : undefined,
+          resumeFrom: resume?.files,
         });
       }).catch((e) => {
         post({ type: 'state', runId, state: 'idle' });
         throw e;
       });
-      log(`Training on ${backend}: ${session.totalSteps} steps.`);
-      run = new TrainerRun(runId, session, lock, post);
+      const method = methodOf(peft.peftType);
+      const recorder = resume
+        ? await RunRecorder.resume(session, resume.record, backend, runId, post)
+        : await RunRecorder.create(session, {
+          name: `${m.name} · ${method.label} · ${data.summary.name}`,
+          config: {
+            model: m.name, baseModel: m.baseName, task, method: peft.peftType, methodLabel: method.label,
+            methodSettings: describeMethod(engineConfig as unknown as Record<string, unknown> & { peftType: string }, method.prompt),
+            data: data.summary.name, trainExamples: data.train.length, validationExamples: data.validation.length, labels: data.labels,
+            learningRate: args.learningRate, batchSize: args.batchSize, gradientAccumulationSteps: args.gradientAccumulationSteps,
+            evalSteps: args.evalSteps, seed: args.seed, maxLength: args.maxLength,
+          },
+          start: { task, peft, args, data: dataRead },
+          backend,
+        }, runId, post);
+      for (const why of resume?.skipped ?? []) log(`Skipped a damaged checkpoint: ${why}`, 'warn');
+      // The reply: the run is set up (errors before this point reject the start request itself).
+      post({ type: 'state', requestId, runId, state: 'starting' });
+      post({ type: 'runStarted', runId, record: recorder.summary(), history: session.logHistory.slice() });
+      log(resume ? `Resuming ${resume.record.name} from step ${session.completedSteps} on ${backend}: ${session.totalSteps} steps.` : `Training on ${backend}: ${session.totalSteps} steps.`);
+      run = new TrainerRun(runId, session, lock, post, recorder, resume?.record.durationMs ?? 0);
       imported.active = false; // the playground follows the new run
-      void run.run(cmd.args.evalSteps);
+      void run.run(args.evalSteps);
       return;
     }
+    case 'listRuns':
+      post({ type: 'runs', requestId, ...(await listRuns(liveRunId(), () => post({ type: 'runsChanged' }))) });
+      return;
+    case 'runLog':
+      post({ type: 'runLog', requestId, id: cmd.id, history: await runLog(cmd.id) });
+      return;
+    case 'runFiles': {
+      const f = await runFiles(cmd.id);
+      const transfer = Object.values(f.files).filter((v): v is ArrayBuffer => v instanceof ArrayBuffer);
+      post({ type: 'runFiles', requestId, id: cmd.id, ...f }, transfer);
+      return;
+    }
+    case 'deleteRun':
+      await deleteRun(cmd.id, liveRunId());
+      post({ type: 'runs', requestId, ...(await listRuns(liveRunId())) });
+      return;
     case 'pause':
       run?.pause(requestId);
       return;
