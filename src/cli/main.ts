@@ -19,6 +19,7 @@ export const COMMANDS: Record<string, Entry> = {
   train: { summary: 'Fine-tune with LoRA or prompt tuning; writes a PEFT adapter and metrics.jsonl.', load: async () => (await import('./train')).trainCommand },
   merge: { summary: "Folds an adapter into the base model's weights and writes a plain transformers model folder.", load: async () => (await import('./merge')).mergeCommand },
   'export-gguf': { summary: 'A LoRA adapter as a GGUF adapter for llama.cpp / Ollama, with a Modelfile.', load: async () => (await import('./export-gguf')).exportGgufCommand },
+  'export-python': { summary: "A Python project (Trainer + PEFT, accelerate / DeepSpeed / FSDP) running train's job elsewhere.", load: async () => (await import('./export-python')).exportPythonCommand },
   bench: { summary: 'Training-step and matmul speed per tfjs backend (same as npm run bench).', load: async () => (await import('./bench')).benchCommand },
 };
 

@@ -74,7 +74,8 @@ export const TRAIN: CommandSpec = {
   ].join('\n'),
 };
 
-function trainingArgs(p: Parsed): Partial<TrainingArgs> {
+/** The training flags as TrainingArgs fields (only those given), with their checks. */
+export function trainingArgs(p: Parsed): Partial<TrainingArgs> {
   const a: Partial<TrainingArgs> = {};
   const set = <K extends keyof TrainingArgs>(k: K, v: TrainingArgs[K] | undefined) => {
     if (v !== undefined) a[k] = v;
