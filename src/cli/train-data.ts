@@ -1,7 +1,8 @@
 /**
  * Training data for the CLI: TXT / JSONL / CSV parsed by the engine's data-parse (papaparse for CSV, line
- * numbers everywhere), mapped to examples: text, text + label, prompt + response, or pre-tokenized input_ids
- * (+ label). The CLI is strict: any bad row stops the run with "<file> line N: ..." unless --skip-bad-rows.
+ * numbers everywhere), mapped to examples: text, text + label, prompt + response, pre-tokenized input_ids
+ * (+ label), or rows of an instruction / chat format (kept whole here; train-chat.ts renders them once the
+ * tokenizer is known). The CLI is strict: any bad row stops the run with "<file> line N: ..." unless --skip-bad-rows.
  */
 import { readFileSync } from 'node:fs';
 import { EngineError } from '../engine/errors';
@@ -9,7 +10,8 @@ import type { TaskType } from '../engine/models/types';
 import type { Example } from '../engine/train/data';
 import { listNames, quoteValue } from '../engine/quote';
 import { dataText, dataWarnings, detectFormat, issueText, parseDataFile, type DataIssue, type DataTable } from '../engine/train/data-parse';
-import { note, requireFile } from './common';
+import { resolveFormat, type ChatFormat, type DataFormatSetting } from '../engine/train/chat-format';
+import { note, requireFile, usage } from './common';
 
 export interface DataOptions {
   task: TaskType;
@@ -21,6 +23,8 @@ export interface DataOptions {
   txtLines?: boolean;
   /** Report bad rows on stderr and go on, instead of stopping. */
   skipBadRows?: boolean;
+  /** Instruction / chat format of the rows (default auto: from the columns). */
+  format?: DataFormatSetting;
 }
 
 /** An example before label ids are assigned, remembering where it came from. */
@@ -33,6 +37,11 @@ export interface RawExample {
   inputIds?: number[];
   /** SEQ_CLS: the label as written in the file. */
   label?: string;
+  /** A row of an instruction / chat format, whole (rendered and tokenized by train-chat.ts into inputIds + labels). */
+  row?: Record<string, unknown>;
+  chat?: ChatFormat;
+  /** CLM labels for inputIds (-100 where not trained on). */
+  labels?: number[];
 }
 
 function fail(i: DataIssue): EngineError {
@@ -84,7 +93,35 @@ export function readDataFile(path: string, o: DataOptions): RawExample[] {
   const bytes = readFileSync(path);
   const table = format === 'txt' && o.txtLines ? txtLinesTable(path, bytes) : parseDataFile(path, bytes, format);
   checkIssues(table.issues, o.skipBadRows);
+  return tableExamples(table, o);
+}
 
+/**
+ * The chat format a table is read in: --data-format, or auto-detected for causal LM data without explicit
+ * --text-column / --prompt-column / --response-column (those keep the plain column mapping).
+ */
+function chatFormatOf(table: { file: string; columns: string[]; rows: Record<string, unknown>[] }, o: DataOptions): ChatFormat | null {
+  const setting = o.format ?? 'auto';
+  const explicit = o.textColumn !== undefined || o.promptColumn !== undefined || o.responseColumn !== undefined;
+  if (o.task === 'SEQ_CLS') {
+    if (setting !== 'auto' && setting !== 'text') throw usage(`--data-format ${setting} is for causal_lm training; seq_cls reads a text and a label column`);
+    return null;
+  }
+  if (setting === 'auto' && (explicit || table.columns.includes('input_ids'))) return null;
+  return resolveFormat(setting, table.columns, table.file, table.rows[0]);
+}
+
+/** Maps a parsed table (a file, or rows from the Hub) to raw examples. */
+export function tableExamples(table: DataTable | (Omit<DataTable, 'rows' | 'format'> & { rows: Record<string, unknown>[] }), o: DataOptions): RawExample[] {
+  const path = table.file;
+  const chat = chatFormatOf(table, o);
+  if (chat) {
+    const out = table.rows.map((row, i): RawExample => ({ file: path, line: table.lines[i], row, chat }));
+    if (!out.length) throw new EngineError('BAD_DATA', `${path}: no usable rows`);
+    for (const w of dataWarnings(path, out.length)) note(`warning: ${w}`);
+    return out;
+  }
+  const rows = table.rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' ? v : v == null ? '' : cellText(v)])));
   const cols = table.columns;
   const need = (c: string, flagName: string) => {
     if (!cols.includes(c)) {
@@ -106,7 +143,7 @@ export function readDataFile(path: string, o: DataOptions): RawExample[] {
 
   const issues: DataIssue[] = [];
   const out: RawExample[] = [];
-  table.rows.forEach((row, i) => {
+  rows.forEach((row, i) => {
     const line = table.lines[i];
     const issue = (message: string) => issues.push({ file: path, line, message });
     const ex: RawExample = { file: path, line };
@@ -135,6 +172,16 @@ export function readDataFile(path: string, o: DataOptions): RawExample[] {
   return out;
 }
 
+/** A non-string cell (Parquet numbers, lists, structs) as text: numbers as written, the rest as JSON. */
+function cellText(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  try {
+    return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x)) ?? '';
+  } catch {
+    return String(v);
+  }
+}
+
 /** Label names in id order: non-negative integer labels are class indices as written; other labels sort. */
 export function labelIds(rows: RawExample[]): string[] {
   const values = [...new Set(rows.map((r) => r.label!))];
@@ -151,6 +198,7 @@ export function toEngineExamples(rows: RawExample[], names: string[] | null): Ex
   return rows.map((r) => {
     const ex: Example = {};
     if (r.inputIds) ex.inputIds = r.inputIds;
+    if (r.labels) ex.labels = r.labels;
     if (r.text !== undefined) ex.text = r.text;
     if (r.prompt !== undefined) (ex.prompt = r.prompt), (ex.response = r.response);
     if (names) {
@@ -167,7 +215,10 @@ export function toEngineExamples(rows: RawExample[], names: string[] | null): Ex
 /** Checks what the engine would reject later, but with the file and line: text without a tokenizer, ids out of vocabulary. */
 export function checkAgainstModel(rows: RawExample[], vocabSize: number, hasTokenizer: boolean, modelDir: string): void {
   for (const r of rows) {
-    if (!r.inputIds && !hasTokenizer) {
+    if (r.chat && !hasTokenizer) {
+      throw fail({ file: r.file, line: r.line, message: `${r.chat} data is text but ${modelDir} has no tokenizer.json; give --tokenizer DIR` });
+    }
+    if (!r.inputIds && !r.chat && !hasTokenizer) {
       throw fail({
         file: r.file, line: r.line,
         message: `the data is text but ${modelDir} has no tokenizer.json; give pre-tokenized {"input_ids": [...]} rows or --tokenizer DIR`,

@@ -21,6 +21,7 @@ import {
 } from './common';
 import { PEFT_OPTIONS, method, peftConfigFromFlags, resolveTargetsOnTree } from './peft-options';
 import { checkAgainstModel, labelIds, locateTokenizedProblem, readDataFile, toEngineExamples, type DataOptions, type RawExample } from './train-data';
+import { CHAT_OPTIONS, chatFlags, describeChat, encodeChatRows } from './train-chat';
 
 export const TRAIN: CommandSpec = {
   name: 'train',
@@ -63,6 +64,7 @@ export const TRAIN: CommandSpec = {
     'response-column': { kind: 'value', arg: 'NAME', help: 'Column with the response (default "response").' },
     'txt-lines': { kind: 'flag', help: 'TXT: one example per non-empty line (default: per blank-line-separated paragraph).' },
     'skip-bad-rows': { kind: 'flag', help: 'Skip malformed rows with a warning instead of stopping.' },
+    ...CHAT_OPTIONS,
     'base-model-name': { kind: 'value', arg: 'NAME', help: 'base_model_name_or_path (default: the --model argument).' },
     ...BACKEND_OPTION,
     out: { kind: 'value', arg: 'DIR', help: 'Output folder.' },
@@ -70,6 +72,9 @@ export const TRAIN: CommandSpec = {
   notes: [
     'Data: JSONL rows {"text"} | {"text","label"} | {"prompt","response"} | {"input_ids":[...]} (+ "label" for seq_cls);',
     'CSV with a header (text,label or prompt,response); TXT paragraphs (or lines with --txt-lines).',
+    'Instruction / chat rows (causal_lm, detected from the columns): alpaca {"instruction","input","output"},',
+    'sharegpt {"conversations":[{"from","value"}]}, messages {"messages":[{"role","content"}]}, prompt_completion',
+    '{"prompt","completion"}; loss on the responses only unless --train-on-inputs.',
     'Label strings map to class ids in sorted order (integer labels are used as ids); see labels.json.',
   ].join('\n'),
 };
@@ -136,6 +141,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (args.loadBestModelAtEnd && args.saveSteps !== undefined && args.saveSteps % args.evalSteps! !== 0) {
     throw usage(`--load-best-model-at-end needs --save-steps to be a multiple of --eval-steps (${args.evalSteps}), so every best evaluation has a checkpoint`);
   }
+  const chat = chatFlags(p);
   const resumeDir = str(p, 'resume-from');
   // Read and checked before the model is, so a wrong path fails fast.
   const resumeFrom: CheckpointFiles | undefined = resumeDir !== undefined ? readCheckpointDir(resumeDir) : undefined;
@@ -155,6 +161,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     responseColumn: str(p, 'response-column'),
     txtLines: flag(p, 'txt-lines'),
     skipBadRows: flag(p, 'skip-bad-rows'),
+    format: chat.format,
   };
   let trainRows: RawExample[] = readDataFile(dataPath, dataOpts);
   let validRows: RawExample[] = [];
@@ -165,6 +172,18 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   const tokenizer = await readTokenizer(modelDir, str(p, 'tokenizer'), tokenizerFiles, arch.config.vocabSize);
   checkAgainstModel([...trainRows, ...validRows], arch.config.vocabSize, !!tokenizer, modelDir);
+  // Conversations are rendered and tokenized now, cut to the length the session will use (prompt methods' virtual
+  // tokens take positions too), so truncation keeps the responses.
+  const virtual = (peftConfigFromFlags(p, t, baseName) as { numVirtualTokens?: number }).numVirtualTokens ?? 0;
+  const maxLength = Math.min(args.maxLength ?? DEFAULT_ARGS.maxLength, arch.config.maxPositions - virtual);
+  const chatTrain = encodeChatRows(trainRows, tokenizer, chat, maxLength, dataOpts.skipBadRows);
+  const chatValid = encodeChatRows(validRows, tokenizer, chat, maxLength, dataOpts.skipBadRows);
+  if (chatTrain) {
+    trainRows = chatTrain.rows;
+    if (chatTrain.template?.note) note(`note: ${chatTrain.template.note}`);
+    note(describeChat(chatTrain, chat.trainOn, maxLength));
+  }
+  if (chatValid) validRows = chatValid.rows;
 
   let labels: string[] | null = null;
   let sessionLabels: number | undefined = numLabels;
@@ -290,8 +309,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
       for (const name of Object.keys(files)) copyFileSync(join(bestDir, name), join(outDir, name));
       final = `the best checkpoint (${relative(outDir, bestDir)}, ${session.args.metricForBestModel} ${round(session.bestMetric ?? NaN, 5)})`;
     }
+    // As transformers saves it with a tokenizer, so inference can render prompts the way the run trained on them.
+    if (chatTrain?.template) writeFileSync(join(outDir, 'chat_template.jinja'), chatTrain.template.template);
     writeJson(join(outDir, 'run.json'), {
       model: modelDir, task: t, method: method(p), backend, trainable: line,
+      ...(chatTrain ? { data_format: chatTrain.format, chat_template: chatTrain.template?.name ?? null, train_on: chat.trainOn, trained_tokens: chatTrain.stats.trainedTokens, tokens: chatTrain.stats.tokens } : {}),
       train_examples: train.length, validation_examples: validation.length, total_steps: session.totalSteps,
       completed_steps: session.completedSteps, stopped_early: session.stoppedEarly,
       best_metric: session.bestMetric, best_step: session.bestStep, best_model_checkpoint: bestDir ? relative(outDir, bestDir) : null,

@@ -133,11 +133,12 @@ export function chatSegments(
       );
     }
     const trained = trainOn === 'all' || (messages[i].role === 'assistant' && (trainOn === 'responses' || i === lastAssistant));
-    if (messages[i].role === 'assistant' && trainOn !== 'all') {
-      // The header add_generation_prompt would render is prompt, even when trained on.
+    if (messages[i].role === 'assistant') {
+      // The header add_generation_prompt would render is prompt. It is split off whatever is trained on, so the
+      // ids are the same with every trainOn setting.
       const head = render(messages.slice(0, i), true);
       const split = Math.max(prev.length, commonPrefix(full, head));
-      if (split > prev.length) out.push({ text: full.slice(prev.length, split), trained: false });
+      if (split > prev.length) out.push({ text: full.slice(prev.length, split), trained: trainOn === 'all' });
       out.push({ text: full.slice(split), trained });
     } else {
       out.push({ text: full.slice(prev.length), trained });
@@ -251,6 +252,8 @@ export interface ChatData {
   issues: { where: string; message: string }[];
   /** The first usable row, for the preview. */
   first: EncodedRow | null;
+  /** Rows that were conversations (rendered with the template) rather than plain prompt + completion. */
+  conversations: number;
 }
 
 /**
@@ -258,11 +261,13 @@ export interface ChatData {
  * that stops the run); a template that cannot render at all, or no usable row, is an EngineError.
  */
 export function encodeChatData(tok: ChatTokenizer, rows: SourceRow[], o: ChatDataOptions): ChatData {
-  const out: ChatData = { examples: [], stats: emptyStats(), issues: [], first: null };
+  const out: ChatData = { examples: [], stats: emptyStats(), issues: [], first: null, conversations: 0 };
   for (const { row, where } of rows) {
     let r: EncodedRow;
     try {
-      r = encodeRow(tok, formatRow(row, o.format, where), o, where);
+      const f = formatRow(row, o.format, where);
+      if (f.kind === 'chat') out.conversations += 1;
+      r = encodeRow(tok, f, o, where);
     } catch (e) {
       if (!(e instanceof EngineError)) throw e;
       out.issues.push({ where, message: e.message.startsWith(`${where}: `) ? e.message.slice(where.length + 2) : e.message });
