@@ -40,6 +40,11 @@ export function Playground() {
   const sample = (p: Partial<SamplingSettings>) => setSampling((s) => ({ ...s, ...p }));
   const cls = task === 'SEQ_CLS';
   const ready = runId !== null || !!imported;
+  // Results are shown only beside the adapter that produced them (an import or a new run replaces it).
+  const source = imported ? `import:${imported.name}:${imported.summary}` : `run:${runId}`;
+  const [resultsFor, setResultsFor] = useState<string | null>(null);
+  const gen = resultsFor === source ? pg.generation : undefined;
+  const clsResult = resultsFor === source ? pg.classification : undefined;
   const adapterLabel = imported
     ? `imported: ${imported.name}, ${imported.summary}`
     : runId !== null
@@ -57,6 +62,7 @@ export function Playground() {
       <form
         onSubmit={(e) => {
           e.preventDefault();
+          setResultsFor(source);
           void (cls ? classify(text) : generate(prompt, maxNew, sampling));
         }}
       >
@@ -84,31 +90,31 @@ export function Playground() {
         </div>
       </form>
       {pg.error && <ErrorNote testId="playground-error">{pg.error}</ErrorNote>}
-      {!cls && pg.generation?.msPerToken !== undefined && (
+      {!cls && gen?.msPerToken !== undefined && (
         <p className="muted small" data-testid="ms-per-token">
-          {pg.generation.msPerToken.toFixed(0)} ms per token (KV-cached decoding)
+          {gen.msPerToken.toFixed(0)} ms per token (KV-cached decoding)
         </p>
       )}
       <div className="side-by-side">
         <div>
           <h3>Adapter on</h3>
-          {!cls && pg.generation && (
+          {!cls && gen && (
             <p className="gen" data-testid="gen-on">
-              <span className="muted">{pg.generation.prompt}</span>
-              {pg.generation.withAdapter}
+              <span className="muted">{gen.prompt}</span>
+              {gen.withAdapter}
             </p>
           )}
-          {cls && pg.classification && <Probs r={pg.classification.withAdapter} testId="cls-on" />}
+          {cls && clsResult && <Probs r={clsResult.withAdapter} testId="cls-on" />}
         </div>
         <div>
           <h3>Adapter off (base model)</h3>
-          {!cls && pg.generation && (
+          {!cls && gen && (
             <p className="gen" data-testid="gen-off">
-              <span className="muted">{pg.generation.prompt}</span>
-              {pg.generation.withoutAdapter}
+              <span className="muted">{gen.prompt}</span>
+              {gen.withoutAdapter}
             </p>
           )}
-          {cls && pg.classification && <Probs r={pg.classification.withoutAdapter} testId="cls-off" />}
+          {cls && clsResult && <Probs r={clsResult.withoutAdapter} testId="cls-off" />}
         </div>
       </div>
     </Panel>
