@@ -4,7 +4,8 @@ import { runActions as R, useRun } from '../state/run';
 import { Charts } from './Charts';
 import { ErrorNote, Panel } from './controls';
 import { duration, num, thousands } from './format';
-import { RunControls } from './TrainingPanel';
+import { useProject } from '../state/project';
+import { blocker, RunControls } from './TrainingPanel';
 
 const STATE_TEXT = { idle: 'Idle', starting: 'Starting', running: 'Training', paused: 'Paused', stopping: 'Stopping' } as const;
 
@@ -16,6 +17,11 @@ function ResumeOffer() {
   const state = useRun((s) => s.state);
   const newest = useHistory((s) => s.runs[0]);
   const resume = useHistory((s) => s.resume);
+  // The model and data must be in place (the run's own settings are used; the checkpoint checks the rest).
+  const notReady = useProject((s) => {
+    const b = blocker(s);
+    return b && !b.startsWith('Fix') && !b.startsWith('Load best') && !b.startsWith('Early') ? b : null;
+  });
   if (state !== 'idle' || !newest?.resumable) return null;
   const k = newest.latestStep;
   const why = { interrupted: 'was interrupted', stopped: 'was stopped', failed: 'failed', paused: 'was paused', running: 'is running', completed: 'completed' }[newest.shownStatus];
@@ -24,9 +30,10 @@ function ResumeOffer() {
       <span>
         <strong>{newest.name}</strong> {why} at step {newest.step} of {newest.totalSteps}.
       </span>
-      <button type="button" className="primary" data-testid="resume-run" disabled={resume.busy} onClick={() => void resumeRun(newest.id)}>
+      <button type="button" className="primary" data-testid="resume-run" disabled={resume.busy || !!notReady} onClick={() => void resumeRun(newest.id)}>
         {resume.busy && resume.id === newest.id ? 'Resuming…' : `Resume run from step ${k}`}
       </button>
+      {notReady && <span className="muted">{notReady}</span>}
       {resume.error && resume.id === newest.id && (
         <ErrorNote testId="resume-error">
           {resume.error}

@@ -13,7 +13,7 @@ const BACKENDS: { value: BackendChoice; label: string }[] = [
 ];
 
 /** Why Start is not possible yet, or null. */
-function blocker(s: ReturnType<typeof useProject.getState>): string | null {
+export function blocker(s: ReturnType<typeof useProject.getState>): string | null {
   if (s.backend.status !== 'ready') return s.backend.status === 'error' ? 'No compute backend could start.' : 'Starting the compute backend…';
   if (s.model.status !== 'ready') {
     if (s.model.phase === 'confirm') return 'Download the model first (Model panel).';
@@ -97,7 +97,7 @@ export function TrainingPanel() {
           <NumberField label="weight decay" value={args.weightDecay} min={0} onChange={(weightDecay) => P.updateArgs({ weightDecay })} />
           <NumberField label="max grad norm" value={args.maxGradNorm} min={0} onChange={(maxGradNorm) => P.updateArgs({ maxGradNorm })} hint="0 turns clipping off" />
           <NumberField label="eval every N steps" value={args.evalSteps} integer min={0} onChange={(evalSteps) => P.updateArgs({ evalSteps })} hint="0: only at the end" testId="eval-steps" />
-          <NumberField label="seed" value={args.seed} integer min={0} onChange={(seed) => P.updateArgs({ seed })} />
+          <NumberField label="seed" value={args.seed} integer min={0} onChange={(seed) => P.updateArgs({ seed })} testId="seed" />
           <NumberField
             label="LoRA+ lr ratio"
             value={args.loraplusLrRatio ?? 0}
