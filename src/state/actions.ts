@@ -354,7 +354,7 @@ async function refreshData() {
         type: 'loadData',
         request: {
           source: s.dataSource, task: s.task, mapping: s.mapping ?? undefined, validationSplit: s.validationSplit,
-          maxLength: s.args.maxLength, seed: s.args.seed,
+          maxLength: s.args.maxLength, seed: s.args.seed, chat: s.chat,
         },
       },
       'data',
@@ -440,7 +440,7 @@ export function boot(): void {
     if (s.model.info !== p.model.info || s.task !== p.task || (s.task === 'SEQ_CLS' && labelsChanged)) void refreshTree(s);
     if (s.tree !== p.tree || s.settings !== p.settings || s.targetText !== p.targetText || s.method !== p.method) scheduleTargets();
     if (
-      s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task ||
+      s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task || s.chat !== p.chat ||
       s.args.maxLength !== p.args.maxLength || s.args.seed !== p.args.seed || (s.model.info !== p.model.info && s.model.status === 'ready')
     ) {
       if (!revertingData) scheduleData();

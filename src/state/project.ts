@@ -5,6 +5,7 @@
  */
 import { create } from 'zustand';
 import type { ColumnMapping } from '../engine/train/data-parse';
+import type { ChatSettings } from '../worker/chat-data';
 import { plannedSteps } from '../engine/train/schedule';
 import type {
   BackendChoice, BackendName, CachedModelInfo, DataSource, DataSummary, DownloadProgress, InspectionInfo, MemoryReport,
@@ -134,6 +135,8 @@ export interface ProjectState {
   /** Null: use the mapping the worker guessed. */
   mapping: ColumnMapping | null;
   validationSplit: number;
+  /** Instruction / chat data: format, chat template, what the loss is computed on. */
+  chat: ChatSettings;
   data: { status: Status; summary?: DataSummary; error?: string };
 
   limitBy: 'epochs' | 'maxSteps';
@@ -188,6 +191,7 @@ const initial: ProjectState = {
   uploads: { list: [] },
   mapping: null,
   validationSplit: 0.1,
+  chat: { format: 'auto', template: 'auto', trainOn: 'responses' },
   data: { status: 'idle' },
   limitBy: 'maxSteps',
   args: DEFAULT_ARGS,
@@ -200,7 +204,7 @@ export const useProject = create<ProjectState>()(() => initial);
 export const PROJECT_DEFAULTS = {
   backendChoice: initial.backendChoice, modelRef: { kind: 'builtin' } as ModelRef, task: initial.task, method: initial.method,
   targetText: initial.targetText, dataRef: null as DataRef | null, mapping: null, validationSplit: initial.validationSplit,
-  limitBy: initial.limitBy, args: initial.args, lrTouched: false,
+  limitBy: initial.limitBy, args: initial.args, lrTouched: false, chat: initial.chat,
 } satisfies Partial<ProjectState>;
 
 /** Every method's form back at its defaults. */
@@ -383,6 +387,7 @@ export const projectActions = {
     })),
   setMapping: (mapping: ColumnMapping) => set({ mapping }),
   setValidationSplit: (validationSplit: number) => set({ validationSplit }),
+  setChat: (chat: Partial<ChatSettings>) => set((s) => ({ chat: { ...s.chat, ...chat } })),
   dataLoading: () => set((s) => ({ data: { ...s.data, status: 'loading', error: undefined } })),
   dataLoaded: (summary: DataSummary) => set({ data: { status: 'ready', summary } }),
   /** The worker keeps the last good data, so its summary stays on show under the error. */

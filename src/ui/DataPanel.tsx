@@ -6,6 +6,7 @@ import type { ColumnMapping } from '../engine/train/data-parse';
 import { deleteUpload, selectUpload, uploadDataset } from '../state/actions';
 import { projectActions as P, useProject } from '../state/project';
 import { useRun } from '../state/run';
+import { ChatData } from './ChatData';
 import { ErrorNote, NumberField, Panel, SelectField } from './controls';
 import { bytes, thousands } from './format';
 
@@ -156,7 +157,8 @@ export function DataPanel() {
               <strong>{sum.name}</strong>: {thousands(sum.trainRows)} training rows, {thousands(sum.validationRows)} validation rows
               {sum.labels.length > 0 && <> · labels {sum.labels.join(', ')}</>}
             </p>
-            {source?.kind === 'file' && <MappingEditor columns={sum.columns} mapping={sum.mapping} task={task} onChange={P.setMapping} />}
+            {task === 'CAUSAL_LM' && (sum.chat || source?.kind !== 'builtin') && <ChatData chat={sum.chat} />}
+            {source?.kind === 'file' && !sum.chat && <MappingEditor columns={sum.columns} mapping={sum.mapping} task={task} onChange={P.setMapping} />}
             <div className="grid3">
               <NumberField
                 label="validation split"

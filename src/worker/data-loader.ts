@@ -7,6 +7,8 @@ import {
   guessMapping, issueText, labelNames, parseDataFile, splitValidation, toExamples, tokenStats,
   type ColumnMapping, type DataIssue, type DataTable, type Example,
 } from '../engine/train/data-parse';
+import type { Tokenizer } from '../engine/tokenizer';
+import { chatFormatFor, loadChatData } from './chat-data';
 import type { DataRequest, DataSummary } from './protocol';
 
 /** One entry of public/datasets/index.json. */
@@ -61,8 +63,11 @@ function mappingFor(table: DataTable, req: DataRequest, fallback?: ColumnMapping
   return m;
 }
 
-/** Loads, maps, splits and summarises a dataset. `encode` (the model's tokenizer) adds token statistics. */
-export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: string) => number[]) | null): Promise<LoadedData> {
+/**
+ * Loads, maps, splits and summarises a dataset. `encode` (the model's tokenizer) adds token statistics;
+ * instruction / chat rows need the `tokenizer` itself (its chat template) to become examples.
+ */
+export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: string) => number[]) | null, tokenizer: Tokenizer | null = null): Promise<LoadedData> {
   let trainTable: DataTable;
   let validTable: DataTable | null = null;
   let name: string;
@@ -92,6 +97,22 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
     name = file.name;
     // Bytes, not file.text(): a UTF-16 file with a byte-order mark is named as such instead of decoded as UTF-8.
     trainTable = parseDataFile(file.name, new Uint8Array(await file.arrayBuffer()));
+  }
+
+  const chat = req.task === 'CAUSAL_LM' ? chatFormatFor(trainTable, req.chat, req.mapping !== undefined) : null;
+  if (chat) {
+    const where = (t: DataTable) => (i: number) => `${t.file} line ${t.lines[i]}`;
+    const c = loadChatData(chat, { ...trainTable, where: where(trainTable) }, validTable && { ...validTable, where: where(validTable) }, {
+      settings: req.chat, tokenizer, maxLength: req.maxLength, validationSplit: req.validationSplit, seed: req.seed,
+    });
+    const issues = [...trainTable.issues.map(issueText), ...(validTable?.issues.map(issueText) ?? []), ...c.issues];
+    const summary: DataSummary = {
+      name, columns: trainTable.columns, mapping: guessMapping(trainTable.columns, req.task),
+      preview: trainTable.rows.slice(0, 8).map((cells, i) => ({ line: trainTable.lines[i], cells })),
+      labels: [], trainRows: c.train.length, validationRows: c.validation.length,
+      issues: issues.slice(0, 50), issueCount: issues.length, warnings: c.warnings, stats: c.tokenStats, chat: c.summary,
+    };
+    return { train: c.train, validation: c.validation, labels: [], summary };
   }
 
   const mapping = mappingFor(trainTable, req, fallback);

@@ -11,6 +11,7 @@ import type { DownloadProgress } from '../engine/io/download';
 import type { DeviceLimits, FitWarning, MemoryEstimate } from '../engine/memory';
 import type { ModuleInfo, TaskType } from '../engine/models/types';
 import type { ColumnMapping, TokenStats } from '../engine/train/data-parse';
+import type { ChatSettings, ChatSummary } from './chat-data';
 import type { MethodInfo } from '../engine/peft/method';
 import type { PeftSettings, PeftType } from '../engine/peft/registry';
 import type { Field } from '../engine/peft/schema';
@@ -108,6 +109,8 @@ export interface DataRequest {
   validationSplit: number;
   maxLength: number;
   seed: number;
+  /** Instruction / chat format, template and what to train on (default: detected, the model's, the responses). */
+  chat?: ChatSettings;
 }
 
 export type WorkerCommand =
@@ -282,6 +285,8 @@ export interface StepMetrics {
   tokensPerSec: number;
   gradNorm: number;
   /** CLM next-token accuracy or SEQ_CLS batch accuracy, when the session reports it. */
+  /** Present when the rows are instruction / chat data. */
+  chat?: ChatSummary;
   accuracy?: number;
 }
 

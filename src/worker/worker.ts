@@ -276,7 +276,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     }
     case 'loadData': {
       const encode = model?.tokenizer ? (s: string) => model!.tokenizer!.encode(s) : null;
-      data = await loadData(cmd.request, baseUrl, encode);
+      data = await loadData(cmd.request, baseUrl, encode, model?.tokenizer ?? null);
       dataRead = { maxLength: cmd.request.maxLength, seed: cmd.request.seed, validationSplit: cmd.request.validationSplit };
       post({ type: 'data', requestId, summary: data.summary });
       return;

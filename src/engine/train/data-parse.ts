@@ -44,6 +44,9 @@ export interface Example {
   prompt?: string;
   response?: string;
   label?: number;
+  /** Pre-tokenized instruction / chat rows (chat-encode.ts): ids and CLM labels, -100 where not trained on. */
+  inputIds?: number[];
+  labels?: number[];
   /** Line in the source file, for messages. */
   line?: number;
 }
