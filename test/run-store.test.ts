@@ -250,3 +250,66 @@ describe('a real run through the store', () => {
     expect(rest).toEqual(ref.slice(4));
   });
 });
+
+describe('a studio run recorded by the worker (TrainerRun + RunRecorder on the memory backend)', () => {
+  beforeAll(async () => {
+    await useNodeBackend('cpu');
+  });
+
+  async function session(args: Partial<SessionInit['args']> = {}) {
+    const { config, tensors } = loadModelDir(join(FIX, 'models', 'gpt2-tiny'));
+    const train: Example[] = Array.from({ length: 12 }, (_, i) => ({ inputIds: Array.from({ length: 8 }, (_, j) => 10 + ((i * 5 + j) % 7) * 9) }));
+    return TrainingSession.create({
+      config, weights: tensors, peft: loraConfig({ taskType: 'CAUSAL_LM', r: 2, loraAlpha: 4, targetModules: ['c_attn'] }),
+      data: { train, validation: train.slice(0, 4) }, args: { learningRate: 1e-2, batchSize: 4, maxSteps: 6, evalSteps: 2, seed: 3, saveTotalLimit: 2, ...args },
+    });
+  }
+  const info = { name: 'tiny', config: record(ID).config, start: { task: 'CAUSAL_LM', peft: { peftType: 'LORA' }, args: { maxLength: 16 } }, backend: 'cpu' };
+
+  it('checkpoints at each evaluation and at the end, rotates, and ends completed with the best adapter', async () => {
+    const { RunRecorder, useRunBackend } = await import('../src/worker/runs');
+    const { Lock, TrainerRun } = await import('../src/worker/trainer');
+    const mem = memoryBackend();
+    useRunBackend(mem);
+    const events: { type: string; [k: string]: unknown }[] = [];
+    const post = (e: { type: string }) => void events.push(e as never);
+    const s = await session({ loadBestModelAtEnd: true });
+    const rec = await RunRecorder.create(s, info, 1, post as never);
+    await new TrainerRun(1, s, new Lock(), post as never, rec).run(2);
+    const r = (await new RunStore(mem).get(rec.id))!;
+    expect(r.status).toBe('completed');
+    expect(r.step).toBe(6);
+    // Saved at 2, 4 and 6; at most 2 kept, the best always among them.
+    expect(r.checkpoints.length).toBeLessThanOrEqual(2);
+    expect(r.latest).toBe('checkpoint-6');
+    expect(r.checkpoints.some((c) => c.dir === r.best)).toBe(true);
+    expect(r.initialEval?.evalLoss).toBeGreaterThan(0);
+    expect(events.filter((e) => e.type === 'runWarning')).toEqual([]);
+    // load best model at end: the run ends with the best checkpoint's adapter.
+    const last = events.filter((e) => e.type === 'checkpoint').pop()!;
+    expect(last.step).toBe(r.bestStep);
+    expect(last.best).toMatchObject({ metric: 'eval_loss', value: r.bestMetric });
+    s.dispose();
+  });
+
+  it('a full storage is a warning naming what is kept; training goes on to the end', async () => {
+    const { RunRecorder, useRunBackend } = await import('../src/worker/runs');
+    const { Lock, TrainerRun } = await import('../src/worker/trainer');
+    const mem = memoryBackend();
+    const { fs, ctl } = failingBackend(mem);
+    useRunBackend(fs);
+    const events: { type: string; [k: string]: unknown }[] = [];
+    const post = (e: { type: string }) => void events.push(e as never);
+    const s = await session();
+    const rec = await RunRecorder.create(s, info, 2, post as never);
+    // The record and the first checkpoint (5 files + 2 record copies each) fit; then the storage is full.
+    ctl.failAfter = 2 + 5 + 2 + 2;
+    await new TrainerRun(2, s, new Lock(), post as never, rec).run(2);
+    const warnings = events.filter((e) => e.type === 'runWarning').map((e) => String(e.message));
+    expect(warnings[0]).toMatch(/The checkpoint at step 4 could not be saved: the browser's storage for this site is full .*Training continues; the run can still resume from step 2/);
+    expect(events.find((e) => e.type === 'done')).toMatchObject({ reason: 'completed', step: 6 });
+    const back = await new RunStore(mem).checkpointToResume(rec.id);
+    expect(back.step).toBe(2);
+    s.dispose();
+  });
+});
