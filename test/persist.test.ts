@@ -160,6 +160,16 @@ describe('reading a stored project', () => {
     expect(warn.mock.calls.join('\n')).toMatch(/schedule must be one of/);
   });
 
+  it('keeps the checkpoint and best-model settings; a bad one takes its default', () => {
+    const good = { saveSteps: 5, saveTotalLimit: null, metricForBestModel: 'eval_accuracy', greaterIsBetter: true, loadBestModelAtEnd: true, earlyStoppingPatience: 2 };
+    put(st, 'training', 1, { args: good, limitBy: 'maxSteps', lrTouched: false });
+    expect(loadSaved(st, warn).training!.args).toEqual({ ...DEFAULT_ARGS, ...good });
+    put(st, 'training', 1, { args: { ...good, saveTotalLimit: 0, metricForBestModel: 'bleu', earlyStoppingPatience: 1.5 }, limitBy: 'maxSteps', lrTouched: false });
+    const t = loadSaved(st, warn).training!.args;
+    expect(t).toMatchObject({ saveTotalLimit: 3, metricForBestModel: 'eval_loss', earlyStoppingPatience: null, loadBestModelAtEnd: true, saveSteps: 5 });
+    expect(warn.mock.calls.join('\n')).toMatch(/checkpoints to keep is out of range/);
+  });
+
   it('removes keys this studio does not keep, and never throws', () => {
     st.setItem(`${PREFIX}oldThing`, 'x');
     st.setItem('peft-studio.hubUrl', 'http://keep.me'); // Hub settings are not part of the project
