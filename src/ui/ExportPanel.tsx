@@ -3,6 +3,8 @@ import { snapshotAdapter } from '../state/actions';
 import { buildReadme, buildZip, download } from '../state/export-files';
 import { useProject } from '../state/project';
 import { useRun } from '../state/run';
+import { useImport } from '../state/import';
+import { BeyondTab } from './BeyondTab';
 import { Panel } from './controls';
 import { bytes, num } from './format';
 
@@ -16,6 +18,7 @@ export function ExportPanel() {
   const method = useProject((s) => s.method);
   const methods = useProject((s) => s.methods);
   const live = state === 'running' || state === 'paused';
+  const imported = useImport((s) => !!s.info);
   // Which method the adapter on offer was trained with: after a switch, its files are an earlier method's.
   const cpType = cp ? String((JSON.parse(cp.files['adapter_config.json']) as { peft_type?: string }).peft_type ?? '') : '';
   const cpLabel = methods.find((m) => m.peftType === cpType)?.label ?? cpType;
@@ -66,6 +69,7 @@ export function ExportPanel() {
           </button>
         )}
       </div>
+      <BeyondTab hasAdapter={!!cp || imported} />
     </Panel>
   );
 }

@@ -180,7 +180,16 @@ export type WorkerCommand =
    */
   | { type: 'bench'; requestId: number; shape: BenchShape; steps: number; checkpointing: boolean; matmulRuns: number }
   /** bench.html: backend settings for the benchmark (WebGPU feature level, wasm threads); send before `init`. No reply. */
-  | { type: 'benchSetup'; requestId: number; setup: BenchSetup };
+  | { type: 'benchSetup'; requestId: number; setup: BenchSetup }
+  /**
+   * Export beyond the tab (worker/export-jobs.ts), on the adapter the playground uses: the merged model written
+   * tensor by tensor into `folder` (picked by the user) or, without one, into OPFS (replies `merged` with the
+   * OPFS folder to download from; `mergeProgress` on the way); the GGUF adapter + Modelfile; the Python project
+   * for these settings and this data.
+   */
+  | { type: 'mergeModel'; requestId: number; dtype: 'F32' | 'F16' | 'BF16'; maxShardSize: number; folder?: FileSystemDirectoryHandle }
+  | { type: 'exportGguf'; requestId: number; outtype: 'F32' | 'F16'; ollamaFrom?: string }
+  | { type: 'exportPython'; requestId: number; task: TaskType; peft: PeftSettings; args: TrainArgs; data: DataRequest };
 
 /** Summary of a model (inspected or loaded), enough to render the Model panel. */
 export interface ModelInfo {
@@ -386,7 +395,13 @@ export type WorkerEvent =
   | { type: 'benchResult'; requestId: number; result: BenchResult }
   | { type: 'adapterImported'; requestId: number; info: ImportedAdapterInfo }
   | { type: 'adapterEval'; requestId: number; result: AdapterEvalResult }
-  | { type: 'adapterClosed'; requestId: number };
+  | { type: 'adapterClosed'; requestId: number }
+  /** mergeId: the mergeModel command's requestId (not named so: progress must not settle the request). */
+  | { type: 'mergeProgress'; mergeId: number; done: number; total: number; name: string }
+  /** opfsFolder: where the files wait when no folder was picked (null: they are in the picked folder). */
+  | { type: 'merged'; requestId: number; files: string[]; totalBytes: number; opfsFolder: string | null }
+  /** Files by path: text as strings, binary as bytes (the GGUF adapter, data files). */
+  | { type: 'exportFiles'; requestId: number; files: Record<string, string | ArrayBuffer> };
 
 /** Replies a command may resolve with (everything but run events). */
 export type WorkerReply = Extract<WorkerEvent, { requestId: number }>;

@@ -24,6 +24,7 @@ import {
 import { resolveTargets, toEngineConfig, type TreeContext } from './peft-settings';
 import type { BackendName, CheckpointingChoice, ClassifyResult, MemoryPlan, ModelSource, PeftSettings, WorkerCommand, WorkerEvent } from './protocol';
 import { errorCode, Lock, TrainerRun } from './trainer';
+import { folderSink, ggufFiles, MERGE_FOLDER, opfsMergeFolder, pythonFiles, runMerge } from './export-jobs';
 import {
   checkResumeData, checkResumeModel, checkRunArgs, deleteRun, describeMethod, listRuns, prepareResume, RunRecorder, runFiles, runLog, startOf,
 } from './runs';
@@ -448,7 +449,41 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'benchSetup':
       benchSetup(cmd.setup);
       return;
+    case 'mergeModel':
+    case 'exportGguf': {
+      const peft = imported.playing()?.peft ?? run?.session.peft;
+      if (!peft) throw new Error('Train or import an adapter first: there is nothing to export yet.');
+      const m = requireCurrent();
+      if (cmd.type === 'exportGguf') {
+        const files = await lock.run(() => ggufFiles(peft, { outtype: cmd.outtype, source: m.source, baseName: m.baseName, ollamaFrom: cmd.ollamaFrom }));
+        post({ type: 'exportFiles', requestId, files: asTransferable(files) });
+        return;
+      }
+      const folderName = `${m.name.replace(/[^A-Za-z0-9._-]+/g, '_')}-merged`;
+      const dir = cmd.folder ?? (await opfsMergeFolder(folderName));
+      const r = await lock.run(() => runMerge({
+        peft, dtype: cmd.dtype, maxShardSize: cmd.maxShardSize, baseName: m.baseName, source: m.source, open: folderSink(dir),
+        onTensor: (name, done, total) => post({ type: 'mergeProgress', mergeId: requestId, done, total, name }),
+      }));
+      post({ type: 'merged', requestId, files: r.files, totalBytes: r.totalBytes, opfsFolder: cmd.folder ? null : `${MERGE_FOLDER}/${folderName}` });
+      return;
+    }
+    case 'exportPython': {
+      if (!data) throw new Error('Choose a dataset first.');
+      const m = requireCurrent();
+      const files = await pythonFiles({
+        task: cmd.task, peft: cmd.peft, args: cmd.args, data: cmd.data, labels: data.labels, trainRows: data.train.length,
+        chat: !!data.summary.chat, config: configFor(cmd.task), baseName: m.baseName, revision: m.revision, baseUrl,
+      });
+      post({ type: 'exportFiles', requestId, files: asTransferable(files) });
+      return;
+    }
   }
+}
+
+/** Binary files as ArrayBuffers for postMessage. */
+function asTransferable(files: Record<string, string | Uint8Array>): Record<string, string | ArrayBuffer> {
+  return Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? v : (v.slice().buffer as ArrayBuffer)]));
 }
 
 scope.addEventListener('message', (ev: MessageEvent<WorkerCommand>) => {

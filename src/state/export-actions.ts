@@ -1,0 +1,120 @@
+/**
+ * The Export panel's "beyond the tab" actions: Merge and download (the worker writes the merged model tensor by
+ * tensor into a folder the user picks, or into OPFS, from where each file downloads as a disk-backed File, so the
+ * page never holds the model in memory), Download GGUF adapter (adapter.gguf + Modelfile in a zip) and Export as
+ * Python project (a zip of train.py, requirements.txt, accelerate configs, data and README).
+ */
+import { describeError } from '../engine/errors';
+import { strToU8, zipSync } from 'fflate';
+import { create } from 'zustand';
+import type { WorkerEvent } from '../worker/protocol';
+import { peftSettings, trainArgs, useProject } from './project';
+import { download } from './export-files';
+import { onWorkerEvent, worker } from './worker-client';
+
+export type ExportJob = 'merge' | 'gguf' | 'python';
+
+export interface ExportState {
+  busy: ExportJob | null;
+  /** Merge: tensors written so far. */
+  progress: { done: number; total: number; name: string } | null;
+  /** What the last job produced, for the panel to say. */
+  result: { job: ExportJob; text: string } | null;
+  error: { job: ExportJob; message: string } | null;
+}
+
+export const useExport = create<ExportState>(() => ({ busy: null, progress: null, result: null, error: null }));
+
+const set = (p: Partial<ExportState>) => useExport.setState(p);
+
+// One merge runs at a time: its progress events fill the bar while it is under way.
+onWorkerEvent((e: WorkerEvent) => {
+  if (e.type === 'mergeProgress' && useExport.getState().busy === 'merge') set({ progress: { done: e.done, total: e.total, name: e.name } });
+});
+
+async function run(job: ExportJob, f: () => Promise<string>): Promise<void> {
+  if (useExport.getState().busy) return;
+  set({ busy: job, progress: null, error: null, result: null });
+  try {
+    set({ result: { job, text: await f() } });
+  } catch (e) {
+    if ((e as Error)?.name === 'AbortError') return set({ busy: null }); // the folder picker was cancelled
+    set({ error: { job, message: describeError(e) } });
+  } finally {
+    set({ busy: null, progress: null });
+  }
+}
+
+/** A zip of text and binary files (binary ones stored, text compressed). */
+export function zipFiles(files: Record<string, string | ArrayBuffer>): Uint8Array {
+  return zipSync(
+    Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? strToU8(v) : ([new Uint8Array(v), { level: 0 }] as [Uint8Array, { level: 0 }])])),
+    { level: 6 },
+  );
+}
+
+function downloadBlob(name: string, blob: Blob): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+type PickerWindow = Window & { showDirectoryPicker?: (o?: { mode?: 'readwrite' }) => Promise<FileSystemDirectoryHandle> };
+
+/** Whether the browser can write the merged model straight into a folder the user picks (File System Access). */
+export function canPickFolder(): boolean {
+  return typeof (window as PickerWindow).showDirectoryPicker === 'function';
+}
+
+const SIZE = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
+
+/** Merges the adapter into the model and saves the folder (picked, or downloaded file by file from OPFS). */
+export function mergeAndDownload(o: { dtype: 'F32' | 'F16' | 'BF16'; maxShardSize: number; pickFolder: boolean }): Promise<void> {
+  return run('merge', async () => {
+    const folder = o.pickFolder && canPickFolder() ? await (window as PickerWindow).showDirectoryPicker!({ mode: 'readwrite' }) : undefined;
+    const r = await worker().request({ type: 'mergeModel', dtype: o.dtype, maxShardSize: o.maxShardSize, ...(folder ? { folder } : {}) }, 'merged');
+    if (r.opfsFolder) {
+      let dir = await navigator.storage.getDirectory();
+      for (const part of r.opfsFolder.split('/')) dir = await dir.getDirectoryHandle(part);
+      for (const name of r.files) {
+        downloadBlob(name, await (await dir.getFileHandle(name)).getFile());
+        // Chromium drops downloads started in quick succession; a pause between files lets each one through.
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    }
+    return `Merged model (${o.dtype}, ${SIZE(r.totalBytes)} of weights): ${r.files.join(', ')}${folder ? ` written to the folder ${folder.name}` : ' downloaded'}.`;
+  });
+}
+
+/** adapter.gguf + Modelfile, zipped. */
+export function downloadGguf(o: { outtype: 'F32' | 'F16'; ollamaFrom?: string }): Promise<void> {
+  return run('gguf', async () => {
+    const r = await worker().request({ type: 'exportGguf', outtype: o.outtype, ...(o.ollamaFrom ? { ollamaFrom: o.ollamaFrom } : {}) }, 'exportFiles');
+    download('peft-studio-gguf-adapter.zip', zipFiles(r.files), 'application/zip');
+    return `GGUF adapter (${o.outtype}) with its Modelfile: ${Object.keys(r.files).join(', ')}.`;
+  });
+}
+
+/** The Python project for the current settings and data, zipped. */
+export function exportPythonProject(): Promise<void> {
+  return run('python', async () => {
+    const s = useProject.getState();
+    const { peft, error } = peftSettings(s);
+    if (error) throw new Error(error);
+    if (!s.dataSource) throw new Error('Choose a dataset first: the project trains on it.');
+    const r = await worker().request(
+      {
+        type: 'exportPython', task: s.task, peft, args: trainArgs(s),
+        data: { source: s.dataSource, task: s.task, mapping: s.mapping ?? undefined, validationSplit: s.validationSplit, maxLength: s.args.maxLength, seed: s.args.seed },
+      },
+      'exportFiles',
+    );
+    download('peft-studio-python-project.zip', zipFiles(r.files), 'application/zip');
+    return `Python project: ${Object.keys(r.files).length} files (train.py, requirements.txt, accelerate configs, data, README); run it with accelerate launch train.py.`;
+  });
+}
