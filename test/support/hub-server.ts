@@ -17,6 +17,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { datasetRequest, type DatasetSpec } from './hub-datasets';
 
 export interface RepoFiles {
   /** A folder whose top-level files are served. */
@@ -35,6 +36,8 @@ export interface RepoSpec extends RepoFiles {
 
 export interface HubServerOptions {
   repos: Record<string, RepoSpec>;
+  /** Dataset repos (hub-datasets.ts): /api/datasets/... and /datasets/.../resolve/... */
+  datasets?: Record<string, DatasetSpec>;
   /** Where *.safetensors / *.bin redirect: a path on this server, a second server (another origin), or nowhere. */
   redirectLfs?: 'same-origin' | 'cross-origin' | false;
   throttle?: { chunkBytes: number; delayMs: number } | null;
@@ -159,6 +162,14 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     requests.push(log);
     if (req.method === 'OPTIONS') return send(req, res, log, 204, {});
     const seg = u.pathname.split('/').slice(1).map(decodeURIComponent);
+    if (server === 'hub' && (seg[0] === 'datasets' || (seg[0] === 'api' && seg[1] === 'datasets'))) {
+      return datasetRequest(opts.datasets ?? {}, seg, {
+        req, res, hubUrl,
+        send: (status, headers, body) => send(req, res, log, status, headers, body),
+        error: (status, code, message) => error(req, res, log, status, code, message),
+        serveBytes: (name, bytes, extra) => serveBytes(req, res, log, name, bytes, extra),
+      });
+    }
 
     if (seg[0] === 'cdn') {
       const [, owner, name, rev, ...file] = seg;
