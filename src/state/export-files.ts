@@ -64,7 +64,8 @@ export function buildReadme(r: ReadmeInfo): string {
     ...usage,
     '```',
     '',
-    'To fold the adapter into the base weights: `model = model.merge_and_unload()` (LoRA only).',
+    'To fold the adapter into the base weights: `model = model.merge_and_unload()` (LoRA, DoRA, IA3 and AdaLoRA; prompt',
+    "methods have nothing to fold in), or the studio's Merge and download, which writes the merged model folder.",
     '',
   ]
     .filter((l, i, a) => !(l === '' && a[i - 1] === ''))
