@@ -64,7 +64,7 @@ export function encodeChatRows(rows: RawExample[], tok: Tokenizer | null | undef
   if (!chat.length) return null;
   if (!tok) throw new EngineError('BAD_DATA', `${chat[0].file}: ${chat[0].chat} data needs the model's tokenizer (tokenizer.json); give --tokenizer DIR`);
   const template = chooseTemplate(tok, f.template, { format: chat[0].chat, file: f.templateFile });
-  const where = (r: RawExample) => `${r.file} line ${r.line}`;
+  const where = (r: RawExample) => r.where ?? `${r.file} line ${r.line}`;
   const data = encodeChatData(tok, chat.map((r) => ({ row: r.row!, where: where(r) })), {
     format: chat[0].chat!, template, trainOn: f.trainOn, maxLength,
   });

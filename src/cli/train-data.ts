@@ -42,6 +42,8 @@ export interface RawExample {
   chat?: ChatFormat;
   /** CLM labels for inputIds (-100 where not trained on). */
   labels?: number[];
+  /** How messages name the row, when not "<file> line N" (Hub rows: "owner/name train row N"). */
+  where?: string;
 }
 
 function fail(i: DataIssue): EngineError {
@@ -112,11 +114,14 @@ function chatFormatOf(table: { file: string; columns: string[]; rows: Record<str
 }
 
 /** Maps a parsed table (a file, or rows from the Hub) to raw examples. */
-export function tableExamples(table: DataTable | (Omit<DataTable, 'rows' | 'format'> & { rows: Record<string, unknown>[] }), o: DataOptions): RawExample[] {
+export function tableExamples(
+  table: DataTable | (Omit<DataTable, 'rows' | 'format'> & { rows: Record<string, unknown>[]; where?: (i: number) => string }), o: DataOptions,
+): RawExample[] {
   const path = table.file;
   const chat = chatFormatOf(table, o);
   if (chat) {
-    const out = table.rows.map((row, i): RawExample => ({ file: path, line: table.lines[i], row, chat }));
+    const where = 'where' in table ? table.where : undefined;
+    const out = table.rows.map((row, i): RawExample => ({ file: path, line: table.lines[i], row, chat, ...(where ? { where: where(i) } : {}) }));
     if (!out.length) throw new EngineError('BAD_DATA', `${path}: no usable rows`);
     for (const w of dataWarnings(path, out.length)) note(`warning: ${w}`);
     return out;

@@ -22,6 +22,7 @@ import {
 import { PEFT_OPTIONS, method, peftConfigFromFlags, resolveTargetsOnTree } from './peft-options';
 import { checkAgainstModel, labelIds, locateTokenizedProblem, readDataFile, toEngineExamples, type DataOptions, type RawExample } from './train-data';
 import { CHAT_OPTIONS, chatFlags, describeChat, encodeChatRows } from './train-chat';
+import { HUB_DATA_OPTIONS, isHubData, readHubData } from './train-hub';
 
 export const TRAIN: CommandSpec = {
   name: 'train',
@@ -30,7 +31,7 @@ export const TRAIN: CommandSpec = {
   options: {
     model: { kind: 'value', arg: 'DIR|ID', help: 'Model folder (config.json + model.safetensors [+ tokenizer.json]) or Hub repo id owner/name[@rev] (HF_ENDPOINT, HF_TOKEN; cached in $PEFT_STUDIO_CACHE).' },
     tokenizer: { kind: 'value', arg: 'DIR', help: 'Folder with tokenizer.json (default: the model folder, if it has one).' },
-    data: { kind: 'value', arg: 'FILE', help: 'Training data: .txt, .jsonl or .csv.' },
+    data: { kind: 'value', arg: 'FILE|hub:ID', help: 'Training data: .txt, .jsonl or .csv, or a Hub dataset hub:owner/name[:config][@revision] (HF_ENDPOINT, HF_TOKEN).' },
     task: { kind: 'value', arg: 'causal_lm|seq_cls', help: 'Task (default: from config.json architectures).' },
     ...PEFT_OPTIONS,
     steps: { kind: 'value', arg: 'N', help: 'Optimizer steps (overrides --epochs).' },
@@ -65,6 +66,7 @@ export const TRAIN: CommandSpec = {
     'txt-lines': { kind: 'flag', help: 'TXT: one example per non-empty line (default: per blank-line-separated paragraph).' },
     'skip-bad-rows': { kind: 'flag', help: 'Skip malformed rows with a warning instead of stopping.' },
     ...CHAT_OPTIONS,
+    ...HUB_DATA_OPTIONS,
     'base-model-name': { kind: 'value', arg: 'NAME', help: 'base_model_name_or_path (default: the --model argument).' },
     ...BACKEND_OPTION,
     out: { kind: 'value', arg: 'DIR', help: 'Output folder.' },
@@ -135,7 +137,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (split !== undefined && str(p, 'validation') !== undefined) throw usage('give --validation or --validation-split, not both');
   const numLabels = int(p, 'num-labels');
   if (numLabels !== undefined && numLabels < 2) throw usage('--num-labels must be >= 2');
-  const evaluates = (args.evalSteps ?? 0) > 0 && (split !== undefined || str(p, 'validation') !== undefined);
+  const evaluates = (args.evalSteps ?? 0) > 0 && (split !== undefined || str(p, 'validation') !== undefined || str(p, 'validation-split-name') !== undefined);
   if (args.loadBestModelAtEnd && !evaluates) throw usage('--load-best-model-at-end needs --eval-steps and validation data (--validation or --validation-split)');
   if (args.earlyStoppingPatience !== undefined && !evaluates) throw usage('--early-stopping-patience needs --eval-steps and validation data (--validation or --validation-split)');
   if (args.loadBestModelAtEnd && args.saveSteps !== undefined && args.saveSteps % args.evalSteps! !== 0) {
@@ -163,9 +165,14 @@ export async function trainCommand(argv: string[]): Promise<void> {
     skipBadRows: flag(p, 'skip-bad-rows'),
     format: chat.format,
   };
-  let trainRows: RawExample[] = readDataFile(dataPath, dataOpts);
-  let validRows: RawExample[] = [];
+  const hubData = isHubData(dataPath) ? await readHubData(dataPath, p, dataOpts) : null;
+  if (!hubData && ['split', 'validation-split-name', 'max-rows'].some((f) => str(p, f) !== undefined)) {
+    throw usage('--split, --validation-split-name and --max-rows are for Hub datasets (--data hub:owner/name)');
+  }
+  let trainRows: RawExample[] = hubData ? hubData.train : readDataFile(dataPath, dataOpts);
+  let validRows: RawExample[] = hubData?.validation ?? [];
   const validPath = str(p, 'validation');
+  if (hubData?.validation && (validPath !== undefined || split !== undefined)) throw usage('give --validation-split-name, --validation or --validation-split, not two of them');
   if (validPath !== undefined) validRows = readDataFile(validPath, dataOpts);
   else if (split !== undefined) {
     ({ train: trainRows, validation: validRows } = splitValidation(trainRows, split, args.seed ?? DEFAULT_ARGS.seed));
