@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAdapter } from '../src/engine/adapter/import';
-import { writeMergedModel } from '../src/engine/adapter/merge';
+import { mergedConfig, writeMergedModel } from '../src/engine/adapter/merge';
 import { f32ToBf16Bits, f32ToF16Bits, type FloatDType } from '../src/engine/io/float-encode';
 import { loadModelDir, readSafetensorsFile } from '../src/engine/io/node-files';
 import { useNodeBackend } from '../src/engine/io/node-backend';
@@ -115,6 +115,15 @@ describe('merge', () => {
     const card = readFileSync(join(out, 'README.md'), 'utf8');
     expect(card).toContain(`base_model: "models/${model}"`);
     expect(card).toContain('"peft_type":');
+  });
+
+  it('a classification config without pad_token_id gets eos as its pad (as the studio trains), and the head\'s size', () => {
+    const { config, tensors } = loadModelDir(join(FIX, 'models', 'gpt2-tiny-seqcls'));
+    delete config.pad_token_id;
+    const m = buildModel(config, tensors, { task: 'SEQ_CLS' });
+    const c = mergedConfig(m, 'F16', ['ham', 'spam']);
+    expect(c).toMatchObject({ pad_token_id: config.eos_token_id, num_labels: 2, id2label: { 0: 'ham', 1: 'spam' }, label2id: { ham: 0, spam: 1 }, torch_dtype: 'float16', architectures: ['GPT2ForSequenceClassification'] });
+    m.dispose();
   });
 
   it('rank_pattern and alpha_pattern set each module\'s rank and scaling in the merge (W + alpha/r (B A)^T)', async () => {

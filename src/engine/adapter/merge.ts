@@ -79,6 +79,9 @@ export function mergedConfig(model: Model, dtype: FloatDType, labels?: string[] 
       c.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
       c.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
     }
+    // Classification pools at the last non-pad token: without a pad id transformers refuses batches above 1, so
+    // the merged config names the one the studio trained with (pad, else eos, as TrainingSession sets it).
+    if (c.pad_token_id == null && model.config.eosTokenId != null) c.pad_token_id = model.config.eosTokenId;
     // id2label decides num_labels when transformers reads the file; keep the two consistent.
     if (c.id2label && Object.keys(c.id2label as object).length !== n) delete c.id2label;
     if (c.label2id && Object.keys(c.label2id as object).length !== n) delete c.label2id;
