@@ -19,6 +19,7 @@ import {
   checkSettingsAgainst, datasets, loadSaved, onPersistAnswered, requestPersistentStorage, savedPatch, snapshotOf, startPersistence,
   storageStatus, storeFailure, type ProjectPersistence, type Saved,
 } from './persist';
+import { hubDataRequest } from './hub-data';
 import { historyActions as H, refreshRuns } from './history';
 import { runActions as R, useRun } from './run';
 import { startOptions } from './import';
@@ -354,7 +355,7 @@ async function refreshData() {
         type: 'loadData',
         request: {
           source: s.dataSource, task: s.task, mapping: s.mapping ?? undefined, validationSplit: s.validationSplit,
-          maxLength: s.args.maxLength, seed: s.args.seed, chat: s.chat,
+          maxLength: s.args.maxLength, seed: s.args.seed, chat: s.chat, hub: hubDataRequest(s.hubData),
         },
       },
       'data',
@@ -370,7 +371,11 @@ async function refreshData() {
     // A new file that failed is not the dataset: the choice goes back to the one the worker still holds, so the
     // dropdown does not claim the failed file (without a reload: the worker's data never changed).
     const now = useProject.getState();
-    if (s.dataSource.kind === 'file' && now.dataSource === s.dataSource && loadedData && loadedData.source !== s.dataSource) {
+    if (s.hubData && now.hubData === s.hubData) {
+      revertingData = true;
+      P.setHubData(null); // the worker still holds the data it had
+      revertingData = false;
+    } else if (s.dataSource.kind === 'file' && now.dataSource === s.dataSource && loadedData && loadedData.source !== s.dataSource) {
       revertingData = true;
       P.setDataSource(loadedData.source, loadedData.ref, loadedData.mapping);
       revertingData = false;
@@ -440,7 +445,7 @@ export function boot(): void {
     if (s.model.info !== p.model.info || s.task !== p.task || (s.task === 'SEQ_CLS' && labelsChanged)) void refreshTree(s);
     if (s.tree !== p.tree || s.settings !== p.settings || s.targetText !== p.targetText || s.method !== p.method) scheduleTargets();
     if (
-      s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task || s.chat !== p.chat ||
+      s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task || s.chat !== p.chat || s.hubData !== p.hubData ||
       s.args.maxLength !== p.args.maxLength || s.args.seed !== p.args.seed || (s.model.info !== p.model.info && s.model.status === 'ready')
     ) {
       if (!revertingData) scheduleData();

@@ -6,6 +6,7 @@
 import { create } from 'zustand';
 import type { ColumnMapping } from '../engine/train/data-parse';
 import type { ChatSettings } from '../worker/chat-data';
+import type { HubDataChoice } from './hub-data';
 import { plannedSteps } from '../engine/train/schedule';
 import type {
   BackendChoice, BackendName, CachedModelInfo, DataSource, DataSummary, DownloadProgress, InspectionInfo, MemoryReport,
@@ -137,6 +138,8 @@ export interface ProjectState {
   validationSplit: number;
   /** Instruction / chat data: format, chat template, what the loss is computed on. */
   chat: ChatSettings;
+  /** A Hub dataset read instead of dataSource (the Data panel's "From the Hub"); null: dataSource. */
+  hubData: HubDataChoice | null;
   data: { status: Status; summary?: DataSummary; error?: string };
 
   limitBy: 'epochs' | 'maxSteps';
@@ -192,6 +195,7 @@ const initial: ProjectState = {
   mapping: null,
   validationSplit: 0.1,
   chat: { format: 'auto', template: 'auto', trainOn: 'responses' },
+  hubData: null,
   data: { status: 'idle' },
   limitBy: 'maxSteps',
   args: DEFAULT_ARGS,
@@ -204,7 +208,7 @@ export const useProject = create<ProjectState>()(() => initial);
 export const PROJECT_DEFAULTS = {
   backendChoice: initial.backendChoice, modelRef: { kind: 'builtin' } as ModelRef, task: initial.task, method: initial.method,
   targetText: initial.targetText, dataRef: null as DataRef | null, mapping: null, validationSplit: initial.validationSplit,
-  limitBy: initial.limitBy, args: initial.args, lrTouched: false, chat: initial.chat,
+  limitBy: initial.limitBy, args: initial.args, lrTouched: false, chat: initial.chat, hubData: null,
 } satisfies Partial<ProjectState>;
 
 /** Every method's form back at its defaults. */
@@ -374,7 +378,7 @@ export const projectActions = {
    * being stored, or when it could not be), and comes with the mapping chosen for it before.
    */
   setDataSource: (dataSource: DataSource, ref: DataRef | null = null, mapping: ColumnMapping | null = null) =>
-    set({ dataSource, dataRef: dataSource.kind === 'builtin' ? { kind: 'builtin', id: dataSource.id } : ref, mapping }),
+    set({ dataSource, dataRef: dataSource.kind === 'builtin' ? { kind: 'builtin', id: dataSource.id } : ref, mapping, hubData: null }),
   /** The upload on show is now kept in the browser as `ref`. */
   uploadStored: (file: File, ref: DataRef) => set((s) => (s.dataSource?.kind === 'file' && s.dataSource.file === file ? { dataRef: ref } : {})),
   uploadsListed: (list: StoredDatasetInfo[]) => set((s) => ({ uploads: { list, error: s.uploads.error } })),
@@ -388,6 +392,7 @@ export const projectActions = {
   setMapping: (mapping: ColumnMapping) => set({ mapping }),
   setValidationSplit: (validationSplit: number) => set({ validationSplit }),
   setChat: (chat: Partial<ChatSettings>) => set((s) => ({ chat: { ...s.chat, ...chat } })),
+  setHubData: (hubData: HubDataChoice | null) => set({ hubData, ...(hubData ? { mapping: null } : {}) }),
   dataLoading: () => set((s) => ({ data: { ...s.data, status: 'loading', error: undefined } })),
   dataLoaded: (summary: DataSummary) => set({ data: { status: 'ready', summary } }),
   /** The worker keeps the last good data, so its summary stays on show under the error. */

@@ -7,12 +7,15 @@ import { deleteUpload, selectUpload, uploadDataset } from '../state/actions';
 import { projectActions as P, useProject } from '../state/project';
 import { useRun } from '../state/run';
 import { ChatData } from './ChatData';
+import { HubDataField, HubDataInfoLine } from './HubData';
 import { ErrorNote, NumberField, Panel, SelectField } from './controls';
 import { bytes, thousands } from './format';
 
 /** The select's value for an upload used this session only (not kept in the browser). */
 const SESSION = '__upload__';
 const STORED = 'upload:';
+/** The select's value while a Hub dataset is in use. */
+const HUB = '__hub__';
 
 function MappingEditor(props: { columns: string[]; mapping: ColumnMapping; task: string; onChange: (m: ColumnMapping) => void }) {
   const { columns, mapping: m } = props;
@@ -60,7 +63,9 @@ export function DataPanel() {
   const maxLength = useProject((s) => s.args.maxLength);
   const running = useRun((s) => s.state !== 'idle');
   const sum = data.summary;
-  const sel = ref?.kind === 'builtin' ? ref.id : ref?.kind === 'upload' ? STORED + ref.id : source?.kind === 'file' ? SESSION : '';
+  const hubData = useProject((s) => s.hubData);
+  const fromHub = !!hubData && !!sum?.hub;
+  const sel = fromHub ? HUB : ref?.kind === 'builtin' ? ref.id : ref?.kind === 'upload' ? STORED + ref.id : source?.kind === 'file' ? SESSION : '';
   const storedSel = ref?.kind === 'upload' && uploads.list.some((u) => u.id === ref.id);
   const builtin = source?.kind === 'builtin' ? builtins.find((d) => d.id === source.id) : undefined;
   const stats = sum?.stats;
@@ -77,7 +82,7 @@ export function DataPanel() {
             onChange={(e) => {
               const v = e.target.value;
               if (v.startsWith(STORED)) void selectUpload(v.slice(STORED.length));
-              else if (v && v !== SESSION) P.setDataSource({ kind: 'builtin', id: v });
+              else if (v && v !== SESSION && v !== HUB) P.setDataSource({ kind: 'builtin', id: v });
             }}
           >
             {!sel && <option value="">Choose a dataset…</option>}
@@ -93,6 +98,7 @@ export function DataPanel() {
             ))}
             {ref?.kind === 'upload' && !storedSel && <option value={sel}>Uploaded: {ref.name}</option>}
             {sel === SESSION && source?.kind === 'file' && <option value={SESSION}>Uploaded: {source.file.name} (this session only)</option>}
+            {fromHub && <option value={HUB}>From the Hub: {sum!.hub!.id}</option>}
           </select>
           <label className="button">
             Upload CSV / JSONL / TXT…
@@ -109,6 +115,7 @@ export function DataPanel() {
             />
           </label>
         </div>
+        <HubDataField />
         {uploads.error && (
           <p className="warn small" role="status" data-testid="upload-store-error">
             {uploads.error}
@@ -157,16 +164,17 @@ export function DataPanel() {
               <strong>{sum.name}</strong>: {thousands(sum.trainRows)} training rows, {thousands(sum.validationRows)} validation rows
               {sum.labels.length > 0 && <> · labels {sum.labels.join(', ')}</>}
             </p>
-            {task === 'CAUSAL_LM' && (sum.chat || source?.kind !== 'builtin') && <ChatData chat={sum.chat} />}
-            {source?.kind === 'file' && !sum.chat && <MappingEditor columns={sum.columns} mapping={sum.mapping} task={task} onChange={P.setMapping} />}
+            {fromHub && <HubDataInfoLine info={sum.hub!} />}
+            {task === 'CAUSAL_LM' && (sum.chat || source?.kind !== 'builtin' || fromHub) && <ChatData chat={sum.chat} />}
+            {(source?.kind === 'file' || fromHub) && !sum.chat && <MappingEditor columns={sum.columns} mapping={sum.mapping} task={task} onChange={P.setMapping} />}
             <div className="grid3">
               <NumberField
                 label="validation split"
                 value={split}
                 min={0}
                 max={0.5}
-                disabled={source?.kind === 'builtin'}
-                hint={source?.kind === 'builtin' ? 'Built-in datasets come with their own validation file' : 'Share of rows held out for evaluation'}
+                disabled={fromHub ? !!hubData?.validationSplit : source?.kind === 'builtin'}
+                hint={fromHub && hubData?.validationSplit ? `Evaluating on the ${hubData.validationSplit} split` : source?.kind === 'builtin' && !fromHub ? 'Built-in datasets come with their own validation file' : 'Share of rows held out for evaluation'}
                 onChange={P.setValidationSplit}
               />
               <NumberField label="max length (tokens)" value={maxLength} integer min={8} max={4096} onChange={(v) => P.updateArgs({ maxLength: v })} testId="max-length" />

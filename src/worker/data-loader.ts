@@ -9,6 +9,7 @@ import {
 } from '../engine/train/data-parse';
 import type { Tokenizer } from '../engine/tokenizer';
 import { chatFormatFor, loadChatData } from './chat-data';
+import { readHubData, stringTable, type HubDataInfo, type HubTable } from './hub-data';
 import type { DataRequest, DataSummary } from './protocol';
 
 /** One entry of public/datasets/index.json. */
@@ -75,7 +76,13 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
   let labelOrder: string[] | undefined;
   let labelNamesShown: string[] | undefined;
 
-  if (req.source.kind === 'builtin') {
+  let hub: { info: HubDataInfo; train: HubTable; validation: HubTable | null } | null = null;
+  if (req.hub) {
+    hub = await readHubData(req.hub);
+    name = hub.info.id;
+    trainTable = stringTable(hub.train);
+    validTable = hub.validation && stringTable(hub.validation);
+  } else if (req.source.kind === 'builtin') {
     const id = req.source.id;
     const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
     if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
@@ -102,7 +109,7 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
   const chat = req.task === 'CAUSAL_LM' ? chatFormatFor(trainTable, req.chat, req.mapping !== undefined) : null;
   if (chat) {
     const where = (t: DataTable) => (i: number) => `${t.file} line ${t.lines[i]}`;
-    const c = loadChatData(chat, { ...trainTable, where: where(trainTable) }, validTable && { ...validTable, where: where(validTable) }, {
+    const c = loadChatData(chat, hub ? hub.train : { ...trainTable, where: where(trainTable) }, hub ? hub.validation : validTable && { ...validTable, where: where(validTable) }, {
       settings: req.chat, tokenizer, maxLength: req.maxLength, validationSplit: req.validationSplit, seed: req.seed,
     });
     const issues = [...trainTable.issues.map(issueText), ...(validTable?.issues.map(issueText) ?? []), ...c.issues];
@@ -111,6 +118,7 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
       preview: trainTable.rows.slice(0, 8).map((cells, i) => ({ line: trainTable.lines[i], cells })),
       labels: [], trainRows: c.train.length, validationRows: c.validation.length,
       issues: issues.slice(0, 50), issueCount: issues.length, warnings: c.warnings, stats: c.tokenStats, chat: c.summary,
+      ...(hub ? { hub: hub.info } : {}),
     };
     return { train: c.train, validation: c.validation, labels: [], summary };
   }
@@ -144,6 +152,7 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
     issueCount: issues.length,
     warnings,
     stats: encode ? tokenStats([...train, ...validation], encode, req.maxLength) : null,
+    ...(hub ? { hub: hub.info } : {}),
   };
   return { train, validation, labels: summary.labels, summary };
 }

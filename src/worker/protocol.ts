@@ -12,6 +12,7 @@ import type { DeviceLimits, FitWarning, MemoryEstimate } from '../engine/memory'
 import type { ModuleInfo, TaskType } from '../engine/models/types';
 import type { ColumnMapping, TokenStats } from '../engine/train/data-parse';
 import type { ChatSettings, ChatSummary } from './chat-data';
+import type { HubDataInfo, HubDataSpec } from './hub-data';
 import type { MethodInfo } from '../engine/peft/method';
 import type { PeftSettings, PeftType } from '../engine/peft/registry';
 import type { Field } from '../engine/peft/schema';
@@ -111,6 +112,8 @@ export interface DataRequest {
   seed: number;
   /** Instruction / chat format, template and what to train on (default: detected, the model's, the responses). */
   chat?: ChatSettings;
+  /** A Hub dataset, read instead of `source`. */
+  hub?: HubDataSpec;
 }
 
 export type WorkerCommand =
@@ -284,6 +287,10 @@ export interface DataSummary {
   warnings: string[];
   /** Null until a tokenizer is loaded. */
   stats: TokenStats | null;
+  /** Present when the rows are instruction / chat data. */
+  chat?: ChatSummary;
+  /** Present for a Hub dataset: its configs, splits and row counts. */
+  hub?: HubDataInfo;
 }
 
 export interface StepMetrics {
@@ -294,8 +301,6 @@ export interface StepMetrics {
   tokensPerSec: number;
   gradNorm: number;
   /** CLM next-token accuracy or SEQ_CLS batch accuracy, when the session reports it. */
-  /** Present when the rows are instruction / chat data. */
-  chat?: ChatSummary;
   accuracy?: number;
 }
 
