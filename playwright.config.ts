@@ -8,8 +8,9 @@ import { defineConfig } from '@playwright/test';
 // E2E_PORT / E2E_DIST let two checkouts' suites (or a suite beside a running preview) use their own server and build.
 const PORT = Number(process.env.E2E_PORT ?? 4173);
 const DIST = process.env.E2E_DIST ?? 'dist';
-export const HUB_PORT = 5199;
-export const HUB_CONTROL_PORT = 5198;
+// E2E_HUB_PORT / E2E_HUB_CONTROL_PORT: the stand-in Hub's ports, for a suite run beside another one.
+export const HUB_PORT = Number(process.env.E2E_HUB_PORT ?? 5199);
+export const HUB_CONTROL_PORT = Number(process.env.E2E_HUB_CONTROL_PORT ?? 5198);
 const chromiumArgs = [
   '--no-sandbox',
   '--disable-background-networking',

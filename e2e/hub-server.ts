@@ -6,6 +6,7 @@
  * Run: npx tsx e2e/hub-server.ts --port 5199 --control 5198
  */
 import { createServer } from 'node:http';
+import { datasetRepos } from '../test/support/dataset-fixtures';
 import { defaultRepos, startHubServer } from '../test/support/hub-server';
 
 const arg = (name: string, fallback: number) => {
@@ -13,7 +14,7 @@ const arg = (name: string, fallback: number) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 
-const hub = await startHubServer({ repos: defaultRepos(), port: arg('--port', 5199) });
+const hub = await startHubServer({ repos: defaultRepos(), datasets: datasetRepos(), port: arg('--port', 5199) });
 const controlPort = arg('--control', 5198);
 
 createServer((req, res) => {

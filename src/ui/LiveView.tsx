@@ -110,7 +110,7 @@ export function LiveView() {
         </div>
         <div>
           <dt>loss</dt>
-          <dd>{num(last?.loss)}</dd>
+          <dd data-testid="loss">{num(last?.loss)}</dd>
         </div>
         <div>
           <dt>eval loss</dt>
