@@ -174,6 +174,7 @@ describe('formats and templates: detection and errors', () => {
     expect(detectChatFormat(['conversation'], { conversation: [{ role: 'user', content: 'x' }] })).toBe('messages');
     expect(detectChatFormat(['messages'], { messages: '[{"from": "human", "value": "x"}]' })).toBe('sharegpt');
     expect(detectChatFormat(['prompt', 'completion'])).toBe('prompt_completion');
+    expect(detectChatFormat(['prompt', 'response'])).toBeNull(); // the plain prompt + response mapping
     expect(detectChatFormat(['text', 'label'])).toBeNull();
   });
 

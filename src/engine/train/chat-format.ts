@@ -55,7 +55,8 @@ export function detectChatFormat(columns: readonly string[], sample?: Record<str
     return conv.toLowerCase().startsWith('conversation') ? 'sharegpt' : 'messages';
   }
   if (col(c, FORMAT_COLUMNS.alpaca.instruction) && col(c, FORMAT_COLUMNS.alpaca.output)) return 'alpaca';
-  if (col(c, FORMAT_COLUMNS.prompt_completion.prompt) && col(c, FORMAT_COLUMNS.prompt_completion.completion)) return 'prompt_completion';
+  // prompt + response stays the plain column mapping (trained on the response too); "completion" is TRL's name.
+  if (col(c, FORMAT_COLUMNS.prompt_completion.prompt) && c.has('completion')) return 'prompt_completion';
   return null;
 }
 
