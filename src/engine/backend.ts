@@ -74,3 +74,41 @@ export async function useBackend(name: BackendName, opts: { wasmPaths?: string; 
   if (name === 'wasm' && !opts.stockWasmKernels) installFastWasmMatMul();
   return name;
 }
+
+/** The WebGPU device tfjs runs on (the subset used here), when the webgpu backend is active. */
+interface GpuDeviceLike {
+  lost: Promise<{ reason?: string; message?: string }>;
+  destroy(): void;
+}
+
+function webGpuDevice(): GpuDeviceLike | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const b = tf.backend() as unknown as { device?: GpuDeviceLike };
+  return b.device && typeof b.device.destroy === 'function' ? b.device : null;
+}
+
+/**
+ * Calls `cb` once if the active WebGPU device is lost (driver reset, GPU removed, the browser reclaiming it).
+ * After that, every tensor on it is gone and each kernel fails: the run has to continue on another backend from
+ * a checkpoint. Returns false when the backend is not WebGPU.
+ */
+export function onWebGpuDeviceLost(cb: (message: string) => void): boolean {
+  const d = webGpuDevice();
+  if (!d) return false;
+  lostCallback = cb;
+  if (!watched.has(d)) {
+    watched.add(d);
+    void d.lost.then((info) => lostCallback?.(`The WebGPU device was lost (${info.reason ?? 'unknown reason'}${info.message ? `: ${info.message}` : ''})`));
+  }
+  return true;
+}
+/** One watch per device (tfjs keeps its backend, and so its device, across switches); the newest callback is told. */
+const watched = new WeakSet<GpuDeviceLike>();
+let lostCallback: ((message: string) => void) | null = null;
+
+/** Destroys the WebGPU device, as a driver reset would (a diagnostics setting; how device loss is tested). */
+export function loseWebGpuDevice(): boolean {
+  const d = webGpuDevice();
+  d?.destroy();
+  return !!d;
+}

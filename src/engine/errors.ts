@@ -22,7 +22,9 @@ export type ErrorCode =
   /** The adapter's method cannot be folded into the base weights (prompt methods). */
   | 'NOT_MERGEABLE'
   /** An export format cannot hold this adapter (a GGUF adapter of a method llama.cpp does not run, an architecture it lacks). */
-  | 'NOT_EXPORTABLE';
+  | 'NOT_EXPORTABLE'
+  /** The WebGPU device was lost mid-run (driver reset, GPU removed): its tensors are gone. */
+  | 'DEVICE_LOST';
 
 export class EngineError extends Error {
   readonly code: ErrorCode;

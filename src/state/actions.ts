@@ -20,7 +20,7 @@ import {
   storageStatus, storeFailure, type ProjectPersistence, type Saved,
 } from './persist';
 import { hubDataRequest } from './hub-data';
-import { historyActions as H, refreshRuns } from './history';
+import { historyActions as H, refreshRuns, resumeRun, useHistory } from './history';
 import { runActions as R, useRun } from './run';
 import { startOptions } from './import';
 import { DEFAULT_HUB_URL, hubEndpoint, useSettings } from './settings';
@@ -74,13 +74,16 @@ function memoryPlan(s: ProjectState): MemoryPlan {
  * as on a device with less memory (how the out-of-memory handling is checked end to end); `?wasmThreads=N`
  * sets the threaded wasm build's thread count (1-8) instead of the default.
  */
-function diagnostics(): { wasmTensorLimitBytes?: number; wasmThreads?: number } {
+function diagnostics(): { wasmTensorLimitBytes?: number; wasmThreads?: number; loseWebGpuDeviceAtStep?: number } {
   const q = new URLSearchParams(globalThis.location?.search ?? '');
   const mb = Number(q.get('wasmTensorLimitMB'));
   const threads = Number(q.get('wasmThreads'));
+  const lose = Number(q.get('loseWebGpuAtStep'));
   return {
     ...(mb > 0 ? { wasmTensorLimitBytes: mb * 2 ** 20 } : {}),
     ...(Number.isInteger(threads) && threads >= 1 && threads <= 8 ? { wasmThreads: threads } : {}),
+    // `?loseWebGpuAtStep=N`: the worker destroys its WebGPU device after step N (how device loss is checked).
+    ...(Number.isInteger(lose) && lose >= 1 ? { loseWebGpuDeviceAtStep: lose } : {}),
   };
 }
 
@@ -424,11 +427,18 @@ export function boot(): void {
   const saved = loadSaved();
   P.restore(savedPatch(saved));
   persistence = startPersistence(useProject);
+  let lost: string | null = null;
   onWorkerEvent((e) => {
     if (e.type === 'downloadProgress') P.downloadProgress(e.loadId, e.progress);
     else {
       R.onEvent(e);
       H.onEvent(e);
+    }
+    if (e.type === 'error' && e.code === 'DEVICE_LOST' && e.runId !== undefined) lost = e.message;
+    if (e.type === 'done' && lost) {
+      const m = lost;
+      lost = null;
+      void continueOnWasm(m);
     }
   });
   onWorkerCrash((reason) => {
@@ -480,6 +490,42 @@ export function boot(): void {
 
 /** A training run is on: leaving the page would end it (the page asks first). */
 export const trainingActive = () => useRun.getState().state !== 'idle';
+
+/** Resolves once the project's model and data are loaded (false when either fails or it takes too long). */
+function projectReady(timeoutMs = 300_000): Promise<boolean> {
+  const ready = (s: ProjectState) => s.backend.status === 'ready' && s.model.status === 'ready' && s.data.status === 'ready';
+  const failed = (s: ProjectState) => s.backend.status === 'error' || s.model.status === 'error' || s.data.status === 'error';
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      unsub();
+      resolve(ok);
+    };
+    const unsub = useProject.subscribe((s) => {
+      if (ready(s)) done(true);
+      else if (failed(s)) done(false);
+    });
+    const timer = setTimeout(() => done(false), timeoutMs);
+    if (ready(useProject.getState())) done(true);
+  });
+}
+
+/**
+ * The WebGPU device was lost mid-run: its tensors are gone, so the project moves to WASM in a new worker and
+ * the run continues there from its last complete checkpoint (as the same run). What happened is said, and the
+ * backend choice shows WASM; WebGPU can be chosen again once the GPU is back.
+ */
+async function continueOnWasm(lostMessage: string): Promise<void> {
+  const id = useHistory.getState().currentId;
+  R.error('DEVICE_LOST', `${lostMessage.split(';')[0]}. The project moves to WASM${id ? ' and the run continues from its last checkpoint' : ''}.`);
+  P.setBackendChoice('wasm');
+  await restartWorker();
+  if (!id || !(await projectReady())) return;
+  await refreshRuns();
+  const run = useHistory.getState().runs.find((r) => r.id === id);
+  if (!run?.resumable) return R.error('DEVICE_LOST', 'The run had no complete checkpoint yet; start it again on WASM.');
+  await resumeRun(id);
+}
 
 /** A new worker after a crash (or on request): the same project, every setting kept, is set up in it again. */
 export async function restartWorker(): Promise<void> {

@@ -124,7 +124,8 @@ export type WorkerCommand =
    * wasmThreads: XNNPACK threads for the threaded wasm build (the `wasmThreads` page parameter; default: every
    * core up to 4, see defaultWasmThreads); fixed once wasm has started in this worker.
    */
-  | { type: 'init'; requestId: number; backend: BackendChoice; baseUrl: string; wasmTensorLimitBytes?: number; wasmThreads?: number }
+  /** loseWebGpuDeviceAtStep: destroys the WebGPU device after that training step, as a driver reset would (diagnostics). */
+  | { type: 'init'; requestId: number; backend: BackendChoice; baseUrl: string; wasmTensorLimitBytes?: number; wasmThreads?: number; loseWebGpuDeviceAtStep?: number }
   /**
    * Header-first step: reads config.json and the safetensors headers (or a complete cached copy), replies
    * `inspected` with the tree's model, the checkpoint summary and the memory estimate. Nothing is downloaded yet;

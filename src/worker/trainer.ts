@@ -28,7 +28,28 @@ export class Lock {
 
 const macrotask = () => new Promise<void>((r) => setTimeout(r, 0));
 
+/** Set by the worker once the WebGPU device is lost: whatever fails after that failed because of it. */
+let deviceLost: string | null = null;
+const lostWaiters = new Set<(e: Error) => void>();
+export function markDeviceLost(message: string | null): void {
+  deviceLost = message;
+  if (message) for (const reject of [...lostWaiters]) reject(new EngineError('DEVICE_LOST', message));
+}
+
+/**
+ * Settles as `p` does, or rejects once the WebGPU device is lost: work queued on a lost device may never finish
+ * (SwiftShader's readback after device.destroy() never resolves), and the run must end so the page can move on.
+ */
+function unlessLost<T>(p: Promise<T>): Promise<T> {
+  if (deviceLost) return Promise.reject(new EngineError('DEVICE_LOST', deviceLost));
+  return new Promise<T>((resolve, reject) => {
+    lostWaiters.add(reject);
+    p.then(resolve, reject).finally(() => lostWaiters.delete(reject));
+  });
+}
+
 export function errorCode(e: unknown): string {
+  if (deviceLost) return 'DEVICE_LOST';
   if (e instanceof EngineError) return e.code;
   const m = e instanceof Error ? e.message : String(e);
   if (isOutOfMemory(m)) return 'OUT_OF_MEMORY';
@@ -172,7 +193,7 @@ export class TrainerRun {
           if (!this.stopRequested) await this.recorder?.running();
           continue;
         }
-        const m = await this.lock.run(() => s.step());
+        const m = await unlessLost(this.lock.run(() => s.step()));
         if (!Number.isFinite(m.loss)) {
           this.healthy = false;
           throw new EngineError('NAN_LOSS', `The training loss became ${m.loss} at step ${m.step}. Lower the learning rate or set max grad norm; the last good adapter is still downloadable.`);
@@ -184,11 +205,11 @@ export class TrainerRun {
           etaMs: (elapsed / m.step) * (total - m.step), tokensPerSec: m.tokensPerSec,
         });
         if (evalSteps > 0 && m.step % evalSteps === 0 && m.step < total) {
-          await this.lock.run(() => this.evaluate(m.step));
-          await this.checkpoint();
+          await unlessLost(this.lock.run(() => this.evaluate(m.step)));
+          await unlessLost(this.checkpoint());
         }
         // Early stopping ends the loop: the end's save below covers that step.
-        if (s.saveDue(m.step) && !s.done) await this.save();
+        if (s.saveDue(m.step) && !s.done) await unlessLost(this.save());
         await macrotask();
       }
       if (this.stopRequested && !s.done) reason = 'stopped';
@@ -200,12 +221,15 @@ export class TrainerRun {
       // A NaN step leaves non-finite weights; any other failure (out of memory, a lost device) fails before the
       // optimizer updates, so the current weights are the last good ones (export falls back if they are gone).
       const code = errorCode(e);
-      if (code === 'NAN_LOSS') this.healthy = false;
-      failure = { code, message: describeError(e) };
+      // A lost device's tensors can't be read back (or read back as garbage): the last good adapter and the last
+      // complete checkpoint are what is left, and nothing is written over them.
+      const lost = code === 'DEVICE_LOST';
+      if (code === 'NAN_LOSS' || lost) this.healthy = false;
+      failure = { code, message: lost && !(e instanceof EngineError && e.code === 'DEVICE_LOST') ? `${deviceLost}; ${describeError(e)}` : describeError(e) };
       this.post({ type: 'error', runId: this.runId, code, message: failure.message });
       await this.checkpoint();
       // The session is at its last good step (a failed step changes nothing): that is what a resume continues.
-      await this.save().catch(() => undefined);
+      if (!lost) await this.save().catch(() => undefined);
     }
     await this.recorder?.finish(reason, this.elapsed(), failure).catch(() => undefined);
     this.state = 'idle';

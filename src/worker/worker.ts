@@ -4,6 +4,7 @@
  * answers WorkerCommands with WorkerEvents. Nothing here blocks the page; any throw, rejected promise or
  * uncaught error becomes an `error` event the UI can show.
  */
+import { loseWebGpuDevice, onWebGpuDeviceLost } from '../engine/backend';
 import { backendDetails, benchMatmul, benchSetup, benchTraining } from '../engine/bench';
 import { EngineError, describeError } from '../engine/errors';
 import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
@@ -23,14 +24,22 @@ import {
 } from './model-loader';
 import { resolveTargets, toEngineConfig, type TreeContext } from './peft-settings';
 import type { BackendName, CheckpointingChoice, ClassifyResult, MemoryPlan, ModelSource, PeftSettings, WorkerCommand, WorkerEvent } from './protocol';
-import { errorCode, Lock, TrainerRun } from './trainer';
+import { errorCode, Lock, markDeviceLost, TrainerRun } from './trainer';
 import { folderSink, ggufFiles, MERGE_FOLDER, opfsMergeFolder, pythonFiles, runMerge } from './export-jobs';
 import {
   checkResumeData, checkResumeModel, checkRunArgs, deleteRun, describeMethod, listRuns, prepareResume, RunRecorder, runFiles, runLog, startOf,
 } from './runs';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
-const post = (e: WorkerEvent, transfer: Transferable[] = []) => scope.postMessage(e, transfer);
+/** The step after which a diagnostics setting destroys the WebGPU device (init's loseWebGpuDeviceAtStep). */
+let loseDeviceAtStep: number | null = null;
+const post = (e: WorkerEvent, transfer: Transferable[] = []) => {
+  scope.postMessage(e, transfer);
+  if (e.type === 'metrics' && e.metrics.step === loseDeviceAtStep) {
+    loseDeviceAtStep = null;
+    loseWebGpuDevice();
+  }
+};
 const log = (message: string, level: 'info' | 'warn' = 'info') => post({ type: 'log', level, message });
 
 let baseUrl = new URL(import.meta.env.BASE_URL, scope.location.origin).href;
@@ -185,6 +194,14 @@ async function handle(cmd: WorkerCommand): Promise<void> {
         imported.close();
         const d = await selectBackend(cmd.backend, new URL('tfjs-wasm/', baseUrl).href, cmd.wasmThreads);
         backend = d.backend;
+        markDeviceLost(null);
+        loseDeviceAtStep = backend === 'webgpu' ? (cmd.loseWebGpuDeviceAtStep ?? null) : null;
+        // A lost device takes every tensor on it: the run in progress fails as DEVICE_LOST and the page moves the
+        // project to WASM, resuming from the run's last checkpoint.
+        onWebGpuDeviceLost((message) => {
+          markDeviceLost(message);
+          post({ type: 'log', level: 'warn', message });
+        });
         post({ type: 'ready', requestId, backend: d.backend, reason: d.reason, methods: METHODS.map(methodInfo) });
       });
       return;
