@@ -51,6 +51,7 @@ const custom = state({
   targetText: { ...DEFAULT_TARGET_TEXT, target: 'c_attn, c_proj', layers: '0-1' },
   dataRef: { kind: 'upload', id: 'abc', name: 'mine.csv' },
   validationSplit: 0.2,
+  chat: { format: 'sharegpt', template: 'chatml', trainOn: 'all' },
 });
 
 describe('the key table', () => {
@@ -77,7 +78,7 @@ describe('the key table', () => {
     expect(warn).not.toHaveBeenCalled();
     expect(saved).toEqual(snapshotOf(custom));
     const patch = savedPatch(saved);
-    for (const f of ['backendChoice', 'args', 'lrTouched', 'method', 'settings', 'modelRef', 'task', 'targetText', 'dataRef', 'validationSplit'] as const) {
+    for (const f of ['backendChoice', 'args', 'lrTouched', 'method', 'settings', 'modelRef', 'task', 'targetText', 'dataRef', 'validationSplit', 'chat'] as const) {
       expect(patch[f], f).toEqual(custom[f]);
     }
   });
@@ -140,9 +141,11 @@ describe('reading a stored project', () => {
     put(st, 'method', 1, { method: 'lora; drop', settings: {} });
     put(st, 'data', 1, { ref: { kind: 'builtin', id: 'spam' }, validationSplit: 3 });
     put(st, 'targets', 1, { mode: 'list', target: 'c_attn' });
+    put(st, 'chat', 1, { format: 'xml', template: 'chatml', trainOn: 'all' });
     const saved = loadSaved(st, warn);
     expect(saved).toEqual({ training: snapshotOf(custom).training });
-    expect(warn).toHaveBeenCalledTimes(6);
+    expect(warn).toHaveBeenCalledTimes(7);
+    expect(warn.mock.calls.join('\n')).toMatch(/data format must be one of auto, text, alpaca/);
     expect(warn.mock.calls.join('\n')).toMatch(/backend dropped \(not JSON\)/);
     expect(warn.mock.calls.join('\n')).toMatch(/"\.\.\/\.\.\/etc" is not a Hub repo id/);
     expect(warn.mock.calls.join('\n')).toMatch(/validation split is out of range/);

@@ -13,6 +13,9 @@ import { checkField } from '../engine/peft/schema';
 import type { BackendChoice, MethodInfo, TaskType, TrainArgs } from '../worker/protocol';
 import { DEFAULT_ARGS, type DataRef, type MethodValues, type ModelRef, type ProjectState, type StorageStatus, type StoredDatasetInfo } from './project';
 import type { TargetText } from './targets-text';
+import { CHAT_FORMATS, type DataFormatSetting } from '../engine/train/chat-format';
+import type { TrainOn } from '../engine/train/chat-encode';
+import type { ChatSettings } from '../worker/chat-data';
 
 export const PREFIX = 'peft-studio.project.';
 
@@ -298,6 +301,23 @@ export const TABLE = {
     },
     from: (s) => ({ ref: s.dataRef, validationSplit: s.validationSplit }),
     to: (v) => ({ dataRef: v.ref, validationSplit: v.validationSplit }),
+  }),
+  chat: local<ChatSettings>({
+    storage: 'localStorage', version: 1, fields: ['chat'],
+    restored: 'before the data loads: how instruction / chat rows are rendered and what the loss is on',
+    check: (x) => {
+      const o = object(x, 'chat');
+      // auto, model or a built-in template's name (an unknown name is refused by the worker, naming the known ones).
+      const template = str(o.template, 'chat template', { nonEmpty: true, max: 64 });
+      if (!/^[a-z0-9_-]+$/.test(template)) fail(`chat template ${JSON.stringify(template)} is not a template name`);
+      return {
+        format: oneOf<DataFormatSetting>(['auto', 'text', ...CHAT_FORMATS], o.format, 'data format'),
+        template,
+        trainOn: oneOf<TrainOn>(['responses', 'last_response', 'all'], o.trainOn, 'loss on'),
+      };
+    },
+    from: (s) => s.chat,
+    to: (chat) => ({ chat }),
   }),
   datasets: {
     storage: 'indexedDB', version: 1, recordVersion: 1, database: DB_NAME, stores: [META, BYTES],
