@@ -6,8 +6,8 @@ import { expect } from 'vitest';
 import { EngineError } from '../src/engine/errors';
 import { loadModelDir, readSafetensorsFile } from '../src/engine/io/node-files';
 import type { LoadedTensor } from '../src/engine/io/safetensors';
-import { buildModel } from '../src/engine/models';
-import type { TaskType } from '../src/engine/models/types';
+import { ARCHITECTURES, buildModel } from '../src/engine/models';
+import type { ArchConfig, PeftDefaults, TaskType } from '../src/engine/models/types';
 
 export const FIX = fileURLToPath(new URL('./fixtures', import.meta.url));
 export const BACKENDS = ['cpu', 'wasm'] as const;
@@ -48,4 +48,11 @@ export async function rejection(p: Promise<unknown>): Promise<EngineError> {
     return e as EngineError;
   }
   throw new Error('expected a rejection');
+}
+
+/** PEFT's defaults for a model_type, from its architecture file; none for a type the engine lacks. */
+export function peftDefaultsOf(modelType: string): PeftDefaults {
+  const spec = ARCHITECTURES.find((a) => a.modelTypes.includes(modelType));
+  // Every architecture's defaults depend on the model type alone.
+  return spec ? spec.peftDefaults({ modelType } as ArchConfig) : { lora: null, adalora: null, ia3: null, ia3Feedforward: null };
 }

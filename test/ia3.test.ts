@@ -27,7 +27,7 @@ import { methodOf } from '../src/engine/peft/registry';
 import { TrainingSession } from '../src/engine/session';
 import type { Batch, Example } from '../src/engine/train/data';
 import { lossAndGrads, peftTrainable } from '../src/engine/train/step';
-import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, relErr, toTensor } from './helpers';
+import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, peftDefaultsOf, relErr, toTensor } from './helpers';
 
 const readJson = (p: string) => JSON.parse(readFileSync(join(FIX, p), 'utf8'));
 
@@ -262,7 +262,7 @@ describe('IA3 config, targets and the trainable line (peft 0.15.2)', () => {
     const cfg = make();
     const m = modules(c.model);
     const raw = modelInfo(c.model);
-    const res = resolveIa3Targets(m, cfg, { heads: { classifier: 'classifier' }, modelType: raw.model_type as string });
+    const res = resolveIa3Targets(m, cfg, { heads: { classifier: 'classifier' }, defaults: peftDefaultsOf(raw.model_type as string) });
     expect(res.matched).toEqual(c.matched_modules);
     expect(res.feedforward).toEqual(c.feedforward_modules);
     expect(res.modulesToSave).toEqual(c.modules_to_save);
@@ -282,7 +282,7 @@ describe('IA3 config, targets and the trainable line (peft 0.15.2)', () => {
     expect(isFeedforward('bert.encoder.layer.0.output.dense', 'output.dense')).toBe(false); // a str must match the full name
     const m = modules('bert-tiny-seqcls');
     const res = resolveIa3Targets(m, ia3Config({ taskType: 'SEQ_CLS', targetModules: ['key', 'dense'], feedforwardModules: 'bert\\.encoder\\.layer\\.\\d\\.output\\.dense' }), {
-      heads: { classifier: 'classifier' }, modelType: 'bert',
+      heads: { classifier: 'classifier' }, defaults: peftDefaultsOf('bert'),
     });
     expect(res.feedforward).toEqual(['bert.encoder.layer.0.output.dense', 'bert.encoder.layer.1.output.dense']);
     expect(res.savedFeedforwardModules).toBe('bert\\.encoder\\.layer\\.\\d\\.output\\.dense');
@@ -302,19 +302,19 @@ describe('IA3 config, targets and the trainable line (peft 0.15.2)', () => {
   it('needs both defaults for an architecture PEFT has none for, in PEFT\'s words', () => {
     const m = modules('gpt2-tiny');
     const heads = { outputEmbedding: 'lm_head' };
-    const e = thrown(() => resolveIa3Targets(m, ia3Config({}), { heads, modelType: 'nope' }));
+    const e = thrown(() => resolveIa3Targets(m, ia3Config({}), { heads, defaults: peftDefaultsOf('nope') }));
     expect(e.code).toBe('TARGETS_NOT_FOUND');
     expect(e.message).toBe('Please specify `target_modules` in `peft_config`');
-    const f = thrown(() => resolveIa3Targets(m, ia3Config({ targetModules: ['c_attn'] }), { heads, modelType: 'nope' }));
+    const f = thrown(() => resolveIa3Targets(m, ia3Config({ targetModules: ['c_attn'] }), { heads, defaults: peftDefaultsOf('nope') }));
     expect(f.message).toBe('Please specify `feedforward_modules` in `peft_config`');
-    const g = thrown(() => resolveIa3Targets(m, ia3Config({ targetModules: ['nothing'] }), { heads, modelType: 'gpt2' }));
+    const g = thrown(() => resolveIa3Targets(m, ia3Config({ targetModules: ['nothing'] }), { heads, defaults: peftDefaultsOf('gpt2') }));
     expect(g.message).toBe("Target modules {'nothing'} not found in the base model. Please check the target modules and try again.");
   });
 
   it('refuses modules IA3 cannot wrap, and keeps long target lists as given (PEFT skips the rewrite for IA3)', () => {
     const m = modules('gpt2-tiny');
     const heads = { outputEmbedding: 'lm_head' };
-    const e = thrown(() => resolveIa3Targets(m, ia3Config({ targetModules: ['ln_1'] }), { heads, modelType: 'gpt2' }));
+    const e = thrown(() => resolveIa3Targets(m, ia3Config({ targetModules: ['ln_1'] }), { heads, defaults: peftDefaultsOf('gpt2') }));
     expect(e.code).toBe('BAD_PEFT_CONFIG');
     expect(e.message).toBe(
       'Target module transformer.h.0.ln_1 (LayerNorm) is not supported. Currently, only `torch.nn.Linear`, `torch.nn.Conv2d`, and `Conv1D` are supported.',
@@ -325,7 +325,7 @@ describe('IA3 config, targets and the trainable line (peft 0.15.2)', () => {
       for (const n of ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj']) mods.push({ name: `transformer.h.${i}.${n}`, type: 'Conv1D', params: { weight: [8, 8] } });
     }
     mods.push({ name: 'lm_head', type: 'Linear', params: { weight: [10, 8] } });
-    const res = resolveIa3Targets(mods, ia3Config({ targetModules: 'all-linear' }), { heads, modelType: 'gpt2' });
+    const res = resolveIa3Targets(mods, ia3Config({ targetModules: 'all-linear' }), { heads, defaults: peftDefaultsOf('gpt2') });
     expect(res.matched.length).toBe(48);
     expect((res.savedTargetModules as string[]).length).toBe(48);
     expect(res.feedforward.length).toBe(12); // the gpt2 default feedforward_modules, mlp.c_proj

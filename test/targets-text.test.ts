@@ -1,9 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { ModuleInfo } from '../src/engine/models/types';
+import { bert } from '../src/engine/models/bert';
+import { gpt2 } from '../src/engine/models/gpt2';
+import { moduleRole } from '../src/engine/models/spec';
+import type { ModuleInfo, ModuleRole } from '../src/engine/models/types';
 import { resolveLoraTargets } from '../src/engine/peft/targets';
+import { peftDefaultsOf } from './helpers';
 import {
-  formatLayers, isAttention, isMlp, leafGroups, parseLayers, parseList, selectionInLayers, textForSelection, textToSpec,
+  formatLayers, leafGroups, parseLayers, parseList, selectionInLayers, textForSelection, textToSpec, withRole,
   type TargetText,
 } from '../src/state/targets-text';
 
@@ -13,7 +17,7 @@ const blank: TargetText = { mode: 'list', target: '', exclude: '', excludeRegex:
 /** What PEFT's matcher selects for a text. */
 function matched(t: TargetText): string[] {
   const { spec } = textToSpec(t);
-  return resolveLoraTargets(modules, spec, { task: 'CAUSAL_LM', heads: { outputEmbedding: 'lm_head' }, modelType: 'gpt2' }).matched;
+  return resolveLoraTargets(modules, spec, { task: 'CAUSAL_LM', heads: { outputEmbedding: 'lm_head' }, defaults: peftDefaultsOf('gpt2') }).matched;
 }
 
 describe('text fields', () => {
@@ -61,11 +65,18 @@ describe('quick picks', () => {
     expect(leafGroups(modules).map((g) => [g.leaf, g.names.length])).toEqual([['c_attn', 2], ['c_proj', 4], ['c_fc', 2], ['lm_head', 1]]);
   });
 
-  it('tells attention from MLP modules', () => {
-    expect(isAttention('transformer.h.0.attn.c_proj')).toBe(true);
-    expect(isMlp('transformer.h.0.mlp.c_proj')).toBe(true);
-    expect(isMlp('bert.encoder.layer.0.output.dense')).toBe(true);
-    expect(isMlp('bert.encoder.layer.0.attention.output.dense')).toBe(false);
+  it('picks modules by the role their architecture file gives them', () => {
+    const rolesOf = (spec: typeof gpt2 | typeof bert, names: string[]) =>
+      Object.fromEntries(names.flatMap((n) => (moduleRole(spec, n) ? [[n, moduleRole(spec, n)!]] : []))) as Record<string, ModuleRole>;
+    const g = ['transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_fc', 'transformer.h.0.mlp.c_proj', 'lm_head'];
+    expect(withRole(g, rolesOf(gpt2, g), 'attention')).toEqual(g.slice(0, 2));
+    expect(withRole(g, rolesOf(gpt2, g), 'mlp')).toEqual(g.slice(2, 4));
+    expect(withRole(g, rolesOf(gpt2, g), 'head')).toEqual(['lm_head']);
+    const b = ['bert.encoder.layer.0.attention.self.query', 'bert.encoder.layer.0.attention.output.dense',
+      'bert.encoder.layer.0.intermediate.dense', 'bert.encoder.layer.0.output.dense', 'bert.pooler.dense', 'classifier'];
+    expect(withRole(b, rolesOf(bert, b), 'attention')).toEqual(b.slice(0, 2));
+    expect(withRole(b, rolesOf(bert, b), 'mlp')).toEqual(b.slice(2, 4));
+    expect(withRole(b, rolesOf(bert, b), 'head')).toEqual(b.slice(4));
   });
 
   it('restricts a selection to a layer range', () => {

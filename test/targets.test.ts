@@ -12,6 +12,7 @@ import * as lora from '../src/engine/peft/lora/config';
 import { countBaseParams, countLora, countPromptTuning, formatTrainableLine } from '../src/engine/peft/params';
 import * as pt from '../src/engine/peft/prompt-tuning/config';
 import { describeLayerIndex, isTargeted, resolveLoraTargets, type MatchOptions } from '../src/engine/peft/targets';
+import { peftDefaultsOf } from './helpers';
 
 const FIX = join(__dirname, 'fixtures');
 const readJson = (p: string) => JSON.parse(readFileSync(join(FIX, p), 'utf8'));
@@ -68,7 +69,7 @@ function resolve(cfg: lora.LoraConfig, m: ModelFix) {
       layersPattern: cfg.layersPattern,
       modulesToSave: cfg.modulesToSave,
     },
-    { task: cfg.taskType, heads: m.heads, modelType: m.modelType },
+    { task: cfg.taskType, heads: m.heads, defaults: peftDefaultsOf(m.modelType) },
   );
 }
 
@@ -129,7 +130,7 @@ describe('target_modules.json cases (peft 0.15.2)', () => {
 describe('more matching rules', () => {
   const gpt2 = () => model('gpt2-tiny');
   const opts = (o: Partial<MatchOptions>): MatchOptions => ({ targetModules: null, ...o });
-  const ctx = (m: ModelFix, task: TaskType | null = 'CAUSAL_LM') => ({ task, heads: m.heads, modelType: m.modelType });
+  const ctx = (m: ModelFix, task: TaskType | null = 'CAUSAL_LM') => ({ task, heads: m.heads, defaults: peftDefaultsOf(m.modelType) });
 
   it('uses the architecture default when target_modules is null', () => {
     const res = resolveLoraTargets(gpt2().modules, opts({}), ctx(gpt2()));
@@ -143,7 +144,7 @@ describe('more matching rules', () => {
   });
 
   it('refuses an unknown architecture without target_modules, in PEFT words', () => {
-    const e = thrown(() => resolveLoraTargets(gpt2().modules, opts({}), { ...ctx(gpt2()), modelType: 'nope' }));
+    const e = thrown(() => resolveLoraTargets(gpt2().modules, opts({}), { ...ctx(gpt2()), defaults: peftDefaultsOf('nope') }));
     expect(e.code).toBe('TARGETS_NOT_FOUND');
     expect(e.message).toBe('Please specify `target_modules` in `peft_config`');
   });
@@ -199,7 +200,7 @@ describe('more matching rules', () => {
       }
     }
     mods.push({ name: 'lm_head', type: 'Linear', params: { weight: [10, 8] } });
-    const res = resolveLoraTargets(mods, opts({ targetModules: 'all-linear' }), { task: 'CAUSAL_LM', heads: { outputEmbedding: 'lm_head' }, modelType: 'gpt2' });
+    const res = resolveLoraTargets(mods, opts({ targetModules: 'all-linear' }), { task: 'CAUSAL_LM', heads: { outputEmbedding: 'lm_head' }, defaults: peftDefaultsOf('gpt2') });
     expect(res.matched.length).toBe(48);
     expect(res.savedTargetModules).toEqual(['c_attn', 'c_fc', 'c_proj']);
   });
@@ -234,7 +235,7 @@ describe('print_trainable_parameters line', () => {
 
   it('counts trainable biases', () => {
     const g = model('gpt2-tiny');
-    const res = resolveLoraTargets(g.modules, { targetModules: ['c_attn'] }, { task: 'CAUSAL_LM', heads: g.heads, modelType: 'gpt2' });
+    const res = resolveLoraTargets(g.modules, { targetModules: ['c_attn'] }, { task: 'CAUSAL_LM', heads: g.heads, defaults: peftDefaultsOf('gpt2') });
     const lo = countLora(g.modules, res, { r: 4, bias: 'lora_only', tied: g.tied });
     expect(lo.trainable).toBe(2048 + 2 * 192);
     const all = countLora(g.modules, res, { r: 4, bias: 'all', tied: g.tied });

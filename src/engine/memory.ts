@@ -35,8 +35,8 @@ export interface MemoryInput {
   ffn?: number;
   /** Key/value heads (grouped-query attention); default heads. */
   kvHeads?: number;
-  /** 'llama' for the SwiGLU decoders (llama, qwen2, mistral); default GPT-2 / BERT layout. */
-  family?: 'gpt2' | 'llama' | 'bert';
+  /** 'gated' for SwiGLU MLPs (the LLaMA family: gate, up, down); default 'plain' (two matrices: GPT-2, BERT, OPT). */
+  mlp?: 'plain' | 'gated';
   /** Dropout active in training (the masks are kept for the backward pass). */
   dropout?: boolean;
   /** Recompute each block in the backward pass (TrainingArguments.gradient_checkpointing). */
@@ -94,7 +94,7 @@ export function savedPerToken(m: MemoryInput): number {
   const F = m.ffn ?? 4 * C;
   const attn = m.heads * m.seqLen;
   const kv = ((m.kvHeads ?? m.heads) / m.heads) * C;
-  const base = m.family === 'llama' ? 6 * C + 2 * kv + 3 * F + attn : 8 * C + 2 * F + attn;
+  const base = m.mlp === 'gated' ? 6 * C + 2 * kv + 3 * F + attn : 8 * C + 2 * F + attn;
   return base + (m.dropout ? attn + 2 * C : 0);
 }
 
@@ -146,12 +146,11 @@ export function estimateForConfig(
 ): MemoryEstimate {
   const r = resolveArchitecture(config, o.task);
   const c = r.config as typeof r.config & { numKvHeads?: number; attnPdrop?: number; residPdrop?: number; hiddenDropout?: number; attnDropout?: number; attentionDropout?: number };
-  const ffn = [config.intermediate_size, config.n_inner].find((v): v is number => typeof v === 'number' && v > 0);
   const dropout = o.dropout ?? [c.attnPdrop, c.residPdrop, c.hiddenDropout, c.attnDropout, c.attentionDropout].some((p) => (p ?? 0) > 0);
   return estimateTrainingMemory({
     totalParams: o.totalParams, trainableParams: o.trainableParams, batch: o.batch, seqLen: o.seqLen,
-    hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, vocab: c.vocabSize, ffn,
-    family: r.spec.id === 'llama' ? 'llama' : r.spec.id === 'bert' ? 'bert' : 'gpt2', dropout,
+    hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, vocab: c.vocabSize,
+    ffn: r.spec.ffnSize(r.config), mlp: r.spec.mlpKind, dropout,
     gradientCheckpointing: o.gradientCheckpointing, largestParamElements: o.largestParamElements, task: r.task, numLabels: c.numLabels,
   });
 }

@@ -191,7 +191,7 @@ export class TrainingSession {
     // Anything below failing (bad data, bad pad id) must not leak the model's tensors.
     try {
       const c = this.model.config;
-      if (this.model.task === 'SEQ_CLS' && this.model.arch !== 'bert' && c.padTokenId === null && this.args.batchSize > 1) {
+      if (this.model.task === 'SEQ_CLS' && this.model.spec.seqClsPooling === 'last' && c.padTokenId === null && this.args.batchSize > 1) {
         throw new EngineError('BAD_CONFIG', `${this.model.className} needs pad_token_id (in config.json or the tokenizer) to classify batches of more than one row.`);
       }
       this.padId = c.padTokenId ?? init.tokenizer?.padTokenId ?? init.tokenizer?.eosTokenId ?? 0;

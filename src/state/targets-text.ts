@@ -6,7 +6,7 @@
  * spelling of it back into the text: leaf-name suffixes (PEFT's own minimal-suffix search), plus
  * layers_to_transform when the set is "these modules in these layers".
  */
-import type { ModuleInfo } from '../engine/models/types';
+import type { ModuleInfo, ModuleRole } from '../engine/models/types';
 import { describeLayerIndex, findMinimalTargetModules } from '../engine/peft/targets';
 import type { TargetSpec } from '../worker/protocol';
 
@@ -157,14 +157,9 @@ export function leafGroups(modules: ModuleInfo[], exclude: string[] = []): { lea
   return [...groups].map(([leaf, names]) => ({ leaf, names }));
 }
 
-/** Attention projections by module path. */
-export function isAttention(name: string): boolean {
-  return /(^|\.)(attn|attention|self_attn|self)(\.|$)/.test(name);
-}
-
-/** Feed-forward projections by module path. */
-export function isMlp(name: string): boolean {
-  return /(^|\.)(mlp|ffn|feed_forward|intermediate)(\.|$)/.test(name) || (/\.output\.dense$/.test(name) && !isAttention(name));
+/** The names in `names` whose architecture file gives them `role` (TreeInfo.roles): "attention only", "MLP only". */
+export function withRole(names: string[], roles: Record<string, ModuleRole>, role: ModuleRole): string[] {
+  return names.filter((n) => roles[n] === role);
 }
 
 /** The current selection restricted to layers lo..hi (all its module kinds, in each of those layers). */

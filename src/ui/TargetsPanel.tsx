@@ -5,7 +5,7 @@
 import { useMemo, useState } from 'react';
 import { methodInfoOf, projectActions as P, useProject } from '../state/project';
 import { useRun } from '../state/run';
-import { isAttention, isMlp, layerIndices, leafGroups, selectionInLayers, specAsPython, textToSpec, type TargetMode } from '../state/targets-text';
+import { layerIndices, leafGroups, selectionInLayers, specAsPython, textToSpec, withRole, type TargetMode } from '../state/targets-text';
 import { Check, ErrorNote, Panel, Segmented, TextField } from './controls';
 import { ModuleTree } from './ModuleTree';
 
@@ -123,10 +123,10 @@ export function TargetsPanel() {
                   </button>
                 );
               })}
-              <button type="button" className="chip" onClick={() => P.selectTargets(linear.filter(isAttention))}>
+              <button type="button" className="chip" onClick={() => P.selectTargets(withRole(linear, tree.roles, 'attention'))}>
                 attention only
               </button>
-              <button type="button" className="chip" onClick={() => P.selectTargets(linear.filter(isMlp))}>
+              <button type="button" className="chip" onClick={() => P.selectTargets(withRole(linear, tree.roles, 'mlp'))}>
                 MLP only
               </button>
               <button type="button" className="chip" onClick={() => P.setTargetText({ mode: 'all-linear', target: '', layers: '', layersPattern: '', exclude: '' })}>

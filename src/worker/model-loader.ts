@@ -111,7 +111,7 @@ export function modelInfo(m: InspectedModel, hasTokenizer = m.inspection.tokeniz
   return {
     name: m.name, modelType: r.config.modelType, className: r.className, task: r.task, hasTokenizer,
     weightBytes: i.weightFiles.reduce((a, w) => a + w.size, 0), files: i.files.map((f) => f.name),
-    defaultTargets: r.spec.defaultTargets, sourceKind: i.fromCache ? 'cache' : m.source.kind, revision: m.source.revision,
+    defaultTargets: r.spec.peftDefaults(r.config).lora ?? [], sourceKind: i.fromCache ? 'cache' : m.source.kind, revision: m.source.revision,
     ...(m.repoUrl ? { repoUrl: m.repoUrl } : {}),
   };
 }

@@ -9,7 +9,7 @@ import type { RunSummary } from '../engine/io/run-store';
 import type { LogEntry } from '../engine/train/checkpoint';
 import type { DownloadProgress } from '../engine/io/download';
 import type { DeviceLimits, FitWarning, MemoryEstimate } from '../engine/memory';
-import type { ModuleInfo, TaskType } from '../engine/models/types';
+import type { ModuleInfo, ModuleRole, TaskType } from '../engine/models/types';
 import type { ColumnMapping, TokenStats } from '../engine/train/data-parse';
 import type { ChatSettings, ChatSummary } from './chat-data';
 import type { HubDataInfo, HubDataSpec } from './hub-data';
@@ -205,7 +205,7 @@ export interface ModelInfo {
   /** Bytes of the weight files as stored (safetensors). */
   weightBytes: number;
   files: string[];
-  /** PEFT's default target_modules for this architecture. */
+  /** PEFT's default LoRA target_modules for this architecture (empty where PEFT has none). */
   defaultTargets: string[];
   /** Where it comes from: the Hub, a URL folder (built-in), local files, or a complete cached Hub snapshot. */
   sourceKind: 'hub' | 'url' | 'local' | 'cache';
@@ -255,6 +255,8 @@ export interface TreeInfo {
   totalParams: number;
   /** Parameter name -> the parameter it shares storage with (tied lm_head), counted once in totals. */
   tied: Record<string, string>;
+  /** Linear / Conv1D module -> its role from the architecture file (attention, MLP, head), for the quick picks. */
+  roles: Record<string, ModuleRole>;
 }
 
 /** What a target spec matches, with PEFT's trainable-parameter line. */

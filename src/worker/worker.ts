@@ -9,6 +9,8 @@ import { backendDetails, benchMatmul, benchSetup, benchTraining } from '../engin
 import { EngineError, describeError } from '../engine/errors';
 import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
 import { resolveArchitecture, uploadWeights, type DeviceWeights } from '../engine/models';
+import { moduleRole } from '../engine/models/spec';
+import type { ModuleRole } from '../engine/models/types';
 import { methodInfo } from '../engine/peft/method';
 import { countBaseParams } from '../engine/peft/params';
 import { METHODS, methodOf, withRunSteps } from '../engine/peft/registry';
@@ -152,7 +154,7 @@ function planTrainable(task: 'CAUSAL_LM' | 'SEQ_CLS', plan: MemoryPlan): number 
   // The studio starts a new model on the architecture's default targets.
   const peft: PeftSettings = methodOf(plan.peft.peftType).prompt
     ? plan.peft
-    : ({ ...plan.peft, targetModules: r.spec.defaultTargets, excludeModules: null, layersToTransform: null, layersPattern: null } as PeftSettings);
+    : ({ ...plan.peft, targetModules: r.spec.peftDefaults(r.config).lora, excludeModules: null, layersToTransform: null, layersPattern: null } as PeftSettings);
   return resolveTargets(treeContext(task), peft, requireCurrent().baseName).trainable;
 }
 
@@ -284,7 +286,12 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       const ctx = treeContext(cmd.task);
       const r = resolveArchitecture(ctx.config, cmd.task);
       const tied = r.spec.tied(r.config, r.task);
-      post({ type: 'tree', requestId, tree: { task: cmd.task, modules: ctx.modules, totalParams: countBaseParams(ctx.modules, tied), tied } });
+      const roles: Record<string, ModuleRole> = {};
+      for (const m of ctx.modules) {
+        const role = m.type === 'Linear' || m.type === 'Conv1D' ? moduleRole(r.spec, m.name) : null;
+        if (role) roles[m.name] = role;
+      }
+      post({ type: 'tree', requestId, tree: { task: cmd.task, modules: ctx.modules, totalParams: countBaseParams(ctx.modules, tied), tied, roles } });
       return;
     }
     case 'setTargets': {

@@ -162,8 +162,13 @@ export const bert: ArchitectureSpec<BertConfig> = {
   id: 'bert',
   modelTypes: ['bert'],
   className: (_c, task) => (task === 'SEQ_CLS' ? 'BertForSequenceClassification' : undefined),
-  // PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for bert.
-  defaultTargets: ['query', 'value'],
+  // PEFT 0.15.2's LoRA / AdaLoRA / IA3 / IA3 feedforward mappings for bert.
+  peftDefaults: () => ({ lora: ['query', 'value'], adalora: ['query', 'value'], ia3: ['key', 'value', 'output.dense'], ia3Feedforward: ['output.dense'] }),
+  // attention.output.dense is attention's (roles are tried head, attention, mlp); output.dense is the FFN's.
+  roles: { attention: /\.attention\./, mlp: /\.(intermediate|output)\.dense$/, head: /^(classifier|bert\.pooler\.dense)$/ },
+  ffnSize: (c) => c.intermediateSize,
+  mlpKind: 'plain',
+  seqClsPooling: 'first',
   parseConfig,
   modules,
   heads: () => ({ classifier: 'classifier' }),

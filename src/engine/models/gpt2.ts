@@ -174,7 +174,12 @@ export const gpt2: ArchitectureSpec<GPT2Config> = {
   id: 'gpt2',
   modelTypes: ['gpt2'],
   className: (_c, task) => (task === 'SEQ_CLS' ? 'GPT2ForSequenceClassification' : 'GPT2LMHeadModel'),
-  defaultTargets: ['c_attn'],
+  // PEFT 0.15.2's LoRA / AdaLoRA / IA3 / IA3 feedforward mappings for gpt2.
+  peftDefaults: () => ({ lora: ['c_attn'], adalora: ['c_attn'], ia3: ['c_attn', 'mlp.c_proj'], ia3Feedforward: ['mlp.c_proj'] }),
+  roles: { attention: /\.attn\./, mlp: /\.mlp\./, head: /^(lm_head|score)$/ },
+  ffnSize: (c) => c.nInner,
+  mlpKind: 'plain',
+  seqClsPooling: 'last',
   parseConfig,
   modules,
   heads: (_c, task) => (task === 'SEQ_CLS' ? { classifier: 'score' } : { outputEmbedding: 'lm_head' }),

@@ -12,6 +12,7 @@ import { markFrozen } from '../ops/fused';
 import { lmHeadEval, lmHeadLoss } from '../ops/cross-entropy';
 import { causalLmLoss, seqClsLoss } from '../train/loss';
 import type { ArchitectureSpec } from './spec';
+import { TASK_TYPES } from './types';
 import type {
   ArchConfig, DecodeOptions, Decoding, EvalOutput, ForwardHooks, ForwardInput, Model, ModuleInfo, ParamMap, TaskType,
 } from './types';
@@ -62,17 +63,45 @@ export function resolveArchitecture(raw: Record<string, unknown>, task?: TaskTyp
     const msg = e instanceof RangeError ? `config.json: a value is nested too deeply to read (${e.message})` : (e as Error).message;
     throw new EngineError('BAD_CONFIG', where === 'config.json' ? msg : msg.replace(/^config\.json/, where));
   }
-  const archs = Array.isArray(raw.architectures) ? raw.architectures.filter((a): a is string => typeof a === 'string') : [];
-  const t: TaskType =
-    task ??
-    (archs.some((a) => a.endsWith('ForSequenceClassification')) || !spec.className(config, 'CAUSAL_LM')
-      ? 'SEQ_CLS'
-      : 'CAUSAL_LM');
+  const t: TaskType = task ?? taskFromArchitectures(spec, config, raw.architectures, where);
   const className = spec.className(config, t);
   if (!className) {
     throw new EngineError('UNSUPPORTED_ARCHITECTURE', `${spec.id} models do not support the ${t} task here.`);
   }
   return { spec, config, task: t, className };
+}
+
+/**
+ * Base and pretraining classes name no fine-tuning task: the architecture's first task is built (an LM for
+ * decoders, SEQ_CLS with a fresh head for BERT), as fine-tuning bert-base-uncased (BertForMaskedLM) expects.
+ */
+const NO_TASK_CLASS = /(Model|ForMaskedLM|ForPreTraining|WithLMHead|LMHeadModel|ForCausalLM)$/;
+
+/**
+ * The task a config's `architectures` names: the task whose class this architecture builds under that name.
+ * A head class the engine does not build (e.g. BertForTokenClassification, GPT2ForQuestionAnswering) is an error
+ * naming the classes it does build, never silently another class.
+ */
+function taskFromArchitectures(spec: ArchitectureSpec<any>, config: ArchConfig, archs: unknown, where: string): TaskType {
+  const built = TASK_TYPES.flatMap((t) => {
+    const name = spec.className(config, t);
+    return name ? [{ task: t, name }] : [];
+  });
+  const names = Array.isArray(archs) ? archs.filter((a): a is string => typeof a === 'string') : [];
+  // The exact class, else the same head under another family's prefix (a Qwen2 config saved by a LLaMA class).
+  const head = (n: string) => /For[A-Za-z]+$/.exec(n)?.[0] ?? n;
+  for (const a of names) {
+    const hit = built.find((b) => b.name === a) ?? built.find((b) => head(b.name) === head(a));
+    if (hit) return hit.task;
+  }
+  const other = names.find((a) => !NO_TASK_CLASS.test(a));
+  if (other) {
+    throw new EngineError(
+      'UNSUPPORTED_ARCHITECTURE',
+      `${where} names ${other}, which PEFT Studio does not build. For ${spec.id} models it builds ${built.map((b) => `${b.name} (${b.task})`).join(', ')}: choose one of those tasks to fine-tune this checkpoint with a fresh head.`,
+    );
+  }
+  return built[0].task;
 }
 
 /** named_modules() of the model a config describes, without weights. */
@@ -183,6 +212,7 @@ export function buildModel(
 
   const model: Model & { report: BuildReport } = {
     arch: spec.id,
+    spec,
     className,
     task,
     config,

@@ -356,8 +356,18 @@ export const llama: ArchitectureSpec<LlamaConfig> = {
   id: 'llama',
   modelTypes: ['llama', 'qwen2', 'mistral'],
   className,
-  // PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for llama / qwen2 / mistral.
-  defaultTargets: ['q_proj', 'v_proj'],
+  // PEFT 0.15.2's LoRA / AdaLoRA / IA3 / IA3 feedforward mappings: the same for llama / qwen2 / mistral except
+  // IA3's targets (qwen2 has q_proj, the others k_proj) and AdaLoRA's, which has no mistral entry.
+  peftDefaults: (c) => ({
+    lora: ['q_proj', 'v_proj'],
+    adalora: c.modelType === 'mistral' ? null : ['q_proj', 'v_proj'],
+    ia3: c.modelType === 'qwen2' ? ['q_proj', 'v_proj', 'down_proj'] : ['k_proj', 'v_proj', 'down_proj'],
+    ia3Feedforward: ['down_proj'],
+  }),
+  roles: { attention: /\.self_attn\./, mlp: /\.mlp\./, head: /^(lm_head|score)$/ },
+  ffnSize: (c) => c.intermediateSize,
+  mlpKind: 'gated',
+  seqClsPooling: 'last',
   parseConfig,
   modules,
   heads: (_c, task) => (task === 'SEQ_CLS' ? { classifier: 'score' } : { outputEmbedding: 'lm_head' }),

@@ -5,7 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Ctx, LayerCache } from './layers';
-import type { ArchConfig, ForwardInput, HeadInfo, ModuleInfo, TaskType } from './types';
+import type { ArchConfig, ForwardInput, HeadInfo, ModuleInfo, ModuleRole, PeftDefaults, TaskType } from './types';
 import type { Rng } from '../random';
 import { describeValue } from '../quote';
 
@@ -16,8 +16,19 @@ export interface ArchitectureSpec<C extends ArchConfig = ArchConfig> {
   modelTypes: string[];
   /** transformers class name for a task, e.g. GPT2LMHeadModel; undefined when the task is not supported. */
   className(c: C, task: TaskType): string | undefined;
-  /** PEFT's default LoRA target_modules for this architecture. */
-  defaultTargets: string[];
+  /** PEFT 0.15.2's default target_modules (LoRA / AdaLoRA, IA3) and IA3 feedforward_modules for this config. */
+  peftDefaults(c: C): PeftDefaults;
+  /** Full-name patterns of the modules in each role, for the studio's quick picks (a module in none has no role). */
+  roles: Partial<Record<ModuleRole, RegExp>>;
+  /** Width of the MLP's inner layer (the memory estimate's F). */
+  ffnSize(c: C): number;
+  /** How the memory estimate counts a block: 'plain' two-matrix MLP, or 'gated' (SwiGLU: gate, up, down). */
+  mlpKind: 'plain' | 'gated';
+  /**
+   * What *ForSequenceClassification pools: the first position ([CLS], encoders) or each row's last non-pad token
+   * (decoders), which needs pad_token_id to find it in a batch of more than one row.
+   */
+  seqClsPooling: 'first' | 'last';
   parseConfig(raw: Record<string, unknown>): C;
   /** named_modules() rows, in PyTorch order, with direct parameter shapes. */
   modules(c: C, task: TaskType): ModuleInfo[];
@@ -50,6 +61,12 @@ export interface DecoderSpec<C extends ArchConfig = ArchConfig> {
    * prompt-tuning prefix is prepended, as in hidden(), so S counts the virtual tokens too.
    */
   step(c: C, ctx: Ctx, inputIds: tf.Tensor, caches: LayerCache[], past: number): tf.Tensor;
+}
+
+/** The role of a module by its full name (the first role whose pattern matches), or null. */
+export function moduleRole(spec: Pick<ArchitectureSpec, 'roles'>, name: string): ModuleRole | null {
+  for (const role of ['head', 'attention', 'mlp'] as const) if (spec.roles[role]?.test(name)) return role;
+  return null;
 }
 
 /**

@@ -1,7 +1,25 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { ArchitectureSpec } from './spec';
 
 /** PEFT task types the engine supports. */
 export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS';
+/** Every TaskType, in the order a config's `architectures` class names are matched against an architecture's. */
+export const TASK_TYPES: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS'];
+
+/** What a module is part of, for the studio's quick picks ("attention only", "MLP only"). */
+export type ModuleRole = 'attention' | 'mlp' | 'head';
+
+/**
+ * PEFT 0.15.2's defaults for one architecture (TRANSFORMERS_MODELS_TO_{LORA,ADALORA,IA3}_TARGET_MODULES_MAPPING and
+ * the IA3 feedforward mapping); null where PEFT's table has no entry, so PEFT asks for them.
+ */
+export interface PeftDefaults {
+  lora: string[] | null;
+  /** AdaLoRA's own table (not LoRA's: OPT and RoBERTa differ, Mistral has none), saved in its order. */
+  adalora: string[] | null;
+  ia3: string[] | null;
+  ia3Feedforward: string[] | null;
+}
 
 /** One row of PyTorch's `model.named_modules()`: name, class name and direct parameters (recurse=False). */
 export interface ModuleInfo {
@@ -91,6 +109,8 @@ export interface HeadInfo {
 /** A built model: parameters plus a pure forward. */
 export interface Model {
   arch: string;
+  /** The architecture file that built it (its facts: PEFT defaults, pooling, module roles). */
+  spec: ArchitectureSpec<any>;
   /** transformers class name, e.g. `GPT2LMHeadModel`. */
   className: string;
   task: TaskType;

@@ -5,7 +5,7 @@
  * the same, so a config moves between PEFT Studio and Python without surprises.
  */
 import { EngineError } from '../errors';
-import type { HeadInfo, ModuleInfo, TaskType } from '../models/types';
+import type { HeadInfo, ModuleInfo, PeftDefaults, TaskType } from '../models/types';
 
 /** A string is a regex matched with re.fullmatch against the full name (or "all-linear"); a list matches by name or "." + suffix. */
 export type TargetSpec = string | string[] | null;
@@ -31,43 +31,6 @@ export interface TargetResolution {
   /** fan_in_fan_out as PEFT leaves it in the config: the last adapted Linear sets false, Conv1D true; null = unchanged. */
   fanInFanOut: boolean | null;
 }
-
-/** PEFT 0.15.2 TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING (used when target_modules is None). */
-export const DEFAULT_LORA_TARGETS: Record<string, string[]> = {
-  t5: ['q', 'v'],
-  mt5: ['q', 'v'],
-  bart: ['q_proj', 'v_proj'],
-  gpt2: ['c_attn'],
-  bloom: ['query_key_value'],
-  'blip-2': ['q', 'v', 'q_proj', 'v_proj'],
-  opt: ['q_proj', 'v_proj'],
-  gptj: ['q_proj', 'v_proj'],
-  gpt_neox: ['query_key_value'],
-  gpt_neo: ['q_proj', 'v_proj'],
-  bert: ['query', 'value'],
-  roberta: ['query', 'value'],
-  'xlm-roberta': ['query', 'value'],
-  electra: ['query', 'value'],
-  'deberta-v2': ['query_proj', 'value_proj'],
-  deberta: ['in_proj'],
-  layoutlm: ['query', 'value'],
-  llama: ['q_proj', 'v_proj'],
-  chatglm: ['query_key_value'],
-  gpt_bigcode: ['c_attn'],
-  mpt: ['Wqkv'],
-  RefinedWebModel: ['query_key_value'],
-  RefinedWeb: ['query_key_value'],
-  falcon: ['query_key_value'],
-  btlm: ['c_proj', 'c_attn'],
-  codegen: ['qkv_proj'],
-  mistral: ['q_proj', 'v_proj'],
-  mixtral: ['q_proj', 'v_proj'],
-  stablelm: ['q_proj', 'v_proj'],
-  phi: ['q_proj', 'v_proj', 'fc1', 'fc2'],
-  gemma: ['q_proj', 'v_proj'],
-  gemma2: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-};
 
 /** PeftModelForSequenceClassification appends these to modules_to_save. */
 export const SEQ_CLS_MODULES_TO_SAVE = ['classifier', 'score'];
@@ -279,6 +242,14 @@ function checkLoraModule(m: ModuleInfo): void {
   }
 }
 
+/** What target resolution needs to know about the model besides its modules. */
+export interface TargetContext {
+  task: TaskType | null;
+  heads: HeadInfo;
+  /** The architecture's PEFT defaults (ArchitectureSpec.peftDefaults), used when target_modules is None. */
+  defaults: PeftDefaults;
+}
+
 /**
  * Resolves targets over a named_modules() list like get_peft_model(LoraConfig) does. Throws
  * EngineError('TARGETS_NOT_FOUND', <PEFT's ValueError text>) when nothing is adapted, and BAD_PEFT_CONFIG when a
@@ -288,7 +259,7 @@ function checkLoraModule(m: ModuleInfo): void {
 export function resolveLoraTargets(
   modules: ModuleInfo[],
   opts: MatchOptions,
-  ctx: { task: TaskType | null; heads: HeadInfo; modelType: string },
+  ctx: TargetContext,
   rules: TunerRules = {},
 ): TargetResolution {
   const checkModule = rules.checkModule ?? checkLoraModule;
@@ -301,7 +272,7 @@ export function resolveLoraTargets(
   // _prepare_adapter_config: no target_modules -> the architecture default, as a set.
   let target: string | string[];
   if (opts.targetModules === null || opts.targetModules === undefined) {
-    const def = DEFAULT_LORA_TARGETS[ctx.modelType];
+    const def = ctx.defaults.lora;
     if (!def) throw new EngineError('TARGETS_NOT_FOUND', 'Please specify `target_modules` in `peft_config`');
     target = [...def];
   } else {

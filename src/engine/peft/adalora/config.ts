@@ -105,26 +105,6 @@ export const ADALORA_SCHEMA: readonly Field[] = [
 
 export const ADALORA_DEFAULTS: AdaLoraConfig = { peftType: 'ADALORA', taskType: null, ...defaults(ADALORA_SCHEMA) } as unknown as AdaLoraConfig;
 
-/** PEFT 0.15.2 TRANSFORMERS_MODELS_TO_ADALORA_TARGET_MODULES_MAPPING (not LoRA's: OPT, RoBERTa differ; Mistral has none). */
-export const DEFAULT_ADALORA_TARGETS: Record<string, string[]> = {
-  t5: ['q', 'k', 'v', 'o', 'wi', 'wo'],
-  mt5: ['q', 'k', 'v', 'o', 'wi_0', 'wi_1', 'wo'],
-  bart: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'],
-  gpt2: ['c_attn'],
-  bloom: ['query_key_value'],
-  opt: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'],
-  gptj: ['q_proj', 'v_proj'],
-  gpt_neox: ['query_key_value'],
-  gpt_neo: ['q_proj', 'v_proj'],
-  llama: ['q_proj', 'v_proj'],
-  bert: ['query', 'value'],
-  roberta: ['query', 'key', 'value', 'dense'],
-  'deberta-v2': ['query_proj', 'key_proj', 'value_proj', 'dense'],
-  gpt_bigcode: ['c_attn'],
-  deberta: ['in_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-};
-
 /** Defaults + overrides, validated. */
 export function adaLoraConfig(p: Partial<AdaLoraConfig> = {}): AdaLoraConfig {
   return validate({ ...ADALORA_DEFAULTS, ...p, peftType: 'ADALORA' });

@@ -19,7 +19,7 @@ export const adalora: PeftMethod<AdaLoraConfig> = {
   toJson: toAdapterConfigJson,
   resolve(ctx, cfg) {
     const r = resolveArchitecture(ctx.rawConfig, ctx.task);
-    const res = resolveAdaLoraTargets(ctx.modules, cfg, { task: cfg.taskType ?? ctx.task, heads: r.spec.heads(r.config, r.task), modelType: r.config.modelType });
+    const res = resolveAdaLoraTargets(ctx.modules, cfg, { task: cfg.taskType ?? ctx.task, heads: r.spec.heads(r.config, r.task), defaults: r.spec.peftDefaults(r.config) });
     // A loaded adapter's rank_pattern is what its tensors hold; a fresh config starts every module at init_r.
     const kept = keptRanks(cfg.rankPattern);
     const count = countAdaLora(ctx.modules, res, { r: (m) => kept.get(m) ?? cfg.initR, bias: cfg.bias, tied: r.spec.tied(r.config, r.task) });

@@ -11,9 +11,9 @@ import type { ForwardHooks, ForwardInput, Model, ModuleInfo } from '../../models
 import { Rng } from '../../random';
 import { ownedVariable } from '../../variable';
 import { forwardWith, loadStrict, PEFT_PREFIX, type MethodTrainingState, type PeftModel } from '../model';
-import { pyRepr, resolveLoraTargets, type TargetResolution } from '../targets';
+import { pyRepr, resolveLoraTargets, type TargetContext, type TargetResolution } from '../targets';
 import { RankAllocator, type AllocationStep } from './allocator';
-import { DEFAULT_ADALORA_TARGETS, keptRanks, rankPatternModule, type AdaLoraConfig } from './config';
+import { keptRanks, rankPatternModule, type AdaLoraConfig } from './config';
 import { SvdLayer } from './layer';
 
 /** AdaLoraModel._create_new_module: only nn.Linear and transformers' Conv1D can become SVDLinear. */
@@ -31,12 +31,12 @@ export function checkAdaLoraModule(m: ModuleInfo): void {
  * list saved as PEFT saves it: the mapping's list, not a sorted set).
  */
 export function resolveAdaLoraTargets(
-  modules: ModuleInfo[], cfg: AdaLoraConfig, ctx: { task: AdaLoraConfig['taskType']; heads: Model['heads']; modelType: string },
+  modules: ModuleInfo[], cfg: AdaLoraConfig, ctx: TargetContext,
 ): TargetResolution {
   let target = cfg.targetModules;
   let fromDefaults = false;
   if (target === null || target === undefined) {
-    const def = DEFAULT_ADALORA_TARGETS[ctx.modelType];
+    const def = ctx.defaults.adalora;
     if (!def) throw new EngineError('TARGETS_NOT_FOUND', 'Please specify `target_modules` in `peft_config`');
     target = [...def];
     fromDefaults = true;
@@ -47,7 +47,7 @@ export function resolveAdaLoraTargets(
       targetModules: target, excludeModules: cfg.excludeModules, layersToTransform: cfg.layersToTransform,
       layersPattern: cfg.layersPattern, modulesToSave: cfg.modulesToSave,
     },
-    { task: ctx.task, heads: ctx.heads, modelType: ctx.modelType },
+    ctx,
     { checkModule: checkAdaLoraModule },
   );
   return fromDefaults ? { ...res, savedTargetModules: target } : res;
@@ -81,7 +81,7 @@ export class AdaLoraModel implements PeftModel {
     this.base = base;
     this.config = config;
     this.rankPattern = config.rankPattern ? structuredClone(config.rankPattern) : null;
-    this.resolution = resolveAdaLoraTargets(base.modules, config, { task: config.taskType ?? null, heads: base.heads, modelType: base.config.modelType });
+    this.resolution = resolveAdaLoraTargets(base.modules, config, { task: config.taskType ?? null, heads: base.heads, defaults: base.spec.peftDefaults(base.config) });
     this.rng = new Rng(seed);
     const byName = new Map(base.modules.map((m) => [m.name, m]));
     try {

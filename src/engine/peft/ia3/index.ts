@@ -20,7 +20,7 @@ export const ia3: PeftMethod<IA3Config> = {
   toJson: toAdapterConfigJson,
   resolve(ctx, cfg) {
     const r = resolveArchitecture(ctx.rawConfig, ctx.task);
-    const res = resolveIa3Targets(ctx.modules, cfg, { heads: r.spec.heads(r.config, r.task), modelType: r.config.modelType });
+    const res = resolveIa3Targets(ctx.modules, cfg, { heads: r.spec.heads(r.config, r.task), defaults: r.spec.peftDefaults(r.config) });
     const count = countIa3(ctx.modules, res, { feedforward: res.feedforward, tied: r.spec.tied(r.config, r.task) });
     const roles = Object.fromEntries(res.feedforward.map((n) => [n, 'feedforward']));
     return { matched: res.matched, modulesToSave: res.modulesToSave, count, roles, savedTargetModules: res.savedTargetModules };

@@ -28,7 +28,7 @@ export class Ia3Model implements PeftModel {
   constructor(base: Model, config: IA3Config, seed = 0) {
     this.base = base;
     this.config = config;
-    this.resolution = resolveIa3Targets(base.modules, config, { heads: base.heads, modelType: base.config.modelType });
+    this.resolution = resolveIa3Targets(base.modules, config, { heads: base.heads, defaults: base.spec.peftDefaults(base.config) });
     const rng = new Rng(seed);
     const byName = new Map(base.modules.map((m) => [m.name, m]));
     const ff = new Set(this.resolution.feedforward);

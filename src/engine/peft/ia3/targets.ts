@@ -4,65 +4,9 @@
  * target lists, and which matched modules are feed-forward (their input is scaled).
  */
 import { EngineError } from '../../errors';
-import type { HeadInfo, ModuleInfo, TaskType } from '../../models/types';
-import { pyFullMatch, resolveLoraTargets, type TargetResolution } from '../targets';
+import type { ModuleInfo, TaskType } from '../../models/types';
+import { pyFullMatch, resolveLoraTargets, type TargetContext, type TargetResolution } from '../targets';
 import type { IA3Config } from './config';
-
-/** PEFT 0.15.2 TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING (used when target_modules is None). */
-export const DEFAULT_IA3_TARGETS: Record<string, string[]> = {
-  t5: ['k', 'v', 'wo'],
-  mt5: ['k', 'v', 'wi_1'],
-  gpt2: ['c_attn', 'mlp.c_proj'],
-  bloom: ['query_key_value', 'mlp.dense_4h_to_h'],
-  roberta: ['key', 'value', 'output.dense'],
-  opt: ['q_proj', 'k_proj', 'fc2'],
-  gptj: ['q_proj', 'v_proj', 'fc_out'],
-  gpt_neox: ['query_key_value', 'dense_4h_to_h'],
-  gpt_neo: ['q_proj', 'v_proj', 'c_proj'],
-  bart: ['q_proj', 'v_proj', 'fc2'],
-  gpt_bigcode: ['c_attn', 'mlp.c_proj'],
-  llama: ['k_proj', 'v_proj', 'down_proj'],
-  mistral: ['k_proj', 'v_proj', 'down_proj'],
-  mixtral: ['k_proj', 'v_proj', 'w2'],
-  bert: ['key', 'value', 'output.dense'],
-  'deberta-v2': ['key_proj', 'value_proj', 'output.dense'],
-  deberta: ['in_proj', 'output.dense'],
-  RefinedWebModel: ['query_key_value', 'dense_4h_to_h'],
-  RefinedWeb: ['query_key_value', 'dense_4h_to_h'],
-  falcon: ['query_key_value', 'dense_4h_to_h'],
-  phi: ['q_proj', 'v_proj', 'fc2'],
-  gemma: ['q_proj', 'v_proj', 'down_proj'],
-  gemma2: ['q_proj', 'v_proj', 'down_proj'],
-  qwen2: ['q_proj', 'v_proj', 'down_proj'],
-};
-
-/** PEFT 0.15.2 TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING (used when feedforward_modules is None). */
-export const DEFAULT_IA3_FEEDFORWARD: Record<string, string[]> = {
-  t5: ['wo'],
-  mt5: [],
-  gpt2: ['mlp.c_proj'],
-  bloom: ['mlp.dense_4h_to_h'],
-  roberta: ['output.dense'],
-  opt: ['fc2'],
-  gptj: ['fc_out'],
-  gpt_neox: ['dense_4h_to_h'],
-  gpt_neo: ['c_proj'],
-  bart: ['fc2'],
-  gpt_bigcode: ['mlp.c_proj'],
-  llama: ['down_proj'],
-  mistral: ['down_proj'],
-  mixtral: ['w2'],
-  bert: ['output.dense'],
-  'deberta-v2': ['output.dense'],
-  deberta: ['output.dense'],
-  RefinedWeb: ['dense_4h_to_h'],
-  RefinedWebModel: ['dense_4h_to_h'],
-  falcon: ['dense_4h_to_h'],
-  phi: ['fc2'],
-  gemma: ['down_proj'],
-  gemma2: ['down_proj'],
-  qwen2: ['down_proj'],
-};
 
 export interface Ia3Resolution extends TargetResolution {
   /** Matched modules that scale their input (sorted). */
@@ -95,25 +39,25 @@ export function isFeedforward(name: string, feedforward: string | string[]): boo
 export function resolveIa3Targets(
   modules: ModuleInfo[],
   cfg: Pick<IA3Config, 'targetModules' | 'excludeModules' | 'feedforwardModules' | 'modulesToSave'> & { taskType: TaskType | null },
-  ctx: { heads: HeadInfo; modelType: string },
+  ctx: Omit<TargetContext, 'task'>,
 ): Ia3Resolution {
   // _prepare_adapter_config: target_modules first, then feedforward_modules, each from IA3's own table.
   let target = cfg.targetModules;
   if (target === null || target === undefined) {
-    const def = DEFAULT_IA3_TARGETS[ctx.modelType];
+    const def = ctx.defaults.ia3;
     if (!def) throw new EngineError('TARGETS_NOT_FOUND', 'Please specify `target_modules` in `peft_config`');
     target = [...def];
   }
   let ff = cfg.feedforwardModules;
   if (ff === null || ff === undefined) {
-    const def = DEFAULT_IA3_FEEDFORWARD[ctx.modelType];
+    const def = ctx.defaults.ia3Feedforward;
     if (!def) throw new EngineError('TARGETS_NOT_FOUND', 'Please specify `feedforward_modules` in `peft_config`');
     ff = [...def];
   }
   const res = resolveLoraTargets(
     modules,
     { targetModules: target, excludeModules: cfg.excludeModules, modulesToSave: cfg.modulesToSave },
-    { task: cfg.taskType, heads: ctx.heads, modelType: ctx.modelType },
+    { task: cfg.taskType, heads: ctx.heads, defaults: ctx.defaults },
     { minimizeTargets: false, checkModule: checkIa3Module },
   );
   const feedforward = ff;

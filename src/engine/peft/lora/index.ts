@@ -27,7 +27,7 @@ export const lora: PeftMethod<LoraConfig> = {
         targetModules: cfg.targetModules, excludeModules: cfg.excludeModules, layersToTransform: cfg.layersToTransform,
         layersPattern: cfg.layersPattern, modulesToSave: cfg.modulesToSave,
       },
-      { task: cfg.taskType, heads: r.spec.heads(r.config, r.task), modelType: r.config.modelType },
+      { task: cfg.taskType, heads: r.spec.heads(r.config, r.task), defaults: r.spec.peftDefaults(r.config) },
     );
     const count = countLora(ctx.modules, res, { r: (m) => rankAndAlpha(cfg, m).r, bias: cfg.bias, tied });
     if (cfg.useDora) {

@@ -38,7 +38,7 @@ export class LoraModel implements PeftModel {
         layersPattern: config.layersPattern,
         modulesToSave: config.modulesToSave,
       },
-      { task: config.taskType ?? null, heads: base.heads, modelType: base.config.modelType },
+      { task: config.taskType ?? null, heads: base.heads, defaults: base.spec.peftDefaults(base.config) },
     );
     const rng = new Rng(seed);
     const byName = new Map(base.modules.map((m) => [m.name, m]));
