@@ -18,7 +18,7 @@ import { loadModelDir, readJson, readSafetensorsFile } from '../src/engine/io/no
 import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
 import { readSafetensors, writeSafetensors, type LoadedTensor } from '../src/engine/io/safetensors';
 import { checkDecodedText, decodeText, readJsonObject } from '../src/engine/io/text';
-import { buildModel, resolveArchitecture } from '../src/engine/models';
+import { buildModel, resolveArchitecture, SUPPORTED_MODEL_TYPES } from '../src/engine/models';
 import { parsePeftConfig } from '../src/engine/peft/config';
 import { describeValue, quoteValue } from '../src/engine/quote';
 import { checkTokenizerFitsModel, loadTokenizer, tokenizerJsonVocabSize } from '../src/engine/tokenizer';
@@ -333,7 +333,8 @@ describe('5. config fields: missing model_type and wrong JSON types are named as
     const raw = gpt2Config();
     delete raw.model_type;
     const e = thrown(() => resolveArchitecture(raw, undefined, 'm/config.json'), 'BAD_CONFIG');
-    expect(e.message).toBe('m/config.json has no model_type: it must name the architecture (one of gpt2, llama, qwen2, mistral, bert), as every config.json saved by transformers does.');
+    expect(e.message).toBe(`m/config.json has no model_type: it must name the architecture (one of ${SUPPORTED_MODEL_TYPES.join(', ')}), as every config.json saved by transformers does.`);
+    expect(SUPPORTED_MODEL_TYPES.slice(0, 5)).toEqual(['gpt2', 'llama', 'qwen2', 'mistral', 'bert']);
     expect(e.message).not.toMatch(/undefined/);
   });
 

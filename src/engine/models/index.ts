@@ -19,8 +19,9 @@ import type {
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
 import { bert } from './bert';
+import { opt } from './opt';
 
-export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert];
+export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt];
 
 /** Every supported config.json model_type, for error messages and docs. */
 export const SUPPORTED_MODEL_TYPES = ARCHITECTURES.flatMap((a) => a.modelTypes);
@@ -272,7 +273,6 @@ function startDecoding(spec: ArchitectureSpec<any>, model: Model, promptIds: num
     // By default the copies may grow the heap to about 2.5 of its 4 GiB, leaving room for the session's own state.
     ctx.linearProducts = new LinearProducts(o.transposeBudgetBytes ?? Math.max(0, 2.5 * 2 ** 30 - paramBytes(model)));
   }
-  const C = model.config.hiddenSize;
   let kv: { k: tf.Tensor; v: tf.Tensor }[] = [];
   let length = prefix;
   let logits: tf.Tensor1D | null = null;
@@ -284,7 +284,7 @@ function startDecoding(spec: ArchitectureSpec<any>, model: Model, promptIds: num
     const out = tf.tidy(() => {
       const input = { inputIds: tf.tensor2d([ids], [1, ids.length], 'int32') };
       const x = decoder.step(model.config, ctx, input.inputIds, caches, length); // [1, S, C]
-      const last = tf.slice(x, [0, S - 1, 0], [1, 1, C]); // [1, 1, C]
+      const last = tf.slice(x, [0, S - 1, 0], [1, 1, -1]); // [1, 1, C] (OPT-350m: word_embed_proj_dim)
       const y = spec.head(model.config, model.task, ctx, last, input).reshape([-1]) as tf.Tensor1D; // [V]
       return { y, k: caches.map((c) => c.present!.k), v: caches.map((c) => c.present!.v) };
     });
