@@ -29,9 +29,11 @@ const readJson = (p: string) => JSON.parse(readFileSync(join(FIX, p), 'utf8'));
 /** Classes and parameter counts from test/fixtures/README.md; adapters with their tensor and trainable counts. */
 const MODELS = [
   { name: 'opt-tiny', className: 'OPTForCausalLM', seqCls: 'OPTForSequenceClassification', params: 139392 },
+  { name: 'gptneox-tiny', className: 'GPTNeoXForCausalLM', seqCls: 'GPTNeoXForSequenceClassification', params: 228096 },
 ];
 const ADAPTERS = [
   { id: 'opt-lora', model: 'opt-tiny', keys: 8, trainable: 2048 },
+  { id: 'gptneox-lora', model: 'gptneox-tiny', keys: 4, trainable: 2048 },
 ];
 
 function adapterFiles(id: string) {

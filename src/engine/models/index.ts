@@ -20,8 +20,9 @@ import { gpt2 } from './gpt2';
 import { llama } from './llama';
 import { bert } from './bert';
 import { opt } from './opt';
+import { gptneox } from './gptneox';
 
-export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt];
+export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt, gptneox];
 
 /** Every supported config.json model_type, for error messages and docs. */
 export const SUPPORTED_MODEL_TYPES = ARCHITECTURES.flatMap((a) => a.modelTypes);
@@ -139,7 +140,7 @@ export interface BuildReport {
 }
 
 /** Buffers some checkpoints carry that are not parameters. */
-const IGNORED_KEYS = /(\.attn\.bias|\.attn\.masked_bias|rotary_emb\.inv_freq|\.position_ids)$/;
+const IGNORED_KEYS = /(\.attn\.bias|\.attn\.masked_bias|\.attention\.bias|\.attention\.masked_bias|rotary_emb\.inv_freq|\.position_ids)$/;
 
 /**
  * Builds a model from config.json and checkpoint tensors, checking every shape. Weights may be file tensors
