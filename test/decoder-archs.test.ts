@@ -13,7 +13,8 @@ import { loadAdapter } from '../src/engine/adapter/import';
 import { EngineError } from '../src/engine/errors';
 import { useNodeBackend } from '../src/engine/io/node-backend';
 import { readSafetensors } from '../src/engine/io/safetensors';
-import { countParams, moduleTree, resolveArchitecture } from '../src/engine/models';
+import { buildModel, countParams, moduleTree, resolveArchitecture } from '../src/engine/models';
+import { alibi, alibiSlopes, type BloomConfig } from '../src/engine/models/bloom';
 import { createPeftModel } from '../src/engine/peft';
 import { parsePeftConfig } from '../src/engine/peft/config';
 import { methodOf } from '../src/engine/peft/registry';
@@ -30,10 +31,14 @@ const readJson = (p: string) => JSON.parse(readFileSync(join(FIX, p), 'utf8'));
 const MODELS = [
   { name: 'opt-tiny', className: 'OPTForCausalLM', seqCls: 'OPTForSequenceClassification', params: 139392 },
   { name: 'gptneox-tiny', className: 'GPTNeoXForCausalLM', seqCls: 'GPTNeoXForSequenceClassification', params: 228096 },
+  { name: 'bloom-tiny', className: 'BloomForCausalLM', seqCls: 'BloomForSequenceClassification', params: 164224 },
 ];
 const ADAPTERS = [
   { id: 'opt-lora', model: 'opt-tiny', keys: 8, trainable: 2048 },
   { id: 'gptneox-lora', model: 'gptneox-tiny', keys: 4, trainable: 2048 },
+  { id: 'bloom-lora', model: 'bloom-tiny', keys: 4, trainable: 2048 },
+  // Prompt rows go in before word_embeddings_layernorm; ALiBi counts them from the extended mask.
+  { id: 'bloom-prompt', model: 'bloom-tiny', keys: 1, trainable: 256 },
 ];
 
 function adapterFiles(id: string) {
@@ -220,9 +225,36 @@ describe('OPT configurations beyond the fixture', () => {
     expect(pre.find((m) => m.name === 'model.decoder.final_layer_norm')).toBeUndefined();
   });
 
-  it.each(BACKENDS)('its KV-cached decoding equals the full forward (%s)', async (backend) => {
+  it('OPTForSequenceClassification reads each row at its last non-pad token', async () => {
+    await useNodeBackend('cpu');
+    const model = fixtureModel('opt-tiny', 'SEQ_CLS');
+    const ref = fixtureTensors('models', 'opt-tiny', 'reference.safetensors');
+    try {
+      tf.tidy(() => {
+        const ids = toTensor(ref.get('input_ids')!);
+        const mask = toTensor(ref.get('attention_mask')!);
+        const pooled = model.forward({ inputIds: ids, attentionMask: mask }).arraySync() as number[][];
+        // Row 1 without its two pads scores the same on its own.
+        const row1 = tf.slice(ids, [1, 0], [1, 5]);
+        const alone = model.forward({ inputIds: row1 }).arraySync() as number[][];
+        expect(maxAbsDiff(pooled[1], alone[0])).toBeLessThan(1e-5);
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('KV-cached decoding of configurations beyond the fixtures equals the full forward', () => {
+  const variants: [string, Record<string, unknown>][] = [
+    ['OPT post-LN with project_in / project_out', { ...readJson('models/opt-tiny/config.json'), do_layer_norm_before: false, word_embed_proj_dim: 32 }],
+    ['GPT-NeoX sequential residual, full rotary', { ...readJson('models/gptneox-tiny/config.json'), use_parallel_residual: false, rotary_pct: 1 }],
+    ['BLOOM residual from the normalised input, 6 heads', {
+      ...readJson('models/bloom-tiny/config.json'), apply_residual_connection_post_layernorm: true, n_head: 6, hidden_size: 96,
+    }],
+  ];
+  it.each(BACKENDS.flatMap((b) => variants.map(([name, raw]) => [b, name, raw] as const)))('%s: %s', async (backend, _name, raw) => {
     await useNodeBackend(backend);
-    const { buildModel } = await import('../src/engine/models');
     const model = buildModel(raw, new Map(), { initMissing: 'all', seed: 3 });
     try {
       const seq = [5, 17, 300, 42, 9, 11];
@@ -241,23 +273,20 @@ describe('OPT configurations beyond the fixture', () => {
       model.dispose();
     }
   });
+});
 
-  it('OPTForSequenceClassification reads each row at its last non-pad token', async () => {
+describe('BLOOM ALiBi', () => {
+  it('equals transformers\' build_alibi_tensor on the reference mask (padded keys at position 0)', async () => {
     await useNodeBackend('cpu');
-    const model = fixtureModel('opt-tiny', 'SEQ_CLS');
-    const ref = fixtureTensors('models', 'opt-tiny', 'reference.safetensors');
-    try {
-      tf.tidy(() => {
-        const ids = toTensor(ref.get('input_ids')!);
-        const mask = toTensor(ref.get('attention_mask')!);
-        const pooled = model.forward({ inputIds: ids, attentionMask: mask }).arraySync() as number[][];
-        // Row 1 without its two pads scores the same on its own.
-        const row1 = tf.slice(ids, [1, 0], [1, 5]);
-        const alone = model.forward({ inputIds: row1 }).arraySync() as number[][];
-        expect(maxAbsDiff(pooled[1], alone[0])).toBeLessThan(1e-5);
-      });
-    } finally {
-      model.dispose();
-    }
+    const ref = fixtureTensors('models', 'bloom-tiny', 'reference.safetensors');
+    const r = resolveArchitecture(readJson('models/bloom-tiny/config.json'));
+    const got = tf.tidy(() => alibi(r.config as BloomConfig, toTensor(ref.get('attention_mask')!)).reshape([2, 4, 7]).dataSync());
+    expect(maxAbsDiff(got, ref.get('alibi')!.data)).toBe(0);
+  });
+
+  it('slopes: 2^(-8/n (h+1)) for a power of two, the next power\'s odd slopes beyond it', () => {
+    expect([...alibiSlopes(4)]).toEqual([0.25, 0.0625, 0.015625, 0.00390625]);
+    // 6 heads: the 4-head slopes, then 8 heads' slopes 1 and 3 (2^-1, 2^-3).
+    expect([...alibiSlopes(6)]).toEqual([0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125]);
   });
 });

@@ -21,8 +21,9 @@ import { llama } from './llama';
 import { bert } from './bert';
 import { opt } from './opt';
 import { gptneox } from './gptneox';
+import { bloom } from './bloom';
 
-export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt, gptneox];
+export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt, gptneox, bloom];
 
 /** Every supported config.json model_type, for error messages and docs. */
 export const SUPPORTED_MODEL_TYPES = ARCHITECTURES.flatMap((a) => a.modelTypes);
