@@ -60,6 +60,30 @@ describe('architecture facts', () => {
     expect(d('llama-tiny', { model_type: 'qwen2', architectures: null }).ia3).toEqual(['q_proj', 'v_proj', 'down_proj']);
     expect(d('llama-tiny', { model_type: 'mistral', architectures: null }).adalora).toBeNull();
     expect(d('bert-tiny-seqcls').lora).toEqual(['query', 'value']);
+    expect(d('opt-tiny')).toEqual({
+      lora: ['q_proj', 'v_proj'], adalora: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'], ia3: ['q_proj', 'k_proj', 'fc2'], ia3Feedforward: ['fc2'],
+    });
+    expect(d('gptneox-tiny')).toEqual({
+      lora: ['query_key_value'], adalora: ['query_key_value'], ia3: ['query_key_value', 'dense_4h_to_h'], ia3Feedforward: ['dense_4h_to_h'],
+    });
+    expect(d('bloom-tiny')).toEqual({
+      lora: ['query_key_value'], adalora: ['query_key_value'], ia3: ['query_key_value', 'mlp.dense_4h_to_h'], ia3Feedforward: ['mlp.dense_4h_to_h'],
+    });
+  });
+
+  it('"MLP only" and "attention only" find OPT\'s fc1 / fc2 and self_attn projections, and each decoder\'s', () => {
+    const linear = (name: string, role: string) => {
+      const r = resolveArchitecture(config(name));
+      return r.spec.modules(r.config, r.task).filter((m) => m.type === 'Linear' && moduleRole(r.spec, m.name) === role).map((m) => m.name);
+    };
+    expect(linear('opt-tiny', 'mlp')).toEqual([0, 1].flatMap((i) => [`model.decoder.layers.${i}.fc1`, `model.decoder.layers.${i}.fc2`]));
+    expect(linear('opt-tiny', 'attention')).toHaveLength(8);
+    expect(linear('opt-tiny', 'head')).toEqual(['lm_head']);
+    expect(linear('gptneox-tiny', 'mlp')).toHaveLength(4);
+    expect(linear('gptneox-tiny', 'attention')).toEqual([0, 1].flatMap((i) => [`gpt_neox.layers.${i}.attention.query_key_value`, `gpt_neox.layers.${i}.attention.dense`]));
+    expect(linear('gptneox-tiny', 'head')).toEqual(['embed_out']);
+    expect(linear('bloom-tiny', 'mlp')).toHaveLength(4);
+    expect(linear('bloom-tiny', 'attention')).toHaveLength(4);
   });
 
   it('every architecture gives its roles to real modules of its tree', () => {

@@ -106,3 +106,8 @@ describe.each(CASES)('$model', ({ model, adapter, total, defaults }) => {
     expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
   });
 });
+
+it('seq_cls on a decoder without a pad token cannot batch: the error says to set one', async () => {
+  await expect(trainCommand(['--model', join(MODELS, 'gptneox-tiny'), '--data', clsData, '--task', 'seq_cls', '--method', 'lora', '--steps', '1',
+    '--batch-size', '4', '--out', join(tmp, 'neox-no-pad')])).rejects.toThrow(/GPTNeoXForSequenceClassification needs pad_token_id/);
+});
