@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { EngineError } from '../src/engine/errors';
 import { estimateForConfig } from '../src/engine/memory';
 import { ARCHITECTURES, resolveArchitecture } from '../src/engine/models';
+import type { GPTNeoXConfig } from '../src/engine/models/gptneox';
 import { moduleRole } from '../src/engine/models/spec';
 import { FIX } from './helpers';
 
@@ -98,6 +99,12 @@ describe('architecture facts', () => {
     const g = config('gpt2-tiny');
     expect(estimateForConfig({ ...g, n_inner: null }, opts).totalBytes).toBe(estimateForConfig({ ...g, n_inner: 4 * (g.n_embd as number) }, opts).totalBytes);
     expect(estimateForConfig({ ...g, n_inner: 8 * (g.n_embd as number) }, opts).totalBytes).toBeGreaterThan(estimateForConfig(g, opts).totalBytes);
+  });
+
+  it('GPT-NeoX reads the rotary base under either name transformers has saved it', () => {
+    const { rotary_emb_base: _base, ...rest } = config('gptneox-tiny');
+    expect((resolveArchitecture({ ...rest, rope_theta: 500 }).config as GPTNeoXConfig).rotaryBase).toBe(500);
+    expect((resolveArchitecture(config('gptneox-tiny')).config as GPTNeoXConfig).rotaryBase).toBe(10000);
   });
 
   it('decoders pool the last token, BERT the first', () => {

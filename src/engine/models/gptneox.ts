@@ -58,7 +58,8 @@ function parseConfig(raw: Record<string, unknown>): GPTNeoXConfig {
     numHeads: heads,
     headDim,
     rotaryDims,
-    rotaryBase: field(raw, 'rotary_emb_base', 10000),
+    // transformers 4.43 saves rotary_emb_base; later releases name it rope_theta.
+    rotaryBase: field(raw, 'rotary_emb_base', field(raw, 'rope_theta', 10000)),
     maxPositions: field(raw, 'max_position_embeddings', 2048),
     intermediateSize: requiredInt(raw, 'intermediate_size'),
     hiddenAct: field(raw, 'hidden_act', 'gelu'),
