@@ -564,7 +564,7 @@ export async function startTraining(): Promise<void> {
   const s = useProject.getState();
   const { peft, error } = peftSettings(s);
   if (error) return R.error('BAD_PEFT_CONFIG', error);
-  R.starting(s.task);
+  R.starting(s.task, s.task === 'SEQ_CLS' ? s.data.summary?.baselines ?? null : null);
   try {
     await worker().request({ type: 'start', task: s.task, peft, args: trainArgs(s), ...startOptions() }, 'state');
   } catch (e) {

@@ -2,6 +2,7 @@
  * The run store: the training run's state, its metrics as they stream in, errors, the latest adapter
  * checkpoint (kept after a failure, so it stays downloadable) and the playground's results.
  */
+import type { ClassBaselines } from '../engine/train/baselines';
 import { create } from 'zustand';
 import type {
   AdapterFiles, ClassifyResult, EvalMetrics, LogEntry, RunState, StepMetrics, TaskType, WorkerEvent,
@@ -51,6 +52,8 @@ export interface RunStore {
   progress: Progress | null;
   metrics: StepMetrics[];
   evals: EvalMetrics[];
+  /** Classification reference accuracies on the data the run started with (majority class, bag of words). */
+  baselines: ClassBaselines | null;
   checkpoint: Checkpoint | null;
   outcome: 'completed' | 'stopped' | 'failed' | null;
   errors: RunError[];
@@ -70,6 +73,7 @@ const initial: RunStore = {
   progress: null,
   metrics: [],
   evals: [],
+  baselines: null,
   checkpoint: null,
   outcome: null,
   errors: [],
@@ -83,9 +87,9 @@ const get = useRun.getState;
 
 export const runActions = {
   /** A new run: charts start empty; the previous checkpoint stays until the new run sends one. */
-  starting: (task: TaskType) => {
+  starting: (task: TaskType, baselines: ClassBaselines | null = null) => {
     pending = [];
-    set({ state: 'starting', task, progress: null, metrics: [], evals: [], outcome: null, errors: [], runId: null });
+    set({ state: 'starting', task, progress: null, metrics: [], evals: [], baselines, outcome: null, errors: [], runId: null });
   },
   error: (code: string, message: string) => set((s) => ({ errors: [...s.errors.slice(-19), { code, message, at: Date.now() }] })),
   dismissErrors: () => set({ errors: [] }),

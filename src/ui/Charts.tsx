@@ -1,6 +1,7 @@
 /** Live charts: loss (raw, smoothed, eval), accuracy (+F1 for classification) and learning rate by step. */
 import { useMemo } from 'react';
-import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { CartesianGrid, Legend, Line, LineChart, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import type { ClassBaselines } from '../engine/train/baselines';
 import type { EvalMetrics, StepMetrics } from '../worker/protocol';
 import { num } from './format';
 
@@ -38,9 +39,35 @@ function merge(metrics: StepMetrics[], evals: EvalMetrics[]): Row[] {
 const axis = { stroke: '#64748b', fontSize: 11 };
 const tip = (v: unknown) => (typeof v === 'number' ? num(v) : String(v));
 
-function Chart(props: { title: string; testId: string; points: number; rows: Row[]; children: React.ReactNode; percent?: boolean; empty: string; steps?: string }) {
+/** A dashed horizontal reference line with its name at the right end; it widens the axis to stay in view. */
+function refLine(key: string, y: number, name: string, color: string) {
   return (
-    <figure className="chart" data-testid={props.testId} data-points={props.points} data-steps={props.steps}>
+    <ReferenceLine
+      key={key}
+      y={y}
+      stroke={color}
+      strokeDasharray="5 4"
+      ifOverflow="extendDomain"
+      label={{ value: name, position: 'insideTopRight', fontSize: 10.5, fill: color }}
+    />
+  );
+}
+
+/** Axis labels: percentages for accuracy, short exponents for tiny values (learning rates), 3 digits otherwise. */
+function tick(kind: 'percent' | 'exp' | 'plain') {
+  return (v: number) => {
+    if (kind === 'percent') return `${Number((v * 100).toPrecision(3))}%`;
+    if (kind === 'exp' && v !== 0 && Math.abs(v) < 1e-2) return v.toExponential(1).replace('.0e', 'e');
+    return String(Number(v.toPrecision(3)));
+  };
+}
+
+type Ref = { key: string; y: number; name: string; color: string };
+
+function Chart(props: { title: string; testId: string; points: number; rows: Row[]; children: React.ReactNode; ticks?: 'percent' | 'exp' | 'plain'; empty: string; steps?: string; refs?: Ref[] }) {
+  const refs = props.refs ?? [];
+  return (
+    <figure className="chart" data-testid={props.testId} data-points={props.points} data-steps={props.steps} data-refs={refs.map((r) => `${r.key}=${r.y}`).join(',')}>
       <figcaption>{props.title}</figcaption>
       {props.points === 0 ? (
         <div className="chart-empty muted">{props.empty}</div>
@@ -49,15 +76,11 @@ function Chart(props: { title: string; testId: string; points: number; rows: Row
           <LineChart data={props.rows} margin={{ top: 6, right: 12, bottom: 0, left: 0 }}>
             <CartesianGrid stroke="#e2e8f0" strokeDasharray="3 3" />
             <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} allowDecimals={false} {...axis} />
-            <YAxis
-              {...axis}
-              width={52}
-              domain={props.percent ? [0, 1] : ['auto', 'auto']}
-              tickFormatter={(v: number) => (props.percent ? `${Math.round(v * 100)}%` : String(Number(v.toPrecision(3))))}
-            />
+            <YAxis {...axis} width={58} domain={['auto', 'auto']} tickCount={5} tickFormatter={tick(props.ticks ?? 'plain')} />
             <Tooltip formatter={tip} labelFormatter={(l) => `step ${l}`} isAnimationActive={false} />
             <Legend iconSize={10} wrapperStyle={{ fontSize: 12 }} />
             {props.children}
+            {refs.map((r) => refLine(r.key, r.y, r.name, r.color))}
           </LineChart>
         </ResponsiveContainer>
       )}
@@ -65,17 +88,32 @@ function Chart(props: { title: string; testId: string; points: number; rows: Row
   );
 }
 
-export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; classification: boolean }) {
+/**
+ * The charts of a run. Reference lines: the base model's evaluation before training (the step-0 evaluation), and
+ * for classification the majority-class rate and a bag-of-words logistic regression on the same split.
+ */
+export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; classification: boolean; baselines?: ClassBaselines | null }) {
   const rows = useMemo(() => merge(props.metrics, props.evals), [props.metrics, props.evals]);
   const n = props.metrics.length;
   const e = props.evals.length;
   // The train-loss steps in order (a resumed run continues its curve: 1..N with no gap or repeat).
   const steps = useMemo(() => props.metrics.map((m) => m.step).join(','), [props.metrics]);
   const line = { dot: false, isAnimationActive: false, connectNulls: true, strokeWidth: 2 } as const;
+  const base = props.evals[0]?.step === 0 ? props.evals[0] : undefined;
+  const lossRefs: Ref[] = base ? [{ key: 'base', y: base.evalLoss, name: 'base model', color: '#64748b' }] : [];
+  const accRefs: Ref[] = [
+    ...(base && Number.isFinite(base.accuracy) ? [{ key: 'base', y: base.accuracy, name: 'base model', color: '#64748b' }] : []),
+    ...(props.classification && props.baselines
+      ? [
+          { key: 'majority', y: props.baselines.majority, name: 'majority class', color: '#b45309' },
+          { key: 'bow', y: props.baselines.bagOfWords, name: 'bag-of-words LR', color: '#be123c' },
+        ]
+      : []),
+  ];
   return (
     <div className="charts">
-      <Chart title="Loss" testId="chart-loss" points={n + e} rows={rows} steps={steps} empty="Train loss appears after the first step.">
-        <Line type="monotone" dataKey="loss" name="train (raw)" stroke="#93c5fd" {...line} strokeWidth={1} />
+      <Chart title="Loss" testId="chart-loss" points={n + e} rows={rows} steps={steps} refs={lossRefs} empty="Train loss appears after the first step.">
+        <Line type="linear" dataKey="loss" name="train (raw)" stroke="#93c5fd" {...line} strokeWidth={1} />
         <Line type="monotone" dataKey="smoothed" name="train (smoothed)" stroke="#2563eb" {...line} />
         <Line type="monotone" dataKey="evalLoss" name="eval" stroke="#ea580c" {...line} dot={{ r: 3 }} />
       </Chart>
@@ -84,13 +122,14 @@ export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; cl
         testId="chart-accuracy"
         points={e}
         rows={rows}
-        percent
+        ticks="percent"
+        refs={e ? accRefs : []}
         empty="Accuracy appears at the first evaluation."
       >
         <Line type="monotone" dataKey="accuracy" name="accuracy" stroke="#16a34a" {...line} dot={{ r: 3 }} />
         {props.classification && <Line type="monotone" dataKey="f1" name="F1" stroke="#9333ea" {...line} dot={{ r: 3 }} />}
       </Chart>
-      <Chart title="Learning rate" testId="chart-lr" points={n} rows={rows} empty="The schedule appears as training runs.">
+      <Chart title="Learning rate" testId="chart-lr" points={n} rows={rows} ticks="exp" empty="The schedule appears as training runs.">
         <Line type="stepAfter" dataKey="lr" name="learning rate" stroke="#0891b2" {...line} />
       </Chart>
     </div>

@@ -114,11 +114,11 @@ export function LiveView() {
         </div>
         <div>
           <dt>eval loss</dt>
-          <dd>{num(lastEval?.evalLoss)}</dd>
+          <dd data-testid="eval-loss" data-value={lastEval?.evalLoss}>{num(lastEval?.evalLoss)}</dd>
         </div>
         <div>
           <dt>{run.task === 'SEQ_CLS' ? 'accuracy' : 'next-token acc.'}</dt>
-          <dd data-testid="accuracy">{lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : '–'}</dd>
+          <dd data-testid="accuracy" data-value={lastEval?.accuracy}>{lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : '–'}</dd>
         </div>
         <div>
           <dt>tokens/s</dt>
@@ -147,7 +147,7 @@ export function LiveView() {
           </button>
         </ErrorNote>
       )}
-      <Charts metrics={run.metrics} evals={run.evals} classification={run.task === 'SEQ_CLS'} />
+      <Charts metrics={run.metrics} evals={run.evals} classification={run.task === 'SEQ_CLS'} baselines={run.baselines} />
     </Panel>
   );
 }

@@ -8,6 +8,7 @@ import {
   type ColumnMapping, type DataIssue, type DataTable, type Example,
 } from '../engine/train/data-parse';
 import type { Tokenizer } from '../engine/tokenizer';
+import { classBaselines } from '../engine/train/baselines';
 import { chatFormatFor, loadChatData } from './chat-data';
 import { readHubData, stringTable, type HubDataInfo, type HubTable } from './hub-data';
 import type { DataRequest, DataSummary } from './protocol';
@@ -139,6 +140,7 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
     ({ train, validation } = splitValidation(train, req.validationSplit, req.seed));
   }
   if (train.length === 0) throw new EngineError('BAD_DATA', `${name}: no training rows are left after the validation split.`);
+  const baselines = req.task === 'SEQ_CLS' ? classBaselines(train, validation, labels.length) : null;
 
   const summary: DataSummary = {
     name,
@@ -153,6 +155,7 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
     warnings,
     stats: encode ? tokenStats([...train, ...validation], encode, req.maxLength) : null,
     ...(hub ? { hub: hub.info } : {}),
+    ...(baselines ? { baselines } : {}),
   };
   return { train, validation, labels: summary.labels, summary };
 }

@@ -3,6 +3,7 @@
  * Every command carries a requestId; replies and errors caused by a command echo it, so the client can
  * resolve the matching promise. Run events (progress, metrics, evalMetrics, checkpoint, done) carry runId.
  */
+import type { ClassBaselines } from '../engine/train/baselines';
 import type { BenchSetup, BenchShape, benchMatmul, benchTraining } from '../engine/bench';
 import type { CachedModelInfo } from '../engine/io/cache';
 import type { RunSummary } from '../engine/io/run-store';
@@ -294,6 +295,8 @@ export interface DataSummary {
   chat?: ChatSummary;
   /** Present for a Hub dataset: its configs, splits and row counts. */
   hub?: HubDataInfo;
+  /** Classification with validation rows: majority-class rate and bag-of-words logistic regression on this split. */
+  baselines?: ClassBaselines;
 }
 
 export interface StepMetrics {
