@@ -5,7 +5,7 @@
  * With --save-steps / --eval-steps it keeps Trainer-style <out>/checkpoint-<step>/ folders, and --resume-from
  * continues one of them exactly (the same final adapter and metrics.jsonl rows as a run left uninterrupted).
  */
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { EngineError } from '../engine/errors';
 import { resolveArchitecture } from '../engine/models';
@@ -15,11 +15,14 @@ import { metricsRow, type CheckpointFiles } from '../engine/train/checkpoint';
 import { checkpointName, readCheckpointDir, rotateCheckpoints, writeCheckpointDir } from './checkpoints';
 import { plannedSteps, type SchedulerType } from '../engine/train/schedule';
 import { splitValidation } from '../engine/train/data-parse';
+import { classBaselines } from '../engine/train/baselines';
 import {
   BACKEND_OPTION, choice, flag, helpText, int, note, num, parseArgv, readModel, readTokenizer, required, startBackend, str, task,
   usage, writeJson, type CommandSpec, type Parsed,
 } from './common';
 import { PEFT_OPTIONS, method, peftConfigFromFlags, resolveTargetsOnTree } from './peft-options';
+import { METHODS } from '../engine/peft/registry';
+import { PRESET_IDS, PRESET_LABELS, presetFor } from '../engine/train/presets';
 import { checkAgainstModel, labelIds, locateTokenizedProblem, readDataFile, toEngineExamples, type DataOptions, type RawExample } from './train-data';
 import { CHAT_OPTIONS, chatFlags, describeChat, encodeChatRows } from './train-chat';
 import { HUB_DATA_OPTIONS, isHubData, readHubData } from './train-hub';
@@ -33,6 +36,7 @@ export const TRAIN: CommandSpec = {
     tokenizer: { kind: 'value', arg: 'DIR', help: 'Folder with tokenizer.json (default: the model folder, if it has one).' },
     data: { kind: 'value', arg: 'FILE|hub:ID', help: 'Training data: .txt, .jsonl or .csv, or a Hub dataset hub:owner/name[:config][@revision] (HF_ENDPOINT, HF_TOKEN).' },
     task: { kind: 'value', arg: 'causal_lm|seq_cls', help: 'Task (default: from config.json architectures).' },
+    preset: { kind: 'value', arg: 'quick|thorough', help: 'Start from the studio\'s measured preset for the task and method (lr, steps, batch, length, warmup, eval steps, schedule, all-linear targets; docs/presets.md); flags given override it.' },
     ...PEFT_OPTIONS,
     steps: { kind: 'value', arg: 'N', help: 'Optimizer steps (overrides --epochs).' },
     epochs: { kind: 'value', arg: 'N', help: 'Epochs when --steps is not given (default 1).' },
@@ -123,11 +127,38 @@ export function trainingArgs(p: Parsed): Partial<TrainingArgs> {
   return a;
 }
 
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const round = (x: number, d = 6) => (Number.isFinite(x) ? Number(x.toPrecision(d)) : x);
+
+/**
+ * --preset: the preset's values as flags, for each flag not given. The task comes from --task or the model
+ * folder's config.json (a Hub id needs --task).
+ */
+function applyPreset(p: Parsed): void {
+  const id = choice(p, 'preset', PRESET_IDS);
+  if (id === undefined) return;
+  let t = task(p);
+  const dir = str(p, 'model');
+  if (!t && dir && existsSync(join(dir, 'config.json'))) t = resolveArchitecture(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), undefined).task;
+  if (!t) throw usage('--preset needs --task (causal_lm or seq_cls) when --model is not a local folder');
+  const m = method(p).toUpperCase();
+  const info = METHODS.find((x) => x.peftType === m);
+  const preset = presetFor(id, t, m, info?.learningRate ?? DEFAULT_ARGS.learningRate);
+  const a = preset.args;
+  const flags: Record<string, string> = {
+    lr: String(a.learningRate), 'batch-size': String(a.batchSize), 'max-length': String(a.maxLength),
+    'warmup-steps': String(a.warmupSteps), 'eval-steps': String(a.evalSteps), scheduler: a.scheduler,
+  };
+  if (!p.opts.has('epochs')) flags.steps = String(a.maxSteps);
+  if (preset.targets && !info?.prompt) flags['target-modules'] = preset.targets;
+  for (const [k, v] of Object.entries(flags)) if (!p.opts.has(k)) p.opts.set(k, v);
+  note(`preset ${PRESET_LABELS[id]}: ${Object.entries(flags).map(([k, v]) => `--${k} ${p.opts.get(k)}`).join(' ')}`);
+}
 
 export async function trainCommand(argv: string[]): Promise<void> {
   const p = parseArgv(TRAIN, argv);
   if (p.help) return void console.log(helpText(TRAIN));
+  applyPreset(p);
   const modelDir = required(p, 'model', 'train');
   const dataPath = required(p, 'data', 'train');
   const outDir = required(p, 'out', 'train');
@@ -234,6 +265,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     const line = formatTrainableLine(resolveTargetsOnTree(m.rawConfig, m.task, m.modules, peftCfg).count);
     console.log(line);
     note(`${m.className} + ${peftCfg.peftType} on ${backend}: ${train.length} training / ${validation.length} validation examples, ${session.totalSteps} steps`);
+    const base = t === 'SEQ_CLS' ? classBaselines(train, validation, m.config.numLabels) : null;
+    if (base) note(`baselines on this split: majority class ${pct(base.majority)}, bag-of-words logistic regression ${pct(base.bagOfWords)} validation accuracy`);
     const fresh = (m as { report?: { initialised: string[] } }).report?.initialised ?? [];
     if (fresh.length) note(`note: not in the checkpoint, freshly initialised: ${fresh.join(', ')}`);
 

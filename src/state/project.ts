@@ -13,6 +13,7 @@ import type {
   MethodInfo, ModelInfo, PeftSettings, PeftType, TargetResult, TaskType, TrainArgs, TreeInfo, WorkerEvent,
 } from '../worker/protocol';
 import { textForSelection, textToSpec, type TargetText } from './targets-text';
+import { PRESET_FIELDS, presetFor, type PresetArgs, type PresetId, type TrainPreset } from '../engine/train/presets';
 
 /** A method's form values by config key (camelCase), as its schema describes them. */
 export type MethodValues = Record<string, unknown>;
@@ -146,6 +147,15 @@ export interface ProjectState {
   args: TrainArgs;
   /** The learning rate was set by the person (a method switch then keeps it). */
   lrTouched: boolean;
+  /** The training preset last applied, with the values it set; a field now different from them is "custom". */
+  preset: AppliedPreset | null;
+  /** A method switch set the learning rate to this method's PEFT example value (shown beside the field). */
+  lrFromMethod: { method: PeftType; learningRate: number } | null;
+}
+
+export interface AppliedPreset extends TrainPreset {
+  task: TaskType;
+  method: PeftType;
 }
 
 export const DEFAULT_ARGS: TrainArgs = {
@@ -200,6 +210,8 @@ const initial: ProjectState = {
   limitBy: 'maxSteps',
   args: DEFAULT_ARGS,
   lrTouched: false,
+  preset: null,
+  lrFromMethod: null,
 };
 
 export const useProject = create<ProjectState>()(() => initial);
@@ -209,6 +221,7 @@ export const PROJECT_DEFAULTS = {
   backendChoice: initial.backendChoice, modelRef: { kind: 'builtin' } as ModelRef, task: initial.task, method: initial.method,
   targetText: initial.targetText, dataRef: null as DataRef | null, mapping: null, validationSplit: initial.validationSplit,
   limitBy: initial.limitBy, args: initial.args, lrTouched: false, chat: initial.chat, hubData: null,
+  preset: null, lrFromMethod: null,
 } satisfies Partial<ProjectState>;
 
 /** Every method's form back at its defaults. */
@@ -238,6 +251,15 @@ export function methodInfoOf(s: Pick<ProjectState, 'methods' | 'method'>): Metho
 export function runSteps(s: Pick<ProjectState, 'limitBy' | 'args' | 'data'>): number | null {
   if (s.limitBy === 'maxSteps') return s.args.maxSteps ?? null;
   return s.data.summary ? plannedSteps({ ...s.args, maxSteps: null }, s.data.summary.trainRows) : null;
+}
+
+/** The preset's fields the person changed after applying it ('targets' too), in the panel's order; [] without a preset. */
+export function presetCustomFields(s: Pick<ProjectState, 'preset' | 'args' | 'limitBy' | 'targetText'>): (keyof PresetArgs | 'targets')[] {
+  const p = s.preset;
+  if (!p) return [];
+  const out: (keyof PresetArgs | 'targets')[] = PRESET_FIELDS.filter((k) => (k === 'maxSteps' && s.limitBy !== 'maxSteps') || s.args[k] !== p.args[k]);
+  if (p.targets === 'all-linear' && s.targetText.mode !== 'all-linear') out.push('targets');
+  return out;
 }
 
 /** The method settings the worker takes, or an error for text that is not a valid spec yet. */
@@ -340,8 +362,16 @@ export const projectActions = {
   setMethod: (method: PeftType) =>
     set((s) => {
       const info = s.methods.find((m) => m.peftType === method);
-      const lr = !s.lrTouched && info ? { args: { ...s.args, learningRate: info.learningRate } } : {};
-      return { method, ...lr };
+      if (!info || s.lrTouched) return { method, lrFromMethod: null };
+      // An applied preset whose learning rate was kept gives the new method its own preset rate.
+      const p = s.preset && s.args.learningRate === s.preset.args.learningRate ? presetFor(s.preset.id, s.preset.task, method, info.learningRate) : null;
+      const learningRate = p ? p.args.learningRate : info.learningRate;
+      return {
+        method,
+        args: { ...s.args, learningRate },
+        ...(p && s.preset ? { preset: { ...s.preset, method, args: { ...s.preset.args, learningRate } } } : {}),
+        lrFromMethod: learningRate !== s.args.learningRate ? { method, learningRate } : null,
+      };
     }),
   updateSettings: (p: MethodValues) => set((s) => ({ settings: { ...s.settings, [s.method]: { ...(s.settings[s.method] ?? {}), ...p } } })),
   setTargetText: (p: Partial<TargetText>) => set((s) => ({ targetText: { ...s.targetText, ...p } })),
@@ -399,7 +429,18 @@ export const projectActions = {
   dataFailed: (error: string) => set((s) => ({ data: { status: 'error', error, summary: s.data.summary } })),
 
   setLimitBy: (limitBy: 'epochs' | 'maxSteps') => set({ limitBy }),
-  updateArgs: (p: Partial<TrainArgs>) => set((s) => ({ args: { ...s.args, ...p }, lrTouched: s.lrTouched || 'learningRate' in p })),
+  updateArgs: (p: Partial<TrainArgs>) =>
+    set((s) => ({ args: { ...s.args, ...p }, lrTouched: s.lrTouched || 'learningRate' in p, lrFromMethod: 'learningRate' in p ? null : s.lrFromMethod })),
+  /**
+   * A training preset for the current task and method: learning rate, max steps, batch, length, warmup, eval
+   * interval, schedule and (for module-adapting methods) target_modules. Every field stays editable.
+   */
+  applyPreset: (id: PresetId) =>
+    set((s) => {
+      const p = presetFor(id, s.task, s.method, methodInfoOf(s)?.learningRate ?? DEFAULT_ARGS.learningRate);
+      const targetText: TargetText = p.targets === 'all-linear' ? { ...s.targetText, mode: 'all-linear', target: '', exclude: '', layers: '', layersPattern: '' } : s.targetText;
+      return { args: { ...s.args, ...p.args }, limitBy: 'maxSteps', targetText, preset: { ...p, task: s.task, method: s.method }, lrTouched: false, lrFromMethod: null };
+    }),
 
   storageEstimated: (storage: StorageStatus | null) => set({ storage }),
 
@@ -414,6 +455,7 @@ export const projectActions = {
       return {
         settings: defaultSettings(s.methods), limitBy: initial.limitBy, lrTouched: false,
         args: { ...DEFAULT_ARGS, learningRate: info?.learningRate ?? DEFAULT_ARGS.learningRate },
+        preset: null, lrFromMethod: null,
       };
     }),
   /** New project: every setup value at its default (the built-in model is loaded by the caller). */

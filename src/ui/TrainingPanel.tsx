@@ -1,6 +1,7 @@
 /** Training: trainer arguments, the compute backend (with why it was chosen) and Start / Pause / Resume / Stop. */
 import { initBackend, pauseTraining, resumeTraining, startTraining, stopTraining } from '../state/actions';
-import { projectActions as P, useProject } from '../state/project';
+import { presetCustomFields, projectActions as P, useProject } from '../state/project';
+import { PRESET_IDS, PRESET_LABELS, type PresetArgs } from '../engine/train/presets';
 import { useRun } from '../state/run';
 import type { BackendChoice } from '../worker/protocol';
 import { Check, NumberField, OptionalNumberField, Panel, Segmented, SelectField } from './controls';
@@ -40,6 +41,54 @@ export function checkpointProblem(a: ReturnType<typeof useProject.getState>['arg
   return null;
 }
 
+/** How the Training panel names a preset's fields. */
+const FIELD_NAMES: Record<keyof PresetArgs | 'targets', string> = {
+  learningRate: 'learning rate', maxSteps: 'max steps', batchSize: 'batch size', maxLength: 'max length',
+  warmupSteps: 'warmup steps', evalSteps: 'eval every N steps', scheduler: 'schedule', targets: 'target modules',
+};
+const TASK_NAMES: Record<string, string> = { CAUSAL_LM: 'language modelling', SEQ_CLS: 'classification' };
+
+/** Quick demo / Thorough, which preset is applied, and the fields changed since (custom). */
+function PresetBar() {
+  const preset = useProject((s) => s.preset);
+  const task = useProject((s) => s.task);
+  const method = useProject((s) => s.method);
+  const methods = useProject((s) => s.methods);
+  const custom = useProject((s) => presetCustomFields(s).join(','));
+  const lrFromMethod = useProject((s) => s.lrFromMethod);
+  const label = (m: string) => methods.find((x) => x.peftType === m)?.label ?? m;
+  const stale = preset && (preset.task !== task || preset.method !== method);
+  return (
+    <div className="preset-bar" data-testid="presets">
+      <div className="row">
+        <span className="label">Preset</span>
+        {PRESET_IDS.map((id) => (
+          <button key={id} type="button" className={`chip${preset?.id === id && !custom && !stale ? ' on' : ''}`} data-testid={`preset-${id}`} onClick={() => P.applyPreset(id)}>
+            {PRESET_LABELS[id]}
+          </button>
+        ))}
+      </div>
+      <p className="hint" data-testid="preset-status" data-preset={preset?.id ?? ''} data-custom={custom}>
+        {preset ? (
+          <>
+            <strong>{PRESET_LABELS[preset.id]}</strong> applied for {label(preset.method)}, {TASK_NAMES[preset.task] ?? preset.task}
+            {preset.measured ? ` (measured: ${preset.measured})` : ' (not measured for this method: a starting point)'}
+            {custom ? `; custom: ${custom.split(',').map((k) => FIELD_NAMES[k as keyof typeof FIELD_NAMES]).join(', ')}` : ''}
+            {stale ? `. The ${preset.task !== task ? 'task' : 'method'} changed since: apply it again for this one.` : '.'}
+          </>
+        ) : (
+          'A preset sets learning rate, steps, batch, length, warmup, evaluation and targets from measured runs; every field stays editable.'
+        )}
+      </p>
+      {lrFromMethod && (
+        <p className="hint" data-testid="lr-from-method">
+          Learning rate set to <strong>{lrFromMethod.learningRate}</strong>, the example value PEFT uses for {label(lrFromMethod.method)}; change it below to keep your own.
+        </p>
+      )}
+    </div>
+  );
+}
+
 export function TrainingPanel() {
   const args = useProject((s) => s.args);
   const limitBy = useProject((s) => s.limitBy);
@@ -58,6 +107,7 @@ export function TrainingPanel() {
   return (
     <Panel title="Training" id="training">
       <fieldset disabled={running}>
+        <PresetBar />
         <div className="grid3">
           <NumberField label="learning rate" value={args.learningRate} min={1e-8} max={10} onChange={(learningRate) => P.updateArgs({ learningRate })} testId="lr" />
           <SelectField
