@@ -11,6 +11,8 @@ const DIST = process.env.E2E_DIST ?? 'dist';
 // E2E_HUB_PORT / E2E_HUB_CONTROL_PORT: the stand-in Hub's ports, for a suite run beside another one.
 export const HUB_PORT = Number(process.env.E2E_HUB_PORT ?? 5199);
 export const HUB_CONTROL_PORT = Number(process.env.E2E_HUB_CONTROL_PORT ?? 5198);
+// CHROMIUM_PATH: another Chromium than Debian's (README, Quick start).
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const chromiumArgs = [
   '--no-sandbox',
   '--disable-background-networking',
@@ -35,14 +37,14 @@ export default defineConfig({
     acceptDownloads: true,
     viewport: { width: 1440, height: 1000 },
     actionTimeout: 30_000,
-    launchOptions: { executablePath: '/usr/bin/chromium', args: chromiumArgs },
+    launchOptions: { executablePath: CHROMIUM, args: chromiumArgs },
   },
   projects: [
     { name: 'wasm', testIgnore: /webgpu\.spec\.ts/ },
     {
       name: 'webgpu',
       testMatch: /webgpu\.spec\.ts/,
-      use: { launchOptions: { executablePath: '/usr/bin/chromium', args: [...chromiumArgs, '--enable-unsafe-webgpu'] } },
+      use: { launchOptions: { executablePath: CHROMIUM, args: [...chromiumArgs, '--enable-unsafe-webgpu'] } },
     },
   ],
   webServer: [

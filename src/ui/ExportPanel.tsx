@@ -35,6 +35,7 @@ export function ExportPanel() {
       {cp ? (
         <p data-testid="checkpoint-info">
           {cpLabel} adapter from step <strong>{cp.step}</strong>
+          {cp.step === 0 && <strong data-testid="checkpoint-untrained"> (untrained: its weights are the initial ones, it does not change the model)</strong>}
           {cp.runId !== runId && ' of an earlier run'}
           {cpType !== method && <strong data-testid="checkpoint-other-method"> (an earlier method: the settings now are for {methods.find((m) => m.peftType === method)?.label ?? method})</strong>} ·{' '}
           {bytes(cp.files['adapter_model.safetensors'].byteLength)} · saved{' '}

@@ -48,7 +48,7 @@ export function Playground() {
   const adapterLabel = imported
     ? `imported: ${imported.name}, ${imported.summary}`
     : runId !== null
-      ? `this run's (run ${runId}${step !== undefined ? `, step ${step}` : ''})${trainedFrom?.runId === runId ? `, trained on from imported ${trainedFrom.name}` : ''}`
+      ? `this run's (run ${runId}${step !== undefined ? `, step ${step}` : ''})${step === 0 ? ', untrained: it does not change the model yet' : ''}${trainedFrom?.runId === runId ? `, trained on from imported ${trainedFrom.name}` : ''}`
       : null;
 
   return (
@@ -114,7 +114,14 @@ export function Playground() {
               {gen.withoutAdapter}
             </p>
           )}
-          {cls && clsResult && <Probs r={clsResult.withoutAdapter} testId="cls-off" />}
+          {cls && clsResult && (
+            <>
+              <p className="hint" data-testid="cls-off-note">
+                Untrained head when the checkpoint has none (as the built-in model): the base model's classification head is then freshly initialised, so these probabilities are meaningless.
+              </p>
+              <Probs r={clsResult.withoutAdapter} testId="cls-off" />
+            </>
+          )}
         </div>
       </div>
     </Panel>
