@@ -167,8 +167,12 @@ describe('more matching rules', () => {
 
   it('never adapts a modules_to_save module (SEQ_CLS head)', () => {
     const bert = model('bert-tiny-seqcls');
+    // The config's own modules_to_save keeps adapters out; the SEQ_CLS head, which PEFT 0.15.2 adds only after
+    // injecting, gets LoRA and then cannot be wrapped (the TypeError of target_modules_more.json's bert-tokcls-all-linear).
+    const own = thrown(() => resolveLoraTargets(bert.modules, opts({ targetModules: ['classifier'], modulesToSave: ['classifier'] }), ctx(bert, 'SEQ_CLS')));
+    expect(own.message).toMatch(/^No modules were targeted/);
     const e = thrown(() => resolveLoraTargets(bert.modules, opts({ targetModules: ['classifier'] }), ctx(bert, 'SEQ_CLS')));
-    expect(e.message).toMatch(/^No modules were targeted/);
+    expect(e.message).toMatch(/^modules_to_save cannot be applied to modules of type <class 'peft\.tuners\.lora\.layer\.Linear'>/);
     const plain = resolveLoraTargets(bert.modules, opts({ targetModules: ['classifier'] }), ctx(bert, null));
     expect(plain.matched).toEqual(['classifier']);
   });

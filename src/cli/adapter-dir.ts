@@ -56,7 +56,8 @@ export async function loadModelWithAdapter(modelArg: string, adapter: AdapterFol
   const { config, tensors } = await readModel(modelArg);
   const task = adapter.config.taskType ?? undefined;
   const arch = resolveArchitecture(config, task);
-  const head = arch.spec.heads(arch.config, arch.task).classifier;
+  const heads = arch.spec.heads(arch.config, arch.task);
+  const head = heads.labelsLinear ?? heads.classifier;
   if (arch.task === 'SEQ_CLS' && head && config.num_labels === undefined && config.id2label === undefined) {
     const w = readSafetensors(adapter.weights, join(adapter.dir, 'adapter_model.safetensors')).tensors.get(`${PEFT_PREFIX}${head}.weight`);
     if (w) config.num_labels = w.shape[0];

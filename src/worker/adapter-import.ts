@@ -111,7 +111,7 @@ export function settingsOfConfig(cfg: PeftConfig): { values: Record<string, unkn
 function headClasses(weights: Uint8Array, weightsName: string): number | null {
   const h = parseHeader(weights, weightsName, weights.byteLength);
   for (const [k, t] of Object.entries(h.tensors)) {
-    if (/(^|\.)(score|classifier)\.weight$/.test(k) && t.shape.length === 2) return t.shape[0];
+    if (/(^|\.)(score|classifier)(\.out_proj)?\.weight$/.test(k) && t.shape.length === 2) return t.shape[0];
   }
   return null;
 }

@@ -255,7 +255,7 @@ function checkWeights(
       }
       const key = c.find((k) => shapes.has(k));
       if (key === undefined) {
-        if (classifier !== undefined && m.name === classifier) headMissing = true;
+        if (classifier !== undefined && (m.name === classifier || m.name.startsWith(`${classifier}.`))) headMissing = true;
         else missing.push(name);
       } else if (shapes.get(key)!.join(',') !== shape.join(',')) {
         wrong.push(`${key} is [${shapes.get(key)}], config implies [${shape}]`);

@@ -1,7 +1,8 @@
 /**
- * BERT (BertForSequenceClassification only), following transformers 4.43's modeling_bert.py with eager
+ * BERT (BertForSequenceClassification), following transformers 4.43's modeling_bert.py with eager
  * attention. Parameter names are the checkpoint keys; every projection is an nn.Linear ([out, in]).
  * Post-LN encoder: x = LN(x + attn(x)); x = LN(x + ffn(x)); pooled = tanh(dense(x[:, 0])).
+ * The encoder (its tree and its layers) is shared with RoBERTa (roberta.ts), which only renames it.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -11,6 +12,7 @@ import {
 import { quoteValue } from '../quote';
 import { field, numLabelsOf, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
 import type { ArchConfig, ForwardInput, TaskType } from './types';
+import type { Rng } from '../random';
 
 export interface BertConfig extends ArchConfig {
   intermediateSize: number;
@@ -24,7 +26,8 @@ export interface BertConfig extends ArchConfig {
   initializerRange: number;
 }
 
-function parseConfig(raw: Record<string, unknown>): BertConfig {
+/** BertConfig's fields; RobertaConfig has the same ones with other defaults (`defaults`). */
+export function parseBertLike(raw: Record<string, unknown>, modelType: string, defaults: { padTokenId: number | null }): BertConfig {
   const hidden = requiredInt(raw, 'hidden_size');
   const heads = requiredInt(raw, 'num_attention_heads');
   if (hidden % heads !== 0) {
@@ -36,7 +39,7 @@ function parseConfig(raw: Record<string, unknown>): BertConfig {
   }
   const hiddenDropout = field(raw, 'hidden_dropout_prob', 0.1);
   return {
-    modelType: 'bert',
+    modelType,
     vocabSize: requiredInt(raw, 'vocab_size'),
     hiddenSize: hidden,
     numLayers: requiredInt(raw, 'num_hidden_layers'),
@@ -51,8 +54,7 @@ function parseConfig(raw: Record<string, unknown>): BertConfig {
     layerNormEps: field(raw, 'layer_norm_eps', 1e-12),
     initializerRange: field(raw, 'initializer_range', 0.02),
     numLabels: numLabelsOf(raw),
-    // BertConfig's default pad_token_id is 0.
-    padTokenId: raw.pad_token_id === undefined ? 0 : optionalId(raw, 'pad_token_id'),
+    padTokenId: raw.pad_token_id === undefined ? defaults.padTokenId : optionalId(raw, 'pad_token_id'),
     bosTokenId: optionalId(raw, 'bos_token_id'),
     eosTokenId: optionalId(raw, 'eos_token_id'),
     // Only matters for an MLM head, which is not built here.
@@ -60,8 +62,11 @@ function parseConfig(raw: Record<string, unknown>): BertConfig {
   };
 }
 
+// BertConfig's default pad_token_id is 0.
+const parseConfig = (raw: Record<string, unknown>) => parseBertLike(raw, 'bert', { padTokenId: 0 });
+
 /** Class names transformers' ACT2FN gives the activation module. */
-function activationClass(act: string): string {
+export function activationClass(act: string): string {
   const names: Record<string, string> = {
     gelu: 'GELUActivation', gelu_new: 'NewGELUActivation', gelu_pytorch_tanh: 'PytorchGELUTanh',
     relu: 'ReLU', silu: 'SiLU', swish: 'SiLU', tanh: 'Tanh',
@@ -69,52 +74,63 @@ function activationClass(act: string): string {
   return names[act] ?? act;
 }
 
-function modules(c: BertConfig, _task: TaskType) {
+/**
+ * The embeddings and encoder rows of a BERT-style model under `base` ("bert", "roberta"), classes named with
+ * `cls` ("Bert", "Roberta"): the rows every BERT-family task class starts with.
+ */
+export function encoderModules(t: TreeBuilder, c: BertConfig, base: string, cls: string): void {
   const C = c.hiddenSize;
   const I = c.intermediateSize;
-  const t = new TreeBuilder();
-  t.add('', 'BertForSequenceClassification');
-  t.add('bert', 'BertModel');
-  t.add('bert.embeddings', 'BertEmbeddings');
-  t.embedding('bert.embeddings.word_embeddings', c.vocabSize, C);
-  t.embedding('bert.embeddings.position_embeddings', c.maxPositions, C);
-  t.embedding('bert.embeddings.token_type_embeddings', c.typeVocabSize, C);
-  t.layerNorm('bert.embeddings.LayerNorm', C);
-  t.add('bert.embeddings.dropout', 'Dropout');
-  t.add('bert.encoder', 'BertEncoder');
-  t.add('bert.encoder.layer', 'ModuleList');
+  t.add(base, `${cls}Model`);
+  t.add(`${base}.embeddings`, `${cls}Embeddings`);
+  t.embedding(`${base}.embeddings.word_embeddings`, c.vocabSize, C);
+  t.embedding(`${base}.embeddings.position_embeddings`, c.maxPositions, C);
+  t.embedding(`${base}.embeddings.token_type_embeddings`, c.typeVocabSize, C);
+  t.layerNorm(`${base}.embeddings.LayerNorm`, C);
+  t.add(`${base}.embeddings.dropout`, 'Dropout');
+  t.add(`${base}.encoder`, `${cls}Encoder`);
+  t.add(`${base}.encoder.layer`, 'ModuleList');
   for (let i = 0; i < c.numLayers; i++) {
-    const p = `bert.encoder.layer.${i}`;
-    t.add(p, 'BertLayer');
-    t.add(`${p}.attention`, 'BertAttention');
-    t.add(`${p}.attention.self`, 'BertSelfAttention');
+    const p = `${base}.encoder.layer.${i}`;
+    t.add(p, `${cls}Layer`);
+    t.add(`${p}.attention`, `${cls}Attention`);
+    t.add(`${p}.attention.self`, `${cls}SelfAttention`);
     t.linear(`${p}.attention.self.query`, C, C);
     t.linear(`${p}.attention.self.key`, C, C);
     t.linear(`${p}.attention.self.value`, C, C);
     t.add(`${p}.attention.self.dropout`, 'Dropout');
-    t.add(`${p}.attention.output`, 'BertSelfOutput');
+    t.add(`${p}.attention.output`, `${cls}SelfOutput`);
     t.linear(`${p}.attention.output.dense`, C, C);
     t.layerNorm(`${p}.attention.output.LayerNorm`, C);
     t.add(`${p}.attention.output.dropout`, 'Dropout');
-    t.add(`${p}.intermediate`, 'BertIntermediate');
+    t.add(`${p}.intermediate`, `${cls}Intermediate`);
     t.linear(`${p}.intermediate.dense`, C, I);
     t.add(`${p}.intermediate.intermediate_act_fn`, activationClass(c.hiddenAct));
-    t.add(`${p}.output`, 'BertOutput');
+    t.add(`${p}.output`, `${cls}Output`);
     t.linear(`${p}.output.dense`, I, C);
     t.layerNorm(`${p}.output.LayerNorm`, C);
     t.add(`${p}.output.dropout`, 'Dropout');
   }
-  t.add('bert.pooler', 'BertPooler');
-  t.linear('bert.pooler.dense', C, C);
-  t.add('bert.pooler.activation', 'Tanh');
+}
+
+function modules(c: BertConfig, task: TaskType) {
+  const C = c.hiddenSize;
+  const t = new TreeBuilder();
+  t.add('', className(c, task)!);
+  encoderModules(t, c, 'bert', 'Bert');
+  // BertForTokenClassification builds BertModel(add_pooling_layer=False): no pooler.
+  if (task === 'SEQ_CLS') {
+    t.add('bert.pooler', 'BertPooler');
+    t.linear('bert.pooler.dense', C, C);
+    t.add('bert.pooler.activation', 'Tanh');
+  }
   t.add('dropout', 'Dropout');
   t.linear('classifier', C, c.numLabels);
   return t.rows;
 }
 
-/** One post-LN encoder layer. */
-function encoderLayer(c: BertConfig, ctx: Ctx, i: number, x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const p = `bert.encoder.layer.${i}`;
+/** One post-LN encoder layer (`p` = "<base>.encoder.layer.<i>"). */
+function encoderLayer(c: BertConfig, ctx: Ctx, p: string, i: number, x: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   const hd = c.hiddenSize / c.numHeads;
   // self-attention
   const q = splitHeads(linear(ctx, `${p}.attention.self.query`, x), c.numHeads, hd); // [B, nh, S, hd]
@@ -131,37 +147,69 @@ function encoderLayer(c: BertConfig, ctx: Ctx, i: number, x: tf.Tensor, bias: tf
   return layerNorm(ctx, `${p}.output.LayerNorm`, tf.add(o, x), c.layerNormEps);
 }
 
-function hidden(c: BertConfig, _task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
+/**
+ * Embeddings + encoder of a BERT-style model under `base`, given the position embeddings to add ([S, C] or
+ * [B, S, C]): BERT counts positions from 0, RoBERTa from its padding_idx + 1. Returns [B, S, C], S = P + T.
+ */
+export function encode(
+  c: BertConfig, ctx: Ctx, base: string, input: ForwardInput, positionEmbeds: (S: number, past: number) => tf.Tensor,
+): tf.Tensor {
   const [B, T] = input.inputIds.shape;
   const C = c.hiddenSize;
   // Prompt tuning prepends to the word embeddings; position and token-type embeddings are added after,
-  // so virtual tokens take positions 0..P-1 (PEFT passes inputs_embeds to BertEmbeddings).
-  let x = prependPrefix(ctx, embedding(ctx, 'bert.embeddings.word_embeddings', input.inputIds)); // [B, S, C]
+  // so virtual tokens take positions too (PEFT passes inputs_embeds to the embeddings module).
+  let x = prependPrefix(ctx, embedding(ctx, `${base}.embeddings.word_embeddings`, input.inputIds)); // [B, S, C]
   const S = x.shape[1]!;
-  // Prefix tuning's V keys come first: BertEmbeddings takes position_ids[:, V : V + S].
+  // Prefix tuning's V keys come first: the embeddings take positions from past_key_values_length on.
   const past = prefixLength(ctx);
-  x = tf.add(x, positions(ctx, 'bert.embeddings.position_embeddings', S, past)); // positions past..past+S-1
+  x = tf.add(x, positionEmbeds(S, past));
   // token_type_ids default to zeros: add row 0 of the token-type table everywhere.
-  x = tf.add(x, tf.slice(ctx.get('bert.embeddings.token_type_embeddings.weight'), [0, 0], [1, C]));
-  x = dropout(ctx, layerNorm(ctx, 'bert.embeddings.LayerNorm', x, c.layerNormEps), c.hiddenDropout);
+  x = tf.add(x, tf.slice(ctx.get(`${base}.embeddings.token_type_embeddings.weight`), [0, 0], [1, C]));
+  x = dropout(ctx, layerNorm(ctx, `${base}.embeddings.LayerNorm`, x, c.layerNormEps), c.hiddenDropout);
   const bias = attentionBias(prefixMask(ctx, input.attentionMask, B, T), B, S, false, past); // padding keys only
-  for (let i = 0; i < c.numLayers; i++) x = block(ctx, `bert.encoder.layer.${i}`, x, [bias], (h, [b]) => encoderLayer(c, ctx, i, h, b));
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `${base}.encoder.layer.${i}`;
+    x = block(ctx, p, x, [bias], (h, [b]) => encoderLayer(c, ctx, p, i, h, b));
+  }
   return x; // [B, S, C]
 }
 
-function head(c: BertConfig, _task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
+function hidden(c: BertConfig, _task: TaskType, ctx: Ctx, input: ForwardInput): tf.Tensor {
+  return encode(c, ctx, 'bert', input, (S, past) => positions(ctx, 'bert.embeddings.position_embeddings', S, past));
+}
+
+function head(c: BertConfig, task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
   const [B] = x.shape;
   const C = c.hiddenSize;
+  if (task !== 'SEQ_CLS') return linear(ctx, 'classifier', dropout(ctx, x, c.classifierDropout)); // [B, S, num_labels]
   // pooler: tanh(dense(hidden at position 0)), the [CLS] slot or the first virtual token
   const first = tf.slice(x, [0, 0, 0], [B, 1, C]).reshape([B, C]);
   const pooled = tf.tanh(linear(ctx, 'bert.pooler.dense', first));
   return linear(ctx, 'classifier', dropout(ctx, pooled, c.classifierDropout)); // [B, num_labels]
 }
 
+function className(_c: BertConfig, task: TaskType): string | undefined {
+  return task === 'SEQ_CLS' ? 'BertForSequenceClassification' : undefined;
+}
+
+/** BertPreTrainedModel._init_weights (RoBERTa's too) for a parameter `name` of an encoder under `base`. */
+export function initBertParam(name: string, shape: number[], c: BertConfig, rng: Rng, base: string): Float32Array {
+  // Linear / Embedding ~ N(0, initializer_range), biases 0, LayerNorm weight 1 / bias 0, the word embedding's
+  // padding_idx row 0.
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (name.endsWith('LayerNorm.weight')) return new Float32Array(n).fill(1);
+  if (name.endsWith('.bias')) return new Float32Array(n);
+  const w = rng.fillNormal(n, c.initializerRange);
+  if (name === `${base}.embeddings.word_embeddings.weight` && c.padTokenId !== null && c.padTokenId < shape[0]) {
+    w.fill(0, c.padTokenId * shape[1], (c.padTokenId + 1) * shape[1]);
+  }
+  return w;
+}
+
 export const bert: ArchitectureSpec<BertConfig> = {
   id: 'bert',
   modelTypes: ['bert'],
-  className: (_c, task) => (task === 'SEQ_CLS' ? 'BertForSequenceClassification' : undefined),
+  className,
   // PEFT 0.15.2's LoRA / AdaLoRA / IA3 / IA3 feedforward mappings for bert.
   peftDefaults: () => ({ lora: ['query', 'value'], adalora: ['query', 'value'], ia3: ['key', 'value', 'output.dense'], ia3Feedforward: ['output.dense'] }),
   // attention.output.dense is attention's (roles are tried head, attention, mlp); output.dense is the FFN's.
@@ -174,18 +222,7 @@ export const bert: ArchitectureSpec<BertConfig> = {
   heads: () => ({ classifier: 'classifier' }),
   tied: () => ({}),
   basePrefix: 'bert.',
-  initParam(name, shape, c, rng) {
-    // BertPreTrainedModel._init_weights: Linear / Embedding ~ N(0, initializer_range), biases 0,
-    // LayerNorm weight 1 / bias 0, the word embedding's padding_idx row 0.
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (name.endsWith('LayerNorm.weight')) return new Float32Array(n).fill(1);
-    if (name.endsWith('.bias')) return new Float32Array(n);
-    const w = rng.fillNormal(n, c.initializerRange);
-    if (name === 'bert.embeddings.word_embeddings.weight' && c.padTokenId !== null && c.padTokenId < shape[0]) {
-      w.fill(0, c.padTokenId * shape[1], (c.padTokenId + 1) * shape[1]);
-    }
-    return w;
-  },
+  initParam: (name, shape, c, rng) => initBertParam(name, shape, c, rng, 'bert'),
   hidden,
   head,
 };

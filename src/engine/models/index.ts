@@ -14,7 +14,7 @@ import { causalLmLoss, seqClsLoss } from '../train/loss';
 import type { ArchitectureSpec } from './spec';
 import { TASK_TYPES } from './types';
 import type {
-  ArchConfig, DecodeOptions, Decoding, EvalOutput, ForwardHooks, ForwardInput, Model, ModuleInfo, ParamMap, TaskType,
+  ArchConfig, DecodeOptions, Decoding, EvalOutput, ForwardHooks, ForwardInput, HeadInfo, Model, ModuleInfo, ParamMap, TaskType,
 } from './types';
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
@@ -22,8 +22,10 @@ import { bert } from './bert';
 import { opt } from './opt';
 import { gptneox } from './gptneox';
 import { bloom } from './bloom';
+import { distilbert } from './distilbert';
+import { roberta } from './roberta';
 
-export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt, gptneox, bloom];
+export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt, gptneox, bloom, distilbert, roberta];
 
 /** Every supported config.json model_type, for error messages and docs. */
 export const SUPPORTED_MODEL_TYPES = ARCHITECTURES.flatMap((a) => a.modelTypes);
@@ -173,7 +175,7 @@ export function buildModel(
           const t = weights.get(key)!;
           used.add(key);
           if (t.shape.join(',') !== shape.join(',')) {
-            const head = heads.classifier !== undefined && m.name === heads.classifier && t.shape[0] !== shape[0];
+            const head = inHead(heads, m.name) && t.shape[0] !== shape[0];
             throw new EngineError(
               'SHAPE_MISMATCH',
               `Weight ${key} has shape [${t.shape}] but config.json implies [${shape}] for ${name}.` +
@@ -194,7 +196,7 @@ export function buildModel(
           }
           data = t.data;
         } else {
-          const isHead = heads.classifier !== undefined && m.name === heads.classifier;
+          const isHead = inHead(heads, m.name);
           if (!isHead && opts.initMissing !== 'all') {
             throw new EngineError('MISSING_WEIGHT', `The checkpoint has no tensor ${name} (shape [${shape}]).`);
           }
@@ -244,6 +246,12 @@ export function buildModel(
     },
   };
   return model;
+}
+
+/** Whether a module is the classification head or inside it (RoBERTa's head is a module of Linears). */
+function inHead(heads: HeadInfo, name: string): boolean {
+  if (heads.headExtras?.includes(name)) return true;
+  return heads.classifier !== undefined && (name === heads.classifier || name.startsWith(`${heads.classifier}.`));
 }
 
 /** Bytes of a model's parameter tensors, tied ones once. */

@@ -104,6 +104,10 @@ export interface HeadInfo {
   outputEmbedding?: string;
   /** SEQ_CLS head module name (`score` / `classifier`). */
   classifier?: string;
+  /** The Linear whose rows are the labels, when the head is a module of several (RoBERTa: `classifier.out_proj`). */
+  labelsLinear?: string;
+  /** Other modules the task class adds beside the head, made fresh with it when a checkpoint lacks them (DistilBERT's pre_classifier). */
+  headExtras?: string[];
 }
 
 /** A built model: parameters plus a pure forward. */

@@ -46,6 +46,14 @@ function inside(module: string, root: string): boolean {
 }
 
 /** Parameters of the frozen base model (each tensor once): the models' own count, under PEFT's name. */
+/**
+ * Full names of the parameters of `root` and every module inside it, in module order: what a
+ * ModulesToSaveWrapper copies (RoBERTa's `classifier` head holds none itself, only dense / out_proj do).
+ */
+export function paramsUnder(modules: ModuleInfo[], root: string): string[] {
+  return modules.filter((m) => inside(m.name, root)).flatMap((m) => Object.keys(m.params).map((p) => `${m.name}.${p}`));
+}
+
 export function countBaseParams(modules: ModuleInfo[], tied: TiedMap = {}): number {
   return countParams(modules, tied);
 }

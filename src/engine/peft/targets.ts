@@ -228,6 +228,8 @@ export interface TunerRules {
   minimizeTargets?: boolean;
   /** Throws for a matched module the tuner cannot wrap (PEFT's "is not supported", or one PEFT Studio lacks). */
   checkModule?: (m: ModuleInfo) => void;
+  /** The tuner's layer class, as PEFT's modules_to_save TypeError names it (LoRA's when absent). */
+  layerClass?: string;
 }
 
 function checkLoraModule(m: ModuleInfo): void {
@@ -294,7 +296,9 @@ export function resolveLoraTargets(
     if (minimal.length < list.length) target = minimal;
   }
 
-  const eff: MatchOptions = { ...opts, targetModules: target, modulesToSave: savedMts };
+  // PeftModelForSequenceClassification appends its heads to modules_to_save only after the adapter is injected,
+  // so at creation only the config's own modules_to_save keep adapters out (a reload sees the heads too).
+  const eff: MatchOptions = { ...opts, targetModules: target };
   const matched: string[] = [];
   let excluded = 0;
   let unmatched = 0;
@@ -341,6 +345,23 @@ export function resolveLoraTargets(
     if (!n || !savedMts?.some((s) => n.endsWith(s))) continue;
     if (wrapped.some((w) => n.startsWith(`${w}.`))) continue;
     wrapped.push(n);
+  }
+  // _set_trainable then meets the adapter layers PEFT just put on (or inside) a head.
+  for (const w of wrapped) {
+    const inside = matched.filter((n) => n === w || n.startsWith(`${w}.`));
+    if (!inside.length) continue;
+    if (inside.includes(w)) {
+      throw new EngineError(
+        'BAD_PEFT_CONFIG',
+        `modules_to_save cannot be applied to modules of type <class '${rules.layerClass ?? 'peft.tuners.lora.layer.Linear'}'>` +
+          ` (${w} is targeted and is also the head PEFT trains in full: add ${pyRepr(w)} to exclude_modules)`,
+      );
+    }
+    // PEFT 0.15.2 runs this model but saves keys (original_module, modules_to_save, base_layer) it cannot load back.
+    throw new EngineError(
+      'BAD_PEFT_CONFIG',
+      `${inside.join(', ')} ${inside.length > 1 ? 'are' : 'is'} inside the head ${w}, which PEFT trains in full (modules_to_save): PEFT 0.15.2 would put the adapter inside both copies of the head and save an adapter it cannot load back. Add ${pyRepr(inside)} to exclude_modules (the head still trains).`,
+    );
   }
 
   return {

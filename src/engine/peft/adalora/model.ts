@@ -10,6 +10,7 @@ import type { LoadedTensor } from '../../io/safetensors';
 import type { ForwardHooks, ForwardInput, Model, ModuleInfo } from '../../models/types';
 import { Rng } from '../../random';
 import { ownedVariable } from '../../variable';
+import { paramsUnder } from '../params';
 import { forwardWith, loadStrict, PEFT_PREFIX, type MethodTrainingState, type PeftModel } from '../model';
 import { pyRepr, resolveLoraTargets, type TargetContext, type TargetResolution } from '../targets';
 import { RankAllocator, type AllocationStep } from './allocator';
@@ -48,7 +49,7 @@ export function resolveAdaLoraTargets(
       layersPattern: cfg.layersPattern, modulesToSave: cfg.modulesToSave,
     },
     ctx,
-    { checkModule: checkAdaLoraModule },
+    { checkModule: checkAdaLoraModule, layerClass: 'peft.tuners.adalora.layer.SVDLinear' },
   );
   return fromDefaults ? { ...res, savedTargetModules: target } : res;
 }
@@ -88,12 +89,12 @@ export class AdaLoraModel implements PeftModel {
       // As get_peft_model: every target starts at init_r, whatever rank_pattern says (only loading resizes).
       for (const name of this.resolution.matched) this.layers.set(name, this.makeLayer(byName.get(name)!, config.initR));
       for (const mod of this.resolution.modulesToSave) {
-        for (const p of Object.keys(byName.get(mod)?.params ?? {})) this.copy(`${mod}.${p}`, `${PEFT_PREFIX}${mod}.${p}`);
+        for (const p of paramsUnder(base.modules, mod)) this.copy(p, `${PEFT_PREFIX}${p}`);
       }
       // bias as LoraModel: "all" trains every bias, "lora_only" those of adapted modules (saved under base_layer).
       if (config.bias !== 'none') {
         for (const m of base.modules) {
-          if (!m.params.bias || this.resolution.modulesToSave.includes(m.name)) continue;
+          if (!m.params.bias || this.resolution.modulesToSave.some((w) => m.name === w || m.name.startsWith(`${w}.`))) continue;
           const wrapped = this.layers.has(m.name);
           if (config.bias === 'lora_only' && !wrapped) continue;
           this.copy(`${m.name}.bias`, `${PEFT_PREFIX}${m.name}${wrapped ? '.base_layer' : ''}.bias`);

@@ -9,6 +9,7 @@ import type { ForwardHooks, ForwardInput, Model } from '../../models/types';
 import { Rng } from '../../random';
 import { ownedVariable } from '../../variable';
 import { uid } from '../lora/layer';
+import { paramsUnder } from '../params';
 import { forwardWith, loadStrict, PEFT_PREFIX, type PeftModel } from '../model';
 import type { IA3Config } from './config';
 import { Ia3Layer } from './layer';
@@ -41,9 +42,9 @@ export class Ia3Model implements PeftModel {
       }
       // modules_to_save: a trainable copy of the whole module replaces it (PEFT's ModulesToSaveWrapper).
       for (const mod of this.resolution.modulesToSave) {
-        for (const p of Object.keys(byName.get(mod)?.params ?? {})) {
-          const src = base.params.get(`${mod}.${p}`);
-          if (src) this.copies.set(`${mod}.${p}`, ownedVariable(src.clone(), true, `copy_${uid()}`));
+        for (const p of paramsUnder(base.modules, mod)) {
+          const src = base.params.get(p);
+          if (src) this.copies.set(p, ownedVariable(src.clone(), true, `copy_${uid()}`));
         }
       }
     } catch (e) {

@@ -58,7 +58,7 @@ export function resolveIa3Targets(
     modules,
     { targetModules: target, excludeModules: cfg.excludeModules, modulesToSave: cfg.modulesToSave },
     { task: cfg.taskType, heads: ctx.heads, defaults: ctx.defaults },
-    { minimizeTargets: false, checkModule: checkIa3Module },
+    { minimizeTargets: false, checkModule: checkIa3Module, layerClass: 'peft.tuners.ia3.layer.Linear' },
   );
   const feedforward = ff;
   return {

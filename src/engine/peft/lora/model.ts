@@ -7,6 +7,7 @@ import { EngineError } from '../../errors';
 import type { LoadedTensor } from '../../io/safetensors';
 import type { ForwardHooks, ForwardInput, Model } from '../../models/types';
 import { Rng } from '../../random';
+import { paramsUnder } from '../params';
 import { forwardWith, loadStrict, PEFT_PREFIX, type PeftModel } from '../model';
 import { resolveLoraTargets, type TargetResolution } from '../targets';
 import { rankAndAlpha, type LoraConfig } from './config';
@@ -69,13 +70,13 @@ export class LoraModel implements PeftModel {
       }
       // modules_to_save: a trainable copy of the whole module replaces it (PEFT's ModulesToSaveWrapper).
       for (const mod of this.resolution.modulesToSave) {
-        for (const p of Object.keys(byName.get(mod)?.params ?? {})) this.copy(`${mod}.${p}`, `${PEFT_PREFIX}${mod}.${p}`);
+        for (const p of paramsUnder(base.modules, mod)) this.copy(p, `${PEFT_PREFIX}${p}`);
       }
       // bias "all" trains every bias, "lora_only" those of LoRA-wrapped modules. Inside a wrapped module the
       // parameter lives at <module>.base_layer.bias in PEFT's state dict, which is the key PEFT loads.
       if (config.bias !== 'none') {
         for (const m of base.modules) {
-          if (!m.params.bias || this.resolution.modulesToSave.includes(m.name)) continue;
+          if (!m.params.bias || this.resolution.modulesToSave.some((w) => m.name === w || m.name.startsWith(`${w}.`))) continue;
           const wrapped = this.layers.has(m.name);
           if (config.bias === 'lora_only' && !wrapped) continue;
           this.copy(`${m.name}.bias`, `${PEFT_PREFIX}${m.name}${wrapped ? '.base_layer' : ''}.bias`);

@@ -12,6 +12,7 @@ import type { LoadedTensor } from '../../io/safetensors';
 import type { Model } from '../../models/types';
 import { uid } from '../lora/layer';
 import { loadStrict } from '../model';
+import { paramsUnder } from '../params';
 import { promptHeadModules } from '../prompt-learning';
 import { ownedVariable } from '../../variable';
 
@@ -25,10 +26,8 @@ export class PromptHead {
 
   constructor(base: Model) {
     this.base = base;
-    const byName = new Map(base.modules.map((m) => [m.name, m]));
     for (const mod of promptHeadModules(base.modules, base.task)) {
-      for (const p of Object.keys(byName.get(mod)?.params ?? {})) {
-        const name = `${mod}.${p}`;
+      for (const name of paramsUnder(base.modules, mod)) {
         const src = base.params.get(name);
         if (src) this.copies.set(name, ownedVariable(src.clone(), true, `prompt_head_${uid()}`));
       }
