@@ -30,12 +30,15 @@ const readJson = (p: string) => JSON.parse(readFileSync(join(FIX, p), 'utf8'));
 const MODELS = [
   { name: 'distilbert-tiny-seqcls', className: 'DistilBertForSequenceClassification', params: 143554 },
   { name: 'roberta-tiny-seqcls', className: 'RobertaForSequenceClassification', params: 143746 },
+  { name: 'bert-tiny-tokcls', className: 'BertForTokenClassification', params: 139717 },
 ];
 const ADAPTERS = [
   // 8 LoRA tensors + pre_classifier and classifier copies (PEFT's endswith match wraps pre_classifier too).
   { id: 'distilbert-seqcls-lora', model: 'distilbert-tiny-seqcls', keys: 12, trainable: 6338 },
   // 8 LoRA tensors + the whole RobertaClassificationHead (dense, out_proj).
   { id: 'roberta-seqcls-lora', model: 'roberta-tiny-seqcls', keys: 12, trainable: 6338 },
+  // TOKEN_CLS: 8 LoRA tensors + the classifier copy [5, 64] + [5].
+  { id: 'bert-tokcls-lora', model: 'bert-tiny-tokcls', keys: 10, trainable: 2373 },
 ];
 
 function adapterFiles(id: string) {
@@ -86,12 +89,14 @@ describe('module trees from config.json alone', () => {
 
 describe('PEFT target matching (peft 0.15.2)', () => {
   const ids = new Set(MODELS.map((m) => m.name));
-  const cases: any[] = readJson('target_modules_arch.json').cases.filter((c: any) => ids.has(c.model));
+  const cases: any[] = [...readJson('target_modules_more.json').cases, ...readJson('target_modules_arch.json').cases]
+    .filter((c: any) => ids.has(c.model) && c.config_class === 'LoraConfig');
 
   it.each(cases.map((c) => [c.id, c]))('%s', async (_id, c: any) => {
     const raw = readJson(`models/${c.model}/config.json`);
     const cfg = parsePeftConfig(JSON.stringify({ peft_type: 'LORA', ...c.config }));
-    const ctx = { modules: moduleTree(raw), rawConfig: raw, task: 'SEQ_CLS' as const };
+    const task = c.config.task_type;
+    const ctx = { modules: moduleTree(raw, task), rawConfig: raw, task };
     if (c.error || c.reload_error) {
       let err: unknown;
       try {
@@ -106,6 +111,7 @@ describe('PEFT target matching (peft 0.15.2)', () => {
       if (c.error) expect(msg.startsWith(c.error.message)).toBe(true);
       else expect(msg).toContain("Add ['classifier.dense'");
       if (c.id === 'distilbert-all-linear') expect(msg).toContain("add 'pre_classifier' to exclude_modules");
+      if (c.id === 'bert-tokcls-all-linear') expect(msg).toContain("add 'classifier' to exclude_modules");
       return;
     }
     const rep = methodOf('LORA').resolve(ctx, cfg);
@@ -113,6 +119,7 @@ describe('PEFT target matching (peft 0.15.2)', () => {
     expect([...rep.modulesToSave].sort()).toEqual(c.modules_to_save); // the fixture lists them sorted
     expect(rep.savedTargetModules).toEqual(c.saved_target_modules);
     expect({ trainable: rep.count.trainable, all: rep.count.all }).toEqual({ trainable: c.trainable_params, all: c.all_params });
+    if (!c.saved_keys) return;
     await useNodeBackend('cpu');
     const base = fixtureModel(c.model);
     const peft = createPeftModel(base, cfg, 1);
@@ -140,6 +147,7 @@ describe.each(BACKENDS)('on the %s backend', (backend) => {
         const logits = model.forward(input);
         expect(logits.shape).toEqual(ref.get('logits')!.shape);
         expect(maxAbsDiff(logits.dataSync(), ref.get('logits')!.data)).toBeLessThan(TOL);
+        // TOKEN_CLS: the mean cross-entropy over the 10 labelled tokens (-100 at [CLS] and the pads).
         const loss = model.loss(input, toTensor(ref.get('labels')!)).dataSync()[0];
         expect(Math.abs(loss - ref.get('loss')!.data[0])).toBeLessThan(TOL);
       });
@@ -199,5 +207,40 @@ describe.each(BACKENDS)('on the %s backend', (backend) => {
       peft.dispose();
       base.dispose();
     }
+  });
+});
+
+describe('token classification heads from config.json alone (transformers 4.43.4 classes)', () => {
+  const bert = readJson('models/bert-tiny-tokcls/config.json');
+  it('BertForTokenClassification comes from architectures; the SEQ_CLS class is asked for, never built instead', () => {
+    expect(resolveArchitecture(bert).task).toBe('TOKEN_CLS');
+    expect(resolveArchitecture({ ...bert, architectures: ['BertForSequenceClassification'] }).task).toBe('SEQ_CLS');
+  });
+
+  it.each([
+    ['gpt2-tiny', 'GPT2ForTokenClassification', 'transformer.ln_f'],
+    ['distilbert-tiny-seqcls', 'DistilBertForTokenClassification', 'distilbert.transformer.layer.1.output_layer_norm'],
+    ['roberta-tiny-seqcls', 'RobertaForTokenClassification', 'roberta.encoder.layer.1.output.dropout'],
+  ])('%s as %s: the encoder or decoder rows, then dropout and a Linear classifier with a bias', (name, cls, last) => {
+    const raw = { ...readJson(`models/${name}/config.json`), architectures: [cls], num_labels: 5 };
+    const tree = moduleTree(raw);
+    expect(tree[0]).toEqual({ name: '', type: cls, params: {} });
+    const at = tree.findIndex((m) => m.name === last);
+    expect(tree.slice(at + 1)).toEqual([
+      { name: 'dropout', type: 'Dropout', params: {} },
+      { name: 'classifier', type: 'Linear', params: { weight: [5, 64], bias: [5] } },
+    ]);
+  });
+
+  it('architectures naming a token-classification class the engine lacks is an error naming what it builds', () => {
+    const opt = readJson('models/opt-tiny/config.json');
+    let err: unknown;
+    try {
+      resolveArchitecture({ ...opt, architectures: ['OPTForTokenClassification'] });
+    } catch (e) {
+      err = e;
+    }
+    expect((err as EngineError).code).toBe('UNSUPPORTED_ARCHITECTURE');
+    expect(() => resolveArchitecture(opt, 'TOKEN_CLS')).toThrow(/do not support the TOKEN_CLS task here; choose CAUSAL_LM or SEQ_CLS/);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { countParams, moduleTree, resolveArchitecture } from '../engine/models';
 import { jsonRows, note, parseArgv, readModelConfig, str, task, writeOut, helpText, type CommandSpec } from './common';
+import type { TaskType } from '../engine/models/types';
 
 export const INSPECT: CommandSpec = {
   name: 'inspect',
@@ -27,7 +28,7 @@ export interface InspectResult {
 }
 
 /** The tree and total for a config.json object. */
-export function inspectConfig(config: Record<string, unknown>, t?: 'CAUSAL_LM' | 'SEQ_CLS'): InspectResult {
+export function inspectConfig(config: Record<string, unknown>, t?: TaskType): InspectResult {
   const r = resolveArchitecture(config, t);
   const modules = moduleTree(config, r.task);
   const total = countParams(modules, r.spec.tied(r.config, r.task));

@@ -21,6 +21,7 @@
  * with N = batch x length tokens, C hidden, F MLP width, H heads, kv the key/value width, T length, L layers.
  */
 import { resolveArchitecture } from './models';
+import type { TaskType } from './models/types';
 
 export interface MemoryInput {
   totalParams: number;
@@ -44,7 +45,7 @@ export interface MemoryInput {
   /** Elements of the largest parameter; default vocab × hidden (the embedding). */
   largestParamElements?: number;
   /** SEQ_CLS has no B×T×V logits. Default CAUSAL_LM. */
-  task?: 'CAUSAL_LM' | 'SEQ_CLS';
+  task?: TaskType;
   numLabels?: number;
 }
 
@@ -141,7 +142,7 @@ export function estimateForConfig(
   config: Record<string, unknown>,
   o: {
     totalParams: number; trainableParams: number; batch: number; seqLen: number; largestParamElements?: number;
-    task?: 'CAUSAL_LM' | 'SEQ_CLS'; gradientCheckpointing?: boolean; dropout?: boolean;
+    task?: TaskType; gradientCheckpointing?: boolean; dropout?: boolean;
   },
 ): MemoryEstimate {
   const r = resolveArchitecture(config, o.task);

@@ -9,6 +9,7 @@ import type { LogEntry, RunSummary, WorkerEvent } from '../worker/protocol';
 import { buildReadme, buildZip, download } from './export-files';
 import { useRun } from './run';
 import { worker } from './worker-client';
+import type { TaskType } from '../worker/protocol';
 
 export interface HistoryState {
   runs: RunSummary[];
@@ -131,7 +132,7 @@ export async function downloadRunFile(id: string, which: RunFile): Promise<void>
     if (which === 'adapter') {
       const files = { 'adapter_model.safetensors': r.files['adapter_model.safetensors'] as ArrayBuffer, 'adapter_config.json': r.files['adapter_config.json'] as string };
       const config = JSON.parse(files['adapter_config.json']) as Record<string, unknown>;
-      const task = (run?.config.task ?? 'CAUSAL_LM') as 'CAUSAL_LM' | 'SEQ_CLS';
+      const task = (run?.config.task ?? 'CAUSAL_LM') as TaskType;
       const readme = buildReadme({ task, step: r.step, labels: task === 'SEQ_CLS' ? run?.config.labels ?? [] : [], config });
       download(`${id}-step${r.step}${r.best ? '-best' : ''}-adapter.zip`, buildZip(files, readme), 'application/zip');
       return;
@@ -165,7 +166,7 @@ export async function deleteRun(id: string): Promise<void> {
 export async function resumeRun(id: string): Promise<void> {
   const run = get().runs.find((r) => r.id === id);
   if (!run || useRun.getState().state !== 'idle') return;
-  const start = run.start as { task: 'CAUSAL_LM' | 'SEQ_CLS'; peft: never; args: never };
+  const start = run.start as { task: TaskType; peft: never; args: never };
   set({ resume: { id, busy: true, error: null } });
   try {
     await worker().request({ type: 'start', task: start.task, peft: start.peft, args: start.args, resume: id }, 'state');

@@ -12,12 +12,13 @@ import { classBaselines } from '../engine/train/baselines';
 import { chatFormatFor, loadChatData } from './chat-data';
 import { readHubData, stringTable, type HubDataInfo, type HubTable } from './hub-data';
 import type { DataRequest, DataSummary } from './protocol';
+import type { TaskType } from '../engine/models/types';
 
 /** One entry of public/datasets/index.json. */
 interface BuiltinDataset {
   id: string;
   name: string;
-  task: 'CAUSAL_LM' | 'SEQ_CLS';
+  task: TaskType;
   files: { train: string; validation?: string };
   textField: string;
   labelField?: string;

@@ -16,6 +16,7 @@ import {
 import type { TrainingSession } from '../engine/session';
 import { metricsJsonl, readTrainerState, TRAINER_STATE, TRAINING_ARGS, type CheckpointFiles, type LogEntry } from '../engine/train/checkpoint';
 import type { AdapterFiles, WorkerEvent } from './protocol';
+import type { TaskType } from '../engine/models/types';
 
 type Post = (e: WorkerEvent, transfer?: Transferable[]) => void;
 
@@ -357,7 +358,7 @@ export function describeMethod(c: Record<string, unknown> & { peftType: string }
 }
 
 /** What a resume starts with: the run's own task, method settings and arguments, checked for shape. */
-export function startOf(r: RunRecord): { task: 'CAUSAL_LM' | 'SEQ_CLS'; peft: Record<string, unknown> & { peftType: string }; args: Record<string, unknown> & { maxLength: number; seed: number; evalSteps: number } } {
+export function startOf(r: RunRecord): { task: TaskType; peft: Record<string, unknown> & { peftType: string }; args: Record<string, unknown> & { maxLength: number; seed: number; evalSteps: number } } {
   const st = r.start as { task?: unknown; peft?: { peftType?: unknown }; args?: { maxLength?: unknown } };
   if ((st.task !== 'CAUSAL_LM' && st.task !== 'SEQ_CLS') || typeof st.peft?.peftType !== 'string' || typeof st.args?.maxLength !== 'number') {
     throw new EngineError('BAD_CHECKPOINT', `The settings of run ${r.name} are not readable (another version of the studio); start a new run.`);

@@ -10,7 +10,7 @@ import { EngineError, describeError } from '../engine/errors';
 import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
 import { resolveArchitecture, uploadWeights, type DeviceWeights } from '../engine/models';
 import { moduleRole } from '../engine/models/spec';
-import type { ModuleRole } from '../engine/models/types';
+import type { ModuleRole, TaskType } from '../engine/models/types';
 import { methodInfo } from '../engine/peft/method';
 import { countBaseParams } from '../engine/peft/params';
 import { METHODS, methodOf, withRunSteps } from '../engine/peft/registry';
@@ -104,7 +104,7 @@ function busy(): boolean {
 }
 
 /** The config with labels from the data applied, as the session will build it (SEQ_CLS head size). */
-function configFor(task: 'CAUSAL_LM' | 'SEQ_CLS'): Record<string, unknown> {
+function configFor(task: TaskType): Record<string, unknown> {
   const m = requireCurrent();
   const c = { ...m.config };
   if (task === 'SEQ_CLS' && data && data.labels.length >= 2) {
@@ -115,7 +115,7 @@ function configFor(task: 'CAUSAL_LM' | 'SEQ_CLS'): Record<string, unknown> {
   return c;
 }
 
-function treeContext(task: 'CAUSAL_LM' | 'SEQ_CLS'): TreeContext {
+function treeContext(task: TaskType): TreeContext {
   const config = configFor(task);
   const r = resolveArchitecture(config, task);
   return { config, task, modules: r.spec.modules(r.config, r.task) };
@@ -136,7 +136,7 @@ const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Memory for the current model at this task, batch, length and adapter size (before a download: vs free storage). */
 async function memoryFor(
-  task: 'CAUSAL_LM' | 'SEQ_CLS', batch: number, seqLen: number, trainable: number, downloadBytes?: number, checkpointing?: CheckpointingChoice,
+  task: TaskType, batch: number, seqLen: number, trainable: number, downloadBytes?: number, checkpointing?: CheckpointingChoice,
 ) {
   const ctx = treeContext(task);
   const r = resolveArchitecture(ctx.config, task);
@@ -149,7 +149,7 @@ async function memoryFor(
 }
 
 /** Adapter size for the plan, with the architecture's default targets (the studio starts a new model on them). */
-function planTrainable(task: 'CAUSAL_LM' | 'SEQ_CLS', plan: MemoryPlan): number {
+function planTrainable(task: TaskType, plan: MemoryPlan): number {
   const r = resolveArchitecture(configFor(task), task);
   // The studio starts a new model on the architecture's default targets.
   const peft: PeftSettings = methodOf(plan.peft.peftType).prompt

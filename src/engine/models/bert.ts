@@ -1,5 +1,5 @@
 /**
- * BERT (BertForSequenceClassification), following transformers 4.43's modeling_bert.py with eager
+ * BERT (BertForSequenceClassification, BertForTokenClassification), following transformers 4.43's modeling_bert.py with eager
  * attention. Parameter names are the checkpoint keys; every projection is an nn.Linear ([out, in]).
  * Post-LN encoder: x = LN(x + attn(x)); x = LN(x + ffn(x)); pooled = tanh(dense(x[:, 0])).
  * The encoder (its tree and its layers) is shared with RoBERTa (roberta.ts), which only renames it.
@@ -189,7 +189,8 @@ function head(c: BertConfig, task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor 
 }
 
 function className(_c: BertConfig, task: TaskType): string | undefined {
-  return task === 'SEQ_CLS' ? 'BertForSequenceClassification' : undefined;
+  if (task === 'SEQ_CLS') return 'BertForSequenceClassification';
+  return task === 'TOKEN_CLS' ? 'BertForTokenClassification' : undefined;
 }
 
 /** BertPreTrainedModel._init_weights (RoBERTa's too) for a parameter `name` of an encoder under `base`. */

@@ -1,5 +1,5 @@
 /**
- * DistilBERT (DistilBertForSequenceClassification), following transformers 4.43's modeling_distilbert.py with
+ * DistilBERT (DistilBertForSequenceClassification, DistilBertForTokenClassification), following transformers 4.43's modeling_distilbert.py with
  * eager attention. Parameter names are the checkpoint keys; every projection is an nn.Linear ([out, in]).
  * Word + learned position embeddings (no token types), LayerNorm eps 1e-12 throughout (fixed in the code, not
  * in the config); post-LN blocks: x = sa_layer_norm(out_lin(attn(x)) + x); x = output_layer_norm(ffn(x) + x).
@@ -59,7 +59,8 @@ function parseConfig(raw: Record<string, unknown>): DistilBertConfig {
 }
 
 function className(_c: DistilBertConfig, task: TaskType): string | undefined {
-  return task === 'SEQ_CLS' ? 'DistilBertForSequenceClassification' : undefined;
+  if (task === 'SEQ_CLS') return 'DistilBertForSequenceClassification';
+  return task === 'TOKEN_CLS' ? 'DistilBertForTokenClassification' : undefined;
 }
 
 function modules(c: DistilBertConfig, task: TaskType) {
@@ -87,6 +88,12 @@ function modules(c: DistilBertConfig, task: TaskType) {
     t.linear(`${p}.ffn.lin2`, c.ffnDim, C);
     t.add(`${p}.ffn.activation`, activationClass(c.activation));
     t.layerNorm(`${p}.output_layer_norm`, C);
+  }
+  if (task === 'TOKEN_CLS') {
+    // DistilBertForTokenClassification.__init__ order: distilbert, dropout, classifier.
+    t.add('dropout', 'Dropout');
+    t.linear('classifier', C, c.numLabels);
+    return t.rows;
   }
   // DistilBertForSequenceClassification.__init__ order: distilbert, pre_classifier, classifier, dropout.
   t.linear('pre_classifier', C, C);
@@ -128,7 +135,8 @@ function hidden(c: DistilBertConfig, _task: TaskType, ctx: Ctx, input: ForwardIn
   return x; // [B, S, C]
 }
 
-function head(c: DistilBertConfig, _task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
+function head(c: DistilBertConfig, task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
+  if (task === 'TOKEN_CLS') return linear(ctx, 'classifier', dropout(ctx, x, c.dropout)); // [B, S, num_labels]
   const [B] = x.shape;
   const C = c.hiddenSize;
   const first = tf.slice(x, [0, 0, 0], [B, 1, C]).reshape([B, C]); // [CLS] or the first virtual token
@@ -149,7 +157,7 @@ export const distilbert: ArchitectureSpec<DistilBertConfig> = {
   parseConfig,
   modules,
   // PEFT's SEQ_CLS "all-linear" skips only `classifier`; pre_classifier is wrapped by modules_to_save's endswith.
-  heads: () => ({ classifier: 'classifier', headExtras: ['pre_classifier'] }),
+  heads: (_c, task) => ({ classifier: 'classifier', ...(task === 'SEQ_CLS' ? { headExtras: ['pre_classifier'] } : {}) }),
   tied: () => ({}),
   basePrefix: 'distilbert.',
   initParam(name, shape, c, rng) {

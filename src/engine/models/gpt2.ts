@@ -1,5 +1,5 @@
 /**
- * GPT-2 (GPT2LMHeadModel, GPT2ForSequenceClassification), following transformers' modeling_gpt2.py.
+ * GPT-2 (GPT2LMHeadModel, GPT2ForSequenceClassification, GPT2ForTokenClassification), following transformers' modeling_gpt2.py.
  * Parameter names are the checkpoint keys; Conv1D weights are [in, out].
  */
 import * as tf from '@tensorflow/tfjs';
@@ -20,6 +20,8 @@ export interface GPT2Config extends ArchConfig {
   scaleAttnWeights: boolean;
   scaleAttnByInverseLayerIdx: boolean;
   initializerRange: number;
+  /** GPT2ForTokenClassification's dropout: classifier_dropout, else hidden_dropout, else 0.1. */
+  classifierDropout: number;
 }
 
 function parseConfig(raw: Record<string, unknown>): GPT2Config {
@@ -43,6 +45,7 @@ function parseConfig(raw: Record<string, unknown>): GPT2Config {
     scaleAttnWeights: field(raw, 'scale_attn_weights', true),
     scaleAttnByInverseLayerIdx: field(raw, 'scale_attn_by_inverse_layer_idx', false),
     initializerRange: field(raw, 'initializer_range', 0.02),
+    classifierDropout: field<number>(raw, 'classifier_dropout', field<number>(raw, 'hidden_dropout', 0.1)),
     numLabels: numLabelsOf(raw),
     padTokenId: optionalId(raw, 'pad_token_id'),
     bosTokenId: optionalId(raw, 'bos_token_id'),
@@ -55,7 +58,7 @@ function parseConfig(raw: Record<string, unknown>): GPT2Config {
 function modules(c: GPT2Config, task: TaskType) {
   const C = c.hiddenSize;
   const t = new TreeBuilder();
-  t.add('', task === 'SEQ_CLS' ? 'GPT2ForSequenceClassification' : 'GPT2LMHeadModel');
+  t.add('', className(c, task));
   t.add('transformer', 'GPT2Model');
   t.embedding('transformer.wte', c.vocabSize, C);
   t.embedding('transformer.wpe', c.maxPositions, C);
@@ -79,6 +82,7 @@ function modules(c: GPT2Config, task: TaskType) {
   }
   t.layerNorm('transformer.ln_f', C);
   if (task === 'SEQ_CLS') t.linear('score', C, c.numLabels, false);
+  else if (task === 'TOKEN_CLS') t.add('dropout', 'Dropout').linear('classifier', C, c.numLabels);
   else t.linear('lm_head', C, c.vocabSize, false);
   return t.rows;
 }
@@ -148,6 +152,7 @@ function step(c: GPT2Config, ctx: Ctx, inputIds: tf.Tensor, caches: LayerCache[]
 
 function head(c: GPT2Config, task: TaskType, ctx: Ctx, x: tf.Tensor, input: ForwardInput): tf.Tensor {
   if (task === 'CAUSAL_LM') return linear(ctx, 'lm_head', x); // lm_head.weight is wte's when tied
+  if (task === 'TOKEN_CLS') return linear(ctx, 'classifier', dropout(ctx, x, c.classifierDropout)); // [B, S, num_labels]
   return linear(ctx, 'score', poolLastToken(c, ctx, input, x));
 }
 
@@ -170,19 +175,23 @@ function poolLastToken(c: GPT2Config, ctx: Ctx, input: ForwardInput, x: tf.Tenso
   return tf.sum(tf.mul(x, pick), 1); // [B, C]
 }
 
+function className(_c: GPT2Config, task: TaskType): string {
+  return { CAUSAL_LM: 'GPT2LMHeadModel', SEQ_CLS: 'GPT2ForSequenceClassification', TOKEN_CLS: 'GPT2ForTokenClassification' }[task];
+}
+
 export const gpt2: ArchitectureSpec<GPT2Config> = {
   id: 'gpt2',
   modelTypes: ['gpt2'],
-  className: (_c, task) => (task === 'SEQ_CLS' ? 'GPT2ForSequenceClassification' : 'GPT2LMHeadModel'),
+  className,
   // PEFT 0.15.2's LoRA / AdaLoRA / IA3 / IA3 feedforward mappings for gpt2.
   peftDefaults: () => ({ lora: ['c_attn'], adalora: ['c_attn'], ia3: ['c_attn', 'mlp.c_proj'], ia3Feedforward: ['mlp.c_proj'] }),
-  roles: { attention: /\.attn\./, mlp: /\.mlp\./, head: /^(lm_head|score)$/ },
+  roles: { attention: /\.attn\./, mlp: /\.mlp\./, head: /^(lm_head|score|classifier)$/ },
   ffnSize: (c) => c.nInner,
   mlpKind: 'plain',
   seqClsPooling: 'last',
   parseConfig,
   modules,
-  heads: (_c, task) => (task === 'SEQ_CLS' ? { classifier: 'score' } : { outputEmbedding: 'lm_head' }),
+  heads: (_c, task) => (task === 'SEQ_CLS' ? { classifier: 'score' } : task === 'TOKEN_CLS' ? { classifier: 'classifier' } : { outputEmbedding: 'lm_head' }),
   tied: (c, task): Record<string, string> => (task === 'CAUSAL_LM' && c.tieWordEmbeddings ? { 'lm_head.weight': 'transformer.wte.weight' } : {}),
   basePrefix: 'transformer.',
   initParam(name, shape, c, rng) {

@@ -10,7 +10,7 @@ import { Rng } from '../random';
 import { LinearProducts, makeCtx, type LayerCache } from './layers';
 import { markFrozen } from '../ops/fused';
 import { lmHeadEval, lmHeadLoss } from '../ops/cross-entropy';
-import { causalLmLoss, seqClsLoss } from '../train/loss';
+import { causalLmLoss, seqClsLoss, tokenClsLoss } from '../train/loss';
 import type { ArchitectureSpec } from './spec';
 import { TASK_TYPES } from './types';
 import type {
@@ -70,11 +70,20 @@ export function resolveArchitecture(raw: Record<string, unknown>, task?: TaskTyp
   }
   const t: TaskType = task ?? taskFromArchitectures(spec, config, raw.architectures, where);
   const className = spec.className(config, t);
-  if (!className) {
-    throw new EngineError('UNSUPPORTED_ARCHITECTURE', `${spec.id} models do not support the ${t} task here.`);
+  // The class must be the task's own (never an LM built for token classification).
+  if (!className || !TASK_CLASS[t].test(className)) {
+    const tasks = TASK_TYPES.filter((k) => TASK_CLASS[k].test(spec.className(config, k) ?? ''));
+    throw new EngineError('UNSUPPORTED_ARCHITECTURE', `${spec.id} models do not support the ${t} task here; choose ${tasks.join(' or ')}.`);
   }
   return { spec, config, task: t, className };
 }
+
+/** What a task's transformers class is called. */
+const TASK_CLASS: Record<TaskType, RegExp> = {
+  CAUSAL_LM: /(LMHeadModel|ForCausalLM)$/,
+  SEQ_CLS: /ForSequenceClassification$/,
+  TOKEN_CLS: /ForTokenClassification$/,
+};
 
 /**
  * Base and pretraining classes name no fine-tuning task: the architecture's first task is built (an LM for
@@ -90,7 +99,7 @@ const NO_TASK_CLASS = /(Model|ForMaskedLM|ForPreTraining|WithLMHead|LMHeadModel|
 function taskFromArchitectures(spec: ArchitectureSpec<any>, config: ArchConfig, archs: unknown, where: string): TaskType {
   const built = TASK_TYPES.flatMap((t) => {
     const name = spec.className(config, t);
-    return name ? [{ task: t, name }] : [];
+    return name && TASK_CLASS[t].test(name) ? [{ task: t, name }] : [];
   });
   const names = Array.isArray(archs) ? archs.filter((a): a is string => typeof a === 'string') : [];
   // The exact class, else the same head under another family's prefix (a Qwen2 config saved by a LLaMA class).
@@ -374,6 +383,11 @@ function taskLoss(
       const logits = spec.head(model.config, model.task, ctx, x, input);
       const loss = seqClsLoss(logits, labels);
       return withPreds ? { loss, preds: tf.argMax(logits, -1), labels: labels.toInt() } : loss;
+    }
+    if (model.task === 'TOKEN_CLS') {
+      const logits = spec.head(model.config, model.task, ctx, x, input); // [B, S, num_labels]
+      const loss = tokenClsLoss(logits, labels);
+      return withPreds ? { loss, preds: tf.argMax(logits, -1).reshape([-1]), labels: labels.toInt().reshape([-1]) } : loss;
     }
     const [B, S, C] = x.shape;
     const head = model.heads.outputEmbedding ?? 'lm_head';

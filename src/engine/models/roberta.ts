@@ -1,5 +1,5 @@
 /**
- * RoBERTa (RobertaForSequenceClassification), following transformers 4.43's modeling_roberta.py: BERT's
+ * RoBERTa (RobertaForSequenceClassification, RobertaForTokenClassification), following transformers 4.43's modeling_roberta.py: BERT's
  * encoder (bert.ts) under `roberta.`, without a pooler, with two differences that reach the logits:
  * - positions come from the input ids, not the mask: m = (ids != padding_idx), position = cumsum(m) * m +
  *   padding_idx (padding_idx = pad_token_id, 1 for roberta-base), so real tokens count from padding_idx + 1 and
@@ -25,7 +25,8 @@ function parseConfig(raw: Record<string, unknown>): RobertaConfig {
 }
 
 function className(_c: RobertaConfig, task: TaskType): string | undefined {
-  return task === 'SEQ_CLS' ? 'RobertaForSequenceClassification' : undefined;
+  if (task === 'SEQ_CLS') return 'RobertaForSequenceClassification';
+  return task === 'TOKEN_CLS' ? 'RobertaForTokenClassification' : undefined;
 }
 
 function modules(c: RobertaConfig, task: TaskType) {
@@ -33,6 +34,11 @@ function modules(c: RobertaConfig, task: TaskType) {
   const t = new TreeBuilder();
   t.add('', className(c, task)!);
   encoderModules(t, c, 'roberta', 'Roberta'); // RobertaModel(add_pooling_layer=False)
+  if (task === 'TOKEN_CLS') {
+    t.add('dropout', 'Dropout');
+    t.linear('classifier', C, c.numLabels);
+    return t.rows;
+  }
   t.add('classifier', 'RobertaClassificationHead');
   t.linear('classifier.dense', C, C);
   t.add('classifier.dropout', 'Dropout');
@@ -69,7 +75,8 @@ function hidden(c: RobertaConfig, _task: TaskType, ctx: Ctx, input: ForwardInput
   return encode(c, ctx, 'roberta', input, (S, past) => robertaPositions(c, ctx, input, S, past));
 }
 
-function head(c: RobertaConfig, _task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
+function head(c: RobertaConfig, task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
+  if (task === 'TOKEN_CLS') return linear(ctx, 'classifier', dropout(ctx, x, c.classifierDropout)); // [B, S, num_labels]
   const [B] = x.shape;
   const C = c.hiddenSize;
   // RobertaClassificationHead: the <s> slot (or the first virtual token), dropout, dense, tanh, dropout, out_proj.
@@ -95,7 +102,7 @@ export const roberta: ArchitectureSpec<RobertaConfig> = {
   modules,
   // PEFT's SEQ_CLS "all-linear" skips the module named "classifier", which here is the head module, not a
   // Linear: its dense / out_proj stay targeted, as in PEFT (see target_modules_arch.json).
-  heads: () => ({ classifier: 'classifier', labelsLinear: 'classifier.out_proj' }),
+  heads: (_c, task) => ({ classifier: 'classifier', ...(task === 'SEQ_CLS' ? { labelsLinear: 'classifier.out_proj' } : {}) }),
   tied: () => ({}),
   basePrefix: 'roberta.',
   initParam: (name, shape, c, rng) => initBertParam(name, shape, c, rng, 'roberta'),

@@ -34,6 +34,10 @@ export interface TargetResolution {
 
 /** PeftModelForSequenceClassification appends these to modules_to_save. */
 export const SEQ_CLS_MODULES_TO_SAVE = ['classifier', 'score'];
+/** PeftModelForSequenceClassification and PeftModelForTokenClassification both add the heads to modules_to_save. */
+export function hasHeadModules(task: TaskType | null | undefined): boolean {
+  return task === 'SEQ_CLS' || task === 'TOKEN_CLS';
+}
 /** modules_to_save plus the SEQ_CLS head names that are not in it yet. */
 export function withSeqClsHeads(mts: string[] | null | undefined): string[] {
   const out = [...(mts ?? [])];
@@ -269,7 +273,7 @@ export function resolveLoraTargets(
   // load + save of a SEQ_CLS adapter would append the heads again; appending only missing names keeps a
   // round trip stable and wraps exactly the same modules.
   let savedMts: string[] | null = opts.modulesToSave ? [...opts.modulesToSave] : null;
-  if (ctx.task === 'SEQ_CLS') savedMts = withSeqClsHeads(savedMts);
+  if (hasHeadModules(ctx.task)) savedMts = withSeqClsHeads(savedMts);
 
   // _prepare_adapter_config: no target_modules -> the architecture default, as a set.
   let target: string | string[];

@@ -10,6 +10,7 @@ import Papa from 'papaparse';
 import { EngineError } from '../errors';
 import { checkDecodedText, decodeText } from '../io/text';
 import { describeValue, listNames, quoteValue } from '../quote';
+import type { TaskType } from '../models/types';
 
 export type DataFormat = 'csv' | 'jsonl' | 'txt';
 
@@ -232,7 +233,7 @@ function pick(columns: string[], names: string[], not?: string): string | undefi
 }
 
 /** A sensible first mapping from column names (the person can change it). */
-export function guessMapping(columns: string[], task: 'CAUSAL_LM' | 'SEQ_CLS'): ColumnMapping {
+export function guessMapping(columns: string[], task: TaskType): ColumnMapping {
   const prompt = pick(columns, PROMPT_NAMES);
   const response = pick(columns, RESPONSE_NAMES, prompt);
   const text = pick(columns, TEXT_NAMES) ?? columns.find((c) => c !== prompt && c !== response) ?? columns[0];

@@ -32,6 +32,11 @@ export function maskedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Sca
   });
 }
 
+/** Token-classification loss: cross-entropy of logits [B, S, L] against labels [B, S] over labels != -100. */
+export function tokenClsLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => maskedCrossEntropy(logits.reshape([-1, logits.shape[2]!]), labels.toInt().reshape([-1])));
+}
+
 /** Sequence-classification loss: cross-entropy for num_labels > 1, MSE regression for num_labels == 1. */
 export function seqClsLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {

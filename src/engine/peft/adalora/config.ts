@@ -12,7 +12,7 @@ import { quoteValue } from '../../quote';
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
 import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
-import { withSeqClsHeads, type TargetSpec } from '../targets';
+import { hasHeadModules, withSeqClsHeads, type TargetSpec } from '../targets';
 
 export type AdaLoraBias = 'none' | 'all' | 'lora_only';
 
@@ -138,8 +138,8 @@ export function validate(cfg: AdaLoraConfig): AdaLoraConfig {
   }
   // PEFT fails later (torch.kthvalue with k <= 0 at the first allocation); say so up front.
   if (cfg.targetR >= cfg.initR) bad(`target_r (${cfg.targetR}) must be smaller than init_r (${cfg.initR}): AdaLoRA prunes from init_r down to target_r.`);
-  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
+  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS') {
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS or TOKEN_CLS.`);
   }
   for (const [k, v] of Object.entries(cfg.rankPattern ?? {})) {
     if (!Array.isArray(v) || !v.every((b) => typeof b === 'boolean')) {
@@ -162,9 +162,9 @@ export function keptRanks(rankPattern: Record<string, boolean[]> | null): Map<st
   return out;
 }
 
-/** modules_to_save as PEFT saves it: SEQ_CLS appends "classifier", "score" (PeftModelForSequenceClassification). */
+/** modules_to_save as PEFT saves it: SEQ_CLS and TOKEN_CLS append "classifier", "score" (PeftModelFor*Classification). */
 export function savedModulesToSave(cfg: AdaLoraConfig): string[] | null {
-  if (cfg.taskType !== 'SEQ_CLS') return cfg.modulesToSave ? [...cfg.modulesToSave] : null;
+  if (!hasHeadModules(cfg.taskType)) return cfg.modulesToSave ? [...cfg.modulesToSave] : null;
   return withSeqClsHeads(cfg.modulesToSave);
 }
 

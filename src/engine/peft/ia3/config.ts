@@ -6,7 +6,7 @@ import { quoteValue } from '../../quote';
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
 import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
-import { withSeqClsHeads, type TargetSpec } from '../targets';
+import { hasHeadModules, withSeqClsHeads, type TargetSpec } from '../targets';
 
 export interface IA3Config {
   peftType: 'IA3';
@@ -48,8 +48,8 @@ export function ia3Config(p: Partial<IA3Config> = {}): IA3Config {
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value; PEFT's own messages where PEFT raises. */
 export function validate(cfg: IA3Config): IA3Config {
   checkAll(IA3_SCHEMA, cfg as unknown as Record<string, unknown>);
-  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
+  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS') {
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS or TOKEN_CLS.`);
   }
   // IA3Config.__post_init__: only when both are lists (sets); a str or None on either side is not checked here.
   const t = cfg.targetModules;
@@ -60,9 +60,9 @@ export function validate(cfg: IA3Config): IA3Config {
   return cfg;
 }
 
-/** modules_to_save as PEFT saves it: SEQ_CLS appends "classifier", "score" (PeftModelForSequenceClassification). */
+/** modules_to_save as PEFT saves it: SEQ_CLS and TOKEN_CLS append "classifier", "score" (PeftModelFor*Classification). */
 export function savedModulesToSave(cfg: IA3Config): string[] | null {
-  if (cfg.taskType !== 'SEQ_CLS') return cfg.modulesToSave ? [...cfg.modulesToSave] : null;
+  if (!hasHeadModules(cfg.taskType)) return cfg.modulesToSave ? [...cfg.modulesToSave] : null;
   return withSeqClsHeads(cfg.modulesToSave);
 }
 

@@ -7,7 +7,7 @@ import { describeValue, quoteValue } from '../../quote';
 import type { TaskType } from '../../models/types';
 import { commonJson, readCommon, sortKeys } from '../common';
 import { bad, checkAll, defaults, readFields, writeFields, type AdapterConfigExtras, type Field } from '../schema';
-import { withSeqClsHeads, type TargetSpec } from '../targets';
+import { hasHeadModules, withSeqClsHeads, type TargetSpec } from '../targets';
 
 export type LoraBias = 'none' | 'all' | 'lora_only';
 /** true = PEFT's default (kaiming-uniform A, zero B); false = random B too; 'gaussian' = N(0, 1/r) A. */
@@ -100,8 +100,8 @@ export function validate(cfg: LoraConfig): LoraConfig {
     bad(`init_lora_weights='${init}' is a PEFT option that PEFT Studio does not support yet; use true, false or 'gaussian'.`);
   }
   checkAll(LORA_SCHEMA, cfg as unknown as Record<string, unknown>);
-  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM or SEQ_CLS.`);
+  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS') {
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS or TOKEN_CLS.`);
   }
   for (const [field, pattern] of [['rank_pattern', cfg.rankPattern], ['alpha_pattern', cfg.alphaPattern]] as const) {
     for (const [k, v] of Object.entries(pattern)) {
@@ -140,9 +140,9 @@ export function rankAndAlpha(cfg: Pick<LoraConfig, 'r' | 'loraAlpha' | 'rankPatt
   return { r: rk === null ? cfg.r : cfg.rankPattern[rk], alpha: ak === null ? cfg.loraAlpha : cfg.alphaPattern[ak] };
 }
 
-/** modules_to_save as PEFT saves it: SEQ_CLS appends "classifier", "score" (PeftModelForSequenceClassification). */
+/** modules_to_save as PEFT saves it: SEQ_CLS and TOKEN_CLS append "classifier", "score" (PeftModelFor*Classification). */
 export function savedModulesToSave(cfg: LoraConfig): string[] | null {
-  if (cfg.taskType !== 'SEQ_CLS') return cfg.modulesToSave ? [...cfg.modulesToSave] : null;
+  if (!hasHeadModules(cfg.taskType)) return cfg.modulesToSave ? [...cfg.modulesToSave] : null;
   return withSeqClsHeads(cfg.modulesToSave);
 }
 
