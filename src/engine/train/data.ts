@@ -58,6 +58,14 @@ export function encodeExamples(rows: Example[], o: EncodeOptions): Encoded[] {
         const t = truncateKeepingResponse(ids, l.slice(), o.maxLength);
         ids = t.ids;
         labels = t.labels;
+      } else if (o.task === 'TOKEN_CLS') {
+        // Pre-tokenized token classification: a class index per id, -100 where not scored (special tokens, later pieces).
+        const l = row.labels;
+        const n = o.numLabels ?? Infinity;
+        if (!l || l.length !== ids.length || l.some((x) => x !== IGNORE_INDEX && !(Number.isInteger(x) && x >= 0 && x < n))) {
+          throw new EngineError('BAD_DATA', `${where}: token classification needs labels with one entry per input id, each a class index${Number.isFinite(n) ? ` in 0..${n - 1}` : ''} or ${IGNORE_INDEX}.`);
+        }
+        labels = l.slice();
       }
     } else if (row.prompt !== undefined && o.task === 'CAUSAL_LM') {
       const p = enc(row.prompt);
@@ -80,6 +88,9 @@ export function encodeExamples(rows: Example[], o: EncodeOptions): Encoded[] {
       }
       return { ids, label };
     }
+    if (o.task === 'TOKEN_CLS' && !labels) {
+      throw new EngineError('BAD_DATA', `${where}: token classification needs per-token labels: give {"input_ids": [...], "labels": [...]}.`);
+    }
     return { ids, labels: labels ? labels.slice(0, o.maxLength) : ids.slice() };
   });
 }
@@ -87,7 +98,7 @@ export function encodeExamples(rows: Example[], o: EncodeOptions): Encoded[] {
 export interface Batch {
   inputIds: tf.Tensor2D; // int32 [B, T]
   attentionMask: tf.Tensor2D; // int32 [B, T]
-  labels: tf.Tensor; // CLM int32 [B, T] (-100 on padding); SEQ_CLS int32 [B]
+  labels: tf.Tensor; // CLM / TOKEN_CLS int32 [B, T] (-100 on padding); SEQ_CLS int32 [B]
   /** Real (non-pad) tokens, for tokens/s. */
   tokens: number;
 }
@@ -115,7 +126,7 @@ export function collate(items: Encoded[], task: TaskType, padId: number, o: Coll
     e.ids.forEach((t, j) => {
       ids[b * T + j] = t;
       mask[b * T + j] = 1;
-      if (task === 'CAUSAL_LM') lab[b * T + j] = e.labels![j];
+      if (task !== 'SEQ_CLS') lab[b * T + j] = e.labels![j];
     });
     if (task === 'SEQ_CLS') lab[b] = e.label!;
     tokens += e.ids.length;

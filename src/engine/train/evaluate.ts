@@ -7,7 +7,7 @@ import { accuracy, addPredictions, emptyCounts, f1Score } from './metrics';
 
 export interface EvalMetrics {
   evalLoss: number;
-  /** SEQ_CLS: share of rows classified right; CLM: share of next tokens predicted right (argmax). */
+  /** SEQ_CLS: share of rows classified right; CLM: share of next tokens predicted right (argmax); TOKEN_CLS: of labelled tokens. */
   accuracy: number;
   /** SEQ_CLS only: F1 of class 1 (binary) or macro F1. */
   f1?: number;
@@ -30,11 +30,11 @@ export async function evaluate(peft: PeftModel, rows: Encoded[], batchSize: numb
       tf.dispose([out.loss, out.preds, out.labels]);
       const loss = lossArr[0];
       let weight = labels.length;
-      if (task === 'CAUSAL_LM') {
+      if (task !== 'SEQ_CLS') {
         weight = 0;
         for (let j = 0; j < labels.length; j++) if (labels[j] !== IGNORE_INDEX) weight += 1;
       }
-      // CLM loss is a mean over scored tokens, so batches are weighted by their token count.
+      // CLM / TOKEN_CLS loss is a mean over scored tokens, so batches are weighted by their token count.
       lossSum += loss * weight;
       lossWeight += weight;
       if (task === 'SEQ_CLS') addPredictions(counts, preds, labels);
