@@ -6,6 +6,8 @@
  *                                                     "CDN" path (same origin, or a second port = another origin)
  *   401 RepoNotFound without a token / 404 RepoNotFound with one (as the Hub does, so private repos stay hidden),
  *   404 RevisionNotFound, 404 EntryNotFound, 401/403 GatedRepo for gated repos without the right Bearer token.
+ * Writes (hub-write.ts): POST /api/repos/create, preupload, LFS batch + PUT, NDJSON commit, as @huggingface/hub's
+ * createRepo / commit call them; pushed files are then served like the others (private repos only with a token).
  * Fault injection: cutAfter(file, n) closes the connection after n body bytes, once; a throttle slows bodies so
  * a test can cancel mid-file. Every request is logged (method, path, Range, Authorization, status, bytes sent).
  *
@@ -18,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { datasetRequest, type DatasetSpec } from './hub-datasets';
+import { writeRequest } from './hub-write';
 
 export interface RepoFiles {
   /** A folder whose top-level files are served. */
@@ -32,6 +35,8 @@ export interface RepoSpec extends RepoFiles {
   gated?: string;
   /** Extra revisions (branches, tags, commits); the spec itself is "main". */
   revisions?: Record<string, RepoFiles>;
+  /** Hidden (RepoNotFound) from requests without one of writeTokens, as the Hub hides private repos. */
+  private?: boolean;
 }
 
 export interface HubServerOptions {
@@ -42,6 +47,8 @@ export interface HubServerOptions {
   redirectLfs?: 'same-origin' | 'cross-origin' | false;
   throttle?: { chunkBytes: number; delayMs: number } | null;
   port?: number;
+  /** Tokens that may create repos and commit (default hf_write_token); other hf_ tokens get 403. */
+  writeTokens?: string[];
 }
 
 export interface LoggedRequest {
@@ -83,7 +90,8 @@ function loadFiles(spec: RepoFiles): Map<string, Uint8Array> {
 
 const CORS = {
   'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Headers': 'Authorization, Range, If-Range, Accept, Content-Type',
+  'Access-Control-Allow-Methods': 'GET, HEAD, POST, PUT, OPTIONS',
+  'Access-Control-Allow-Headers': 'Authorization, Range, If-Range, Accept, Content-Type, X-Request-Id',
   'Access-Control-Expose-Headers': 'ETag, Content-Range, Content-Length, Accept-Ranges, X-Error-Code, X-Error-Message, X-Repo-Commit, X-Linked-Size, X-Linked-ETag, Link',
 };
 
@@ -95,6 +103,7 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     repos.set(id, { spec, revs });
   }
   const requests: LoggedRequest[] = [];
+  const lfs = new Map<string, Uint8Array>();
   const cuts = new Map<string, number>();
   let throttle = opts.throttle ?? null;
   const redirect = opts.redirectLfs ?? 'same-origin';
@@ -162,6 +171,12 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     requests.push(log);
     if (req.method === 'OPTIONS') return send(req, res, log, 204, {});
     const seg = u.pathname.split('/').slice(1).map(decodeURIComponent);
+    const written = await writeRequest({
+      req, server, seg, hubUrl, cdnUrl, repos, lfs, writeTokens: opts.writeTokens ?? ['hf_write_token'],
+      json: (status, body, headers) => send(req, res, log, status, { 'Content-Type': 'application/json', ...headers }, JSON.stringify(body)),
+      error: (status, code, message) => send(req, res, log, status, { 'Content-Type': 'application/json', ...(code ? { 'X-Error-Code': code } : {}), 'X-Error-Message': message }, JSON.stringify({ error: message })),
+    });
+    if (written) return;
     if (server === 'hub' && (seg[0] === 'datasets' || (seg[0] === 'api' && seg[1] === 'datasets'))) {
       return datasetRequest(opts.datasets ?? {}, seg, {
         req, res, hubUrl,
@@ -185,7 +200,8 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     if (!api && kind !== 'resolve') return send(req, res, log, 404, {}, 'not found');
     const repo = repos.get(`${owner}/${name}`);
     const auth = req.headers.authorization ?? null;
-    if (!repo) return error(req, res, log, auth ? 404 : 401, 'RepoNotFound', 'Repository not found');
+    const hidden = repo?.spec.private && !(opts.writeTokens ?? ['hf_write_token']).some((t) => auth === `Bearer ${t}`);
+    if (!repo || hidden) return error(req, res, log, auth ? 404 : 401, 'RepoNotFound', 'Repository not found');
     const files = repo.revs.get(rev);
     if (!files) return error(req, res, log, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
     const commit = sha('sha1', `${owner}/${name}@${rev}`);
