@@ -322,7 +322,7 @@ describe('config validation', () => {
     [{ targetModules: '.*c_attn', layersToTransform: [0] }, /`layers_to_transform` cannot be used when `target_modules` is a str/],
     [{ targetModules: '.*c_attn', layersPattern: 'h', layersToTransform: [0] }, /cannot be used when `target_modules` is a str/],
     [{ layersToTransform: [-1] }, /layers_to_transform must be/],
-    [{ taskType: 'TOKEN_CLS' as never }, /task_type "TOKEN_CLS" is not supported/],
+    [{ taskType: 'QUESTION_ANS' as never }, /task_type "QUESTION_ANS" is not supported/],
   ])('LoRA %j', (p, re) => {
     const e = badLora(p);
     expect(e.code).toBe('BAD_PEFT_CONFIG');
