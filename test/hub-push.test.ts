@@ -167,3 +167,30 @@ describe('CLI push', () => {
     expect(again.stderr).toMatch(/rejected the access token/);
   });
 });
+
+describe('the studio push action', () => {
+  it('pushes the run\'s adapter with the Hub settings\' token; a taken name offers to upload into it', { timeout: 30_000 }, async () => {
+    const { pushAdapter, usePush } = await import('../src/state/push-actions');
+    const { useRun } = await import('../src/state/run');
+    const { settingsActions: S } = await import('../src/state/settings');
+    S.setHubUrl(hub.url);
+    S.setToken(TOKEN);
+    useRun.setState({
+      checkpoint: { runId: 1, step: 12, task: 'CAUSAL_LM', receivedAt: 0, files: { 'adapter_model.safetensors': weights.slice().buffer, 'adapter_config.json': configText } },
+      metrics: [{ step: 12, epoch: 1, loss: 2.5, lr: 0, gradNorm: 1, tokensPerSec: 0 }],
+      evals: [{ step: 12, evalLoss: 2.75, accuracy: 0.4 }],
+    } as never);
+    await pushAdapter({ repo: 'me/studio', private: true });
+    expect(usePush.getState().error).toBeNull();
+    expect(usePush.getState().result).toMatchObject({ repo: 'me/studio', url: `${hub.url}/me/studio`, created: true });
+    expect(Buffer.from(await (await readBack('me/studio', 'adapter_model.safetensors')).arrayBuffer()).equals(Buffer.from(weights))).toBe(true);
+    const card = await (await readBack('me/studio', 'README.md')).text();
+    expect(card).toContain('for 12 optimizer steps');
+    expect(card).toContain('| eval_loss | 2.7500 |');
+
+    await pushAdapter({ repo: 'me/studio', private: true });
+    expect(usePush.getState().error).toMatchObject({ exists: true });
+    await pushAdapter({ repo: 'me/studio', private: true, existOk: true });
+    expect(usePush.getState()).toMatchObject({ error: null, result: { created: false }, busy: false });
+  });
+});

@@ -5,6 +5,7 @@ import { useProject } from '../state/project';
 import { useRun } from '../state/run';
 import { useImport } from '../state/import';
 import { BeyondTab } from './BeyondTab';
+import { PushToHub } from './PushToHub';
 import { Panel } from './controls';
 import { bytes, num } from './format';
 
@@ -71,6 +72,7 @@ export function ExportPanel() {
         )}
       </div>
       <BeyondTab hasAdapter={!!cp || imported} />
+      <PushToHub />
     </Panel>
   );
 }

@@ -1,0 +1,72 @@
+/**
+ * The Export panel's "Push to the Hub": the run's latest adapter (its two files) plus a model card made from the
+ * run (method config, task, data, final / best metrics), pushed from the page with the Hub URL and token of the
+ * Hub settings (the engine sends the token to that URL's origin only). A 409 keeps `exists`, so the form can
+ * offer to upload into the repo instead.
+ */
+import { create } from 'zustand';
+import { describeError } from '../engine/errors';
+import { modelCard, pushToHub, type PushProgress, type PushResult } from '../engine/io/hub-push';
+import { HubError } from '../engine/io/http-source';
+import { useProject } from './project';
+import { useRun } from './run';
+import { hubEndpoint, useSettings } from './settings';
+
+export interface PushState {
+  busy: boolean;
+  progress: PushProgress | null;
+  result: PushResult | null;
+  /** `exists`: the name is taken (HTTP 409); pushing again with existOk uploads into it. */
+  error: { message: string; exists: boolean } | null;
+}
+
+export const usePush = create<PushState>(() => ({ busy: false, progress: null, result: null, error: null }));
+
+const set = (p: Partial<PushState>) => usePush.setState(p);
+
+/** What the run trained on, for the model card. */
+function dataText(): string | undefined {
+  const s = useProject.getState();
+  const sum = s.data.summary;
+  const name = s.hubData ? `the Hub dataset ${s.hubData.id} (split ${s.hubData.split})` : sum?.name;
+  if (!name) return undefined;
+  return `${name}${sum ? `: ${sum.trainRows} training / ${sum.validationRows} validation rows` : ''}.`;
+}
+
+/** The run's final and best metrics, as the model card's table. */
+function metrics(): { final: Record<string, number>; best?: { metric: string; value: number } } {
+  const r = useRun.getState();
+  const last = r.metrics[r.metrics.length - 1];
+  const ev = r.evals[r.evals.length - 1];
+  const final: Record<string, number> = {};
+  if (last) final.loss = last.loss;
+  if (ev) {
+    final.eval_loss = ev.evalLoss;
+    if (Number.isFinite(ev.accuracy)) final.eval_accuracy = ev.accuracy;
+    if (ev.f1 !== undefined) final.eval_f1 = ev.f1;
+  }
+  return { final, best: r.checkpoint?.best };
+}
+
+/** Creates the repo (private unless said otherwise) and uploads the latest adapter with its model card. */
+export async function pushAdapter(o: { repo: string; private: boolean; existOk?: boolean }): Promise<void> {
+  const cp = useRun.getState().checkpoint;
+  if (usePush.getState().busy || !cp) return;
+  set({ busy: true, progress: null, result: null, error: null });
+  try {
+    const config = JSON.parse(cp.files['adapter_config.json']) as Record<string, unknown>;
+    const labels = cp.task === 'CAUSAL_LM' ? undefined : useProject.getState().data.summary?.labels;
+    const readme = modelCard({ config, task: cp.task, repo: o.repo.trim(), data: dataText(), steps: cp.step, labels, ...metrics() });
+    const settings = useSettings.getState();
+    const result = await pushToHub({
+      repo: o.repo.trim(), token: settings.token, endpoint: hubEndpoint(settings), private: o.private, existOk: o.existOk,
+      files: { 'adapter_model.safetensors': new Uint8Array(cp.files['adapter_model.safetensors']), 'adapter_config.json': cp.files['adapter_config.json'], 'README.md': readme },
+      onProgress: (progress) => set({ progress }),
+    });
+    set({ result });
+  } catch (e) {
+    set({ error: { message: describeError(e), exists: e instanceof HubError && e.hubCode === 'RepoExists' } });
+  } finally {
+    set({ busy: false, progress: null });
+  }
+}
