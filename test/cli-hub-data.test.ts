@@ -47,6 +47,22 @@ describe('cli train on a Hub dataset', () => {
     expect(Number.isFinite(run.final.eval_loss)).toBe(true);
   }, 120_000);
 
+  it('the issue\'s flag names: --dataset, --validation-split NAME, --format, --train-on-prompt, --packing', async () => {
+    const out = join(tmp, 'alias');
+    await trainCommand(['--model', SOTU, '--dataset', 'tests/chat-qa', '--validation-split', 'test', '--max-rows', '14', '--format', 'messages',
+      '--train-on-prompt', '--packing', '--max-length', '32', '--target-modules', 'c_attn', '--batch-size', '4', '--steps', '1', '--out', out]);
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(run.data_format).toBe('messages');
+    expect(run.train_on).toBe('all');
+    // 14 ChatML rows, none ending in GPT-2's EOS, so 14 separators; the blocks are the tokens plus them, 32 at a time.
+    expect(run.packing.examples).toBe(14);
+    expect(run.packing.separators).toBe(14);
+    expect(run.packing.blocks).toBe(Math.ceil((run.tokens + 14) / 32));
+    expect(run.train_examples).toBe(run.packing.blocks);
+    await expect(trainCommand(args(join(tmp, 'x.jsonl'), '--validation-split', 'test'))).rejects.toThrow(/a split name is for Hub datasets/);
+    await expect(trainCommand(['--dataset', 'tests/chat-qa', ...args('hub:tests/chat-qa')])).rejects.toThrow(/give --dataset or --data, not both/);
+  }, 120_000);
+
   it('says what is wrong', async () => {
     await expect(trainCommand(args('hub:tests/chat-qa', '--split', 'validation', '--steps', '1'))).rejects.toThrow(/has no split "validation"; its splits are train, test/);
     await expect(trainCommand(args('hub:tests/gated-chat', '--steps', '1'))).rejects.toThrow(/tests\/gated-chat is a gated dataset/);

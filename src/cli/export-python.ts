@@ -13,6 +13,7 @@ import { plannedSteps } from '../engine/train/schedule';
 import { flag, helpText, int, note, num, parseArgv, readModelConfig, required, str, task, usage, writeOut, type CommandSpec } from './common';
 import { peftConfigFromFlags } from './peft-options';
 import { TRAIN, trainingArgs } from './train';
+import { applyDataAliases } from './train-aliases';
 import { labelIds, readDataFile, type DataOptions } from './train-data';
 
 export const EXPORT_PYTHON: CommandSpec = {
@@ -27,6 +28,8 @@ export const EXPORT_PYTHON: CommandSpec = {
 export async function exportPythonCommand(argv: string[]): Promise<void> {
   const p = parseArgv(EXPORT_PYTHON, argv);
   if (p.help) return void console.log(helpText(EXPORT_PYTHON));
+  applyDataAliases(p);
+  if (flag(p, 'packing')) throw usage("export-python writes a Trainer project that pads each example; it does not pack yet, so drop --packing");
   const modelArg = required(p, 'model', 'export-python');
   const dataPath = required(p, 'data', 'export-python');
   const outDir = required(p, 'out', 'export-python');

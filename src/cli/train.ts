@@ -26,6 +26,8 @@ import { PRESET_IDS, PRESET_LABELS, presetFor } from '../engine/train/presets';
 import { checkAgainstModel, labelIds, locateTokenizedProblem, readDataFile, toEngineExamples, type DataOptions, type RawExample } from './train-data';
 import { CHAT_OPTIONS, chatFlags, describeChat, encodeChatRows } from './train-chat';
 import { HUB_DATA_OPTIONS, isHubData, readHubData } from './train-hub';
+import { applyDataAliases, DATA_ALIAS_OPTIONS } from './train-aliases';
+import { describePacking, packForTraining, type PackStats } from '../engine/train/packing';
 
 export const TRAIN: CommandSpec = {
   name: 'train',
@@ -60,7 +62,7 @@ export const TRAIN: CommandSpec = {
     'max-length': { kind: 'value', arg: 'N', help: `Truncate examples to N tokens (default ${DEFAULT_ARGS.maxLength}).` },
     seed: { kind: 'value', arg: 'N', help: `Seed for init, shuffling, dropout and the split (default ${DEFAULT_ARGS.seed}).` },
     validation: { kind: 'value', arg: 'FILE', help: 'Validation data file (same format rules).' },
-    'validation-split': { kind: 'value', arg: 'F', help: 'Hold out this fraction of --data for validation (e.g. 0.1).' },
+    'validation-split': { kind: 'value', arg: 'F|NAME', help: 'Hold out this fraction of --data for validation (e.g. 0.1), or a Hub dataset\'s split to evaluate on (e.g. validation).' },
     'num-labels': { kind: 'value', arg: 'N', help: 'seq_cls classes when the checkpoint has no head yet (default: from the labels).' },
     'pad-token-id': { kind: 'value', arg: 'N', help: "Sets config.json's pad_token_id (GPT-2 seq_cls without a tokenizer needs one)." },
     'text-column': { kind: 'value', arg: 'NAME', help: 'Column with the text (default "text").' },
@@ -71,6 +73,7 @@ export const TRAIN: CommandSpec = {
     'skip-bad-rows': { kind: 'flag', help: 'Skip malformed rows with a warning instead of stopping.' },
     ...CHAT_OPTIONS,
     ...HUB_DATA_OPTIONS,
+    ...DATA_ALIAS_OPTIONS,
     'base-model-name': { kind: 'value', arg: 'NAME', help: 'base_model_name_or_path (default: the --model argument).' },
     ...BACKEND_OPTION,
     out: { kind: 'value', arg: 'DIR', help: 'Output folder.' },
@@ -158,6 +161,7 @@ function applyPreset(p: Parsed): void {
 export async function trainCommand(argv: string[]): Promise<void> {
   const p = parseArgv(TRAIN, argv);
   if (p.help) return void console.log(helpText(TRAIN));
+  applyDataAliases(p);
   applyPreset(p);
   const modelDir = required(p, 'model', 'train');
   const dataPath = required(p, 'data', 'train');
@@ -236,8 +240,16 @@ export async function trainCommand(argv: string[]): Promise<void> {
     }
     if (!configured && numLabels === undefined) sessionLabels = classes;
   }
-  const train = toEngineExamples(trainRows, labels);
-  const validation = toEngineExamples(validRows, labels);
+  let train = toEngineExamples(trainRows, labels);
+  let validation = toEngineExamples(validRows, labels);
+  let packStats: PackStats | null = null;
+  if (flag(p, 'packing')) {
+    if (t !== 'CAUSAL_LM') throw usage('--packing is for causal_lm training');
+    const o = { maxLength, encode: tokenizer ? (s: string) => tokenizer.encode(s) : undefined, eosTokenId: tokenizer?.eosTokenId ?? arch.config.eosTokenId };
+    ({ examples: train, stats: packStats } = packForTraining(train, o));
+    if (validation.length) validation = packForTraining(validation, o).examples;
+    note(describePacking(packStats, maxLength));
+  }
   const peftCfg = peftConfigFromFlags(p, t, baseName, plannedSteps({ ...DEFAULT_ARGS, ...args }, train.length));
 
   const padId = int(p, 'pad-token-id');
@@ -354,6 +366,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     writeJson(join(outDir, 'run.json'), {
       model: modelDir, task: t, method: method(p), backend, trainable: line,
       ...(chatTrain ? { data_format: chatTrain.format, chat_template: chatTrain.template?.name ?? null, train_on: chat.trainOn, trained_tokens: chatTrain.stats.trainedTokens, tokens: chatTrain.stats.tokens } : {}),
+      ...(packStats ? { packing: { examples: packStats.examples, blocks: packStats.blocks, tokens: packStats.tokens, separators: packStats.separators, dropped_blocks: packStats.dropped } } : {}),
       train_examples: train.length, validation_examples: validation.length, total_steps: session.totalSteps,
       completed_steps: session.completedSteps, stopped_early: session.stoppedEarly,
       best_metric: session.bestMetric, best_step: session.bestStep, best_model_checkpoint: bestDir ? relative(outDir, bestDir) : null,
