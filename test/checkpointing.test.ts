@@ -19,7 +19,7 @@ import type { PeftModel } from '../src/engine/peft/model';
 import { TrainingSession } from '../src/engine/session';
 import type { Batch, Example } from '../src/engine/train/data';
 import { lossAndGrads, peftTrainable } from '../src/engine/train/step';
-import { BACKENDS, FIX, fixtureModel, fixtureTensors, relErr, toTensor } from './helpers';
+import { BACKENDS, FIX, fixtureModel, fixtureTensors, referenceBatch, relErr } from './helpers';
 
 const CASES = [
   { id: 'gpt2-lora', model: 'gpt2-tiny' },
@@ -34,16 +34,6 @@ function adapterFiles(id: string) {
   return {
     config: readFileSync(join(dir, 'adapter_config.json'), 'utf8'),
     weights: new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors'))),
-  };
-}
-
-function referenceBatch(model: string): Batch {
-  const ref = fixtureTensors('models', model, 'reference.safetensors');
-  return {
-    inputIds: toTensor(ref.get('input_ids')!) as tf.Tensor2D,
-    attentionMask: toTensor(ref.get('attention_mask')!) as tf.Tensor2D,
-    labels: toTensor(ref.get('labels')!),
-    tokens: 0,
   };
 }
 

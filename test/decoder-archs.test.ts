@@ -22,7 +22,7 @@ import type { Batch } from '../src/engine/train/data';
 import { causalLmLoss } from '../src/engine/train/loss';
 import { lossAndGrads, peftTrainable } from '../src/engine/train/step';
 import { argmax } from '../src/engine/train/generate';
-import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, relErr, toTensor } from './helpers';
+import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, referenceBatch, relErr, toTensor } from './helpers';
 
 const TOL = 1e-4;
 const readJson = (p: string) => JSON.parse(readFileSync(join(FIX, p), 'utf8'));
@@ -44,16 +44,6 @@ const ADAPTERS = [
 function adapterFiles(id: string) {
   const dir = join(FIX, 'adapters', id);
   return { config: readFileSync(join(dir, 'adapter_config.json'), 'utf8'), weights: new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors'))) };
-}
-
-function referenceBatch(model: string): Batch {
-  const ref = fixtureTensors('models', model, 'reference.safetensors');
-  return {
-    inputIds: toTensor(ref.get('input_ids')!) as tf.Tensor2D,
-    attentionMask: toTensor(ref.get('attention_mask')!) as tf.Tensor2D,
-    labels: toTensor(ref.get('labels')!),
-    tokens: 0,
-  };
 }
 
 function disposeBatch(b: Batch) {

@@ -19,9 +19,8 @@ import { robertaPositions, type RobertaConfig } from '../src/engine/models/rober
 import { createPeftModel } from '../src/engine/peft';
 import { parsePeftConfig } from '../src/engine/peft/config';
 import { methodOf } from '../src/engine/peft/registry';
-import type { Batch } from '../src/engine/train/data';
 import { lossAndGrads, peftTrainable } from '../src/engine/train/step';
-import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, peftDefaultsOf, relErr, toTensor } from './helpers';
+import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, peftDefaultsOf, referenceBatch, relErr, toTensor } from './helpers';
 
 const TOL = 1e-4;
 const readJson = (p: string) => JSON.parse(readFileSync(join(FIX, p), 'utf8'));
@@ -44,16 +43,6 @@ const ADAPTERS = [
 function adapterFiles(id: string) {
   const dir = join(FIX, 'adapters', id);
   return { config: readFileSync(join(dir, 'adapter_config.json'), 'utf8'), weights: new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors'))) };
-}
-
-function referenceBatch(model: string): Batch {
-  const ref = fixtureTensors('models', model, 'reference.safetensors');
-  return {
-    inputIds: toTensor(ref.get('input_ids')!) as tf.Tensor2D,
-    attentionMask: toTensor(ref.get('attention_mask')!) as tf.Tensor2D,
-    labels: toTensor(ref.get('labels')!),
-    tokens: 0,
-  };
 }
 
 describe('module trees from config.json alone', () => {

@@ -8,6 +8,7 @@ import { loadModelDir, readSafetensorsFile } from '../src/engine/io/node-files';
 import type { LoadedTensor } from '../src/engine/io/safetensors';
 import { ARCHITECTURES, buildModel } from '../src/engine/models';
 import type { ArchConfig, PeftDefaults, TaskType } from '../src/engine/models/types';
+import type { Batch } from '../src/engine/train/data';
 
 export const FIX = fileURLToPath(new URL('./fixtures', import.meta.url));
 export const BACKENDS = ['cpu', 'wasm'] as const;
@@ -55,4 +56,15 @@ export function peftDefaultsOf(modelType: string): PeftDefaults {
   const spec = ARCHITECTURES.find((a) => a.modelTypes.includes(modelType));
   // Every architecture's defaults depend on the model type alone.
   return spec ? spec.peftDefaults({ modelType } as ArchConfig) : { lora: null, adalora: null, ia3: null, ia3Feedforward: null };
+}
+
+/** The batch a fixture model's reference.safetensors was computed on (input ids, attention mask, labels). */
+export function referenceBatch(model: string): Batch {
+  const ref = fixtureTensors('models', model, 'reference.safetensors');
+  return {
+    inputIds: toTensor(ref.get('input_ids')!) as tf.Tensor2D,
+    attentionMask: toTensor(ref.get('attention_mask')!) as tf.Tensor2D,
+    labels: toTensor(ref.get('labels')!),
+    tokens: 0,
+  };
 }

@@ -15,8 +15,7 @@ import { createPeftModel, LoraModel } from '../src/engine/peft';
 import { parsePeftConfig } from '../src/engine/peft/config';
 import type { PeftModel } from '../src/engine/peft/model';
 import { lossAndGrads, peftTrainable } from '../src/engine/train/step';
-import type { Batch } from '../src/engine/train/data';
-import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, relErr, toTensor } from './helpers';
+import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, referenceBatch, relErr } from './helpers';
 
 /** `head`: keys beyond PEFT 0.15.2's file, the SEQ_CLS head a prompt method trains (as PEFT >= 0.16 does). */
 const CASES: { id: string; model: string; keys: number; trainable: number; head?: string[] }[] = [
@@ -36,16 +35,6 @@ function adapterFiles(id: string) {
   return {
     config: readFileSync(join(dir, 'adapter_config.json'), 'utf8'),
     weights: new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors'))),
-  };
-}
-
-function referenceBatch(model: string): Batch {
-  const ref = fixtureTensors('models', model, 'reference.safetensors');
-  return {
-    inputIds: toTensor(ref.get('input_ids')!) as tf.Tensor2D,
-    attentionMask: toTensor(ref.get('attention_mask')!) as tf.Tensor2D,
-    labels: toTensor(ref.get('labels')!),
-    tokens: 0,
   };
 }
 

@@ -31,7 +31,7 @@ import type { Batch, Example } from '../src/engine/train/data';
 import { argmax, generateIds } from '../src/engine/train/generate';
 import { AdamW } from '../src/engine/train/optimizer';
 import { lossAndGrads, optimizerStep, peftTrainable } from '../src/engine/train/step';
-import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, relErr, toTensor } from './helpers';
+import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, referenceBatch, relErr } from './helpers';
 
 const CASES = [
   { id: 'gpt2-prefix', model: 'gpt2-tiny', trainable: 1024 },
@@ -45,16 +45,6 @@ function adapterFiles(id: string) {
   return {
     config: readFileSync(join(dir, 'adapter_config.json'), 'utf8'),
     weights: new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors'))),
-  };
-}
-
-function referenceBatch(model: string): Batch {
-  const ref = fixtureTensors('models', model, 'reference.safetensors');
-  return {
-    inputIds: toTensor(ref.get('input_ids')!) as tf.Tensor2D,
-    attentionMask: toTensor(ref.get('attention_mask')!) as tf.Tensor2D,
-    labels: toTensor(ref.get('labels')!),
-    tokens: 0,
   };
 }
 
