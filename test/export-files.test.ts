@@ -27,4 +27,17 @@ describe('export zip', () => {
     expect(cls).toContain('num_labels=2');
     expect(cls).toContain('{"0":"ham","1":"spam"}');
   });
+
+  it('chat data: the template travels as chat_template.jinja and the README prompts through apply_chat_template', () => {
+    const text = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+    const readme = buildReadme({ task: 'CAUSAL_LM', step: 2, labels: [], config, chatTemplate: { name: 'chatml', text } });
+    expect(readme).toContain('- chat template: chatml (`chat_template.jinja`');
+    expect(readme).toContain('tokenizer.chat_template = open("chat_template.jinja").read()');
+    expect(readme).toContain('tokenizer.apply_chat_template(messages, add_generation_prompt=True');
+    const files = unzipSync(buildZip({ 'adapter_model.safetensors': new ArrayBuffer(16), 'adapter_config.json': JSON.stringify(config) }, readme, text));
+    expect(Object.keys(files).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'chat_template.jinja']);
+    expect(strFromU8(files['chat_template.jinja'])).toBe(text);
+    // Without chat data, the plain-text prompt as before and no template file.
+    expect(buildReadme({ task: 'CAUSAL_LM', step: 2, labels: [], config })).not.toContain('apply_chat_template');
+  });
 });

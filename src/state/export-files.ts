@@ -11,6 +11,8 @@ export interface ReadmeInfo {
   labels: string[];
   /** The parsed adapter_config.json. */
   config: Record<string, unknown>;
+  /** The chat template the data was rendered with (chat / instruction data), saved as chat_template.jinja. */
+  chatTemplate?: { name: string; text: string } | null;
 }
 
 /** README.md for the zip: what the adapter is and how to load it in Python. */
@@ -29,7 +31,16 @@ export function buildReadme(r: ReadmeInfo): string {
         '    probs = model(**inputs).logits.softmax(-1)[0]',
         'print(model.config.id2label[int(probs.argmax())], probs.tolist())',
       ]
-    : [
+    : r.chatTemplate
+      ? [
+          '# The chat template the adapter was trained with (chat_template.jinja in this folder), so prompts match.',
+          'tokenizer.chat_template = open("chat_template.jinja").read()',
+          'messages = [{"role": "user", "content": "Your question here"}]',
+          'inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)',
+          'out = model.generate(**inputs, max_new_tokens=80, do_sample=False)',
+          'print(tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))',
+        ]
+      : [
         'inputs = tokenizer("My fellow citizens,", return_tensors="pt")',
         'out = model.generate(**inputs, max_new_tokens=40, do_sample=False)',
         'print(tokenizer.decode(out[0], skip_special_tokens=True))',
@@ -41,6 +52,7 @@ export function buildReadme(r: ReadmeInfo): string {
     `- task: ${r.task}`,
     `- trained for ${r.step} optimizer step${r.step === 1 ? '' : 's'}`,
     r.config.target_modules !== undefined ? `- target_modules: \`${JSON.stringify(r.config.target_modules)}\`` : '',
+    r.chatTemplate ? `- chat template: ${r.chatTemplate.name} (\`chat_template.jinja\`; the responses were rendered with it)` : '',
     '',
     'Files: `adapter_model.safetensors` (weights) and `adapter_config.json`, exactly as PEFT `save_pretrained` writes them.',
     '',
@@ -72,13 +84,14 @@ export function buildReadme(r: ReadmeInfo): string {
     .join('\n');
 }
 
-/** A zip with adapter_model.safetensors, adapter_config.json and README.md. */
-export function buildZip(files: AdapterFiles, readme: string): Uint8Array {
+/** A zip with adapter_model.safetensors, adapter_config.json and README.md (and chat_template.jinja for chat data). */
+export function buildZip(files: AdapterFiles, readme: string, chatTemplate?: string | null): Uint8Array {
   return zipSync(
     {
       'adapter_model.safetensors': [new Uint8Array(files['adapter_model.safetensors']), { level: 0 }],
       'adapter_config.json': strToU8(files['adapter_config.json']),
       'README.md': strToU8(readme),
+      ...(chatTemplate ? { 'chat_template.jinja': strToU8(chatTemplate) } : {}),
     },
     { level: 6 },
   );

@@ -27,8 +27,10 @@ export function ExportPanel() {
   const zip = () => {
     if (!cp) return;
     const config = JSON.parse(cp.files['adapter_config.json']) as Record<string, unknown>;
-    const readme = buildReadme({ task: cp.task, step: cp.step, labels: cp.task === 'SEQ_CLS' ? labels : [], config });
-    download(`peft-studio-adapter-step${cp.step}.zip`, buildZip(cp.files, readme), 'application/zip');
+    // The data's chat template, when this run trained on chat data (the data can't change during a run).
+    const chatTemplate = cp.task === 'CAUSAL_LM' && cp.runId === runId ? useProject.getState().data.summary?.chat?.template ?? null : null;
+    const readme = buildReadme({ task: cp.task, step: cp.step, labels: cp.task === 'SEQ_CLS' ? labels : [], config, chatTemplate });
+    download(`peft-studio-adapter-step${cp.step}.zip`, buildZip(cp.files, readme, chatTemplate?.text), 'application/zip');
   };
 
   return (

@@ -28,7 +28,7 @@ export interface ChatSummary {
   detected: ChatFormat | null;
   trainOn: TrainOn;
   /** Null for plain prompt/completion rows, which use no template. */
-  template: { name: string; source: 'model' | 'builtin' | 'file'; note?: string } | null;
+  template: { name: string; source: 'model' | 'builtin' | 'file'; note?: string; text: string } | null;
   /** Null until a model with a tokenizer is loaded. */
   stats: ChatStats | null;
   /** The first training example as rendered, piece by piece, and how many tokens each piece has. */
@@ -102,7 +102,7 @@ export function loadChatData(
     validation: va?.examples ?? [],
     summary: {
       ...base,
-      template: tr.conversations ? { name: template.name, source: template.source, ...(template.note ? { note: template.note } : {}) } : null,
+      template: tr.conversations ? { name: template.name, source: template.source, text: template.template, ...(template.note ? { note: template.note } : {}) } : null,
       stats: st,
       preview: first.segments.map((g) => ({ text: g.text || (g.ids.length ? '⟨eos⟩' : ''), trained: g.trained, tokens: g.ids.length })),
     },
