@@ -157,9 +157,9 @@ export function choice<T extends string>(p: Parsed, name: string, choices: reado
   return hit;
 }
 
-/** --task causal_lm|seq_cls (any case). */
+/** --task causal_lm|seq_cls|token_cls (any case). */
 export function task(p: Parsed, name = 'task'): TaskType | undefined {
-  const t = choice(p, name, ['causal_lm', 'seq_cls'] as const);
+  const t = choice(p, name, ['causal_lm', 'seq_cls', 'token_cls'] as const);
   return t === undefined ? undefined : (t.toUpperCase() as TaskType);
 }
 

@@ -1,7 +1,7 @@
 /**
  * `logits --model DIR [--adapter DIR] --input-ids "1,2,3;4,5,0" [--attention-mask "1,1,1;1,1,0"] --out F`:
  * the forward pass's logits as an F32 safetensors tensor `logits`, shaped like transformers' output
- * (CAUSAL_LM [B, T, V], with prompt tuning [B, P+T, V]; SEQ_CLS [B, num_labels]). Adapters load strictly.
+ * (CAUSAL_LM [B, T, V], with prompt tuning [B, P+T, V]; SEQ_CLS [B, num_labels]; TOKEN_CLS [B, T, num_labels]). Adapters load strictly.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +26,7 @@ export const LOGITS: CommandSpec = {
     adapter: { kind: 'value', arg: 'DIR', help: 'PEFT adapter folder (adapter_config.json + adapter_model.safetensors).' },
     'input-ids': { kind: 'value', arg: 'IDS', help: 'Token ids: comma-separated, rows separated by ";" (equal lengths).' },
     'attention-mask': { kind: 'value', arg: 'MASK', help: '0/1 mask in the same layout (default: all ones).' },
-    task: { kind: 'value', arg: 'seq_cls|causal_lm', help: "Model head (default: the adapter's task_type, else config.json)." },
+    task: { kind: 'value', arg: 'seq_cls|causal_lm|token_cls', help: "Model head (default: the adapter's task_type, else config.json)." },
     ...BACKEND_OPTION,
     out: { kind: 'value', arg: 'FILE', help: 'Output .safetensors (F32 tensor "logits").' },
   },

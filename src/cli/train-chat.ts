@@ -12,7 +12,7 @@ import { choice, flag, note, str, usage, type CommandSpec, type Parsed } from '.
 import type { RawExample } from './train-data';
 
 export const CHAT_OPTIONS: CommandSpec['options'] = {
-  'data-format': { kind: 'value', arg: 'FORMAT', help: `Row format: ${CHAT_FORMATS.join(', ')}, text or auto (default: from the columns).` },
+  'data-format': { kind: 'value', arg: 'FORMAT', help: `Row format: ${CHAT_FORMATS.join(', ')}, text or auto (default: from the columns); conll for token_cls files of any extension.` },
   'chat-template': { kind: 'value', arg: 'model|chatml|alpaca|FILE', help: "Chat template for conversations (default: the model's tokenizer_config.json chat_template, else a built-in one); FILE holds Jinja text." },
   'train-on': { kind: 'value', arg: 'responses|last_response|all', help: 'Which tokens of instruction / chat rows the loss uses (default responses: every assistant turn).' },
   'train-on-inputs': { kind: 'flag', help: 'Loss on every token of instruction / chat rows, prompts included (= --train-on all).' },

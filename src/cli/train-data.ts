@@ -40,8 +40,12 @@ export interface RawExample {
   /** A row of an instruction / chat format, whole (rendered and tokenized by train-chat.ts into inputIds + labels). */
   row?: Record<string, unknown>;
   chat?: ChatFormat;
-  /** CLM labels for inputIds (-100 where not trained on). */
+  /** CLM labels for inputIds (-100 where not trained on); TOKEN_CLS: a class id per input id. */
   labels?: number[];
+  /** TOKEN_CLS: the sentence's words (before sub-word tokenization) ... */
+  words?: string[];
+  /** ... and a tag per word (or per input id of pre-tokenized rows): a name, or an id into the label list. */
+  tags?: (string | number)[];
   /** How messages name the row, when not "<file> line N" (Hub rows: "owner/name train row N"). */
   where?: string;
 }

@@ -1,5 +1,5 @@
 /**
- * `train --model DIR --data FILE --task causal_lm|seq_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [...] --out DIR`:
+ * `train --model DIR --data FILE --task causal_lm|seq_cls|token_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [...] --out DIR`:
  * fine-tunes with a TrainingSession and writes adapter_model.safetensors + adapter_config.json (PEFT's files),
  * metrics.jsonl (one row per step, plus eval rows), labels.json (seq_cls) and run.json (what was run).
  * With --save-steps / --eval-steps it keeps Trainer-style <out>/checkpoint-<step>/ folders, and --resume-from
@@ -28,16 +28,17 @@ import { CHAT_OPTIONS, chatFlags, describeChat, encodeChatRows } from './train-c
 import { HUB_DATA_OPTIONS, isHubData, readHubData } from './train-hub';
 import { applyDataAliases, DATA_ALIAS_OPTIONS } from './train-aliases';
 import { describePacking, packForTraining, type PackStats } from '../engine/train/packing';
+import { TOKEN_CLS_OPTIONS, encodeTokenClsRows, readTokenClsFile, tagList } from './train-tokcls';
 
 export const TRAIN: CommandSpec = {
   name: 'train',
   summary: 'Fine-tunes a model with a PEFT method (LoRA, DoRA, IA3, AdaLoRA, prompt tuning, P-tuning, prefix tuning) and writes a PEFT adapter plus metrics.jsonl.',
-  usage: 'npm run cli -- train --model DIR --data FILE --task causal_lm|seq_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [options] --out DIR',
+  usage: 'npm run cli -- train --model DIR --data FILE --task causal_lm|seq_cls|token_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [options] --out DIR',
   options: {
     model: { kind: 'value', arg: 'DIR|ID', help: 'Model folder (config.json + model.safetensors [+ tokenizer.json]) or Hub repo id owner/name[@rev] (HF_ENDPOINT, HF_TOKEN; cached in $PEFT_STUDIO_CACHE).' },
     tokenizer: { kind: 'value', arg: 'DIR', help: 'Folder with tokenizer.json (default: the model folder, if it has one).' },
     data: { kind: 'value', arg: 'FILE|hub:ID', help: 'Training data: .txt, .jsonl or .csv, or a Hub dataset hub:owner/name[:config][@revision] (HF_ENDPOINT, HF_TOKEN).' },
-    task: { kind: 'value', arg: 'causal_lm|seq_cls', help: 'Task (default: from config.json architectures).' },
+    task: { kind: 'value', arg: 'causal_lm|seq_cls|token_cls', help: 'Task (default: from config.json architectures).' },
     preset: { kind: 'value', arg: 'quick|thorough', help: 'Start from the studio\'s measured preset for the task and method (lr, steps, batch, length, warmup, eval steps, schedule, all-linear targets; docs/presets.md); flags given override it.' },
     ...PEFT_OPTIONS,
     steps: { kind: 'value', arg: 'N', help: 'Optimizer steps (overrides --epochs).' },
@@ -72,6 +73,7 @@ export const TRAIN: CommandSpec = {
     'txt-lines': { kind: 'flag', help: 'TXT: one example per non-empty line (default: per blank-line-separated paragraph).' },
     'skip-bad-rows': { kind: 'flag', help: 'Skip malformed rows with a warning instead of stopping.' },
     ...CHAT_OPTIONS,
+    ...TOKEN_CLS_OPTIONS,
     ...HUB_DATA_OPTIONS,
     ...DATA_ALIAS_OPTIONS,
     'base-model-name': { kind: 'value', arg: 'NAME', help: 'base_model_name_or_path (default: the --model argument).' },
@@ -85,6 +87,9 @@ export const TRAIN: CommandSpec = {
     'sharegpt {"conversations":[{"from","value"}]}, messages {"messages":[{"role","content"}]}, prompt_completion',
     '{"prompt","completion"}; loss on the responses only unless --train-on-inputs.',
     'Label strings map to class ids in sorted order (integer labels are used as ids); see labels.json.',
+    'token_cls: CoNLL ("token label" lines, a blank line between sentences; .conll / .txt or --data-format conll),',
+    'JSONL {"tokens":[...],"ner_tags":[...]} (tag names, or ids into --label-list) or {"input_ids":[...],"labels":[...]};',
+    'words are tokenized with the model\'s tokenizer, the first sub-token labelled; eval adds seqeval entity P / R / F1.',
   ].join('\n'),
 };
 
@@ -178,6 +183,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (args.loadBestModelAtEnd && args.saveSteps !== undefined && args.saveSteps % args.evalSteps! !== 0) {
     throw usage(`--load-best-model-at-end needs --save-steps to be a multiple of --eval-steps (${args.evalSteps}), so every best evaluation has a checkpoint`);
   }
+  // --data-format conll is token classification's; the chat formats' parser never sees it.
+  const conll = p.opts.get('data-format') === 'conll';
+  if (conll) p.opts.delete('data-format');
   const chat = chatFlags(p);
   const resumeDir = str(p, 'resume-from');
   // Read and checked before the model is, so a wrong path fails fast.
@@ -204,11 +212,15 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (!hubData && ['split', 'validation-split-name', 'max-rows'].some((f) => str(p, f) !== undefined)) {
     throw usage('--split, --validation-split-name and --max-rows are for Hub datasets (--data hub:owner/name)');
   }
-  let trainRows: RawExample[] = hubData ? hubData.train : readDataFile(dataPath, dataOpts);
+  if (t !== 'TOKEN_CLS' && (conll || p.opts.has('label-list') || flag(p, 'label-all-tokens'))) throw usage('--data-format conll, --label-list and --label-all-tokens are for --task token_cls');
+  if (t === 'TOKEN_CLS' && hubData) throw usage('token_cls reads local CoNLL or JSONL files, not Hub datasets yet');
+  const tokOpts = { conll, tokensColumn: str(p, 'text-column'), tagsColumn: str(p, 'label-column'), skipBadRows: dataOpts.skipBadRows };
+  const readData = (path: string) => (t === 'TOKEN_CLS' ? readTokenClsFile(path, tokOpts) : readDataFile(path, dataOpts));
+  let trainRows: RawExample[] = hubData ? hubData.train : readData(dataPath);
   let validRows: RawExample[] = hubData?.validation ?? [];
   const validPath = str(p, 'validation');
   if (hubData?.validation && (validPath !== undefined || split !== undefined)) throw usage('give --validation-split-name, --validation or --validation-split, not two of them');
-  if (validPath !== undefined) validRows = readDataFile(validPath, dataOpts);
+  if (validPath !== undefined) validRows = readData(validPath);
   else if (split !== undefined) {
     ({ train: trainRows, validation: validRows } = splitValidation(trainRows, split, args.seed ?? DEFAULT_ARGS.seed));
   }
@@ -239,9 +251,24 @@ export async function trainCommand(argv: string[]): Promise<void> {
       throw usage(`${row.file} line ${row.line}: label "${row.label}" needs ${labels.length} classes but the model has ${classes} (set --num-labels for a new head)`);
     }
     if (!configured && numLabels === undefined) sessionLabels = classes;
+  } else if (t === 'TOKEN_CLS') {
+    const configured = config.num_labels !== undefined || config.id2label !== undefined;
+    const id2label = config.id2label as Record<string, string> | undefined;
+    const configNames = configured ? Array.from({ length: arch.config.numLabels }, (_, i) => id2label?.[String(i)] ?? `LABEL_${i}`) : null;
+    labels = tagList([...trainRows, ...validRows], str(p, 'label-list'), configNames);
+    if (configured && numLabels === undefined && labels.length !== arch.config.numLabels) {
+      throw usage(`the label list has ${labels.length} tags (${labels.join(', ')}) but ${modelDir} has ${arch.config.numLabels} labels; give --label-list with ${arch.config.numLabels} tags in id order`);
+    }
+    if (numLabels !== undefined && numLabels !== labels.length) throw usage(`--num-labels ${numLabels} but the label list has ${labels.length} tags`);
+    encodeTokenClsRows(trainRows, labels, tokenizer, !!flag(p, 'label-all-tokens'));
+    encodeTokenClsRows(validRows, labels, tokenizer, !!flag(p, 'label-all-tokens'));
+    // The session scores entities by these names, and a new head gets this many outputs.
+    config.id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
+    config.label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
+    sessionLabels = labels.length;
   }
-  let train = toEngineExamples(trainRows, labels);
-  let validation = toEngineExamples(validRows, labels);
+  let train = toEngineExamples(trainRows, t === 'SEQ_CLS' ? labels : null);
+  let validation = toEngineExamples(validRows, t === 'SEQ_CLS' ? labels : null);
   let packStats: PackStats | null = null;
   if (flag(p, 'packing')) {
     if (t !== 'CAUSAL_LM') throw usage('--packing is for causal_lm training');
@@ -301,7 +328,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
       const e = await session.evaluate();
       const row = metricsRow(session.logHistory[session.logHistory.length - 1]);
       log(row);
-      console.log(`eval @ ${session.completedSteps}: loss ${round(e.evalLoss, 5)} accuracy ${round(e.accuracy, 4)}${e.f1 !== undefined ? ` f1 ${round(e.f1, 4)}` : ''}`);
+      const pr = e.precision !== undefined ? ` precision ${round(e.precision, 4)} recall ${round(e.recall ?? NaN, 4)}` : '';
+      console.log(`eval @ ${session.completedSteps}: loss ${round(e.evalLoss, 5)} accuracy ${round(e.accuracy, 4)}${pr}${e.f1 !== undefined ? ` f1 ${round(e.f1, 4)}` : ''}`);
+      if (e.entities) note(`  entities: ${Object.entries(e.entities).map(([k, v]) => `${k} f1 ${round(v.f1, 4)} (${v.support})`).join(', ') || 'none in the validation data'}`);
       last = { ...last, ...row };
     };
     // The best checkpoint so far: the resumed run's, if it recorded one under this folder.

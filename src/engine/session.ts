@@ -172,6 +172,7 @@ export class TrainingSession {
       // GPT-2-style pooling needs a pad id; HF recipes set it to the tokenizer's pad (or eos) token.
       if (raw.pad_token_id == null) raw.pad_token_id = init.tokenizer?.padTokenId ?? init.tokenizer?.eosTokenId ?? null;
     }
+    if (task === 'TOKEN_CLS' && init.numLabels) raw.num_labels = init.numLabels;
     this.model = buildModel(raw, init.weights, { task, seed: this.args.seed });
     try {
       this.peft = createPeftModel(this.model, { ...init.peft, taskType: this.model.task }, this.args.seed, init.tokenizer?.encode.bind(init.tokenizer));
@@ -311,7 +312,7 @@ export class TrainingSession {
     const pack = setPackPolicy('marked');
     let m: EvalMetrics;
     try {
-      m = await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding);
+      m = await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding, this.tagNames());
     } finally {
       setPackPolicy(pack);
     }
@@ -320,9 +321,18 @@ export class TrainingSession {
     return m;
   }
 
+  /** TOKEN_CLS: the tag of each class id from config.json's id2label (scored by seqeval), else none. */
+  private tagNames(): string[] | undefined {
+    if (this.model.task !== 'TOKEN_CLS') return undefined;
+    const m = (this.model.rawConfig as { id2label?: Record<string, string> }).id2label;
+    const n = this.model.config.numLabels;
+    return m ? Array.from({ length: n }, (_, i) => m[String(i)] ?? `LABEL_${i}`) : undefined;
+  }
+
   /** Logs an evaluation and updates the best metric and the early-stopping count. */
   private record(m: EvalMetrics): void {
     const row: LogEntry = { step: this.completedSteps, epoch: round4(this.epoch), eval_loss: m.evalLoss, eval_accuracy: m.accuracy };
+    if (m.precision !== undefined) (row.eval_precision = m.precision), (row.eval_recall = m.recall);
     if (m.f1 !== undefined) row.eval_f1 = m.f1;
     this.logHistory.push(row);
     const key = this.args.metricForBestModel as keyof LogEntry;

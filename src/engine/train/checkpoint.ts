@@ -38,6 +38,9 @@ export interface LogEntry {
   eval_loss?: number;
   eval_accuracy?: number;
   eval_f1?: number;
+  /** TOKEN_CLS: seqeval's entity precision and recall (eval_f1 is its entity F1), as run_ner.py logs them. */
+  eval_precision?: number;
+  eval_recall?: number;
 }
 
 /** What the engine needs beyond Trainer's fields to continue a run exactly. */
@@ -204,6 +207,7 @@ const round = (x: number, d = 6) => (Number.isFinite(x) ? Number(x.toPrecision(d
 export function metricsRow(e: LogEntry, tokensPerSec?: number): Record<string, unknown> {
   if (e.eval_loss !== undefined) {
     const row: Record<string, unknown> = { step: e.step, eval_loss: round(e.eval_loss), eval_accuracy: round(e.eval_accuracy ?? NaN) };
+    if (e.eval_precision !== undefined) (row.eval_precision = round(e.eval_precision)), (row.eval_recall = round(e.eval_recall ?? NaN));
     if (e.eval_f1 !== undefined) row.eval_f1 = round(e.eval_f1);
     return row;
   }

@@ -4,23 +4,38 @@ import { peftEvaluate, type PeftModel } from '../peft/model';
 import { collate, disposeBatch, type CollateOptions, type Encoded } from './data';
 import { IGNORE_INDEX } from './loss';
 import { accuracy, addPredictions, emptyCounts, f1Score } from './metrics';
+import { seqeval, type EntityScores } from './seqeval';
 
 export interface EvalMetrics {
   evalLoss: number;
   /** SEQ_CLS: share of rows classified right; CLM: share of next tokens predicted right (argmax); TOKEN_CLS: of labelled tokens. */
   accuracy: number;
-  /** SEQ_CLS only: F1 of class 1 (binary) or macro F1. */
+  /** SEQ_CLS: F1 of class 1 (binary) or macro F1; TOKEN_CLS: seqeval's micro entity F1 (default mode). */
   f1?: number;
+  /** TOKEN_CLS: seqeval's micro entity precision and recall. */
+  precision?: number;
+  recall?: number;
+  /** TOKEN_CLS: seqeval's scores per entity type. */
+  entities?: Record<string, EntityScores>;
   rows: number;
 }
 
-export async function evaluate(peft: PeftModel, rows: Encoded[], batchSize: number, padId: number, padding: CollateOptions = {}): Promise<EvalMetrics> {
+/**
+ * Runs the validation rows in batches. For TOKEN_CLS with `labelNames` (id2label in id order) the labelled tokens
+ * of each row form a sentence of tags, scored as seqeval scores run_ner.py's predictions.
+ */
+export async function evaluate(
+  peft: PeftModel, rows: Encoded[], batchSize: number, padId: number, padding: CollateOptions = {}, labelNames?: readonly string[],
+): Promise<EvalMetrics> {
   const task = peft.base.task;
   let lossSum = 0;
   let lossWeight = 0;
   let tokCorrect = 0;
   let tokTotal = 0;
   const counts = emptyCounts(peft.base.config.numLabels);
+  const gold: string[][] = [];
+  const pred: string[][] = [];
+  const tagged = task === 'TOKEN_CLS' && !!labelNames;
   for (let i = 0; i < rows.length; i += batchSize) {
     const batch = collate(rows.slice(i, i + batchSize), task, padId, padding);
     try {
@@ -39,10 +54,17 @@ export async function evaluate(peft: PeftModel, rows: Encoded[], batchSize: numb
       lossWeight += weight;
       if (task === 'SEQ_CLS') addPredictions(counts, preds, labels);
       else {
+        // Token rows are [B, T] flattened; a row's tags are its labelled positions in order.
+        const width = labels.length / batch.inputIds.shape[0];
         for (let j = 0; j < labels.length; j++) {
+          if (tagged && j % width === 0) (gold.push([]), pred.push([]));
           if (labels[j] === IGNORE_INDEX) continue;
           tokTotal += 1;
           if (preds[j] === labels[j]) tokCorrect += 1;
+          if (tagged) {
+            gold[gold.length - 1].push(labelNames[labels[j]] ?? 'O');
+            pred[pred.length - 1].push(labelNames[preds[j]] ?? 'O');
+          }
         }
       }
     } finally {
@@ -51,5 +73,10 @@ export async function evaluate(peft: PeftModel, rows: Encoded[], batchSize: numb
   }
   const evalLoss = lossWeight ? lossSum / lossWeight : NaN;
   if (task === 'SEQ_CLS') return { evalLoss, accuracy: accuracy(counts), f1: f1Score(counts), rows: rows.length };
-  return { evalLoss, accuracy: tokTotal ? tokCorrect / tokTotal : 0, rows: rows.length };
+  const acc = tokTotal ? tokCorrect / tokTotal : 0;
+  if (tagged) {
+    const r = seqeval(gold, pred);
+    return { evalLoss, accuracy: acc, precision: r.micro.precision, recall: r.micro.recall, f1: r.micro.f1, entities: r.perType, rows: rows.length };
+  }
+  return { evalLoss, accuracy: acc, rows: rows.length };
 }
