@@ -5,11 +5,10 @@
  * Python project (a zip of train.py, requirements.txt, accelerate configs, data and README).
  */
 import { describeError } from '../engine/errors';
-import { strToU8, zipSync } from 'fflate';
 import { create } from 'zustand';
 import type { WorkerEvent } from '../worker/protocol';
 import { peftSettings, trainArgs, useProject } from './project';
-import { download } from './export-files';
+import { download, zipFiles } from './export-files';
 import { onWorkerEvent, worker } from './worker-client';
 
 export type ExportJob = 'merge' | 'gguf' | 'python';
@@ -45,25 +44,6 @@ async function run(job: ExportJob, f: () => Promise<string>): Promise<void> {
   }
 }
 
-/** A zip of text and binary files (binary ones stored, text compressed). */
-export function zipFiles(files: Record<string, string | ArrayBuffer>): Uint8Array {
-  return zipSync(
-    Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? strToU8(v) : ([new Uint8Array(v), { level: 0 }] as [Uint8Array, { level: 0 }])])),
-    { level: 6 },
-  );
-}
-
-function downloadBlob(name: string, blob: Blob): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
 type PickerWindow = Window & { showDirectoryPicker?: (o?: { mode?: 'readwrite' }) => Promise<FileSystemDirectoryHandle> };
 
 /** Whether the browser can write the merged model straight into a folder the user picks (File System Access). */
@@ -82,7 +62,7 @@ export function mergeAndDownload(o: { dtype: 'F32' | 'F16' | 'BF16'; maxShardSiz
       let dir = await navigator.storage.getDirectory();
       for (const part of r.opfsFolder.split('/')) dir = await dir.getDirectoryHandle(part);
       for (const name of r.files) {
-        downloadBlob(name, await (await dir.getFileHandle(name)).getFile());
+        download(name, await (await dir.getFileHandle(name)).getFile());
         // Chromium drops downloads started in quick succession; a pause between files lets each one through.
         await new Promise((res) => setTimeout(res, 500));
       }

@@ -84,22 +84,27 @@ export function buildReadme(r: ReadmeInfo): string {
     .join('\n');
 }
 
-/** A zip with adapter_model.safetensors, adapter_config.json and README.md (and chat_template.jinja for chat data). */
-export function buildZip(files: AdapterFiles, readme: string, chatTemplate?: string | null): Uint8Array {
+/** A zip of text and binary files (binary ones stored, text compressed). */
+export function zipFiles(files: Record<string, string | ArrayBuffer>): Uint8Array {
   return zipSync(
-    {
-      'adapter_model.safetensors': [new Uint8Array(files['adapter_model.safetensors']), { level: 0 }],
-      'adapter_config.json': strToU8(files['adapter_config.json']),
-      'README.md': strToU8(readme),
-      ...(chatTemplate ? { 'chat_template.jinja': strToU8(chatTemplate) } : {}),
-    },
+    Object.fromEntries(Object.entries(files).map(([k, v]) => [k, typeof v === 'string' ? strToU8(v) : ([new Uint8Array(v), { level: 0 }] as [Uint8Array, { level: 0 }])])),
     { level: 6 },
   );
 }
 
-/** Starts a browser download of bytes or text. */
-export function download(name: string, data: Uint8Array | ArrayBuffer | string, type = 'application/octet-stream'): void {
-  const blob = new Blob([data as BlobPart], { type });
+/** A zip with adapter_model.safetensors, adapter_config.json and README.md (and chat_template.jinja for chat data). */
+export function buildZip(files: AdapterFiles, readme: string, chatTemplate?: string | null): Uint8Array {
+  return zipFiles({
+    'adapter_model.safetensors': files['adapter_model.safetensors'],
+    'adapter_config.json': files['adapter_config.json'],
+    'README.md': readme,
+    ...(chatTemplate ? { 'chat_template.jinja': chatTemplate } : {}),
+  });
+}
+
+/** Starts a browser download of bytes, text or a Blob (such as a File read from OPFS, not copied into memory). */
+export function download(name: string, data: Uint8Array | ArrayBuffer | string | Blob, type = 'application/octet-stream'): void {
+  const blob = data instanceof Blob ? data : new Blob([data as BlobPart], { type });
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
@@ -107,5 +112,6 @@ export function download(name: string, data: Uint8Array | ArrayBuffer | string, 
   document.body.appendChild(a);
   a.click();
   a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  // Long enough for the browser to start reading a large file (a merged model's shard) before the URL goes.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
