@@ -3,13 +3,13 @@
  * as the two files, loaded onto the current model. Shows what it is, evaluates it against the base model on the
  * validation rows, and can be the starting point of the next training run.
  */
-import { useRef, useState } from 'react';
+import { useRef } from 'react';
 import { startTraining } from '../state/actions';
 import { closeImported, evaluateImported, importActions, importAdapter, importFolder, useImport } from '../state/import';
 import { useProject } from '../state/project';
 import { useRun } from '../state/run';
 import type { AdapterEvalMetrics } from '../worker/protocol';
-import { Check, ErrorNote, Panel } from './controls';
+import { Check, DropZone, ErrorNote, Panel } from './controls';
 import { filesFromDrop } from './drop-files';
 import { bytes, num, thousands } from './format';
 
@@ -39,7 +39,6 @@ export function ImportAdapter() {
   const dataReady = useProject((s) => s.data.status === 'ready');
   const running = useRun((s) => s.state !== 'idle');
   const folderInput = useRef<HTMLInputElement>(null);
-  const [over, setOver] = useState(false);
   const disabled = !ready || running || imp.status === 'loading';
   const picker = (window as unknown as { showDirectoryPicker?: DirectoryPicker }).showDirectoryPicker;
   const pickFolder = () =>
@@ -53,21 +52,7 @@ export function ImportAdapter() {
 
   return (
     <Panel title="Import adapter" id="import">
-      <div
-        className={`dropzone ${over ? 'over' : ''}`}
-        data-testid="import-drop"
-        onDragOver={(e) => {
-          e.preventDefault();
-          setOver(true);
-        }}
-        onDragLeave={() => setOver(false)}
-        onDrop={(e) => {
-          e.preventDefault();
-          setOver(false);
-          if (disabled) return;
-          void filesFromDrop(e.dataTransfer).then(openFiles);
-        }}
-      >
+      <DropZone testId="import-drop" disabled={disabled} onDrop={(dt) => void filesFromDrop(dt).then(openFiles)}>
         <div className="row wrap">
           <label
             className={`button ${disabled ? 'disabled' : ''}`}
@@ -112,7 +97,7 @@ export function ImportAdapter() {
           …or drop a folder with adapter_config.json and adapter_model.safetensors (saved by PEFT or downloaded from the Export panel). It is
           loaded onto {modelName ?? 'the current model'} and checked strictly: every key and shape must fit.
         </p>
-      </div>
+      </DropZone>
       {imp.error && (
         <ErrorNote testId="import-error">
           {imp.error}

@@ -9,7 +9,7 @@ import { cancelLoad, downloadModel, loadBuiltinModel, loadHubModel, loadModel, r
 import { useProject, type ModelRef, type ModelState } from '../state/project';
 import { useRun } from '../state/run';
 import { CacheList } from './CacheList';
-import { ErrorNote, Panel } from './controls';
+import { DropZone, ErrorNote, Panel } from './controls';
 import { modelFromDrop } from './drop-files';
 import { bytes, compact, thousands } from './format';
 import { HubSettings } from './HubSettings';
@@ -168,7 +168,6 @@ export function ModelPanel() {
   const blocking = useProject((s) => !!s.memory?.blocking);
   const running = useRun((s) => s.state !== 'idle');
   const [hubId, setHubId] = useState('');
-  const [over, setOver] = useState(false);
 
   const openFiles = (files: File[]) => {
     if (!files.length) return;
@@ -183,21 +182,7 @@ export function ModelPanel() {
   const busy = model.status === 'loading';
   return (
     <Panel title="Model" id="model">
-      <div
-        className={`dropzone ${over ? 'over' : ''}`}
-        data-testid="model-drop"
-        onDragOver={(e) => {
-          e.preventDefault();
-          setOver(true);
-        }}
-        onDragLeave={() => setOver(false)}
-        onDrop={(e) => {
-          e.preventDefault();
-          setOver(false);
-          if (running) return;
-          void modelFromDrop(e.dataTransfer).then((d) => ('handle' in d ? openFolder(d.handle) : openFiles(d.files)));
-        }}
-      >
+      <DropZone testId="model-drop" disabled={running} onDrop={(dt) => void modelFromDrop(dt).then((d) => ('handle' in d ? openFolder(d.handle) : openFiles(d.files)))}>
         <div className="model-status" data-testid="model-status" data-phase={model.phase ?? model.status} aria-live="polite">
           <LoadStatus model={model} />
         </div>
@@ -272,7 +257,7 @@ export function ModelPanel() {
             Load from Hub
           </button>
         </form>
-      </div>
+      </DropZone>
       {err && (
         <ErrorNote testId="model-error">
           <div>

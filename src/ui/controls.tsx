@@ -219,3 +219,26 @@ export function ErrorNote(props: { children: ReactNode; testId?: string }) {
     </div>
   );
 }
+
+/** A drop target for files or a folder (highlighted while something is dragged over it); drops are ignored while disabled. */
+export function DropZone(props: { testId: string; disabled?: boolean; onDrop: (dt: DataTransfer) => void; children: ReactNode }) {
+  const [over, setOver] = useState(false);
+  return (
+    <div
+      className={`dropzone ${over ? 'over' : ''}`}
+      data-testid={props.testId}
+      onDragOver={(e) => {
+        e.preventDefault();
+        setOver(true);
+      }}
+      onDragLeave={() => setOver(false)}
+      onDrop={(e) => {
+        e.preventDefault();
+        setOver(false);
+        if (!props.disabled) props.onDrop(e.dataTransfer);
+      }}
+    >
+      {props.children}
+    </div>
+  );
+}
