@@ -314,6 +314,8 @@ export const TABLE = {
         format: oneOf<DataFormatSetting>(['auto', 'text', ...CHAT_FORMATS], o.format, 'data format'),
         template,
         trainOn: oneOf<TrainOn>(['responses', 'last_response', 'all'], o.trainOn, 'loss on'),
+        // Saved before packing existed: off.
+        ...(o.packing === undefined ? {} : { packing: bool(o.packing, 'packing') }),
       };
     },
     from: (s) => s.chat,

@@ -4,7 +4,7 @@
  */
 import type { ChatSummary } from '../worker/chat-data';
 import { projectActions as P, useProject } from '../state/project';
-import { SelectField } from './controls';
+import { Check, SelectField } from './controls';
 import { thousands } from './format';
 
 const FORMATS = [
@@ -76,6 +76,24 @@ export function ChatData({ chat }: { chat: ChatSummary | undefined }) {
               {stats.dropped} have no response left and are skipped.
             </span>
           )}
+        </p>
+      )}
+      {chat && (
+        <Check
+          label="pack examples into max-length sequences"
+          checked={s.packing === true}
+          onChange={(packing) => P.setChat({ packing })}
+          hint="TRL's packing: examples joined with EOS and cut into blocks of the max length; masks kept, attention crosses examples in a block"
+          testId="chat-packing"
+        />
+      )}
+      {chat?.packing && (
+        <p className="stats" data-testid="chat-packing-stats">
+          <strong>
+            {thousands(chat.packing.examples)} examples → {thousands(chat.packing.blocks)} packed sequences
+          </strong>{' '}
+          of up to {chat.packing.maxLength} tokens; pad tokens at that length: {thousands(chat.packing.wastedBefore)} one example per sequence,{' '}
+          {thousands(chat.packing.wastedAfter)} packed.
         </p>
       )}
       {chat?.template?.note && <p className="hint">Note: {chat.template.note}.</p>}

@@ -10,6 +10,7 @@ import {
 } from '../engine/train/chat-encode';
 import { detectChatFormat, resolveFormat, type ChatFormat, type DataFormatSetting } from '../engine/train/chat-format';
 import { splitValidation, type Example, type TokenStats } from '../engine/train/data-parse';
+import { describePacking, packForTraining } from '../engine/train/packing';
 
 /** The person's choices (DataPanel); the defaults read the format from the columns and train on the responses. */
 export interface ChatSettings {
@@ -17,6 +18,8 @@ export interface ChatSettings {
   /** 'auto' (the model's, else a built-in), 'model', or a built-in name (chatml, alpaca). */
   template: string;
   trainOn: TrainOn;
+  /** Pack the rendered examples into max-length blocks (TRL's packing; see engine/train/packing). Off when absent. */
+  packing?: boolean;
 }
 
 export const DEFAULT_CHAT: ChatSettings = { format: 'auto', template: 'auto', trainOn: 'responses' };
@@ -33,6 +36,19 @@ export interface ChatSummary {
   stats: ChatStats | null;
   /** The first training example as rendered, piece by piece, and how many tokens each piece has. */
   preview: { text: string; trained: boolean; tokens: number }[] | null;
+  /** What packing did to the training examples (absent when packing is off). */
+  packing?: PackingSummary;
+}
+
+/** Training examples before and after packing, and the padding each way would cost at the max length. */
+export interface PackingSummary {
+  examples: number;
+  blocks: number;
+  maxLength: number;
+  /** Pad tokens if every sequence is padded to the max length: one example per sequence, and packed. */
+  wastedBefore: number;
+  wastedAfter: number;
+  text: string;
 }
 
 interface Table {
@@ -97,11 +113,26 @@ export function loadChatData(
   const first = tr.first!;
   const lengths = [...tr.examples, ...(va?.examples ?? [])].map((e) => e.inputIds!.length);
   const st = tr.stats;
+  let trainEx = tr.examples;
+  let validEx = va?.examples ?? [];
+  let packing: PackingSummary | undefined;
+  if (s.packing) {
+    const po = { maxLength: o.maxLength, eosTokenId: o.tokenizer.eosTokenId };
+    const before = trainEx.reduce((n, e) => n + (o.maxLength - e.inputIds!.length), 0);
+    const p = packForTraining(trainEx, po);
+    trainEx = p.examples;
+    if (validEx.length) validEx = packForTraining(validEx, po).examples;
+    packing = {
+      examples: p.stats.examples, blocks: p.stats.blocks, maxLength: o.maxLength,
+      wastedBefore: before, wastedAfter: p.stats.blocks * o.maxLength - p.stats.tokens, text: describePacking(p.stats, o.maxLength),
+    };
+  }
   return {
-    train: tr.examples,
-    validation: va?.examples ?? [],
+    train: trainEx,
+    validation: validEx,
     summary: {
       ...base,
+      ...(packing ? { packing } : {}),
       template: tr.conversations ? { name: template.name, source: template.source, text: template.template, ...(template.note ? { note: template.note } : {}) } : null,
       stats: st,
       preview: first.segments.map((g) => ({ text: g.text || (g.ids.length ? '⟨eos⟩' : ''), trained: g.trained, tokens: g.ids.length })),
