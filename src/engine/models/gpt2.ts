@@ -58,7 +58,7 @@ function parseConfig(raw: Record<string, unknown>): GPT2Config {
 function modules(c: GPT2Config, task: TaskType) {
   const C = c.hiddenSize;
   const t = new TreeBuilder();
-  t.add('', className(c, task));
+  t.add('', className(c, task)!);
   t.add('transformer', 'GPT2Model');
   t.embedding('transformer.wte', c.vocabSize, C);
   t.embedding('transformer.wpe', c.maxPositions, C);
@@ -175,8 +175,8 @@ function poolLastToken(c: GPT2Config, ctx: Ctx, input: ForwardInput, x: tf.Tenso
   return tf.sum(tf.mul(x, pick), 1); // [B, C]
 }
 
-function className(_c: GPT2Config, task: TaskType): string {
-  return { CAUSAL_LM: 'GPT2LMHeadModel', SEQ_CLS: 'GPT2ForSequenceClassification', TOKEN_CLS: 'GPT2ForTokenClassification' }[task];
+function className(_c: GPT2Config, task: TaskType): string | undefined {
+  return ({ CAUSAL_LM: 'GPT2LMHeadModel', SEQ_CLS: 'GPT2ForSequenceClassification', TOKEN_CLS: 'GPT2ForTokenClassification' } as Partial<Record<TaskType, string>>)[task];
 }
 
 export const gpt2: ArchitectureSpec<GPT2Config> = {

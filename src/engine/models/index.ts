@@ -10,7 +10,7 @@ import { Rng } from '../random';
 import { LinearProducts, makeCtx, type LayerCache } from './layers';
 import { markFrozen } from '../ops/fused';
 import { lmHeadEval, lmHeadLoss } from '../ops/cross-entropy';
-import { causalLmLoss, seqClsLoss, tokenClsLoss } from '../train/loss';
+import { causalLmLoss, maskedCrossEntropy, seqClsLoss, tokenClsLoss } from '../train/loss';
 import type { ArchitectureSpec } from './spec';
 import { TASK_TYPES } from './types';
 import type {
@@ -24,8 +24,9 @@ import { gptneox } from './gptneox';
 import { bloom } from './bloom';
 import { distilbert } from './distilbert';
 import { roberta } from './roberta';
+import { t5 } from './t5';
 
-export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt, gptneox, bloom, distilbert, roberta];
+export const ARCHITECTURES: ArchitectureSpec<any>[] = [gpt2, llama, bert, opt, gptneox, bloom, distilbert, roberta, t5];
 
 /** Every supported config.json model_type, for error messages and docs. */
 export const SUPPORTED_MODEL_TYPES = ARCHITECTURES.flatMap((a) => a.modelTypes);
@@ -83,6 +84,7 @@ const TASK_CLASS: Record<TaskType, RegExp> = {
   CAUSAL_LM: /(LMHeadModel|ForCausalLM)$/,
   SEQ_CLS: /ForSequenceClassification$/,
   TOKEN_CLS: /ForTokenClassification$/,
+  SEQ_2_SEQ_LM: /ForConditionalGeneration$/,
 };
 
 /**
@@ -378,6 +380,8 @@ function taskLoss(
 ): EvalOutput | tf.Scalar {
   return tf.tidy(() => {
     const ctx = makeCtx(model.params, hooks, input);
+    // SEQ_2_SEQ_LM: the decoder reads the labels shifted right unless its inputs are given.
+    if (model.task === 'SEQ_2_SEQ_LM' && !input.decoderInputIds) input = { ...input, labels };
     const x = spec.hidden(model.config, model.task, ctx, input);
     if (model.task === 'SEQ_CLS') {
       const logits = spec.head(model.config, model.task, ctx, x, input);
@@ -388,6 +392,22 @@ function taskLoss(
       const logits = spec.head(model.config, model.task, ctx, x, input); // [B, S, num_labels]
       const loss = tokenClsLoss(logits, labels);
       return withPreds ? { loss, preds: tf.argMax(logits, -1).reshape([-1]), labels: labels.toInt().reshape([-1]) } : loss;
+    }
+    if (model.task === 'SEQ_2_SEQ_LM') {
+      // T5ForConditionalGeneration: cross-entropy of every decoder position against its label (no shift: the
+      // decoder inputs are the labels shifted right), -100 ignored.
+      const [B, T, C] = x.shape;
+      const y = labels.toInt().reshape([-1]);
+      if (hooks.wraps?.('lm_head')) {
+        const logits = spec.head(model.config, model.task, ctx, x, input).reshape([B * T, -1]);
+        const loss = maskedCrossEntropy(logits, y);
+        return withPreds ? { loss, preds: tf.argMax(logits, -1), labels: y } : loss;
+      }
+      const h = x.reshape([-1, C]);
+      const w = ctx.get('lm_head.weight');
+      if (!withPreds) return lmHeadLoss(h, w, y);
+      const r = lmHeadEval(h, w, y);
+      return { loss: r.loss, preds: r.preds, labels: y };
     }
     const [B, S, C] = x.shape;
     const head = model.heads.outputEmbedding ?? 'lm_head';

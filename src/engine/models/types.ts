@@ -2,9 +2,9 @@ import type * as tf from '@tensorflow/tfjs';
 import type { ArchitectureSpec } from './spec';
 
 /** PEFT task types the engine supports. */
-export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS';
+export type TaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'TOKEN_CLS' | 'SEQ_2_SEQ_LM';
 /** Every TaskType, in the order a config's `architectures` class names are matched against an architecture's. */
-export const TASK_TYPES: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'];
+export const TASK_TYPES: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS', 'SEQ_2_SEQ_LM'];
 
 /** What a module is part of, for the studio's quick picks ("attention only", "MLP only"). */
 export type ModuleRole = 'attention' | 'mlp' | 'head';
@@ -86,13 +86,17 @@ export interface ForwardInput {
   checkpoint?: boolean;
   /** Seed of this forward's dropout masks (each dropout site draws the next one). */
   seed?: number;
+  /** SEQ_2_SEQ_LM: int32 [B, T'] decoder inputs; absent: derived from `labels` (shifted right). */
+  decoderInputIds?: tf.Tensor;
+  /** SEQ_2_SEQ_LM: int32 [B, T'] targets (-100 = not scored), from which the decoder inputs are derived. */
+  labels?: tf.Tensor;
 }
 
 /** Loss and argmax predictions with the labels they are scored against, for evaluation. */
 export interface EvalOutput {
   /** Mean loss over scored targets. */
   loss: tf.Scalar;
-  /** CAUSAL_LM: next-token predictions [B * (S - 1)]; SEQ_CLS: classes [B]; TOKEN_CLS: classes [B * S]. */
+  /** CAUSAL_LM: next-token predictions [B * (S - 1)]; SEQ_CLS: classes [B]; TOKEN_CLS: classes [B * S]; SEQ_2_SEQ_LM: [B * T']. */
   preds: tf.Tensor;
   /** The targets aligned with preds (CAUSAL_LM, TOKEN_CLS: -100 where not scored). */
   labels: tf.Tensor;
@@ -128,7 +132,7 @@ export interface Model {
   heads: HeadInfo;
   /** named_modules() in PyTorch order. */
   modules: ModuleInfo[];
-  /** Logits: CAUSAL_LM [B, P+T, V]; SEQ_CLS [B, num_labels]; TOKEN_CLS [B, T, num_labels]. */
+  /** Logits: CAUSAL_LM [B, P+T, V]; SEQ_CLS [B, num_labels]; TOKEN_CLS [B, T, num_labels]; SEQ_2_SEQ_LM [B, T', V] (decoder positions). */
   forward(input: ForwardInput, hooks?: ForwardHooks): tf.Tensor;
   /**
    * The training loss transformers computes from `labels` (aligned with the forward's positions): CAUSAL_LM
