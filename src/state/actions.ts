@@ -430,6 +430,7 @@ export function boot(): void {
   let lost: string | null = null;
   onWorkerEvent((e) => {
     if (e.type === 'downloadProgress') P.downloadProgress(e.loadId, e.progress);
+    else if (e.type === 'generationPartial') R.generationPartial(e.adapter, e.text);
     else {
       R.onEvent(e);
       H.onEvent(e);
@@ -588,13 +589,17 @@ export async function snapshotAdapter(): Promise<void> {
 
 export async function generate(prompt: string, maxNewTokens: number, sampling?: SamplingSettings): Promise<void> {
   R.playgroundBusy();
+  R.generationStarted(prompt);
   try {
     const r = await worker().request({ type: 'generate', prompt, maxNewTokens, sampling }, 'generation');
-    R.generated(prompt, r.withAdapter, r.withoutAdapter, r.msPerToken);
+    R.generated(prompt, r.withAdapter, r.withoutAdapter, r.msPerToken, r.stopped);
   } catch (e) {
     R.playgroundFailed(message(e));
   }
 }
+
+/** Ends the playground's generation in progress; what it had stays on show. */
+export const stopGeneration = () => worker().send({ type: 'stopGeneration' });
 
 export async function classify(text: string): Promise<void> {
   R.playgroundBusy();

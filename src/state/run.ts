@@ -60,7 +60,7 @@ export interface RunStore {
   logs: string[];
   playground: {
     busy: boolean;
-    generation?: { prompt: string; withAdapter: string; withoutAdapter: string; msPerToken?: number };
+    generation?: { prompt: string; withAdapter: string; withoutAdapter: string; msPerToken?: number; streaming?: boolean; stopped?: boolean };
     classification?: { text: string; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult };
     error?: string;
   };
@@ -102,9 +102,23 @@ export const runActions = {
     set((s) => ({ state: 'idle', playground: { ...s.playground, busy: false } }));
   },
   playgroundBusy: () => set((s) => ({ playground: { ...s.playground, busy: true, error: undefined } })),
-  playgroundFailed: (error: string) => set((s) => ({ playground: { ...s.playground, busy: false, error } })),
-  generated: (prompt: string, withAdapter: string, withoutAdapter: string, msPerToken?: number) =>
-    set((s) => ({ playground: { ...s.playground, busy: false, generation: { prompt, withAdapter, withoutAdapter, msPerToken } } })),
+  playgroundFailed: (error: string) =>
+    set((s) => {
+      const g = s.playground.generation;
+      return { playground: { ...s.playground, busy: false, error, generation: g && { ...g, streaming: false } } };
+    }),
+  generated: (prompt: string, withAdapter: string, withoutAdapter: string, msPerToken?: number, stopped?: boolean) =>
+    set((s) => ({ playground: { ...s.playground, busy: false, generation: { prompt, withAdapter, withoutAdapter, msPerToken, ...(stopped ? { stopped } : {}) } } })),
+  /** A generation starts: both sides empty, filled as its tokens stream in. */
+  generationStarted: (prompt: string) =>
+    set((s) => ({ playground: { ...s.playground, generation: { prompt, withAdapter: '', withoutAdapter: '', streaming: true } } })),
+  /** The text so far of one side of the generation in progress (ignored once it has ended). */
+  generationPartial: (adapter: boolean, text: string) =>
+    set((s) => {
+      const g = s.playground.generation;
+      if (!g?.streaming) return {};
+      return { playground: { ...s.playground, generation: { ...g, ...(adapter ? { withAdapter: text } : { withoutAdapter: text }) } } };
+    }),
   classified: (text: string, withAdapter: ClassifyResult, withoutAdapter: ClassifyResult) =>
     set((s) => ({ playground: { ...s.playground, busy: false, classification: { text, withAdapter, withoutAdapter } } })),
 

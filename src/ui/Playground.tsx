@@ -1,10 +1,28 @@
 /** Playground: the same input through the model with the adapter on and off, side by side. */
 import { useState } from 'react';
-import { classify, generate } from '../state/actions';
+import { classify, generate, stopGeneration } from '../state/actions';
 import { useImport } from '../state/import';
 import { useRun } from '../state/run';
 import type { ClassifyResult, SamplingSettings } from '../worker/protocol';
 import { ErrorNote, NumberField, Panel } from './controls';
+import { wordDiff, type DiffSpan } from './diff';
+
+/** A generated text with the spans that differ from the other side's marked. */
+function Diffed(props: { spans: DiffSpan[] }) {
+  return (
+    <>
+      {props.spans.map((d, i) =>
+        d.same ? (
+          <span key={i}>{d.text}</span>
+        ) : (
+          <mark key={i} className="diff" data-testid="diff-span">
+            {d.text}
+          </mark>
+        ),
+      )}
+    </>
+  );
+}
 
 function Probs(props: { r: ClassifyResult; testId: string }) {
   return (
@@ -45,6 +63,8 @@ export function Playground() {
   const [resultsFor, setResultsFor] = useState<string | null>(null);
   const gen = resultsFor === source ? pg.generation : undefined;
   const clsResult = resultsFor === source ? pg.classification : undefined;
+  // Differences are marked once both sides are done (a half-streamed side would differ everywhere).
+  const diff = gen && !gen.streaming ? wordDiff(gen.withAdapter, gen.withoutAdapter) : null;
   const adapterLabel = imported
     ? `imported: ${imported.name}, ${imported.summary}`
     : runId !== null
@@ -87,9 +107,24 @@ export function Playground() {
           <button type="submit" className="primary" data-testid="playground-run" disabled={!ready || pg.busy}>
             {pg.busy ? 'Running…' : cls ? 'Classify' : 'Generate'}
           </button>
+          {!cls && pg.busy && gen?.streaming && (
+            <button type="button" data-testid="playground-stop" onClick={() => stopGeneration()}>
+              Stop
+            </button>
+          )}
         </div>
       </form>
       {pg.error && <ErrorNote testId="playground-error">{pg.error}</ErrorNote>}
+      {!cls && gen?.stopped && (
+        <p className="muted small" data-testid="gen-stopped">
+          Stopped: the text is what was generated until then.
+        </p>
+      )}
+      {!cls && diff && gen && gen.withAdapter !== gen.withoutAdapter && (
+        <p className="muted small">
+          <mark className="diff">Marked</mark> words differ between the two sides (a word-level diff).
+        </p>
+      )}
       {!cls && gen?.msPerToken !== undefined && (
         <p className="muted small" data-testid="ms-per-token">
           {gen.msPerToken.toFixed(0)} ms per token (KV-cached decoding)
@@ -99,9 +134,9 @@ export function Playground() {
         <div>
           <h3>Adapter on</h3>
           {!cls && gen && (
-            <p className="gen" data-testid="gen-on">
+            <p className="gen" data-testid="gen-on" data-streaming={gen.streaming ? 'true' : undefined}>
               <span className="muted">{gen.prompt}</span>
-              {gen.withAdapter}
+              {diff ? <Diffed spans={diff.a} /> : gen.withAdapter}
             </p>
           )}
           {cls && clsResult && <Probs r={clsResult.withAdapter} testId="cls-on" />}
@@ -109,9 +144,9 @@ export function Playground() {
         <div>
           <h3>Adapter off (base model)</h3>
           {!cls && gen && (
-            <p className="gen" data-testid="gen-off">
+            <p className="gen" data-testid="gen-off" data-streaming={gen.streaming ? 'true' : undefined}>
               <span className="muted">{gen.prompt}</span>
-              {gen.withoutAdapter}
+              {diff ? <Diffed spans={diff.b} /> : gen.withoutAdapter}
             </p>
           )}
           {cls && clsResult && (

@@ -178,6 +178,8 @@ export type WorkerCommand =
   | { type: 'stop'; requestId: number }
   | { type: 'export'; requestId: number }
   | { type: 'generate'; requestId: number; prompt: string; maxNewTokens: number; sampling?: SamplingSettings }
+  /** Ends the playground's generation in progress; the `generation` reply carries what it had. */
+  | { type: 'stopGeneration'; requestId: number }
   | { type: 'classify'; requestId: number; text: string }
   /**
    * bench.html (`npm run bench:browser`): LoRA training steps and 1024^3 matmuls on the current backend
@@ -382,7 +384,9 @@ export type WorkerEvent =
   /** best: the run's best checkpoint (load best model at end), not its last step. */
   | { type: 'checkpoint'; requestId?: number; runId: number; step: number; files: AdapterFiles; best?: { metric: string; value: number } }
   /** msPerToken: the adapter-on generation's time per new token (KV-cached decoding). */
-  | { type: 'generation'; requestId: number; withAdapter: string; withoutAdapter: string; msPerToken?: number }
+  | { type: 'generation'; requestId: number; withAdapter: string; withoutAdapter: string; msPerToken?: number; stopped?: boolean }
+  /** The text so far while `generate` runs (no requestId: the request is answered by `generation`). */
+  | { type: 'generationPartial'; forRequest: number; adapter: boolean; text: string }
   | { type: 'classification'; requestId: number; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult }
   /** retryable: a network failure, timeout, 429 or 5xx (Retry continues a download). link: the Hub repo page. */
   | { type: 'error'; requestId?: number; runId?: number; code: string; message: string; retryable?: boolean; link?: string }

@@ -71,6 +71,8 @@ let downloading: { loadId: number; ctl: AbortController } | null = null;
 let loadCounter = 0;
 let currentLoadId = 0;
 let data: LoadedData | null = null;
+/** The playground's generation in progress; stopGeneration sets its flag, read before each token. */
+let generating: { stop: boolean } | null = null;
 /** What the loaded data was read with (a resumed run must have the same). */
 let dataRead: { maxLength: number; seed: number; validationSplit: number } | null = null;
 let run: TrainerRun | null = null;
@@ -407,21 +409,38 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       if (!ok) throw new Error('No adapter weights are available yet.');
       return;
     }
+    case 'stopGeneration':
+      if (generating) generating.stop = true;
+      return;
     case 'generate': {
       const s = imported.playing() ?? run?.session;
       if (!s) throw new Error('Train or import an adapter first: the playground compares the adapter with the base model.');
       const sm = cmd.sampling;
+      const g = { stop: false };
+      // Each token's text goes to the page, then the worker yields to its message queue so a stop can arrive.
+      const stream = (adapter: boolean) => async (text: string) => {
+        post({ type: 'generationPartial', forRequest: requestId, adapter, text });
+        await new Promise((r) => setTimeout(r, 0));
+      };
       // The same sampling and seed for both, so that with greedy decoding differences come from the adapter alone.
-      const o = sm
-        ? { maxNewTokens: cmd.maxNewTokens, temperature: sm.temperature, topK: sm.topK, topP: sm.topP, repetitionPenalty: sm.repetitionPenalty, seed: sm.seed }
-        : { maxNewTokens: cmd.maxNewTokens, temperature: 0 };
+      const o = {
+        ...(sm
+          ? { maxNewTokens: cmd.maxNewTokens, temperature: sm.temperature, topK: sm.topK, topP: sm.topP, repetitionPenalty: sm.repetitionPenalty, seed: sm.seed }
+          : { maxNewTokens: cmd.maxNewTokens, temperature: 0 }),
+        shouldStop: () => g.stop,
+      };
       const [withAdapter, withoutAdapter, msPerToken] = await lock.run(async () => {
-        const t0 = performance.now();
-        const on = await s.generate(cmd.prompt, { ...o, adapter: true });
-        const ms = (performance.now() - t0) / Math.max(1, cmd.maxNewTokens);
-        return [on, await s.generate(cmd.prompt, { ...o, adapter: false }), ms] as const;
+        generating = g;
+        try {
+          const t0 = performance.now();
+          const on = await s.generate(cmd.prompt, { ...o, adapter: true, onText: stream(true) });
+          const ms = (performance.now() - t0) / Math.max(1, cmd.maxNewTokens);
+          return [on, await s.generate(cmd.prompt, { ...o, adapter: false, onText: stream(false) }), ms] as const;
+        } finally {
+          if (generating === g) generating = null;
+        }
       });
-      post({ type: 'generation', requestId, withAdapter, withoutAdapter, msPerToken });
+      post({ type: 'generation', requestId, withAdapter, withoutAdapter, msPerToken: g.stop ? undefined : msPerToken, ...(g.stop ? { stopped: true } : {}) });
       return;
     }
     case 'classify': {

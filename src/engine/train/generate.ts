@@ -19,6 +19,14 @@ export interface GenerateOptions {
   seed?: number;
   /** Use the model's key/value cache when it has one (default true); false reruns the forward per token. */
   cache?: boolean;
+  /** Called with the new ids so far after each token (awaited: it may yield so a stop request can arrive). */
+  onToken?: (ids: readonly number[]) => void | Promise<void>;
+  /** Asked before each token; true ends the generation with what it has (the model stays usable). */
+  shouldStop?: () => boolean;
+  /** More ids that end the generation (a chat template's end-of-turn), besides the EOS. */
+  stopIds?: readonly number[];
+  /** generate() only: called with the decoded text so far after each token. */
+  onText?: (text: string) => void | Promise<void>;
 }
 
 interface Tok {
@@ -31,7 +39,8 @@ interface Tok {
 export async function generate(peft: PeftModel, tok: Tok, prompt: string, o: GenerateOptions = {}): Promise<string> {
   const ids = tok.encode(prompt);
   if (ids.length === 0 && tok.eosTokenId != null) ids.push(tok.eosTokenId);
-  return tok.decode(await generateIds(peft, ids, { ...o, eosTokenId: tok.eosTokenId }));
+  const onText = o.onText;
+  return tok.decode(await generateIds(peft, ids, { ...o, eosTokenId: tok.eosTokenId, onToken: onText && ((out) => onText(tok.decode([...out]))) }));
 }
 
 /**
@@ -71,11 +80,13 @@ export async function generateIds(
       dec = base.startDecoding(ids, hooks);
     }
     for (let n = 0; n < maxNew; n++) {
+      if (o.shouldStop?.()) break;
       const logits = dec ? ((await dec.logits.data()) as Float32Array) : await lastLogits(peft, ids.slice(-window));
       const next = sampleNext(logits, ids, sampling, rng);
-      if (next === o.eosTokenId) break;
+      if (next === o.eosTokenId || o.stopIds?.includes(next)) break;
       ids.push(next);
       out.push(next);
+      await o.onToken?.(out);
       if (n + 1 === maxNew || !dec) continue;
       if (dec.length < dec.maxLength) dec.next(next);
       else {
