@@ -2,8 +2,9 @@
  * named_modules() as a collapsible tree: type and parameter count per node, checkboxes on Linear / Conv1D
  * leaves (and on inner nodes, for every targetable leaf below). Checked = matched by the current PEFT text;
  * a click asks the project store to rewrite the text, and the tree follows the worker's new match.
+ * Keyboard: the WAI-ARIA tree pattern (one tab stop, arrows, Home/End, type-ahead, Space toggles the target).
  */
-import { memo, useEffect, useMemo, useRef, useState } from 'react';
+import { memo, useEffect, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import type { ModuleInfo } from '../engine/models/types';
 import { TARGETABLE_TYPES } from '../state/targets-text';
 import { compact, thousands } from './format';
@@ -21,6 +22,10 @@ interface Node {
   children: Node[];
   /** Targetable leaves at or below this node. */
   leaves: string[];
+  parent: string | null;
+  /** 1-based position among its siblings (aria-posinset) and their count (aria-setsize). */
+  pos: number;
+  setSize: number;
 }
 
 function buildTree(modules: ModuleInfo[], tied: Record<string, string>): Node | null {
@@ -35,12 +40,20 @@ function buildTree(modules: ModuleInfo[], tied: Record<string, string>): Node | 
       else own += s.reduce((x, y) => x * y, 1);
     }
     const depth = m.name ? m.name.split('.').length : 0;
-    const node: Node = { name: m.name, label: m.name.split('.').pop() || '(model)', type: m.type, own, total: own, tiedTo, depth, children: [], leaves: TARGETABLE_TYPES.has(m.type) ? [m.name] : [] };
+    const node: Node = { name: m.name, label: m.name.split('.').pop() || '(model)', type: m.type, own, total: own, tiedTo, depth, children: [], leaves: TARGETABLE_TYPES.has(m.type) ? [m.name] : [], parent: null, pos: 1, setSize: 1 };
     byName.set(m.name, node);
     if (!m.name) root = node;
-    else byName.get(m.name.includes('.') ? m.name.slice(0, m.name.lastIndexOf('.')) : '')?.children.push(node);
+    else {
+      const parent = m.name.includes('.') ? m.name.slice(0, m.name.lastIndexOf('.')) : '';
+      node.parent = parent;
+      byName.get(parent)?.children.push(node);
+    }
   }
   const sum = (n: Node) => {
+    n.children.forEach((c, i) => {
+      c.pos = i + 1;
+      c.setSize = n.children.length;
+    });
     for (const c of n.children) {
       sum(c);
       n.total += c.total;
@@ -82,6 +95,18 @@ export function ModuleTree(props: {
   useEffect(() => setExpanded(root ? defaultExpanded(root) : new Set()), [root]);
   const matched = useMemo(() => new Set(props.matched), [props.matched]);
   const saved = useMemo(() => new Set(props.saved), [props.saved]);
+  // Roving tabindex: the one row in the tab order; moved by the keys, focused after a key moved it.
+  const [focused, setFocused] = useState<string>('');
+  const moved = useRef(false);
+  const box = useRef<HTMLDivElement>(null);
+  const typed = useRef({ text: '', at: 0 });
+  useEffect(() => {
+    if (!moved.current) return;
+    moved.current = false;
+    const el = box.current?.querySelector<HTMLElement>(`[data-module="${CSS.escape(focused)}"]`);
+    el?.focus();
+    el?.scrollIntoView({ block: 'nearest' });
+  }, [focused]);
   if (!root) return null;
 
   const rows: Node[] = [];
@@ -98,6 +123,44 @@ export function ModuleTree(props: {
       else next.add(name);
       return next;
     });
+  const byName = new Map(rows.map((n) => [n.name, n]));
+  const current = byName.get(focused) ?? rows[0];
+  const go = (n: Node | undefined) => {
+    if (!n) return;
+    moved.current = true;
+    setFocused(n.name);
+  };
+  const onKey = (e: KeyboardEvent<HTMLDivElement>) => {
+    // A checkbox or twisty focused by a click keeps its own keys.
+    if ((e.target as HTMLElement).getAttribute('role') !== 'treeitem') return;
+    const i = rows.indexOf(current);
+    const open = expanded.has(current.name);
+    const kids = current.children.length > 0;
+    let handled = true;
+    if (e.key === 'ArrowDown') go(rows[i + 1]);
+    else if (e.key === 'ArrowUp') go(rows[i - 1]);
+    else if (e.key === 'Home') go(rows[0]);
+    else if (e.key === 'End') go(rows[rows.length - 1]);
+    else if (e.key === 'ArrowRight') {
+      if (kids && !open) toggleOpen(current.name);
+      else if (kids) go(current.children[0]);
+    } else if (e.key === 'ArrowLeft') {
+      if (kids && open) toggleOpen(current.name);
+      else if (current.parent !== null) go(byName.get(current.parent));
+    } else if (e.key === ' ' || e.key === 'Enter') {
+      if (e.key === ' ' && current.leaves.length && !props.disabled) props.onToggle(current.leaves, checkState(current.leaves, matched) !== 'on');
+      else if (e.key === 'Enter' && kids) toggleOpen(current.name);
+    } else if (e.key.length === 1 && !e.ctrlKey && !e.metaKey && !e.altKey) {
+      // Type-ahead: letters typed within half a second build one prefix; the next row whose name starts with it.
+      const now = Date.now();
+      typed.current = { text: (now - typed.current.at < 500 ? typed.current.text : '') + e.key.toLowerCase(), at: now };
+      const q = typed.current.text;
+      const order = [...rows.slice(i + (q.length === 1 ? 1 : 0)), ...rows.slice(0, i + (q.length === 1 ? 1 : 0))];
+      go(order.find((n) => n.label.toLowerCase().startsWith(q)));
+    } else handled = false;
+    if (handled) e.preventDefault();
+  };
+
   const all = () => {
     const out = new Set<string>();
     const v = (n: Node) => (n.children.length ? (out.add(n.name), n.children.forEach(v)) : undefined);
@@ -118,11 +181,13 @@ export function ModuleTree(props: {
           {thousands(matched.size)} of {thousands(root.leaves.length)} Linear/Conv1D modules targeted
         </span>
       </div>
-      <div className="tree-rows" role="tree" aria-label="Model modules">
+      <div className="tree-rows" role="tree" aria-label="Model modules" aria-multiselectable="true" ref={box} onKeyDown={onKey} data-testid="module-tree-rows">
         {rows.map((n) => (
           <Row
             key={n.name || '(root)'}
             node={n}
+            focusable={n === current}
+            onFocus={setFocused}
             open={expanded.has(n.name)}
             state={n.leaves.length ? checkState(n.leaves, matched) : null}
             isMatched={matched.has(n.name)}
@@ -146,6 +211,8 @@ function checkState(leaves: string[], matched: Set<string>): 'on' | 'off' | 'som
 
 const Row = memo(function Row(p: {
   node: Node;
+  focusable: boolean;
+  onFocus: (name: string) => void;
   open: boolean;
   state: 'on' | 'off' | 'some' | null;
   isMatched: boolean;
@@ -168,11 +235,16 @@ const Row = memo(function Row(p: {
       role="treeitem"
       aria-expanded={hasKids ? p.open : undefined}
       aria-level={n.depth + 1}
-      aria-selected={p.isMatched}
+      aria-selected={p.state ? p.state === 'on' : undefined}
+      aria-setsize={n.setSize}
+      aria-posinset={n.pos}
+      aria-label={`${n.label} ${n.type}`}
+      tabIndex={p.focusable ? 0 : -1}
+      onFocus={(e) => e.target === e.currentTarget && p.onFocus(n.name)}
       data-module={n.name}
       style={{ paddingLeft: `${n.depth * 14 + 4}px` }}
     >
-      <button type="button" className="twisty" aria-label={p.open ? 'Collapse' : 'Expand'} disabled={!hasKids} onClick={() => p.onOpen(n.name)}>
+      <button type="button" className="twisty" aria-label={p.open ? 'Collapse' : 'Expand'} tabIndex={-1} disabled={!hasKids} onClick={() => p.onOpen(n.name)}>
         {hasKids ? (p.open ? '▾' : '▸') : ''}
       </button>
       {p.state ? (
@@ -181,6 +253,7 @@ const Row = memo(function Row(p: {
           type="checkbox"
           aria-label={`Target ${n.name || 'all modules'}`}
           checked={p.state === 'on'}
+          tabIndex={-1}
           disabled={p.disabled}
           onChange={() => p.onToggle(n.leaves, p.state !== 'on')}
         />
