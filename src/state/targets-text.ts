@@ -178,3 +178,26 @@ export function selectionInLayers(selected: string[], modules: ModuleInfo[], lo:
 export function layerIndices(modules: ModuleInfo[]): number[] {
   return [...new Set(modules.map((m) => layerRel(m.name)?.layer).filter((l): l is number => l !== undefined))].sort((a, b) => a - b);
 }
+
+/**
+ * A sentence a person can act on for a targets error from the worker; PEFT's own text stays the detail.
+ * Codes other than TARGETS_NOT_FOUND are already written for people and come back as they are.
+ */
+export function explainTargetsError(err: { code: string; message: string }, t: TargetText): { summary: string; detail?: string } {
+  if (err.code !== 'TARGETS_NOT_FOUND') return { summary: err.message };
+  const picks = 'Tick modules in the tree below or use a quick pick';
+  const layers = t.mode === 'list' && t.layers.trim() ? ` Also check that layers_to_transform (${t.layers.trim()}) names layers this model has.` : '';
+  let summary: string;
+  if (/^All modules were excluded/.test(err.message)) {
+    summary = `exclude_modules removes every module that target_modules selects, so nothing would be trained. Shorten exclude_modules, or ${picks.toLowerCase()}.`;
+  } else if (/^No modules were targeted/.test(err.message)) {
+    summary = `No module is left to adapt: the target names match nothing outside exclude_modules and modules_to_save. ${picks}, or check the spelling of the names.`;
+  } else if (t.mode === 'all-linear' || !t.target.trim()) {
+    summary = `No modules are targeted yet. ${picks} (for example "all c_attn").`;
+  } else if (t.mode === 'regex') {
+    summary = `The regex "${t.target.trim()}" matches no module name. It must match a whole name, e.g. .*\\.attn\\.c_attn. Check the pattern, or ${picks.toLowerCase()}.`;
+  } else {
+    summary = `None of the names (${parseList(t.target).join(', ')}) is a module of this model. Check their spelling against the tree (a name matches the end of a module's name, e.g. c_attn), or ${picks.toLowerCase()}.`;
+  }
+  return { summary: summary + layers, detail: err.message };
+}

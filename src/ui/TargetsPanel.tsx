@@ -5,7 +5,7 @@
 import { useMemo, useState } from 'react';
 import { methodInfoOf, projectActions as P, useProject } from '../state/project';
 import { useRun } from '../state/run';
-import { layerIndices, leafGroups, selectionInLayers, specAsPython, textToSpec, withRole, type TargetMode } from '../state/targets-text';
+import { explainTargetsError, layerIndices, leafGroups, selectionInLayers, specAsPython, textToSpec, withRole, type TargetMode } from '../state/targets-text';
 import { Check, ErrorNote, Panel, Segmented, TextField } from './controls';
 import { ModuleTree } from './ModuleTree';
 
@@ -156,10 +156,26 @@ export function TargetsPanel() {
             )}
           </fieldset>
           {adapter && <pre className="python" data-testid="peft-python">{`${configClass(info?.peftType)}(\n  ${specAsPython(spec).replace(/\n/g, '\n  ')},\n)`}</pre>}
-          {result?.error && <ErrorNote testId="targets-error">{result.error.message}</ErrorNote>}
+          {result?.error && <TargetsError error={result.error} text={text} />}
           <ModuleTree modules={tree.modules} tied={tree.tied} matched={adapter ? matched : []} saved={heads} roles={result?.roles} badge={info?.label} disabled={locked} onToggle={P.toggleTargets} />
         </>
       )}
     </Panel>
+  );
+}
+
+/** The targets error in words a person can act on, with PEFT's exact text one click away. */
+function TargetsError(p: { error: { code: string; message: string }; text: Parameters<typeof explainTargetsError>[1] }) {
+  const e = explainTargetsError(p.error, p.text);
+  return (
+    <ErrorNote testId="targets-error">
+      <span data-testid="targets-error-summary">{e.summary}</span>
+      {e.detail && (
+        <details className="peft-detail">
+          <summary>PEFT says</summary>
+          <code data-testid="targets-error-peft">{e.detail}</code>
+        </details>
+      )}
+    </ErrorNote>
   );
 }
