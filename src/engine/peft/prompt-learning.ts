@@ -16,7 +16,7 @@ export const PROMPT_LEARNING_SCHEMA: readonly Field[] = [
   { key: 'numVirtualTokens', name: 'num_virtual_tokens', kind: 'int', default: 8, min: 1, ui: 'basic', help: 'Virtual tokens prepended to every input.' },
   // None in a fresh PEFT config; get_peft_model fills them from the model (here: from AdapterConfigExtras).
   { key: 'tokenDim', name: 'token_dim', kind: 'int', default: null, min: 1, nullable: true, ui: 'none', fromModel: true, help: 'Hidden size of the base model.' },
-  { key: 'numTransformerSubmodules', name: 'num_transformer_submodules', kind: 'int', default: null, min: 1, max: 1, nullable: true, ui: 'none', fromModel: true, help: '1 for decoder-only and encoder-only models.' },
+  { key: 'numTransformerSubmodules', name: 'num_transformer_submodules', kind: 'int', default: null, min: 1, max: 2, nullable: true, ui: 'none', fromModel: true, help: '1 for decoder-only and encoder-only models, 2 for encoder-decoder (SEQ_2_SEQ_LM).' },
   { key: 'numAttentionHeads', name: 'num_attention_heads', kind: 'int', default: null, min: 1, nullable: true, ui: 'none', fromModel: true, help: 'Attention heads of the base model.' },
   { key: 'numLayers', name: 'num_layers', kind: 'int', default: null, min: 1, nullable: true, ui: 'none', fromModel: true, help: 'Layers of the base model.' },
   { key: 'autoMapping', name: 'auto_mapping', kind: 'fixed', default: null, help: '' },
@@ -40,23 +40,24 @@ export function promptLearningJson(cfg: PromptLearningFields, extras: AdapterCon
   return {
     num_attention_heads: extras.numAttentionHeads ?? cfg.numAttentionHeads,
     num_layers: extras.numLayers ?? cfg.numLayers,
-    // get_peft_model fills None with 1 for every task but SEQ_2_SEQ_LM.
-    num_transformer_submodules: cfg.numTransformerSubmodules ?? 1,
+    // get_peft_model fills None with 1 for every task but SEQ_2_SEQ_LM (2: encoder and decoder).
+    num_transformer_submodules: cfg.numTransformerSubmodules ?? ((extras.task ?? (cfg as { taskType?: TaskType | null }).taskType) === 'SEQ_2_SEQ_LM' ? 2 : 1),
     token_dim: extras.tokenDim ?? cfg.tokenDim,
   };
 }
 
 /** Checks the fields every prompt method shares (PEFT's wording where PEFT raises); `method` names it in messages. */
-export function checkPromptLearning(cfg: PromptLearningFields & { taskType: TaskType | null }, method: string): void {
-  if (cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS') {
-    bad(`task_type ${quoteValue(cfg.taskType)} is not supported for ${method}; use CAUSAL_LM or SEQ_CLS.`);
+export function checkPromptLearning(cfg: PromptLearningFields & { taskType: TaskType | null }, method: string, seq2seq = false): void {
+  if (cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && !(seq2seq && cfg.taskType === 'SEQ_2_SEQ_LM')) {
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported for ${method}; use CAUSAL_LM${seq2seq ? ', SEQ_CLS or SEQ_2_SEQ_LM' : ' or SEQ_CLS'}.`);
   }
   const n = cfg.numVirtualTokens as unknown;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
     bad(`num_virtual_tokens must be an integer >= 1; got ${quoteValue(n ?? null)}.`);
   }
-  if ((cfg.numTransformerSubmodules ?? 1) !== 1) {
-    bad(`num_transformer_submodules must be 1 for ${cfg.taskType} (got ${cfg.numTransformerSubmodules}).`);
+  const submodules = cfg.taskType === 'SEQ_2_SEQ_LM' ? 2 : 1;
+  if ((cfg.numTransformerSubmodules ?? submodules) !== submodules) {
+    bad(`num_transformer_submodules must be ${submodules} for ${cfg.taskType} (got ${cfg.numTransformerSubmodules}).`);
   }
   // Only the head PEFT adds itself can be trained beside a prompt here; other modules would need full copies.
   const extra = (cfg.modulesToSave ?? []).filter((m) => !(PROMPT_HEAD_NAMES as readonly string[]).includes(m));

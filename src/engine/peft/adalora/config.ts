@@ -138,8 +138,8 @@ export function validate(cfg: AdaLoraConfig): AdaLoraConfig {
   }
   // PEFT fails later (torch.kthvalue with k <= 0 at the first allocation); say so up front.
   if (cfg.targetR >= cfg.initR) bad(`target_r (${cfg.targetR}) must be smaller than init_r (${cfg.initR}): AdaLoRA prunes from init_r down to target_r.`);
-  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS') {
-    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS or TOKEN_CLS.`);
+  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS' && cfg.taskType !== 'SEQ_2_SEQ_LM') {
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS, TOKEN_CLS or SEQ_2_SEQ_LM.`);
   }
   for (const [k, v] of Object.entries(cfg.rankPattern ?? {})) {
     if (!Array.isArray(v) || !v.every((b) => typeof b === 'boolean')) {

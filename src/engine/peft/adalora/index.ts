@@ -12,7 +12,7 @@ export const adalora: PeftMethod<AdaLoraConfig> = {
   // PEFT's AdaLoRA examples (examples/conditional_generation) train at 1e-3.
   learningRate: 1e-3,
   prompt: false,
-  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
+  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS', 'SEQ_2_SEQ_LM'],
   schema: ADALORA_SCHEMA,
   config: (p) => adaLoraConfig(p),
   fromJson: fromAdapterConfigJson,

@@ -48,8 +48,8 @@ export function ia3Config(p: Partial<IA3Config> = {}): IA3Config {
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value; PEFT's own messages where PEFT raises. */
 export function validate(cfg: IA3Config): IA3Config {
   checkAll(IA3_SCHEMA, cfg as unknown as Record<string, unknown>);
-  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS') {
-    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS or TOKEN_CLS.`);
+  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS' && cfg.taskType !== 'SEQ_2_SEQ_LM') {
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS, TOKEN_CLS or SEQ_2_SEQ_LM.`);
   }
   // IA3Config.__post_init__: only when both are lists (sets); a str or None on either side is not checked here.
   const t = cfg.targetModules;

@@ -13,7 +13,7 @@ export const ia3: PeftMethod<IA3Config> = {
   // The (IA)^3 paper (T-Few) trains at 3e-3 (PEFT's IA3 seq2seq example uses 8e-3).
   learningRate: 3e-3,
   prompt: false,
-  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
+  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS', 'SEQ_2_SEQ_LM'],
   schema: IA3_SCHEMA,
   config: (p) => ia3Config(p),
   fromJson: fromAdapterConfigJson,

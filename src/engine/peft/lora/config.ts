@@ -100,8 +100,8 @@ export function validate(cfg: LoraConfig): LoraConfig {
     bad(`init_lora_weights='${init}' is a PEFT option that PEFT Studio does not support yet; use true, false or 'gaussian'.`);
   }
   checkAll(LORA_SCHEMA, cfg as unknown as Record<string, unknown>);
-  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS') {
-    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS or TOKEN_CLS.`);
+  if (cfg.taskType !== null && cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && cfg.taskType !== 'TOKEN_CLS' && cfg.taskType !== 'SEQ_2_SEQ_LM') {
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported; use CAUSAL_LM, SEQ_CLS, TOKEN_CLS or SEQ_2_SEQ_LM.`);
   }
   for (const [field, pattern] of [['rank_pattern', cfg.rankPattern], ['alpha_pattern', cfg.alphaPattern]] as const) {
     for (const [k, v] of Object.entries(pattern)) {

@@ -13,7 +13,7 @@ export const lora: PeftMethod<LoraConfig> = {
   // PEFT's LoRA examples (e.g. examples/causal_language_modeling) train at 2e-4 to 3e-4.
   learningRate: 2e-4,
   prompt: false,
-  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
+  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS', 'SEQ_2_SEQ_LM'],
   schema: LORA_SCHEMA,
   config: (p) => loraConfig(p),
   fromJson: fromAdapterConfigJson,

@@ -20,7 +20,7 @@ export interface PromptTuningConfig {
   promptTuningInitText: string | null;
   tokenizerNameOrPath: string | null;
   tokenizerKwargs: Record<string, unknown> | null;
-  /** 1 for decoder-only and encoder-only models (2 only for seq2seq, which PEFT Studio does not do). */
+  /** 1 for decoder-only and encoder-only models, 2 for SEQ_2_SEQ_LM (PEFT allocates a prompt per stack). */
   numTransformerSubmodules: number | null;
   tokenDim: number | null;
   numLayers: number | null;
@@ -54,7 +54,7 @@ export function promptTuningConfig(
 
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value; PEFT's own messages where PEFT raises. */
 export function validate(cfg: PromptTuningConfig): PromptTuningConfig {
-  checkPromptLearning(cfg, 'prompt tuning');
+  checkPromptLearning(cfg, 'prompt tuning', true);
   if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(cfg.promptTuningInit)) {
     bad(`prompt_tuning_init must be 'RANDOM', 'SAMPLE_VOCAB' or 'TEXT'; got ${quoteValue(cfg.promptTuningInit)}.`);
   }

@@ -15,7 +15,7 @@ export const promptTuning: PeftMethod<PromptTuningConfig> = {
   prompt: true,
   unmergeable:
     "Prompt tuning learns virtual-token embeddings that are prepended to every input; no weight of the model changes, so there is nothing to fold in (PEFT has no merge_and_unload for prompt-learning adapters either). Use the adapter with PEFT, or train LoRA / IA3 to get a mergeable adapter.",
-  tasks: ['CAUSAL_LM', 'SEQ_CLS'],
+  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'SEQ_2_SEQ_LM'],
   schema: PROMPT_TUNING_SCHEMA,
   config(p) {
     // A form sends its TEXT field whatever the init; it only counts for TEXT, whose tokenizer is the base model's.
@@ -30,7 +30,10 @@ export const promptTuning: PeftMethod<PromptTuningConfig> = {
   toJson: toAdapterConfigJson,
   resolve(ctx, cfg) {
     const r = resolveArchitecture(ctx.rawConfig, ctx.task);
-    const count = countPromptTuning(ctx.modules, { numVirtualTokens: cfg.numVirtualTokens, tokenDim: r.config.hiddenSize }, ctx.task, r.spec.tied(r.config, r.task));
+    const count = countPromptTuning(ctx.modules, {
+      numVirtualTokens: cfg.numVirtualTokens, tokenDim: r.config.hiddenSize,
+      numTransformerSubmodules: cfg.numTransformerSubmodules ?? (ctx.task === 'SEQ_2_SEQ_LM' ? 2 : 1),
+    }, ctx.task, r.spec.tied(r.config, r.task));
     return { matched: [], modulesToSave: promptHeadModules(ctx.modules, ctx.task), count, virtualTokens: cfg.numVirtualTokens };
   },
   // The stored tensors replace the initial values (and TEXT would need a tokenizer).

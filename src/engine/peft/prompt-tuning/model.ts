@@ -41,7 +41,8 @@ export class PromptTuningModel implements PeftModel {
   constructor(base: Model, config: PromptTuningConfig, seed = 0, encode?: (text: string) => number[]) {
     this.base = base;
     this.config = config;
-    const P = config.numVirtualTokens;
+    // PEFT allocates num_virtual_tokens * num_transformer_submodules rows (2 for SEQ_2_SEQ_LM).
+    const P = config.numVirtualTokens * this.submodules;
     const C = base.config.hiddenSize;
     const rng = new Rng(seed);
     let init: tf.Tensor;
@@ -56,8 +57,20 @@ export class PromptTuningModel implements PeftModel {
     this.head = new PromptHead(base);
   }
 
+  /** Prompt tables PEFT allocates: one per transformer stack (encoder and decoder for SEQ_2_SEQ_LM). */
+  get submodules(): number {
+    return this.config.numTransformerSubmodules ?? (this.base.task === 'SEQ_2_SEQ_LM' ? 2 : 1);
+  }
+
+  /**
+   * The virtual tokens prepended to the input. With two submodules PeftModelForSeq2SeqLM.forward prepends only
+   * the first num_virtual_tokens rows, to the encoder input: the decoder's rows are allocated, saved and never
+   * read (their gradient is 0).
+   */
   hooks(_training: boolean): ForwardHooks {
-    return { prefixEmbeds: this.embeddings, overrides: this.head.overrides };
+    const P = this.config.numVirtualTokens;
+    const prefix = this.submodules === 1 ? this.embeddings : tf.slice(this.embeddings, [0, 0], [P, -1]);
+    return { prefixEmbeds: prefix, overrides: this.head.overrides };
   }
 
   forward(input: ForwardInput): tf.Tensor {
