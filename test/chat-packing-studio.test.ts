@@ -7,13 +7,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../src/engine/io/node-backend';
 import { loadTokenizer, type Tokenizer } from '../src/engine/tokenizer';
 import { TABLE } from '../src/state/persist';
-import { loadChatData } from '../src/worker/chat-data';
+import { BUILTIN_TEMPLATES } from '../src/engine/train/chat-encode';
+import { chatPrompt, cutAtStop, loadChatData } from '../src/worker/chat-data';
 
 const WORDS = ['<unk>', '<|im_start|>', '<|im_end|>', '</s>', 'Hi', 'Hello', '!', 'Bye', '.', 'Name', 'a', 'color', 'Red'];
 const X = -100;
 let tok: Tokenizer;
+let withTemplate: Tokenizer;
 beforeAll(async () => {
   await useNodeBackend('cpu');
+  withTemplate = await loadTokenizer({
+    tokenizerJson: { version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: null, model: { type: 'WordLevel', vocab: { '<unk>': 0 }, unk_token: '<unk>' } },
+    tokenizerConfig: { eos_token: '</s>', chat_template: BUILTIN_TEMPLATES.chatml },
+  });
   tok = await loadTokenizer({
     tokenizerJson: {
       version: '1.0', truncation: null, padding: null,
@@ -54,5 +60,28 @@ describe('packing in the studio', () => {
     expect(check({ format: 'auto', template: 'auto', trainOn: 'responses', packing: true })).toEqual({ format: 'auto', template: 'auto', trainOn: 'responses', packing: true });
     expect(check({ format: 'auto', template: 'auto', trainOn: 'responses' })).toEqual({ format: 'auto', template: 'auto', trainOn: 'responses' });
     expect(() => check({ format: 'auto', template: 'auto', trainOn: 'responses', packing: 'yes' })).toThrow(/packing/);
+  });
+});
+
+describe("the playground's chat prompt", () => {
+  const msgs = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }];
+  // As Python's jinja2 renders the ChatML template with add_generation_prompt=True.
+  const CHATML = '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n';
+
+  it("renders with the template the run trained with, else the model's, opening the assistant turn", () => {
+    expect(chatPrompt(tok, msgs, { name: 'chatml', text: BUILTIN_TEMPLATES.chatml })).toEqual({ prompt: CHATML, template: 'chatml', stops: ['<|im_end|>'] });
+    expect(chatPrompt(withTemplate, msgs, null)).toEqual({ prompt: CHATML, template: 'model', stops: ['<|im_end|>'] });
+    // The built-in Alpaca prompt ends a reply at EOS (an id) or where the next instruction would start.
+    expect(chatPrompt(tok, msgs.slice(1), { name: 'alpaca', text: BUILTIN_TEMPLATES.alpaca }).stops).toEqual(['### Instruction:']);
+  });
+
+  it('no template anywhere, or no user message last, is an error that says what to do', () => {
+    expect(() => chatPrompt(tok, msgs, null)).toThrow(/no chat_template .* train on instruction \/ chat data/);
+    expect(() => chatPrompt(withTemplate, [{ role: 'system', content: 'x' }], null)).toThrow(/Write a user message/);
+  });
+
+  it('a reply is cut at the first end-of-turn text', () => {
+    expect(cutAtStop('Hello!<|im_end|>\n<|im_start|>user', ['<|im_end|>'])).toEqual({ text: 'Hello!', ended: true });
+    expect(cutAtStop('Hel', ['<|im_end|>'])).toEqual({ text: 'Hel', ended: false });
   });
 });

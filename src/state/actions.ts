@@ -587,12 +587,12 @@ export async function snapshotAdapter(): Promise<void> {
   }
 }
 
-export async function generate(prompt: string, maxNewTokens: number, sampling?: SamplingSettings): Promise<void> {
+export async function generate(prompt: string, maxNewTokens: number, sampling?: SamplingSettings, chat?: { role: string; content: string }[]): Promise<void> {
   R.playgroundBusy();
-  R.generationStarted(prompt);
+  R.generationStarted(chat ? '' : prompt);
   try {
-    const r = await worker().request({ type: 'generate', prompt, maxNewTokens, sampling }, 'generation');
-    R.generated(prompt, r.withAdapter, r.withoutAdapter, r.msPerToken, r.stopped);
+    const r = await worker().request({ type: 'generate', prompt, maxNewTokens, sampling, ...(chat ? { chat } : {}) }, 'generation');
+    R.generated(chat ? '' : prompt, r.withAdapter, r.withoutAdapter, r.msPerToken, r.stopped, r.chat);
   } catch (e) {
     R.playgroundFailed(message(e));
   }

@@ -60,7 +60,7 @@ export interface RunStore {
   logs: string[];
   playground: {
     busy: boolean;
-    generation?: { prompt: string; withAdapter: string; withoutAdapter: string; msPerToken?: number; streaming?: boolean; stopped?: boolean };
+    generation?: { prompt: string; withAdapter: string; withoutAdapter: string; msPerToken?: number; streaming?: boolean; stopped?: boolean; chat?: { prompt: string; template: string } };
     classification?: { text: string; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult };
     error?: string;
   };
@@ -107,8 +107,10 @@ export const runActions = {
       const g = s.playground.generation;
       return { playground: { ...s.playground, busy: false, error, generation: g && { ...g, streaming: false } } };
     }),
-  generated: (prompt: string, withAdapter: string, withoutAdapter: string, msPerToken?: number, stopped?: boolean) =>
-    set((s) => ({ playground: { ...s.playground, busy: false, generation: { prompt, withAdapter, withoutAdapter, msPerToken, ...(stopped ? { stopped } : {}) } } })),
+  generated: (prompt: string, withAdapter: string, withoutAdapter: string, msPerToken?: number, stopped?: boolean, chat?: { prompt: string; template: string }) =>
+    set((s) => ({
+      playground: { ...s.playground, busy: false, generation: { prompt, withAdapter, withoutAdapter, msPerToken, ...(stopped ? { stopped } : {}), ...(chat ? { chat } : {}) } },
+    })),
   /** A generation starts: both sides empty, filled as its tokens stream in. */
   generationStarted: (prompt: string) =>
     set((s) => ({ playground: { ...s.playground, generation: { prompt, withAdapter: '', withoutAdapter: '', streaming: true } } })),

@@ -6,6 +6,8 @@ import { useRun } from '../state/run';
 import type { ClassifyResult, SamplingSettings } from '../worker/protocol';
 import { ErrorNote, NumberField, Panel } from './controls';
 import { wordDiff, type DiffSpan } from './diff';
+import { ChatPlayground } from './ChatPlayground';
+import { useProject } from '../state/project';
 
 /** A generated text with the spans that differ from the other side's marked. */
 function Diffed(props: { spans: DiffSpan[] }) {
@@ -61,7 +63,12 @@ export function Playground() {
   // Results are shown only beside the adapter that produced them (an import or a new run replaces it).
   const source = imported ? `import:${imported.name}:${imported.summary}` : `run:${runId}`;
   const [resultsFor, setResultsFor] = useState<string | null>(null);
-  const gen = resultsFor === source ? pg.generation : undefined;
+  // Chat data means a chat template to chat in; otherwise the worker uses the model's, or says it has none.
+  const chatData = useProject((s) => !!s.data.summary?.chat?.template);
+  const [chatChoice, setChatChoice] = useState<boolean | null>(null);
+  const chatMode = task === 'CAUSAL_LM' && (chatChoice ?? chatData);
+  // Chat replies are shown by the chat view.
+  const gen = resultsFor === source && !chatMode ? pg.generation : undefined;
   const clsResult = resultsFor === source ? pg.classification : undefined;
   // Differences are marked once both sides are done (a half-streamed side would differ everywhere).
   const diff = gen && !gen.streaming ? wordDiff(gen.withAdapter, gen.withoutAdapter) : null;
@@ -79,6 +86,13 @@ export function Playground() {
           Adapter: <strong>{adapterLabel}</strong>
         </p>
       )}
+      {task === 'CAUSAL_LM' && (
+        <label className="check">
+          <input type="checkbox" data-testid="chat-mode" checked={chatMode} onChange={(e) => setChatChoice(e.target.checked)} /> chat (the prompt rendered with
+          the chat template {chatData ? 'the run trained with' : "of the model"})
+        </label>
+      )}
+      {chatMode && <ChatPlayground ready={ready} maxNew={maxNew} sampling={sampling} shown={resultsFor === source} onRun={() => setResultsFor(source)} />}
       <form
         onSubmit={(e) => {
           e.preventDefault();
@@ -87,6 +101,7 @@ export function Playground() {
         }}
       >
         <textarea
+          hidden={chatMode}
           aria-label={cls ? 'Text to classify' : 'Prompt'}
           data-testid="playground-input"
           rows={3}
@@ -104,7 +119,7 @@ export function Playground() {
               <NumberField label="seed" value={sampling.seed} integer min={0} onChange={(seed) => sample({ seed })} />
             </>
           )}
-          <button type="submit" className="primary" data-testid="playground-run" disabled={!ready || pg.busy}>
+          <button type="submit" className="primary" data-testid="playground-run" disabled={!ready || pg.busy} hidden={chatMode}>
             {pg.busy ? 'Running…' : cls ? 'Classify' : 'Generate'}
           </button>
           {!cls && pg.busy && gen?.streaming && (

@@ -4,9 +4,9 @@
  * chat-encode do the work; this file turns a parsed table into training examples and the summary the page shows.
  */
 import { EngineError } from '../engine/errors';
-import type { Tokenizer } from '../engine/tokenizer';
+import type { ChatMessage, Tokenizer } from '../engine/tokenizer';
 import {
-  chooseTemplate, encodeChatData, type ChatStats, type TrainOn,
+  chooseTemplate, encodeChatData, modelTemplate, type ChatStats, type TrainOn,
 } from '../engine/train/chat-encode';
 import { detectChatFormat, resolveFormat, type ChatFormat, type DataFormatSetting } from '../engine/train/chat-format';
 import { splitValidation, type Example, type TokenStats } from '../engine/train/data-parse';
@@ -142,4 +142,35 @@ export function loadChatData(
     // Lengths after truncation; the rows it cut are counted from the encoder's report.
     tokenStats: lengthStats(lengths, o.maxLength, st.promptCut + st.responseCut + st.dropped + (va ? va.stats.promptCut + va.stats.responseCut + va.stats.dropped : 0)),
   };
+}
+
+/** Texts that end an assistant turn in common templates; those a template contains stop the playground's reply. */
+const END_OF_TURN = ['<|im_end|>', '<|eot_id|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '</s>', '### Instruction:'];
+
+/**
+ * The playground's chat prompt: the conversation rendered with the template the run trained with (else the model's
+ * chat_template) and the assistant's turn opened (add_generation_prompt), and the texts that end the reply.
+ */
+export function chatPrompt(
+  tok: Pick<Tokenizer, 'renderChat' | 'chatTemplate'> | null, messages: ChatMessage[], trained: { name: string; text: string } | null,
+): { prompt: string; template: string; stops: string[] } {
+  if (!tok?.renderChat) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot chat; load a model with a tokenizer.json.');
+  const own = modelTemplate(tok);
+  const t = trained ?? (own ? { name: 'model', text: own } : null);
+  if (!t) {
+    throw new EngineError('BAD_CONFIG', "This model's tokenizer_config.json has no chat_template and the run did not train on chat data: train on instruction / chat data (it chooses a template), or use the plain prompt.");
+  }
+  if (!messages.length || messages[messages.length - 1].role !== 'user') throw new EngineError('BAD_ARGUMENT', 'Write a user message to reply to.');
+  const prompt = tok.renderChat(messages, { addGenerationPrompt: true, template: t.text });
+  return { prompt, template: t.name, stops: END_OF_TURN.filter((m) => t.text.includes(m)) };
+}
+
+/** The reply up to the first end-of-turn text (and whether one was met). */
+export function cutAtStop(text: string, stops: readonly string[]): { text: string; ended: boolean } {
+  let at = -1;
+  for (const s of stops) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (at < 0 || i < at)) at = i;
+  }
+  return at < 0 ? { text, ended: false } : { text: text.slice(0, at), ended: true };
 }

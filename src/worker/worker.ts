@@ -21,6 +21,7 @@ import { setWasmTensorLimit } from '../engine/wasm-heap';
 import { AdapterImport } from './adapter-import';
 import { selectBackend } from './backend-select';
 import { loadData, type LoadedData } from './data-loader';
+import { chatPrompt, cutAtStop } from './chat-data';
 import {
   downloadInspected, inspectionInfo, inspectSource, memoryReport, modelCache, modelInfo, type InspectedModel, type LoadedModel,
 } from './model-loader';
@@ -73,6 +74,8 @@ let currentLoadId = 0;
 let data: LoadedData | null = null;
 /** The playground's generation in progress; stopGeneration sets its flag, read before each token. */
 let generating: { stop: boolean } | null = null;
+/** The chat template the current run's data was rendered with (null: not chat data); the playground chats in it. */
+let runChatTemplate: { name: string; text: string } | null = null;
 /** What the loaded data was read with (a resumed run must have the same). */
 let dataRead: { maxLength: number; seed: number; validationSplit: number } | null = null;
 let run: TrainerRun | null = null;
@@ -315,6 +318,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       if (!backend) throw new Error('The backend is not ready yet.');
       // A resume continues a kept run with its own settings, from its newest complete checkpoint.
       const resume = cmd.resume ? await prepareResume(cmd.resume, null) : null;
+      runChatTemplate = data.summary.chat?.template ?? null;
       if (resume) (checkResumeModel(resume.record, m.baseName), checkResumeData(resume.record, dataRead));
       const { task, peft, args } = resume ? (startOf(resume.record) as unknown as typeof cmd) : cmd;
       const fromImport = !resume && cmd.fromImport;
@@ -417,30 +421,41 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       if (!s) throw new Error('Train or import an adapter first: the playground compares the adapter with the base model.');
       const sm = cmd.sampling;
       const g = { stop: false };
+      // A chat reply ends at the template's end of turn (a text: with the built-in tokenizer it is several tokens).
+      const chat = cmd.chat ? chatPrompt(model?.tokenizer ?? null, cmd.chat, imported.playing() ? null : runChatTemplate) : null;
+      const prompt = chat ? chat.prompt : cmd.prompt;
+      let ended = false;
       // Each token's text goes to the page, then the worker yields to its message queue so a stop can arrive.
-      const stream = (adapter: boolean) => async (text: string) => {
-        post({ type: 'generationPartial', forRequest: requestId, adapter, text });
+      const stream = (adapter: boolean) => async (raw: string) => {
+        const c = cutAtStop(raw, chat?.stops ?? []);
+        ended = c.ended;
+        post({ type: 'generationPartial', forRequest: requestId, adapter, text: c.text });
         await new Promise((r) => setTimeout(r, 0));
       };
+      const reply = (text: string) => cutAtStop(text, chat?.stops ?? []).text;
       // The same sampling and seed for both, so that with greedy decoding differences come from the adapter alone.
       const o = {
         ...(sm
           ? { maxNewTokens: cmd.maxNewTokens, temperature: sm.temperature, topK: sm.topK, topP: sm.topP, repetitionPenalty: sm.repetitionPenalty, seed: sm.seed }
           : { maxNewTokens: cmd.maxNewTokens, temperature: 0 }),
-        shouldStop: () => g.stop,
+        shouldStop: () => g.stop || ended,
       };
       const [withAdapter, withoutAdapter, msPerToken] = await lock.run(async () => {
         generating = g;
         try {
           const t0 = performance.now();
-          const on = await s.generate(cmd.prompt, { ...o, adapter: true, onText: stream(true) });
+          const on = reply(await s.generate(prompt, { ...o, adapter: true, onText: stream(true) }));
           const ms = (performance.now() - t0) / Math.max(1, cmd.maxNewTokens);
-          return [on, await s.generate(cmd.prompt, { ...o, adapter: false, onText: stream(false) }), ms] as const;
+          ended = false;
+          return [on, reply(await s.generate(prompt, { ...o, adapter: false, onText: stream(false) })), ms] as const;
         } finally {
           if (generating === g) generating = null;
         }
       });
-      post({ type: 'generation', requestId, withAdapter, withoutAdapter, msPerToken: g.stop ? undefined : msPerToken, ...(g.stop ? { stopped: true } : {}) });
+      post({
+        type: 'generation', requestId, withAdapter, withoutAdapter, msPerToken: g.stop ? undefined : msPerToken,
+        ...(g.stop ? { stopped: true } : {}), ...(chat ? { chat: { prompt: chat.prompt, template: chat.template } } : {}),
+      });
       return;
     }
     case 'classify': {
