@@ -40,4 +40,13 @@ describe('export zip', () => {
     // Without chat data, the plain-text prompt as before and no template file.
     expect(buildReadme({ task: 'CAUSAL_LM', step: 2, labels: [], config })).not.toContain('apply_chat_template');
   });
+
+  it('training_curves.svg travels in the zip and the README shows it with a relative image link', () => {
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg"></svg>';
+    const readme = buildReadme({ task: 'CAUSAL_LM', step: 2, labels: [], config, curvesFile: 'training_curves.svg' });
+    expect(readme).toContain('![Training and evaluation curves](training_curves.svg)');
+    const files = unzipSync(buildZip({ 'adapter_model.safetensors': new ArrayBuffer(8), 'adapter_config.json': '{}' }, readme, null, { 'training_curves.svg': svg }));
+    expect(strFromU8(files['training_curves.svg'])).toBe(svg);
+    expect(buildReadme({ task: 'CAUSAL_LM', step: 2, labels: [], config })).not.toContain('training_curves.svg');
+  });
 });

@@ -4,7 +4,7 @@
  * the token goes to the Hub's origin only, and 401 / 403 / 409 / no token / no network say what to do.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -168,6 +168,26 @@ describe('CLI push', () => {
   });
 });
 
+describe('CLI push files', () => {
+  it('a train --out folder with metrics.jsonl pushes training_curves.svg and the card links it', async () => {
+    const { adapterPushFiles } = await import('../src/cli/push');
+    const dir = join(tmp, 'run-out');
+    mkdirSync(dir);
+    cpSync(join(ADAPTER, 'adapter_model.safetensors'), join(dir, 'adapter_model.safetensors'));
+    cpSync(join(ADAPTER, 'adapter_config.json'), join(dir, 'adapter_config.json'));
+    const rows = [{ step: 0, eval_loss: 7 }, { step: 1, loss: 6.9 }, { step: 2, loss: 6.5 }, { step: 3, loss: 6.1 }, { step: 3, eval_loss: 6.2, eval_accuracy: 0.1 }];
+    writeFileSync(join(dir, 'metrics.jsonl'), `${rows.map((r) => JSON.stringify(r)).join('\n')}\n{"step": 4, "lo`);
+    const f = adapterPushFiles(dir, { repo: 'me/x' });
+    expect(Object.keys(f).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'training_curves.svg']);
+    expect(f['README.md']).toContain('![Training and evaluation curves](training_curves.svg)');
+    const svg = String(f['training_curves.svg']);
+    const count = (series: string) => (new RegExp(`data-series="${series}"[^>]*points="([^"]*)"`).exec(svg)?.[1] ?? '').split(' ').length;
+    expect([count('train loss'), count('eval loss'), count('eval_accuracy')]).toEqual([3, 2, 1]);
+    // Without metrics.jsonl (an adapter folder PEFT saved): no chart, no link.
+    expect(Object.keys(adapterPushFiles(ADAPTER, { repo: 'me/x' }))).not.toContain('training_curves.svg');
+  });
+});
+
 describe('the studio push action', () => {
   it('pushes the run\'s adapter with the Hub settings\' token; a taken name offers to upload into it', { timeout: 30_000 }, async () => {
     const { pushAdapter, usePush } = await import('../src/state/push-actions');
@@ -187,6 +207,11 @@ describe('the studio push action', () => {
     const card = await (await readBack('me/studio', 'README.md')).text();
     expect(card).toContain('for 12 optimizer steps');
     expect(card).toContain('| eval_loss | 2.7500 |');
+    // The run's curves beside the card, linked relatively: one train-loss point and one eval point.
+    expect(card).toContain('![Training and evaluation curves](training_curves.svg)');
+    const svg = await (await readBack('me/studio', 'training_curves.svg')).text();
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    expect(svg.match(/<polyline data-series="(train loss|eval loss|eval_accuracy \(next token\))"/g)).toHaveLength(3);
 
     await pushAdapter({ repo: 'me/studio', private: true });
     expect(usePush.getState().error).toMatchObject({ exists: true });

@@ -1,12 +1,13 @@
 /**
  * `push --adapter DIR --repo owner/name [--private|--public] [--exist-ok] [--token T] [--endpoint URL]`: creates a
  * model repo on the Hub (private by default) and uploads the adapter folder's adapter_model.safetensors and
- * adapter_config.json (plus labels.json / chat_template.jinja when present) with a model card README.md made from
+ * adapter_config.json (plus labels.json / chat_template.jinja when present, and training_curves.svg drawn from metrics.jsonl) with a model card README.md made from
  * the adapter config and, for a `train --out` folder, run.json's task, steps and metrics.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from '../engine/errors';
+import { CURVES_FILE, curvesFromRows, trainingCurvesSvg } from '../engine/export/chart-svg';
 import { modelCard, pushToHub, type PushFiles } from '../engine/io/hub-push';
 import { hubSettingsFromEnv } from '../engine/io/node-source';
 import { flag, helpText, note, parseArgv, required, str, usage, type CommandSpec } from './common';
@@ -70,6 +71,7 @@ export function adapterPushFiles(dir: string, o: { repo: string; baseModel?: str
   const run = readJsonFile<RunJson>(join(dir, 'run.json'));
   const labelsJson = readJsonFile<{ id2label?: Record<string, string> }>(join(dir, 'labels.json'));
   const final = Object.fromEntries(Object.entries(run?.final ?? {}).filter(([k, v]) => typeof v === 'number' && !/tokens_per|runtime|_per_second|^step$|^epoch$/.test(k))) as Record<string, number>;
+  const curves = curvesOf(dir);
   const counts = run?.train_examples !== undefined ? `${run.train_examples} training / ${run.validation_examples ?? 0} validation examples.` : '';
   const readme = modelCard({
     config, repo: o.repo, baseModel: o.baseModel, task: String(config.task_type ?? run?.task ?? 'CAUSAL_LM'),
@@ -77,10 +79,29 @@ export function adapterPushFiles(dir: string, o: { repo: string; baseModel?: str
     steps: run?.completed_steps, final,
     best: run?.best_metric != null ? { metric: run.args?.metricForBestModel ?? 'eval_loss', value: run.best_metric, step: run.best_step } : undefined,
     labels: labelsJson?.id2label ? Object.values(labelsJson.id2label) : undefined,
+    curvesFile: curves ? CURVES_FILE : undefined,
   });
   const files: PushFiles = { 'adapter_model.safetensors': weights, 'adapter_config.json': configBytes, 'README.md': readme };
   for (const f of EXTRA_FILES) if (existsSync(join(dir, f))) files[f] = new Uint8Array(readFileSync(join(dir, f)));
+  if (curves) files[CURVES_FILE] = curves;
   return files;
+}
+
+/** training_curves.svg from a train --out folder's metrics.jsonl (null without one; unreadable rows are skipped). */
+function curvesOf(dir: string): string | null {
+  const p = join(dir, 'metrics.jsonl');
+  if (!existsSync(p)) return null;
+  const rows: Record<string, unknown>[] = [];
+  for (const line of readFileSync(p, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      rows.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a torn last line (a run killed mid-write) only shortens the curve
+    }
+  }
+  const c = curvesFromRows(rows);
+  return c ? trainingCurvesSvg(c) : null;
 }
 
 export async function pushCommand(argv: string[]): Promise<void> {

@@ -13,6 +13,8 @@ export interface ReadmeInfo {
   config: Record<string, unknown>;
   /** The chat template the data was rendered with (chat / instruction data), saved as chat_template.jinja. */
   chatTemplate?: { name: string; text: string } | null;
+  /** The run's curves are in the zip as this file (training_curves.svg). */
+  curvesFile?: string | null;
 }
 
 /** README.md for the zip: what the adapter is and how to load it in Python. */
@@ -56,6 +58,7 @@ export function buildReadme(r: ReadmeInfo): string {
     '',
     'Files: `adapter_model.safetensors` (weights) and `adapter_config.json`, exactly as PEFT `save_pretrained` writes them.',
     '',
+    ...(r.curvesFile ? ['## Training curves', '', `![Training and evaluation curves](${r.curvesFile})`, ''] : []),
     '## Load with PEFT',
     '',
     '```python',
@@ -92,13 +95,17 @@ export function zipFiles(files: Record<string, string | ArrayBuffer>): Uint8Arra
   );
 }
 
-/** A zip with adapter_model.safetensors, adapter_config.json and README.md (and chat_template.jinja for chat data). */
-export function buildZip(files: AdapterFiles, readme: string, chatTemplate?: string | null): Uint8Array {
+/**
+ * A zip with adapter_model.safetensors, adapter_config.json and README.md (and chat_template.jinja for chat data,
+ * and any extra files such as training_curves.svg).
+ */
+export function buildZip(files: AdapterFiles, readme: string, chatTemplate?: string | null, extra: Record<string, string | ArrayBuffer> = {}): Uint8Array {
   return zipFiles({
     'adapter_model.safetensors': files['adapter_model.safetensors'],
     'adapter_config.json': files['adapter_config.json'],
     'README.md': readme,
     ...(chatTemplate ? { 'chat_template.jinja': chatTemplate } : {}),
+    ...extra,
   });
 }
 

@@ -5,6 +5,7 @@
  * offer to upload into the repo instead.
  */
 import { create } from 'zustand';
+import { CURVES_FILE, trainingCurvesSvg, type Baseline } from '../engine/export/chart-svg';
 import { describeError } from '../engine/errors';
 import { modelCard, pushToHub, type PushProgress, type PushResult } from '../engine/io/hub-push';
 import { HubError } from '../engine/io/http-source';
@@ -48,6 +49,25 @@ function metrics(): { final: Record<string, number>; best?: { metric: string; va
   return { final, best: r.checkpoint?.best };
 }
 
+/**
+ * training_curves.svg of the current run (train loss, eval loss, the eval metric with the classification
+ * baselines; the step-0 evaluation is the base model), or null before anything was logged.
+ */
+export function runCurvesSvg(): string | null {
+  const r = useRun.getState();
+  if (!r.metrics.length && !r.evals.length) return null;
+  const acc = r.evals.some((e) => Number.isFinite(e.accuracy));
+  const metric = acc
+    ? { name: r.task === 'CAUSAL_LM' ? 'eval_accuracy (next token)' : 'eval_accuracy', points: r.evals.map((e) => ({ step: e.step, value: e.accuracy })) }
+    : r.evals.some((e) => e.f1 !== undefined) ? { name: 'eval_f1', points: r.evals.map((e) => ({ step: e.step, value: e.f1 ?? NaN })) } : null;
+  const baselines: Baseline[] = acc && r.baselines ? [{ name: 'majority class', value: r.baselines.majority }, { name: 'bag-of-words', value: r.baselines.bagOfWords }] : [];
+  return trainingCurvesSvg({
+    trainLoss: r.metrics.map((m) => ({ step: m.step, value: m.loss })),
+    evalLoss: r.evals.map((e) => ({ step: e.step, value: e.evalLoss })),
+    metric, baselines,
+  });
+}
+
 /** Creates the repo (private unless said otherwise) and uploads the latest adapter with its model card. */
 export async function pushAdapter(o: { repo: string; private: boolean; existOk?: boolean }): Promise<void> {
   const cp = useRun.getState().checkpoint;
@@ -56,11 +76,12 @@ export async function pushAdapter(o: { repo: string; private: boolean; existOk?:
   try {
     const config = JSON.parse(cp.files['adapter_config.json']) as Record<string, unknown>;
     const labels = cp.task === 'CAUSAL_LM' ? undefined : useProject.getState().data.summary?.labels;
-    const readme = modelCard({ config, task: cp.task, repo: o.repo.trim(), data: dataText(), steps: cp.step, labels, ...metrics() });
+    const curves = runCurvesSvg();
+    const readme = modelCard({ config, task: cp.task, repo: o.repo.trim(), data: dataText(), steps: cp.step, labels, ...metrics(), curvesFile: curves ? CURVES_FILE : undefined });
     const settings = useSettings.getState();
     const result = await pushToHub({
       repo: o.repo.trim(), token: settings.token, endpoint: hubEndpoint(settings), private: o.private, existOk: o.existOk,
-      files: { 'adapter_model.safetensors': new Uint8Array(cp.files['adapter_model.safetensors']), 'adapter_config.json': cp.files['adapter_config.json'], 'README.md': readme },
+      files: { 'adapter_model.safetensors': new Uint8Array(cp.files['adapter_model.safetensors']), 'adapter_config.json': cp.files['adapter_config.json'], 'README.md': readme, ...(curves ? { [CURVES_FILE]: curves } : {}) },
       onProgress: (progress) => set({ progress }),
     });
     set({ result });

@@ -1,6 +1,8 @@
 /** Export: the latest adapter (during or after training) as PEFT's two files, or a zip with a README. */
 import { snapshotAdapter } from '../state/actions';
+import { CURVES_FILE } from '../engine/export/chart-svg';
 import { buildReadme, buildZip, download } from '../state/export-files';
+import { runCurvesSvg } from '../state/push-actions';
 import { useProject } from '../state/project';
 import { useRun } from '../state/run';
 import { useImport } from '../state/import';
@@ -29,8 +31,10 @@ export function ExportPanel() {
     const config = JSON.parse(cp.files['adapter_config.json']) as Record<string, unknown>;
     // The data's chat template, when this run trained on chat data (the data can't change during a run).
     const chatTemplate = cp.task === 'CAUSAL_LM' && cp.runId === runId ? useProject.getState().data.summary?.chat?.template ?? null : null;
-    const readme = buildReadme({ task: cp.task, step: cp.step, labels: cp.task === 'SEQ_CLS' ? labels : [], config, chatTemplate });
-    download(`peft-studio-adapter-step${cp.step}.zip`, buildZip(cp.files, readme, chatTemplate?.text), 'application/zip');
+    // The curves are this run's: an adapter of an earlier run has none here.
+    const curves = cp.runId === runId ? runCurvesSvg() : null;
+    const readme = buildReadme({ task: cp.task, step: cp.step, labels: cp.task === 'SEQ_CLS' ? labels : [], config, chatTemplate, curvesFile: curves ? CURVES_FILE : null });
+    download(`peft-studio-adapter-step${cp.step}.zip`, buildZip(cp.files, readme, chatTemplate?.text, curves ? { [CURVES_FILE]: curves } : {}), 'application/zip');
   };
 
   return (

@@ -157,6 +157,8 @@ export interface ModelCardInfo {
   labels?: string[];
   /** The repo it is pushed to, for the usage snippet. */
   repo?: string;
+  /** A chart of the run's curves pushed beside the card (e.g. training_curves.svg), embedded by a relative link. */
+  curvesFile?: string;
 }
 
 const METHOD_LABEL: Record<string, string> = {
@@ -216,6 +218,7 @@ export function modelCard(i: ModelCardInfo): string {
           ...(i.best ? [`Best ${i.best.metric}: ${fmt(i.best.value)}${i.best.step != null ? ` at step ${i.best.step}` : ''}.`, ''] : []),
         ]
       : []),
+    ...(i.curvesFile ? ['## Training curves', '', `![Training and evaluation curves](${i.curvesFile})`, ''] : []),
     ...(i.labels?.length ? ['## Labels', '', i.labels.map((l, n) => `${n}: ${l}`).join(', '), ''] : []),
     '## Usage',
     '',
