@@ -1,6 +1,6 @@
 /** The engine's token-classification file reading (shared by the CLI and the studio's worker), hand-checked. */
 import { describe, expect, it } from 'vitest';
-import { encodeTokenClsRows, entitySpans, parseLabelList, parseTokenClsFile, tagList, tokenClsStats } from '../src/engine/train/tokcls-data';
+import { encodeTokenClsRows, entitySpans, parseLabelList, parseTokenClsFile, tagList, tokenClsStats, type TokenClsRow } from '../src/engine/train/tokcls-data';
 
 describe('tokcls-data', () => {
   it('CoNLL: sentences by blank lines, -DOCSTART- skipped, the last column is the tag, a line without a tag is an issue by line', () => {
@@ -35,7 +35,7 @@ describe('tokcls-data', () => {
   it('encodes words with a whitespace tokenizer: first sub-token labelled, unknown tags name their line', () => {
     const vocab: Record<string, number> = { New: 1, York: 2, ' York': 3, votes: 4, ' votes': 5 };
     const tok = { encode: (s: string) => (vocab[s] !== undefined ? [vocab[s]] : [9, 9]) } as never;
-    const rows = encodeTokenClsRows([{ file: 'f', line: 4, words: ['New', 'York', 'zz'], tags: ['B-LOC', 'I-LOC', 'O'] }], ['O', 'B-LOC', 'I-LOC'], tok, false);
+    const rows = encodeTokenClsRows<TokenClsRow>([{ file: 'f', line: 4, words: ['New', 'York', 'zz'], tags: ['B-LOC', 'I-LOC', 'O'] }], ['O', 'B-LOC', 'I-LOC'], tok, false);
     // 'zz' -> two unknown pieces: the second is -100.
     expect(rows[0].inputIds).toEqual([1, 3, 9, 9]);
     expect(rows[0].labels).toEqual([1, 2, 0, -100]);

@@ -23,6 +23,7 @@ import { Rng } from './random';
 import { setPackPolicy } from './wasm-matmul';
 import { evaluate, type EvalMetrics } from './train/evaluate';
 import { generate, classify, type GenerateOptions } from './train/generate';
+import { encodeSentence } from './train/tokcls-data';
 
 /** The subset of a tokenizer the engine needs. */
 export interface TokenizerLike {
@@ -496,6 +497,22 @@ export class TrainingSession {
   async classify(text: string, o: { adapter?: boolean } = {}): Promise<{ label: number; probs: number[] }> {
     if (!this.tokenizer) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot classify text.');
     return this.withAdapter(o.adapter ?? true, () => classify(this.peft, this.tokenizer!.encode(text).slice(0, this.args.maxLength)));
+  }
+
+  /** TOKEN_CLS: each word's tag id (its first sub-token's argmax, as run_ner.py scores it), words split as given. */
+  async tagWords(words: string[], o: { adapter?: boolean } = {}): Promise<number[]> {
+    if (!this.tokenizer) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot tag text.');
+    const enc = encodeSentence(words, this.tokenizer);
+    const n = Math.min(enc.ids.length, this.args.maxLength);
+    const { probs } = await this.withAdapter(o.adapter ?? true, () => classify(this.peft, enc.ids.slice(0, n)));
+    const c = probs.length / n;
+    return words.map((_, w) => {
+      const t = enc.wordIds.indexOf(w);
+      if (t < 0 || t >= n) return 0;
+      let best = 0;
+      for (let k = 1; k < c; k++) if (probs[t * c + k] > probs[t * c + best]) best = k;
+      return best;
+    });
   }
 
   private async withAdapter<T>(on: boolean, f: () => Promise<T>): Promise<T> {

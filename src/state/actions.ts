@@ -359,6 +359,7 @@ async function refreshData() {
         request: {
           source: s.dataSource, task: s.task, mapping: s.mapping ?? undefined, validationSplit: s.validationSplit,
           maxLength: s.args.maxLength, seed: s.args.seed, chat: s.chat, hub: hubDataRequest(s.hubData),
+          ...(s.task === 'TOKEN_CLS' ? { tokcls: { labelList: s.tokcls.labelList ?? undefined, labelAllTokens: s.tokcls.labelAllTokens } } : {}),
         },
       },
       'data',
@@ -453,10 +454,10 @@ export function boot(): void {
   });
   useProject.subscribe((s, p) => {
     const labelsChanged = s.data.summary?.labels.join('\u0000') !== p.data.summary?.labels.join('\u0000');
-    if (s.model.info !== p.model.info || s.task !== p.task || (s.task === 'SEQ_CLS' && labelsChanged)) void refreshTree(s);
+    if (s.model.info !== p.model.info || s.task !== p.task || ((s.task === 'SEQ_CLS' || s.task === 'TOKEN_CLS') && labelsChanged)) void refreshTree(s);
     if (s.tree !== p.tree || s.settings !== p.settings || s.targetText !== p.targetText || s.method !== p.method) scheduleTargets();
     if (
-      s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task || s.chat !== p.chat || s.hubData !== p.hubData ||
+      s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task || s.chat !== p.chat || s.hubData !== p.hubData || s.tokcls !== p.tokcls ||
       s.args.maxLength !== p.args.maxLength || s.args.seed !== p.args.seed || (s.model.info !== p.model.info && s.model.status === 'ready')
     ) {
       if (!revertingData) scheduleData();
@@ -565,7 +566,7 @@ export async function startTraining(): Promise<void> {
   const s = useProject.getState();
   const { peft, error } = peftSettings(s);
   if (error) return R.error('BAD_PEFT_CONFIG', error);
-  R.starting(s.task, s.task === 'SEQ_CLS' ? s.data.summary?.baselines ?? null : null);
+  R.starting(s.task, s.task === 'SEQ_CLS' || s.task === 'TOKEN_CLS' ? s.data.summary?.baselines ?? null : null);
   try {
     await worker().request({ type: 'start', task: s.task, peft, args: trainArgs(s), ...startOptions() }, 'state');
   } catch (e) {
@@ -608,5 +609,21 @@ export async function classify(text: string): Promise<void> {
     R.classified(text, r.withAdapter, r.withoutAdapter);
   } catch (e) {
     R.playgroundFailed(message(e));
+  }
+}
+
+export interface TagResult {
+  words: string[];
+  withAdapter: string[];
+  withoutAdapter: string[];
+}
+
+/** TOKEN_CLS playground: the text's words tagged with the adapter and without; a failure comes back as its message. */
+export async function tagText(text: string): Promise<TagResult | string> {
+  try {
+    const r = await worker().request({ type: 'tag', text }, 'tagged');
+    return { words: r.words, withAdapter: r.withAdapter, withoutAdapter: r.withoutAdapter };
+  } catch (e) {
+    return message(e);
   }
 }

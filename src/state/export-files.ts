@@ -21,12 +21,26 @@ export interface ReadmeInfo {
 export function buildReadme(r: ReadmeInfo): string {
   const base = String(r.config.base_model_name_or_path ?? 'path/to/base-model');
   const method = String(r.config.peft_type ?? 'LORA');
-  const cls = r.task === 'SEQ_CLS';
-  const auto = cls ? 'AutoModelForSequenceClassification' : 'AutoModelForCausalLM';
+  const tagging = r.task === 'TOKEN_CLS';
+  const cls = r.task === 'SEQ_CLS' || tagging;
+  const auto = tagging ? 'AutoModelForTokenClassification' : cls ? 'AutoModelForSequenceClassification' : 'AutoModelForCausalLM';
   const labels = cls && r.labels.length
     ? `,\n    num_labels=${r.labels.length},\n    id2label=${JSON.stringify(Object.fromEntries(r.labels.map((l, i) => [i, l])))},`
     : '';
-  const usage = cls
+  const usage = tagging
+    ? [
+        'words = "In March 1933 Franklin Roosevelt spoke to New York".split()',
+        'inputs = tokenizer(words, is_split_into_words=True, return_tensors="pt")',
+        'with torch.no_grad():',
+        '    ids = model(**inputs).logits.argmax(-1)[0].tolist()',
+        '# Each word\'s tag is its first sub-token\'s, as the adapter was trained and scored (seqeval).',
+        'seen = set()',
+        'for t, w in enumerate(inputs.word_ids()):',
+        '    if w is not None and w not in seen:',
+        '        seen.add(w)',
+        '        print(words[w], model.config.id2label[ids[t]])',
+      ]
+    : cls
     ? [
         'inputs = tokenizer("Your text here", return_tensors="pt")',
         'with torch.no_grad():',
@@ -69,7 +83,8 @@ export function buildReadme(r: ReadmeInfo): string {
     `base_id = "${base}"  # the same base model the adapter was trained on (a Hub id or a local folder)`,
     'adapter_dir = "."  # this folder',
     '',
-    'tokenizer = AutoTokenizer.from_pretrained(base_id)',
+    // Byte-level BPE tokenizers (GPT-2, RoBERTa) take pre-split words only with add_prefix_space.
+    `tokenizer = AutoTokenizer.from_pretrained(base_id${tagging ? ', add_prefix_space=True' : ''})`,
     `base = ${auto}.from_pretrained(`,
     `    base_id${labels}${cls ? '\n    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,' : ''}`,
     ')',

@@ -133,7 +133,7 @@ export async function downloadRunFile(id: string, which: RunFile): Promise<void>
       const files = { 'adapter_model.safetensors': r.files['adapter_model.safetensors'] as ArrayBuffer, 'adapter_config.json': r.files['adapter_config.json'] as string };
       const config = JSON.parse(files['adapter_config.json']) as Record<string, unknown>;
       const task = (run?.config.task ?? 'CAUSAL_LM') as TaskType;
-      const readme = buildReadme({ task, step: r.step, labels: task === 'SEQ_CLS' ? run?.config.labels ?? [] : [], config });
+      const readme = buildReadme({ task, step: r.step, labels: task === 'SEQ_CLS' || task === 'TOKEN_CLS' ? run?.config.labels ?? [] : [], config });
       download(`${id}-step${r.step}${r.best ? '-best' : ''}-adapter.zip`, buildZip(files, readme), 'application/zip');
       return;
     }

@@ -52,7 +52,7 @@ function num(x: unknown, what: string, o: { min?: number; max?: number; int?: bo
 }
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm', 'cpu'];
-const TASKS: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS'];
+const TASKS: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'];
 
 /** Training arguments, as the Training panel bounds them; a missing field takes its default. */
 const ARG_CHECKS: { [K in keyof TrainArgs]-?: (x: unknown) => TrainArgs[K] } = {

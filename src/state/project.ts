@@ -141,6 +141,8 @@ export interface ProjectState {
   chat: ChatSettings;
   /** A Hub dataset read instead of dataSource (the Data panel's "From the Hub"); null: dataSource. */
   hubData: HubDataChoice | null;
+  /** TOKEN_CLS: the tags in id order (null: the dataset's) and run_ner.py's label_all_tokens. */
+  tokcls: { labelList: string[] | null; labelAllTokens: boolean };
   data: { status: Status; summary?: DataSummary; error?: string };
 
   limitBy: 'epochs' | 'maxSteps';
@@ -206,6 +208,7 @@ const initial: ProjectState = {
   validationSplit: 0.1,
   chat: { format: 'auto', template: 'auto', trainOn: 'responses' },
   hubData: null,
+  tokcls: { labelList: null, labelAllTokens: false },
   data: { status: 'idle' },
   limitBy: 'maxSteps',
   args: DEFAULT_ARGS,
@@ -422,6 +425,7 @@ export const projectActions = {
   setMapping: (mapping: ColumnMapping) => set({ mapping }),
   setValidationSplit: (validationSplit: number) => set({ validationSplit }),
   setChat: (chat: Partial<ChatSettings>) => set((s) => ({ chat: { ...s.chat, ...chat } })),
+  setTokcls: (t: Partial<ProjectState['tokcls']>) => set((s) => ({ tokcls: { ...s.tokcls, ...t } })),
   setHubData: (hubData: HubDataChoice | null) => set({ hubData, ...(hubData ? { mapping: null } : {}) }),
   dataLoading: () => set((s) => ({ data: { ...s.data, status: 'loading', error: undefined } })),
   dataLoaded: (summary: DataSummary) => set({ data: { status: 'ready', summary } }),

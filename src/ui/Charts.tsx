@@ -103,7 +103,9 @@ export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; cl
   const lossRefs: Ref[] = base ? [{ key: 'base', y: base.evalLoss, name: 'base model', color: '#64748b' }] : [];
   const accRefs: Ref[] = [
     ...(base && Number.isFinite(base.accuracy) ? [{ key: 'base', y: base.accuracy, name: 'base model', color: '#64748b' }] : []),
-    ...(props.classification && props.baselines
+    ...(props.tagging && props.baselines
+      ? [{ key: 'all-o', y: props.baselines.majority, name: 'all-O tagger (entity F1 0)', color: '#b45309' }]
+      : props.classification && props.baselines
       ? [
           { key: 'majority', y: props.baselines.majority, name: 'majority class', color: '#b45309' },
           { key: 'bow', y: props.baselines.bagOfWords, name: 'bag-of-words LR', color: '#be123c' },
@@ -118,7 +120,7 @@ export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; cl
         <Line type="monotone" dataKey="evalLoss" name="eval" stroke="#ea580c" {...line} dot={{ r: 3 }} />
       </Chart>
       <Chart
-        title={props.classification ? 'Eval accuracy and F1' : 'Eval next-token accuracy'}
+        title={props.tagging ? 'Eval token accuracy and entity F1' : props.classification ? 'Eval accuracy and F1' : 'Eval next-token accuracy'}
         testId="chart-accuracy"
         points={e}
         rows={rows}
@@ -127,7 +129,7 @@ export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; cl
         empty="Accuracy appears at the first evaluation."
       >
         <Line type="monotone" dataKey="accuracy" name="accuracy" stroke="#16a34a" {...line} dot={{ r: 3 }} />
-        {props.classification && <Line type="monotone" dataKey="f1" name="F1" stroke="#9333ea" {...line} dot={{ r: 3 }} />}
+        {props.classification && <Line type="monotone" dataKey="f1" name={props.tagging ? 'entity F1' : 'F1'} stroke="#9333ea" {...line} dot={{ r: 3 }} />}
       </Chart>
       <Chart title="Learning rate" testId="chart-lr" points={n} rows={rows} ticks="exp" empty="The schedule appears as training runs.">
         <Line type="stepAfter" dataKey="lr" name="learning rate" stroke="#0891b2" {...line} />

@@ -10,6 +10,7 @@ import { ChatData } from './ChatData';
 import { HubDataField, HubDataInfoLine } from './HubData';
 import { ErrorNote, NumberField, Panel, SelectField } from './controls';
 import { bytes, thousands } from './format';
+import { TokenClsData } from './TokenTags';
 
 /** The select's value for an upload used this session only (not kept in the browser). */
 const SESSION = '__upload__';
@@ -106,7 +107,7 @@ export function DataPanel() {
               type="file"
               hidden
               data-testid="data-file-input"
-              accept=".csv,.tsv,.jsonl,.ndjson,.txt,.md"
+              accept=".csv,.tsv,.jsonl,.ndjson,.txt,.md,.conll,.iob,.iob2,.bio"
               onChange={(e) => {
                 const f = e.target.files?.[0];
                 if (f) uploadDataset(f);
@@ -166,7 +167,8 @@ export function DataPanel() {
             </p>
             {fromHub && <HubDataInfoLine info={sum.hub!} />}
             {task === 'CAUSAL_LM' && (sum.chat || source?.kind !== 'builtin' || fromHub) && <ChatData chat={sum.chat} />}
-            {(source?.kind === 'file' || fromHub) && !sum.chat && <MappingEditor columns={sum.columns} mapping={sum.mapping} task={task} onChange={P.setMapping} />}
+            {task === 'TOKEN_CLS' && <TokenClsData summary={sum} />}
+            {(source?.kind === 'file' || fromHub) && !sum.chat && task !== 'TOKEN_CLS' && <MappingEditor columns={sum.columns} mapping={sum.mapping} task={task} onChange={P.setMapping} />}
             <div className="grid3">
               <NumberField
                 label="validation split"
@@ -215,7 +217,7 @@ export function DataPanel() {
                 {sum.issueCount > 5 && <span className="muted">…and {sum.issueCount - 5} more.</span>}
               </div>
             )}
-            <details className="preview">
+            {task !== 'TOKEN_CLS' && <details className="preview">
               <summary>Preview the first rows</summary>
               <div className="table-wrap">
                 <table>
@@ -239,7 +241,7 @@ export function DataPanel() {
                   </tbody>
                 </table>
               </div>
-            </details>
+            </details>}
           </>
         )}
       </fieldset>

@@ -117,7 +117,7 @@ export function LiveView() {
           <dd data-testid="eval-loss" data-value={lastEval?.evalLoss}>{num(lastEval?.evalLoss)}</dd>
         </div>
         <div>
-          <dt>{run.task === 'SEQ_CLS' ? 'accuracy' : 'next-token acc.'}</dt>
+          <dt>{run.task === 'SEQ_CLS' ? 'accuracy' : run.task === 'TOKEN_CLS' ? 'token acc.' : 'next-token acc.'}</dt>
           <dd data-testid="accuracy" data-value={lastEval?.accuracy}>{lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : '–'}</dd>
         </div>
         <div>
@@ -147,7 +147,7 @@ export function LiveView() {
           </button>
         </ErrorNote>
       )}
-      <Charts metrics={run.metrics} evals={run.evals} classification={run.task === 'SEQ_CLS'} baselines={run.baselines} />
+      <Charts metrics={run.metrics} evals={run.evals} classification={run.task === 'SEQ_CLS' || run.task === 'TOKEN_CLS'} tagging={run.task === 'TOKEN_CLS'} baselines={run.baselines} />
     </Panel>
   );
 }

@@ -6,7 +6,7 @@
 import { useState } from 'react';
 import { methodInfoOf, projectActions as P, runSteps, useProject, type MethodValues } from '../state/project';
 import { useRun } from '../state/run';
-import type { Field } from '../worker/protocol';
+import type { Field, TaskType } from '../worker/protocol';
 import { Check, NumberField, Panel, Segmented, SelectField, TextField } from './controls';
 
 const NO_LABELS: string[] = [];
@@ -89,8 +89,13 @@ function JsonField({ f, value, onChange }: { f: Field; value: unknown; onChange:
   );
 }
 
+/** What each task does, for the picker; a task without a hint shows by name. */
+const TASK_HINTS: Record<string, string> = { CAUSAL_LM: 'generate text', SEQ_CLS: 'classify', TOKEN_CLS: 'tag tokens' };
+const DEFAULT_TASKS: { task: TaskType; className: string }[] = [{ task: 'CAUSAL_LM', className: '' }, { task: 'SEQ_CLS', className: '' }];
+
 export function MethodPanel() {
   const task = useProject((s) => s.task);
+  const tasks = useProject((s) => s.model.info?.tasks);
   const methods = useProject((s) => s.methods);
   const method = useProject((s) => s.method);
   const info = useProject((s) => methodInfoOf(s));
@@ -111,13 +116,18 @@ export function MethodPanel() {
           <Segmented
             label="Task"
             value={task}
-            options={[
-              { value: 'CAUSAL_LM', label: 'CAUSAL_LM (generate text)' },
-              { value: 'SEQ_CLS', label: 'SEQ_CLS (classify)' },
-            ]}
+            options={(tasks ?? DEFAULT_TASKS).map((t) => ({ value: t.task, label: `${t.task}${TASK_HINTS[t.task] ? ` (${TASK_HINTS[t.task]})` : ''}` }))}
             onChange={P.setTask}
           />
         </div>
+        {tasks?.find((t) => t.task === task) && (
+          <p className="hint" data-testid="task-class">Builds {tasks.find((t) => t.task === task)!.className}.</p>
+        )}
+        {task === 'TOKEN_CLS' && (
+          <p className="hint" data-testid="labels-line">
+            {labels.length ? `Tags: ${labels.map((l, i) => `${i} = ${l}`).join(', ')}. A new token-classification head is trained and saved (modules_to_save).` : 'Tags come from the data.'}
+          </p>
+        )}
         {task === 'SEQ_CLS' && (
           <p className="hint" data-testid="labels-line">
             {labels.length ? `Labels from the data: ${labels.map((l, i) => `${i} = ${l}`).join(', ')}. A new classification head is trained and saved.` : 'Labels come from the data’s label column.'}

@@ -5,6 +5,7 @@ import { useImport } from '../state/import';
 import { useRun } from '../state/run';
 import type { ClassifyResult, SamplingSettings } from '../worker/protocol';
 import { ErrorNote, NumberField, Panel } from './controls';
+import { TokenTags } from './TokenTags';
 import { wordDiff, type DiffSpan } from './diff';
 import { ChatPlayground } from './ChatPlayground';
 import { useProject } from '../state/project';
@@ -78,6 +79,7 @@ export function Playground() {
       ? `this run's (run ${runId}${step !== undefined ? `, step ${step}` : ''})${step === 0 ? ', untrained: it does not change the model yet' : ''}${trainedFrom?.runId === runId ? `, trained on from imported ${trainedFrom.name}` : ''}`
       : null;
 
+  if (task === 'TOKEN_CLS') return <Panel title="Playground" id="playground">{adapterLabel && <p className="small" data-testid="playground-adapter">Adapter: <strong>{adapterLabel}</strong></p>}<TokenTags ready={runId !== null} /></Panel>;
   return (
     <Panel title="Playground" id="playground">
       {!ready && <p className="muted">After training starts (or an adapter is imported), compare the base model and the adapter here (both with the same sampling and seed, so differences come from the adapter).</p>}

@@ -5,10 +5,11 @@
 import { EngineError } from '../engine/errors';
 import {
   guessMapping, issueText, labelNames, parseDataFile, splitValidation, toExamples, tokenStats,
-  type ColumnMapping, type DataIssue, type DataTable, type Example,
+  type ColumnMapping, type DataIssue, type DataTable, type Example, type TokenStats,
 } from '../engine/train/data-parse';
 import type { Tokenizer } from '../engine/tokenizer';
-import { classBaselines } from '../engine/train/baselines';
+import { allOTagger, classBaselines } from '../engine/train/baselines';
+import { encodeTokenClsRows, parseTokenClsFile, tagList, tokenClsStats, type TokenClsRow } from '../engine/train/tokcls-data';
 import { chatFormatFor, loadChatData } from './chat-data';
 import { readHubData, stringTable, type HubDataInfo, type HubTable } from './hub-data';
 import type { DataRequest, DataSummary } from './protocol';
@@ -84,6 +85,8 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
     name = hub.info.id;
     trainTable = stringTable(hub.train);
     validTable = hub.validation && stringTable(hub.validation);
+  } else if (req.task === 'TOKEN_CLS') {
+    return loadTokenClsData(req, baseUrl, tokenizer);
   } else if (req.source.kind === 'builtin') {
     const id = req.source.id;
     const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
@@ -159,4 +162,87 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
     ...(baselines ? { baselines } : {}),
   };
   return { train, validation, labels: summary.labels, summary };
+}
+
+/**
+ * TOKEN_CLS data: a built-in tagging dataset or an uploaded CoNLL / JSONL file, read by the engine's tokcls-data as
+ * the CLI reads it, the words split into the model's sub-words with run_ner.py's alignment. Bad rows are skipped and
+ * reported by line; the tags come from the label list given, the built-in list, or the data (sorted).
+ */
+async function loadTokenClsData(req: DataRequest, baseUrl: string, tokenizer: Tokenizer | null): Promise<LoadedData> {
+  let name: string;
+  let given = req.tokcls?.labelList;
+  let train: TokenClsRow[];
+  let validation: TokenClsRow[] = [];
+  const issues: DataIssue[] = [];
+  const read = (file: string, content: string | Uint8Array) => {
+    const r = parseTokenClsFile(file, content);
+    issues.push(...r.issues);
+    return r.rows;
+  };
+  if (req.source.kind === 'builtin') {
+    const id = req.source.id;
+    const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
+    if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
+    if (entry.task !== 'TOKEN_CLS') throw new EngineError('BAD_DATA', `${entry.name} is a ${entry.task} dataset; pick a tagging dataset or upload a CoNLL / JSONL file for TOKEN_CLS.`);
+    name = entry.name;
+    train = read(entry.files.train, await fetchText(new URL(`datasets/${entry.files.train}`, baseUrl).href));
+    if (entry.files.validation) validation = read(entry.files.validation, await fetchText(new URL(`datasets/${entry.files.validation}`, baseUrl).href));
+    given ??= entry.labels;
+  } else {
+    name = req.source.file.name;
+    train = read(name, new Uint8Array(await req.source.file.arrayBuffer()));
+  }
+  if (!train.length) throw new EngineError('BAD_DATA', `${name}: no usable sentences${issues.length ? ` (${issueText(issues[0])})` : ''}.`);
+  if (!validation.length) ({ train, validation } = splitValidation(train, req.validationSplit, req.seed));
+  if (!train.length) throw new EngineError('BAD_DATA', `${name}: no training sentences are left after the validation split.`);
+  const labels = tagList([...train, ...validation], given, null, 'enter the label list (tags in id order) in the Data panel');
+  const labelAllTokens = !!req.tokcls?.labelAllTokens;
+  const hints = { unknownTag: 'add it to the label list in the Data panel', noTokenizer: 'the words need the model\'s tokenizer.json; load a model with one, or upload pre-tokenized {"input_ids", "labels"} rows' };
+  const encode = (rows: TokenClsRow[]) => {
+    const ok: TokenClsRow[] = [];
+    for (const r of rows) {
+      try {
+        ok.push(encodeTokenClsRows([r], labels, tokenizer, labelAllTokens, hints)[0]);
+      } catch (e) {
+        if (!(e instanceof EngineError) || !tokenizer) throw e;
+        issues.push({ file: r.file, line: r.line, message: e.message.replace(/^.*? line \d+: /, '') });
+      }
+    }
+    return ok;
+  };
+  train = encode(train);
+  validation = encode(validation);
+  if (!train.length) throw new EngineError('BAD_DATA', `${name}: no usable sentences (${issues.length ? issueText(issues[0]) : 'none left'}).`);
+  const toEx = (r: TokenClsRow): Example => ({ inputIds: r.inputIds!, labels: r.labels!, line: r.line });
+  const first = train[0];
+  const sample = first.words ? { line: first.line, words: first.words, tags: first.tags!.map((t) => (typeof t === 'number' ? labels[t] ?? String(t) : t)) } : null;
+  const lengths = [...train, ...validation].map((r) => r.inputIds!.length);
+  const summary: DataSummary = {
+    name,
+    columns: first.words ? ['tokens', 'ner_tags'] : ['input_ids', 'labels'],
+    mapping: { kind: 'text', text: first.words ? 'tokens' : 'input_ids' },
+    preview: [],
+    labels,
+    trainRows: train.length,
+    validationRows: validation.length,
+    issues: issues.slice(0, 50).map(issueText),
+    issueCount: issues.length,
+    warnings: [],
+    stats: tokenizer ? tokenStatsOf(lengths, req.maxLength) : null,
+    ...(labels.includes('O') ? { baselines: allOTagger(validation, labels.indexOf('O')) } : {}),
+    tokcls: { train: tokenClsStats(train, labels, req.maxLength), validation: tokenClsStats(validation, labels, req.maxLength), sample, labelAllTokens },
+  };
+  return { train: train.map(toEx), validation: validation.map(toEx), labels, summary };
+}
+
+/** Token-length statistics from lengths already known (the encoded sentences). */
+function tokenStatsOf(lengths: number[], maxLength: number): TokenStats {
+  const lens = [...lengths].sort((a, b) => a - b);
+  const n = lens.length;
+  const q = (p: number) => (n ? lens[Math.min(n - 1, Math.floor(p * (n - 1) + 0.5))] : 0);
+  return {
+    count: n, min: n ? lens[0] : 0, max: n ? lens[n - 1] : 0, mean: n ? lens.reduce((a, b) => a + b, 0) / n : 0,
+    p50: q(0.5), p95: q(0.95), truncated: lens.filter((l) => l > maxLength).length, maxLength,
+  };
 }

@@ -14,6 +14,7 @@ import type { FolderCache } from '../engine/io/cache';
 import type { LoadedTensor } from '../engine/io/safetensors';
 import { autoCheckpointing, browserDeviceMemory, checkFits, estimateForConfig, gpuLimits, type DeviceLimits } from '../engine/memory';
 import { resolveArchitecture } from '../engine/models';
+import { TASK_TYPES } from '../engine/models/types';
 import { loadTokenizer, type Tokenizer } from '../engine/tokenizer';
 import type { BackendName, CheckpointingChoice, InspectionInfo, MemoryReport, ModelInfo, ModelSource, TaskType } from './protocol';
 
@@ -105,11 +106,22 @@ export async function downloadInspected(m: InspectedModel, signal: AbortSignal, 
 
 // --- summaries for the page ---------------------------------------------------------------------------------
 
+/** The tasks the engine builds this architecture for (resolveArchitecture accepts), with each one's class. */
+export function modelTasks(config: Record<string, unknown>): { task: TaskType; className: string }[] {
+  return TASK_TYPES.flatMap((t) => {
+    try {
+      return [{ task: t, className: resolveArchitecture(config, t).className }];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export function modelInfo(m: InspectedModel, hasTokenizer = m.inspection.tokenizerFiles.includes('tokenizer.json')): ModelInfo {
   const i = m.inspection;
   const r = resolveArchitecture(m.config);
   return {
-    name: m.name, modelType: r.config.modelType, className: r.className, task: r.task, hasTokenizer,
+    name: m.name, modelType: r.config.modelType, className: r.className, task: r.task, tasks: modelTasks(m.config), hasTokenizer,
     weightBytes: i.weightFiles.reduce((a, w) => a + w.size, 0), files: i.files.map((f) => f.name),
     defaultTargets: r.spec.peftDefaults(r.config).lora ?? [], sourceKind: i.fromCache ? 'cache' : m.source.kind, revision: m.source.revision,
     ...(m.repoUrl ? { repoUrl: m.repoUrl } : {}),

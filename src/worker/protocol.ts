@@ -11,6 +11,7 @@ import type { LogEntry } from '../engine/train/checkpoint';
 import type { DownloadProgress } from '../engine/io/download';
 import type { DeviceLimits, FitWarning, MemoryEstimate } from '../engine/memory';
 import type { ModuleInfo, ModuleRole, TaskType } from '../engine/models/types';
+import type { TokenClsStats } from '../engine/train/tokcls-data';
 import type { ColumnMapping, TokenStats } from '../engine/train/data-parse';
 import type { ChatSettings, ChatSummary } from './chat-data';
 import type { HubDataInfo, HubDataSpec } from './hub-data';
@@ -115,6 +116,8 @@ export interface DataRequest {
   chat?: ChatSettings;
   /** A Hub dataset, read instead of `source`. */
   hub?: HubDataSpec;
+  /** TOKEN_CLS: the tags in id order (default: the built-in list, else the data's tags sorted) and run_ner.py's label_all_tokens. */
+  tokcls?: { labelList?: string[]; labelAllTokens?: boolean };
 }
 
 export type WorkerCommand =
@@ -182,6 +185,8 @@ export type WorkerCommand =
   /** Ends the playground's generation in progress; the `generation` reply carries what it had. */
   | { type: 'stopGeneration'; requestId: number }
   | { type: 'classify'; requestId: number; text: string }
+  /** TOKEN_CLS: the text's words tagged with the adapter and without it; replies `tagged`. */
+  | { type: 'tag'; requestId: number; text: string }
   /**
    * bench.html (`npm run bench:browser`): LoRA training steps and 1024^3 matmuls on the current backend
    * (src/engine/bench.ts); replies `benchResult`. Refused while a run is active.
@@ -205,6 +210,8 @@ export interface ModelInfo {
   modelType: string;
   className: string;
   task: TaskType;
+  /** Every task the architecture builds a class for, with that class (GPT2ForTokenClassification, ...). */
+  tasks?: { task: TaskType; className: string }[];
   hasTokenizer: boolean;
   /** Bytes of the weight files as stored (safetensors). */
   weightBytes: number;
@@ -300,6 +307,8 @@ export interface DataSummary {
   hub?: HubDataInfo;
   /** Classification with validation rows: majority-class rate and bag-of-words logistic regression on this split. */
   baselines?: ClassBaselines;
+  /** TOKEN_CLS: sentences, words, entities per type and truncation of each split, and one sentence with its tags. */
+  tokcls?: { train: TokenClsStats; validation: TokenClsStats; sample: { line: number; words: string[]; tags: string[] } | null; labelAllTokens: boolean };
 }
 
 export interface StepMetrics {
@@ -392,6 +401,7 @@ export type WorkerEvent =
   /** retryable: a network failure, timeout, 429 or 5xx (Retry continues a download). link: the Hub repo page. */
   | { type: 'error'; requestId?: number; runId?: number; code: string; message: string; retryable?: boolean; link?: string }
   | { type: 'done'; runId: number; reason: 'completed' | 'stopped' | 'failed'; step: number }
+  | { type: 'tagged'; requestId: number; words: string[]; withAdapter: string[]; withoutAdapter: string[] }
   /**
    * A run began (or resumed): its record, and the log_history it continues (empty for a new run) with the
    * evaluation before its first step, so the charts continue the same curves.

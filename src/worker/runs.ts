@@ -360,7 +360,7 @@ export function describeMethod(c: Record<string, unknown> & { peftType: string }
 /** What a resume starts with: the run's own task, method settings and arguments, checked for shape. */
 export function startOf(r: RunRecord): { task: TaskType; peft: Record<string, unknown> & { peftType: string }; args: Record<string, unknown> & { maxLength: number; seed: number; evalSteps: number } } {
   const st = r.start as { task?: unknown; peft?: { peftType?: unknown }; args?: { maxLength?: unknown } };
-  if ((st.task !== 'CAUSAL_LM' && st.task !== 'SEQ_CLS') || typeof st.peft?.peftType !== 'string' || typeof st.args?.maxLength !== 'number') {
+  if ((st.task !== 'CAUSAL_LM' && st.task !== 'SEQ_CLS' && st.task !== 'TOKEN_CLS') || typeof st.peft?.peftType !== 'string' || typeof st.args?.maxLength !== 'number') {
     throw new EngineError('BAD_CHECKPOINT', `The settings of run ${r.name} are not readable (another version of the studio); start a new run.`);
   }
   return r.start as ReturnType<typeof startOf>;

@@ -17,6 +17,7 @@ import { METHODS, methodOf, withRunSteps } from '../engine/peft/registry';
 import { formatBytes } from '../engine/memory';
 import { TrainingSession } from '../engine/session';
 import { plannedSteps } from '../engine/train/schedule';
+import { splitWords } from '../engine/train/tokcls-data';
 import { setWasmTensorLimit } from '../engine/wasm-heap';
 import { AdapterImport } from './adapter-import';
 import { selectBackend } from './backend-select';
@@ -112,7 +113,7 @@ function busy(): boolean {
 function configFor(task: TaskType): Record<string, unknown> {
   const m = requireCurrent();
   const c = { ...m.config };
-  if (task === 'SEQ_CLS' && data && data.labels.length >= 2) {
+  if ((task === 'SEQ_CLS' || (task === 'TOKEN_CLS' && data?.summary.tokcls)) && data && data.labels.length >= 2) {
     c.num_labels = data.labels.length;
     c.id2label = Object.fromEntries(data.labels.map((l, i) => [String(i), l]));
     c.label2id = Object.fromEntries(data.labels.map((l, i) => [l, i]));
@@ -468,6 +469,17 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       });
       const [a, b] = await lock.run(async () => [await s.classify(cmd.text, { adapter: true }), await s.classify(cmd.text, { adapter: false })]);
       post({ type: 'classification', requestId, withAdapter: named(a), withoutAdapter: named(b) });
+      return;
+    }
+    case 'tag': {
+      const s = run?.session;
+      if (!s) throw new Error(imported.playing() ? 'Tagging with an imported adapter is not available: train a run to tag text.' : 'Train an adapter first: the playground compares the adapter with the base model.');
+      const names = data?.labels ?? [];
+      const words = splitWords(cmd.text);
+      if (!words.length) throw new EngineError('BAD_ARGUMENT', 'Type a sentence to tag.');
+      const [a, b] = await lock.run(async () => [await s.tagWords(words, { adapter: true }), await s.tagWords(words, { adapter: false })]);
+      const named = (ids: number[]) => ids.map((i) => names[i] ?? String(i));
+      post({ type: 'tagged', requestId, words, withAdapter: named(a), withoutAdapter: named(b) });
       return;
     }
     case 'importAdapter': {

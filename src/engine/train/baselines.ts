@@ -153,3 +153,20 @@ export function classBaselines(train: BaselineExample[], validation: BaselineExa
     features: clf.vocab.size,
   };
 }
+
+/**
+ * TOKEN_CLS: the all-O tagger on the validation rows (every scored token predicted `oId`): its token accuracy is the
+ * O rate, its entity F1 0 (it finds no entity). Shaped as ClassBaselines (majority = the O rate, no bag-of-words).
+ */
+export function allOTagger(validation: readonly { labels?: number[] }[], oId: number): ClassBaselines {
+  let total = 0;
+  let o = 0;
+  for (const e of validation) {
+    for (const l of e.labels ?? []) {
+      if (l < 0) continue;
+      total += 1;
+      if (l === oId) o += 1;
+    }
+  }
+  return { majorityLabel: oId, majority: total ? o / total : 0, bagOfWords: Number.NaN, features: 0 };
+}

@@ -7,10 +7,14 @@
  */
 import { EngineError } from '../errors';
 import { listNames, quoteValue } from '../quote';
-import type { Tokenizer } from '../tokenizer';
 import { dataText, parseDataFile, type DataIssue } from './data-parse';
 import { IGNORE_INDEX } from './loss';
 import { alignLabels, bToI, encodeWords } from './token-cls';
+
+/** What encoding words needs of a tokenizer (the engine's Tokenizer has it). */
+export interface WordEncoder {
+  encode(text: string, o?: { addSpecialTokens?: boolean }): number[];
+}
 
 /** One sentence before label ids are assigned: words + tags, or input ids + a tag per id. */
 export interface TokenClsRow {
@@ -139,7 +143,7 @@ export function tagList(rows: readonly TokenClsRow[], given: string[] | undefine
 }
 
 /** The tokenizer's special tokens around a text (BERT: [CLS] ... [SEP]; GPT-2: none). */
-export function specialTokens(tok: Tokenizer): { prefix: number[]; suffix: number[] } {
+export function specialTokens(tok: WordEncoder): { prefix: number[]; suffix: number[] } {
   const full = tok.encode('a');
   const core = tok.encode('a', { addSpecialTokens: false });
   for (let i = 0; i + core.length <= full.length; i++) {
@@ -149,7 +153,7 @@ export function specialTokens(tok: Tokenizer): { prefix: number[]; suffix: numbe
 }
 
 /** A sentence's words as the model's tokens: ids and the word each id came from (null for special tokens). */
-export function encodeSentence(words: readonly string[], tok: Tokenizer): { ids: number[]; wordIds: (number | null)[] } {
+export function encodeSentence(words: readonly string[], tok: WordEncoder): { ids: number[]; wordIds: (number | null)[] } {
   return encodeWords(words, (w, i) => tok.encode(i > 0 ? ` ${w}` : w, { addSpecialTokens: false }), specialTokens(tok));
 }
 
@@ -164,7 +168,7 @@ export interface EncodeHints {
  * Turns word rows into input_ids + aligned labels (ids into `names`), and checks tag ids of pre-tokenized rows;
  * a tag outside the list is an error naming its line. Mutates and returns the rows.
  */
-export function encodeTokenClsRows<R extends TokenClsRow>(rows: R[], names: string[], tok: Tokenizer | null | undefined, labelAllTokens: boolean, hints: EncodeHints = {}): R[] {
+export function encodeTokenClsRows<R extends TokenClsRow>(rows: R[], names: string[], tok: WordEncoder | null | undefined, labelAllTokens: boolean, hints: EncodeHints = {}): R[] {
   const index = new Map(names.map((n, i) => [n, i]));
   const b2i = bToI(names);
   const special = tok ? specialTokens(tok) : { prefix: [], suffix: [] };
@@ -200,6 +204,11 @@ export function entitySpans(tags: readonly string[]): { type: string; start: num
     if (m) out.push((cur = { type: m[2], start: i, end: i + 1 }));
   });
   return out;
+}
+
+/** Words of free text as the built-in tagging data splits them: letter runs, numbers (with , and .), single marks. */
+export function splitWords(text: string): string[] {
+  return text.match(/\p{L}+(?:['’-]\p{L}+)*|\d+(?:[.,]\d+)*|[^\s\p{L}\d]/gu) ?? [];
 }
 
 /** What the data panel shows: sentences, words, entities per type, and how many sentences the length cuts. */
