@@ -92,7 +92,7 @@ function Chart(props: { title: string; testId: string; points: number; rows: Row
  * The charts of a run. Reference lines: the base model's evaluation before training (the step-0 evaluation), and
  * for classification the majority-class rate and a bag-of-words logistic regression on the same split.
  */
-export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; classification: boolean; baselines?: ClassBaselines | null }) {
+export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; classification: boolean; baselines?: ClassBaselines | null; tagging?: boolean }) {
   const rows = useMemo(() => merge(props.metrics, props.evals), [props.metrics, props.evals]);
   const n = props.metrics.length;
   const e = props.evals.length;
