@@ -159,7 +159,7 @@ export function choice<T extends string>(p: Parsed, name: string, choices: reado
 
 /** --task causal_lm|seq_cls|token_cls (any case). */
 export function task(p: Parsed, name = 'task'): TaskType | undefined {
-  const t = choice(p, name, ['causal_lm', 'seq_cls', 'token_cls'] as const);
+  const t = choice(p, name, ['causal_lm', 'seq_cls', 'token_cls', 'seq_2_seq_lm'] as const);
   return t === undefined ? undefined : (t.toUpperCase() as TaskType);
 }
 

@@ -37,6 +37,8 @@ export interface RawExample {
   inputIds?: number[];
   /** SEQ_CLS: the label as written in the file. */
   label?: string;
+  /** SEQ_2_SEQ_LM: the target text (`text` is the source). */
+  target?: string;
   /** A row of an instruction / chat format, whole (rendered and tokenized by train-chat.ts into inputIds + labels). */
   row?: Record<string, unknown>;
   chat?: ChatFormat;
@@ -209,6 +211,7 @@ export function toEngineExamples(rows: RawExample[], names: string[] | null): Ex
     if (r.inputIds) ex.inputIds = r.inputIds;
     if (r.labels) ex.labels = r.labels;
     if (r.text !== undefined) ex.text = r.text;
+    if (r.target !== undefined) ex.target = r.target;
     if (r.prompt !== undefined) (ex.prompt = r.prompt), (ex.response = r.response);
     if (names) {
       const id = index.get(/^\d+$/.test(r.label!) ? String(Number(r.label)) : r.label!);
@@ -244,7 +247,8 @@ export function checkAgainstModel(rows: RawExample[], vocabSize: number, hasToke
 export function locateTokenizedProblem(rows: RawExample[], tok: { encode(s: string): number[] }, vocabSize: number): void {
   for (const r of rows) {
     if (r.inputIds) continue;
-    const ids = r.prompt !== undefined ? [...tok.encode(r.prompt), ...tok.encode(r.response ?? '')] : tok.encode(r.text ?? '');
+    const ids = r.prompt !== undefined ? [...tok.encode(r.prompt), ...tok.encode(r.response ?? '')]
+      : r.target !== undefined ? [...tok.encode(r.text ?? ''), ...tok.encode(r.target)] : tok.encode(r.text ?? '');
     if (!ids.length) throw fail({ file: r.file, line: r.line, message: 'the text is empty after tokenization' });
     const oob = ids.find((t) => t >= vocabSize);
     if (oob !== undefined) {

@@ -29,6 +29,7 @@ import { HUB_DATA_OPTIONS, isHubData, readHubData } from './train-hub';
 import { applyDataAliases, DATA_ALIAS_OPTIONS } from './train-aliases';
 import { describePacking, packForTraining, type PackStats } from '../engine/train/packing';
 import { TOKEN_CLS_OPTIONS, encodeTokenClsRows, readTokenClsFile, tagList } from './train-tokcls';
+import { SEQ2SEQ_OPTIONS, readSeq2SeqFile } from './train-seq2seq';
 
 export const TRAIN: CommandSpec = {
   name: 'train',
@@ -74,6 +75,7 @@ export const TRAIN: CommandSpec = {
     'skip-bad-rows': { kind: 'flag', help: 'Skip malformed rows with a warning instead of stopping.' },
     ...CHAT_OPTIONS,
     ...TOKEN_CLS_OPTIONS,
+    ...SEQ2SEQ_OPTIONS,
     ...HUB_DATA_OPTIONS,
     ...DATA_ALIAS_OPTIONS,
     'base-model-name': { kind: 'value', arg: 'NAME', help: 'base_model_name_or_path (default: the --model argument).' },
@@ -215,7 +217,15 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (t !== 'TOKEN_CLS' && (conll || p.opts.has('label-list') || flag(p, 'label-all-tokens'))) throw usage('--data-format conll, --label-list and --label-all-tokens are for --task token_cls');
   if (t === 'TOKEN_CLS' && hubData) throw usage('token_cls reads local CoNLL or JSONL files, not Hub datasets yet');
   const tokOpts = { conll, tokensColumn: str(p, 'text-column'), tagsColumn: str(p, 'label-column'), skipBadRows: dataOpts.skipBadRows };
-  const readData = (path: string) => (t === 'TOKEN_CLS' ? readTokenClsFile(path, tokOpts) : readDataFile(path, dataOpts));
+  if (t !== 'SEQ_2_SEQ_LM' && ['source-column', 'target-column', 'max-target-length'].some((f) => p.opts.has(f))) {
+    throw usage('--source-column, --target-column and --max-target-length are for --task seq_2_seq_lm');
+  }
+  if (t === 'SEQ_2_SEQ_LM' && (hubData || chat.format !== undefined || flag(p, 'packing'))) {
+    throw usage('seq_2_seq_lm reads local CSV / JSONL files with a source and a target column (or input_ids + labels); Hub datasets, --data-format and --packing are not for it');
+  }
+  const s2sOpts = { sourceColumn: str(p, 'source-column'), targetColumn: str(p, 'target-column'), skipBadRows: dataOpts.skipBadRows };
+  const readData = (path: string) =>
+    t === 'TOKEN_CLS' ? readTokenClsFile(path, tokOpts) : t === 'SEQ_2_SEQ_LM' ? readSeq2SeqFile(path, s2sOpts) : readDataFile(path, dataOpts);
   let trainRows: RawExample[] = hubData ? hubData.train : readData(dataPath);
   let validRows: RawExample[] = hubData?.validation ?? [];
   const validPath = str(p, 'validation');
@@ -291,6 +301,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     session = await TrainingSession.create({
       config, weights: tensors, tokenizer: tokenizer ?? undefined, task: t, peft: peftCfg,
       data: { train, validation }, args, baseModelName: baseName, numLabels: sessionLabels, resumeFrom,
+      maxTargetLength: int(p, 'max-target-length'),
     });
   } catch (e) {
     // The engine numbers rows per list; point at the file line when the tokenizer is the cause.

@@ -110,6 +110,8 @@ export interface SessionInit {
   revision?: string | null;
   /** Number of classes for SEQ_CLS when the checkpoint has no head yet (defaults to the labels in the data). */
   numLabels?: number;
+  /** SEQ_2_SEQ_LM: most target tokens (default args.maxLength). */
+  maxTargetLength?: number;
   /** Continue the run this checkpoint was taken from (same model, method, data and arguments). */
   resumeFrom?: CheckpointFiles;
   /**
@@ -203,6 +205,7 @@ export class TrainingSession {
         encode: init.tokenizer ? (s: string) => init.tokenizer!.encode(s) : undefined,
         eosTokenId: init.tokenizer?.eosTokenId ?? c.eosTokenId,
         numLabels: c.numLabels,
+        maxTargetLength: init.maxTargetLength,
       };
       this.padding = { padToMultipleOf: 16, maxLength: enc.maxLength };
       this.train = encodeExamples(init.data.train, enc);

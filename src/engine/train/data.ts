@@ -18,6 +18,8 @@ export interface Example {
   /** CLM labels for inputIds (same length; the id where trained on, -100 elsewhere). */
   labels?: number[];
   label?: number;
+  /** SEQ_2_SEQ_LM: the target text (`text` is the source); pre-tokenized rows give inputIds + labels instead. */
+  target?: string;
 }
 
 /** A tokenized example: ids, per-token CLM labels (-100 = not scored) or a class label. */
@@ -34,6 +36,8 @@ export interface EncodeOptions {
   /** Appended to CLM examples so the model learns where a text ends. */
   eosTokenId?: number | null;
   numLabels?: number;
+  /** SEQ_2_SEQ_LM: most target tokens (default maxLength). */
+  maxTargetLength?: number;
 }
 
 /** Tokenizes examples, truncating to maxLength; the error names the row that is wrong. */
@@ -44,6 +48,7 @@ export function encodeExamples(rows: Example[], o: EncodeOptions): Encoded[] {
       if (!o.encode) throw new EngineError('BAD_DATA', `${where}: the data is text but this model has no tokenizer; give pre-tokenized input_ids.`);
       return o.encode(s);
     };
+    if (o.task === 'SEQ_2_SEQ_LM') return encodeSeq2Seq(row, o, where, enc);
     let ids: number[];
     let labels: number[] | undefined;
     if (row.inputIds) {
@@ -95,10 +100,46 @@ export function encodeExamples(rows: Example[], o: EncodeOptions): Encoded[] {
   });
 }
 
+/**
+ * A seq2seq example: source ids (the encoder input) and target ids (the labels the decoder is trained on). Text
+ * is tokenized with the tokenizer's special tokens, as transformers' T5 tokenizer adds `</s>` to source and
+ * target; a tokenizer that adds none gets the EOS appended. Truncation keeps that EOS last, as `truncation=True`
+ * does. Pre-tokenized rows are used as given (cut to the lengths).
+ */
+function encodeSeq2Seq(row: Example, o: EncodeOptions, where: string, enc: (s: string) => number[]): Encoded {
+  const maxTarget = o.maxTargetLength ?? o.maxLength;
+  const eos = o.eosTokenId ?? null;
+  const withEos = (ids: number[], max: number) => {
+    const out = ids.slice();
+    if (eos !== null && out[out.length - 1] !== eos) out.push(eos);
+    if (out.length <= max) return out;
+    return eos !== null ? [...out.slice(0, max - 1), eos] : out.slice(0, max);
+  };
+  let ids: number[];
+  let labels: number[];
+  if (row.inputIds) {
+    if (!row.inputIds.every((t) => Number.isInteger(t) && t >= 0)) throw new EngineError('BAD_DATA', `${where}: input_ids must be non-negative integers.`);
+    const l = row.labels;
+    if (!l || l.length === 0 || l.some((x) => !(x === IGNORE_INDEX || (Number.isInteger(x) && x >= 0)))) {
+      throw new EngineError('BAD_DATA', `${where}: seq2seq needs labels: the target token ids (non-negative integers, or ${IGNORE_INDEX} where not scored), e.g. {"input_ids": [...], "labels": [...]}.`);
+    }
+    ids = row.inputIds.slice(0, o.maxLength);
+    labels = l.slice(0, maxTarget);
+  } else if (typeof row.text === 'string' && typeof row.target === 'string') {
+    ids = withEos(enc(row.text), o.maxLength);
+    labels = withEos(enc(row.target), maxTarget);
+  } else {
+    throw new EngineError('BAD_DATA', `${where}: seq2seq needs a source and a target text, or pre-tokenized input_ids and labels.`);
+  }
+  if (ids.length === 0) throw new EngineError('BAD_DATA', `${where}: the source is empty after tokenization.`);
+  if (!labels.some((x) => x !== IGNORE_INDEX)) throw new EngineError('BAD_DATA', `${where}: the target has no scored token.`);
+  return { ids, labels };
+}
+
 export interface Batch {
   inputIds: tf.Tensor2D; // int32 [B, T]
   attentionMask: tf.Tensor2D; // int32 [B, T]
-  labels: tf.Tensor; // CLM / TOKEN_CLS int32 [B, T] (-100 on padding); SEQ_CLS int32 [B]
+  labels: tf.Tensor; // CLM / TOKEN_CLS int32 [B, T] (-100 on padding); SEQ_CLS int32 [B]; SEQ_2_SEQ_LM int32 [B, T'] targets
   /** Real (non-pad) tokens, for tokens/s. */
   tokens: number;
 }
@@ -118,6 +159,7 @@ export function collate(items: Encoded[], task: TaskType, padId: number, o: Coll
   const longest = Math.max(...items.map((e) => e.ids.length));
   const m = o.padToMultipleOf ?? 1;
   const T = Math.max(longest, Math.min(Math.ceil(longest / m) * m, o.maxLength ?? Infinity));
+  if (task === 'SEQ_2_SEQ_LM') return collateSeq2Seq(items, T, padId);
   const ids = new Int32Array(B * T).fill(padId);
   const mask = new Int32Array(B * T);
   const lab = task === 'SEQ_CLS' ? new Int32Array(B) : new Int32Array(B * T).fill(IGNORE_INDEX);
@@ -135,6 +177,27 @@ export function collate(items: Encoded[], task: TaskType, padId: number, o: Coll
     inputIds: tf.tensor2d(ids, [B, T], 'int32'),
     attentionMask: tf.tensor2d(mask, [B, T], 'int32'),
     labels: task === 'SEQ_CLS' ? tf.tensor1d(lab, 'int32') : tf.tensor2d(lab, [B, T], 'int32'),
+    tokens,
+  };
+}
+
+/** SEQ_2_SEQ_LM: sources right-padded to T, targets to the longest target with -100 (DataCollatorForSeq2Seq). */
+function collateSeq2Seq(items: Encoded[], T: number, padId: number): Batch {
+  const B = items.length;
+  const L = Math.max(...items.map((e) => e.labels!.length));
+  const ids = new Int32Array(B * T).fill(padId);
+  const mask = new Int32Array(B * T);
+  const lab = new Int32Array(B * L).fill(IGNORE_INDEX);
+  let tokens = 0;
+  items.forEach((e, b) => {
+    e.ids.forEach((t, j) => ((ids[b * T + j] = t), (mask[b * T + j] = 1)));
+    e.labels!.forEach((t, j) => (lab[b * L + j] = t));
+    tokens += e.ids.length + e.labels!.length;
+  });
+  return {
+    inputIds: tf.tensor2d(ids, [B, T], 'int32'),
+    attentionMask: tf.tensor2d(mask, [B, T], 'int32'),
+    labels: tf.tensor2d(lab, [B, L], 'int32'),
     tokens,
   };
 }
