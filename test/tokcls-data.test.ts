@@ -50,3 +50,20 @@ describe('tokcls-data', () => {
     expect(s).toEqual({ sentences: 1, words: 4, oRate: 0.25, entities: { PER: 1, DATE: 1 }, truncated: 1 });
   });
 });
+
+describe('TOKEN_CLS preset and baseline', () => {
+  it('Quick demo for TOKEN_CLS: the measured sotu-ner row, targets without the head', async () => {
+    const { presetFor } = await import('../src/engine/train/presets');
+    const p = presetFor('quick', 'TOKEN_CLS', 'LORA', 2e-4);
+    expect(p.args).toEqual({ learningRate: 5e-3, maxSteps: 60, batchSize: 8, maxLength: 64, warmupSteps: 5, evalSteps: 20, scheduler: 'linear' });
+    expect(p.targets).toBe('c_attn,c_proj,c_fc');
+    expect(p.measured).toMatch(/entity F1/);
+  });
+
+  it('the all-O tagger: token accuracy = the O rate of scored tokens (-100 skipped)', async () => {
+    const { allOTagger } = await import('../src/engine/train/baselines');
+    const b = allOTagger([{ labels: [-100, 0, 0, 3] }, { labels: [0, 1, -100] }], 0);
+    expect(b.majority).toBe(3 / 5);
+    expect(b.majorityLabel).toBe(0);
+  });
+});

@@ -113,7 +113,8 @@ export function Charts(props: { metrics: StepMetrics[]; evals: EvalMetrics[]; cl
       : []),
   ];
   return (
-    <div className="charts">
+    // data-f1: the evaluations' F1 in step order (entity F1 for TOKEN_CLS), for tests to read what the chart draws.
+    <div className="charts" data-testid="charts" data-f1={props.classification ? props.evals.map((x) => x.f1 ?? '').join(',') : undefined}>
       <Chart title="Loss" testId="chart-loss" points={n + e} rows={rows} steps={steps} refs={lossRefs} empty="Train loss appears after the first step.">
         <Line type="linear" dataKey="loss" name="train (raw)" stroke="#93c5fd" {...line} strokeWidth={1} />
         <Line type="monotone" dataKey="smoothed" name="train (smoothed)" stroke="#2563eb" {...line} />

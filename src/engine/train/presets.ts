@@ -44,7 +44,20 @@ type Row = Omit<TrainPreset, 'id'>;
  *     --warmup-steps <w> --eval-steps <e> --scheduler <s> --out out/preset
  * (Node 20, wasm, 1 thread, 2-core VM shared with other jobs; the studio's WASM backend uses 2 threads).
  */
-const LORA: Record<'SEQ_CLS' | 'CAUSAL_LM', Record<PresetId, Row>> = {
+const LORA: Record<'SEQ_CLS' | 'CAUSAL_LM' | 'TOKEN_CLS', Record<PresetId, Row>> = {
+  TOKEN_CLS: {
+    // sotu-ner (--label-list O,B-PER,I-PER,B-LOC,I-LOC,B-DATE,I-DATE,B-NUM,I-NUM), lr 5e-3, batch 8, length 64,
+    // warmup 5, eval 20, target_modules c_attn,c_proj,c_fc (all-linear would also adapt the classifier, which PEFT
+    // trains in full): entity F1 0.478 @20, 0.529 @40, 0.728 @60, 0.689 @80 (token accuracy 97.7% -> 98.4%; the
+    // all-O tagger 96.5%, F1 0); about 60 s for 80 steps (docs/presets.md).
+    quick: {
+      args: { learningRate: 5e-3, maxSteps: 60, batchSize: 8, maxLength: 64, warmupSteps: 5, evalSteps: 20, scheduler: 'linear' },
+      targets: 'c_attn,c_proj,c_fc',
+      measured: 'entity F1 0 -> 0.73 on the built-in sotu-ner tags after 60 steps (token accuracy 98%)',
+    },
+    // sotu-ner, one epoch (250 steps), lr 3e-3, eval 50: not measured yet.
+    thorough: { args: { learningRate: 3e-3, maxSteps: 250, batchSize: 8, maxLength: 64, warmupSteps: 10, evalSteps: 50, scheduler: 'linear' }, targets: 'c_attn,c_proj,c_fc', measured: null },
+  },
   SEQ_CLS: {
     // spam, lr 3e-3, 300 steps, batch 8, length 64, warmup 10, eval 50: validation accuracy 65% @50, 54.5% @100,
     // 86.5% @150, 89% @200, 85% @250, 88% @300 (majority class 50%, bag-of-words 96%); 174 s. Lower / higher
@@ -81,9 +94,9 @@ const LORA: Record<'SEQ_CLS' | 'CAUSAL_LM', Record<PresetId, Row>> = {
  * schedule with their own PEFT example learning rate (`methodLr`); those combinations are not measured.
  */
 export function presetFor(id: PresetId, task: TaskType, method: string, methodLr: number): TrainPreset {
-  // Other classification tasks start from the sequence-classification row (not measured for them).
-  const row = LORA[task === 'CAUSAL_LM' ? 'CAUSAL_LM' : 'SEQ_CLS'][id];
-  const measuredTask = task === 'CAUSAL_LM' || task === 'SEQ_CLS';
+  // Other tasks start from the sequence-classification row (not measured for them).
+  const row = LORA[task === 'CAUSAL_LM' || task === 'TOKEN_CLS' ? task : 'SEQ_CLS'][id];
+  const measuredTask = task === 'CAUSAL_LM' || task === 'SEQ_CLS' || task === 'TOKEN_CLS';
   const lora = method === 'LORA';
   const prompt = PROMPT_METHODS.has(method);
   return {
