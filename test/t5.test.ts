@@ -11,6 +11,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../src/engine/io/node-backend';
 import { countParams, moduleTree, resolveArchitecture } from '../src/engine/models';
 import { bucketTable, relativePositionBucket, shiftRight, type T5Config } from '../src/engine/models/t5';
+import { loadAdapter } from '../src/engine/adapter/import';
+import { generateSeq2Seq, generationHooks } from '../src/engine/train/seq2seq-generate';
 import { BACKENDS, FIX, fixtureModel, fixtureTensors, maxAbsDiff, toTensor } from './helpers';
 
 const TOL = 1e-4;
@@ -91,6 +93,58 @@ describe.each(BACKENDS)('on the %s backend', (backend) => {
         expect(Math.abs(ev.loss.dataSync()[0] - ref.get('loss')!.data[0])).toBeLessThan(TOL);
         expect(ev.preds.shape).toEqual([10]);
       });
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it.each(['t5-tiny', 't5-lora', 't5-prompt'])('%s: cached decoding (encoder once, cross K/V once) gives the full forward\'s logits at every step', async (id) => {
+    const base = fixtureModel('t5-tiny');
+    const dir = join(FIX, 'adapters', id);
+    const peft = id === 't5-tiny' ? null : loadAdapter(base, {
+      config: readFileSync(join(dir, 'adapter_config.json'), 'utf8'), weights: new Uint8Array(readFileSync(join(dir, 'adapter_model.safetensors'))),
+    });
+    const hooks = peft ? generationHooks(peft) : {};
+    const source = [12, 400, 7, 999, 31, 1];
+    const target = [0, 55, 123, 9, 1, 700, 42]; // decoder_start_token_id, then the tokens fed one by one
+    const dec = base.startSeq2SeqDecoding!(source, hooks);
+    try {
+      const full = tf.tidy(() => base.forward({ inputIds: tf.tensor2d([source], [1, source.length], 'int32'), decoderInputIds: tf.tensor2d([target], [1, target.length], 'int32') }, hooks));
+      const want = (await full.data()) as Float32Array;
+      full.dispose();
+      const V = 1000;
+      for (let n = 0; n < target.length; n++) {
+        expect(dec.length).toBe(n + 1);
+        const got = (await dec.logits.data()) as Float32Array;
+        expect(maxAbsDiff(got, want.subarray(n * V, (n + 1) * V)), `step ${n}`).toBeLessThan(TOL);
+        if (n + 1 < target.length) dec.next(target[n + 1]);
+      }
+    } finally {
+      dec.dispose();
+      peft?.dispose();
+      base.dispose();
+    }
+  });
+
+  it('greedy generation picks each step\'s argmax of the full forward and stops at max_new_tokens or EOS', async () => {
+    const model = fixtureModel('t5-tiny');
+    try {
+      const source = [12, 400, 7, 999, 31, 1];
+      const before = tf.memory().numTensors;
+      const out = await generateSeq2Seq(model, source, {}, { maxNewTokens: 5 });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(out.length).toBe(5);
+      // Each token is the argmax of the uncached forward over the tokens before it.
+      const seq = [0];
+      for (const t of out) {
+        const l = tf.tidy(() => model.forward({ inputIds: tf.tensor2d([source], [1, 6], 'int32'), decoderInputIds: tf.tensor2d([seq], [1, seq.length], 'int32') }));
+        const last = tf.tidy(() => tf.argMax(l.slice([0, seq.length - 1, 0], [1, 1, -1]).reshape([-1])).dataSync()[0]);
+        l.dispose();
+        expect(t).toBe(last);
+        seq.push(t);
+      }
+      // Declaring the first generated token EOS stops before it.
+      expect(await generateSeq2Seq(model, source, {}, { maxNewTokens: 5, eosTokenId: out[0] })).toEqual([]);
     } finally {
       model.dispose();
     }

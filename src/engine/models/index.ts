@@ -250,6 +250,9 @@ export function buildModel(
           maxDecodeLength: spec.decoder.maxLength(config),
         }
       : {}),
+    ...(spec.seq2seq && task === 'SEQ_2_SEQ_LM'
+      ? { startSeq2SeqDecoding: (ids: number[], hooks: ForwardHooks = {}) => spec.seq2seq!.start(model, ids, hooks) }
+      : {}),
     dispose() {
       const seen = new Set<tf.Tensor>();
       for (const t of model.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());

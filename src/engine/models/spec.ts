@@ -5,7 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Ctx, LayerCache } from './layers';
-import type { ArchConfig, ForwardInput, HeadInfo, ModuleInfo, ModuleRole, PeftDefaults, TaskType } from './types';
+import type { ArchConfig, Decoding, ForwardHooks, ForwardInput, HeadInfo, Model, ModuleInfo, ModuleRole, PeftDefaults, TaskType } from './types';
 import type { Rng } from '../random';
 import { describeValue } from '../quote';
 
@@ -46,6 +46,11 @@ export interface ArchitectureSpec<C extends ArchConfig = ArchConfig> {
   head(c: C, task: TaskType, ctx: Ctx, x: tf.Tensor, input: ForwardInput): tf.Tensor;
   /** Incremental decoding with a key/value cache (decoder-only architectures); absent: no cache. */
   decoder?: DecoderSpec<C>;
+  /**
+   * Encoder-decoder decoding (SEQ_2_SEQ_LM): the encoder runs once on the source, then the decoder one token at a
+   * time from decoder_start_token_id (whose logits the Decoding starts with), with cached keys / values.
+   */
+  seq2seq?: { start(model: Model, sourceIds: number[], hooks: ForwardHooks): Decoding };
 }
 
 /**

@@ -21,11 +21,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  activation, attend, block, cachedTensor, dropout, embedding, gated, linear, mergeHeads, MASK_VALUE, prefixMask, prependPrefix, rmsNorm,
-  splitHeads, type Ctx,
+  activation, attend, block, cachedTensor, dropout, embedding, gated, linear, makeCtx, mergeHeads, MASK_VALUE, prefixMask, prependPrefix,
+  rmsNorm, splitHeads, type Ctx,
 } from './layers';
 import { field, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
-import type { ArchConfig, ForwardInput, TaskType } from './types';
+import type { ArchConfig, Decoding, ForwardHooks, ForwardInput, Model, TaskType } from './types';
+import { EngineError } from '../errors';
 import { quoteValue } from '../quote';
 
 export interface T5Config extends ArchConfig {
@@ -195,8 +196,9 @@ export function bucketTable(c: T5Config, queries: number, keys: number, bidirect
 
 /** compute_bias: [1, H, q, k] from the stack's block-0 table (relative_attention_bias [buckets, H]). */
 function positionBias(c: T5Config, ctx: Ctx, stack: 'encoder' | 'decoder', queries: number, keys: number, offset = 0): tf.Tensor {
-  const ids = cachedTensor(`t5-buckets:${stack === 'encoder'}:${c.numBuckets}:${c.maxDistance}:${queries}:${keys}:${offset}`, () =>
-    tf.tensor2d(bucketTable(c, queries, keys, stack === 'encoder', offset), [queries, keys], 'int32'));
+  const make = () => tf.tensor2d(bucketTable(c, queries, keys, stack === 'encoder', offset), [queries, keys], 'int32');
+  // A decoding step's row changes with every position: built, not cached.
+  const ids = offset ? make() : cachedTensor(`t5-buckets:${stack === 'encoder'}:${c.numBuckets}:${c.maxDistance}:${queries}:${keys}`, make);
   const values = embedding(ctx, `${stack}.block.0.layer.0.SelfAttention.relative_attention_bias`, ids); // [q, k, H]
   return tf.transpose(values, [2, 0, 1]).expandDims(0); // [1, H, q, k]
 }
@@ -303,7 +305,9 @@ export function decode(
 ): tf.Tensor {
   const S = ids.shape[1]!;
   let x = dropout(ctx, embedding(ctx, 'shared', ids), c.dropoutRate); // [B, S, C]
-  const selfBias = tf.add(positionBias(c, ctx, 'decoder', S, past + S, past), causalMask(S, past)); // [1, H, S, past+S]
+  // One new token sees every key: no causal mask.
+  const pos = positionBias(c, ctx, 'decoder', S, past + S, past);
+  const selfBias = S === 1 && past > 0 ? pos : tf.add(pos, causalMask(S, past)); // [1, H, S, past+S]
   const L = enc.hidden.shape[1]!;
   const crossBias = enc.mask ?? cachedTensor(`zeros:1,1,1,${L}`, () => tf.zeros([1, 1, 1, L]));
   for (let i = 0; i < c.numDecoderLayers; i++) {
@@ -356,6 +360,67 @@ function hidden(c: T5Config, _task: TaskType, ctx: Ctx, input: ForwardInput): tf
   });
 }
 
+/**
+ * Greedy / sampled decoding with a cache (ArchitectureSpec.seq2seq): the encoder runs once on the source, each
+ * decoder layer's cross-attention keys / values are projected once from its output, and every step runs one
+ * decoder token over the self-attention cache. The first logits are those after decoder_start_token_id.
+ */
+function startDecoding(model: Model, sourceIds: number[], hooks: ForwardHooks): Decoding {
+  const c = model.config as T5Config;
+  if (sourceIds.length === 0) throw new EngineError('BAD_ARGUMENT', 'Decoding needs a source of at least one token.');
+  const ctx = makeCtx(model.params, hooks);
+  const L = c.numDecoderLayers;
+  const memory = tf.tidy(() => {
+    const enc = encode(c, ctx, { inputIds: tf.tensor2d([sourceIds], [1, sourceIds.length], 'int32') });
+    const kv = Array.from({ length: L }, (_, i) => projectKV(c, ctx, `decoder.block.${i}.layer.1.EncDecAttention`, enc.hidden));
+    return { hidden: enc.hidden, k: kv.map((x) => x.k), v: kv.map((x) => x.v) };
+  });
+  const maxLength = c.maxPositions;
+  let self: KV[] = [];
+  let length = 0;
+  let logits: tf.Tensor1D | null = null;
+  let disposed = false;
+  const run = (token: number) => {
+    const caches: SelfCache[] = Array.from({ length: L }, (_, i) => ({ past: self[i] }));
+    const out = tf.tidy(() => {
+      const ids = tf.tensor2d([[token]], [1, 1], 'int32');
+      const x = decode(c, ctx, ids, { hidden: memory.hidden, mask: null }, (i) => ({ k: memory.k[i], v: memory.v[i] }), caches, length);
+      const y = head(c, model.task, ctx, x).reshape([-1]) as tf.Tensor1D;
+      return { y, k: caches.map((q) => q.present!.k), v: caches.map((q) => q.present!.v) };
+    });
+    for (const p of self) (p.k.dispose(), p.v.dispose());
+    self = out.k.map((k, i) => ({ k, v: out.v[i] }));
+    logits?.dispose();
+    logits = out.y;
+    length += 1;
+  };
+  run(c.decoderStartTokenId);
+  return {
+    get logits() {
+      if (!logits) throw new Error('internal: this decoding has been disposed');
+      return logits;
+    },
+    get length() {
+      return length;
+    },
+    maxLength,
+    next(tokenId) {
+      if (disposed) throw new Error('internal: next() on a disposed decoding');
+      if (length >= maxLength) throw new EngineError('BAD_ARGUMENT', `The decoder is full: this model takes at most ${maxLength} positions.`);
+      run(tokenId);
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const p of self) (p.k.dispose(), p.v.dispose());
+      self = [];
+      tf.dispose([memory.hidden, ...memory.k, ...memory.v]);
+      logits?.dispose();
+      logits = null;
+    },
+  };
+}
+
 function head(_c: T5Config, _task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
   return linear(ctx, 'lm_head', x); // lm_head.weight is shared's when tied
 }
@@ -394,4 +459,5 @@ export const t5: ArchitectureSpec<T5Config> = {
   },
   hidden,
   head,
+  seq2seq: { start: startDecoding },
 };

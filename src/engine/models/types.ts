@@ -149,6 +149,11 @@ export interface Model {
   startDecoding?(promptIds: number[], hooks?: ForwardHooks, opts?: DecodeOptions): Decoding;
   /** Most positions (virtual tokens included) a decoding may hold; set exactly when startDecoding is. */
   maxDecodeLength?: number;
+  /**
+   * SEQ_2_SEQ_LM: encodes `sourceIds` once and returns a Decoding of the decoder, positioned after
+   * decoder_start_token_id (its logits predict the first target token); next() appends a target token.
+   */
+  startSeq2SeqDecoding?(sourceIds: number[], hooks?: ForwardHooks): Decoding;
   dispose(): void;
 }
 
