@@ -79,6 +79,13 @@ describe('train --task seq_2_seq_lm', () => {
     const evals = metrics.filter((x) => 'eval_loss' in x);
     expect(evals.map((x) => x.step)).toEqual([30]);
     expect(evals[0].eval_loss).toBeLessThan(losses[0]);
+    // Scored from greedy generation (no tokenizer: ids as words).
+    expect(evals[0].eval_exact_match).toBeGreaterThanOrEqual(0);
+    expect(evals[0].eval_exact_match).toBeLessThanOrEqual(1);
+    expect(evals[0].eval_chrf).toBeGreaterThanOrEqual(0);
+    expect(evals[0].eval_chrf).toBeLessThanOrEqual(100);
+    expect(evals[0].eval_rougeL).toBeGreaterThanOrEqual(0);
+    expect(evals[0].eval_rougeL).toBeLessThanOrEqual(1);
 
     const keys = [...readSafetensorsFile(join(out, 'adapter_model.safetensors')).tensors.keys()].sort();
     expect(keys).toEqual([...readSafetensorsFile(join(ADAPTER, 'adapter_model.safetensors')).tensors.keys()].sort());
@@ -87,6 +94,16 @@ describe('train --task seq_2_seq_lm', () => {
     expect(Object.keys(cfg).sort()).toEqual(Object.keys(ref).sort());
     for (const k of ['task_type', 'peft_type', 'modules_to_save', 'target_modules', 'r', 'lora_alpha', 'fan_in_fan_out']) expect(cfg[k]).toEqual(ref[k]);
   }, 120_000);
+
+  it('evaluation generates: a target the model can learn in a few steps scores exact match 1, chrF 100, ROUGE-L 1', async () => {
+    const f = join(tmp, 'const.jsonl');
+    writeFileSync(f, Array.from({ length: 16 }, (_, i) => JSON.stringify({ input_ids: [10 + i, 20 + (i % 3), 1], labels: [55, 66, 1] })).join('\n'));
+    const out = join(tmp, 'const-run');
+    await trainCommand(['--model', MODEL, '--data', f, '--task', 'seq_2_seq_lm', '--method', 'lora', '--steps', '40', '--lr', '5e-2',
+      '--batch-size', '8', '--validation-split', '0.25', '--eval-steps', '40', '--out', out]);
+    const [e] = rows(join(out, 'metrics.jsonl')).filter((x) => 'eval_loss' in x);
+    expect(e).toMatchObject({ eval_exact_match: 1, eval_chrf: 100, eval_rougeL: 1 });
+  }, 60_000);
 
   it('flags of another task are refused; inspect --task seq_2_seq_lm gives T5ForConditionalGeneration', async () => {
     const f = join(tmp, 'copy2.jsonl');

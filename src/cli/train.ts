@@ -340,7 +340,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
       const row = metricsRow(session.logHistory[session.logHistory.length - 1]);
       log(row);
       const pr = e.precision !== undefined ? ` precision ${round(e.precision, 4)} recall ${round(e.recall ?? NaN, 4)}` : '';
-      console.log(`eval @ ${session.completedSteps}: loss ${round(e.evalLoss, 5)} accuracy ${round(e.accuracy, 4)}${pr}${e.f1 !== undefined ? ` f1 ${round(e.f1, 4)}` : ''}`);
+      const gen = e.exactMatch !== undefined ? ` exact_match ${round(e.exactMatch, 4)} chrf ${round(e.chrf ?? NaN, 4)} rougeL ${round(e.rougeL ?? NaN, 4)}` : '';
+      console.log(`eval @ ${session.completedSteps}: loss ${round(e.evalLoss, 5)} accuracy ${round(e.accuracy, 4)}${pr}${e.f1 !== undefined ? ` f1 ${round(e.f1, 4)}` : ''}${gen}`);
       if (e.entities) note(`  entities: ${Object.entries(e.entities).map(([k, v]) => `${k} f1 ${round(v.f1, 4)} (${v.support})`).join(', ') || 'none in the validation data'}`);
       last = { ...last, ...row };
     };

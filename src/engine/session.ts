@@ -316,7 +316,10 @@ export class TrainingSession {
     const pack = setPackPolicy('marked');
     let m: EvalMetrics;
     try {
-      m = await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding, this.tagNames());
+      const tok = this.tokenizer;
+      m = await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding, this.tagNames(), {
+        decode: tok ? (ids) => tok.decode(ids) : undefined, eosTokenId: tok?.eosTokenId ?? this.model.config.eosTokenId,
+      });
     } finally {
       setPackPolicy(pack);
     }
@@ -338,6 +341,7 @@ export class TrainingSession {
     const row: LogEntry = { step: this.completedSteps, epoch: round4(this.epoch), eval_loss: m.evalLoss, eval_accuracy: m.accuracy };
     if (m.precision !== undefined) (row.eval_precision = m.precision), (row.eval_recall = m.recall);
     if (m.f1 !== undefined) row.eval_f1 = m.f1;
+    if (m.exactMatch !== undefined) (row.eval_exact_match = m.exactMatch), (row.eval_chrf = m.chrf), (row.eval_rougeL = m.rougeL);
     this.logHistory.push(row);
     const key = this.args.metricForBestModel as keyof LogEntry;
     const value = row[key];

@@ -41,6 +41,10 @@ export interface LogEntry {
   /** TOKEN_CLS: seqeval's entity precision and recall (eval_f1 is its entity F1), as run_ner.py logs them. */
   eval_precision?: number;
   eval_recall?: number;
+  /** SEQ_2_SEQ_LM, from greedy generation: exact match, chrF (0-100) and ROUGE-L. */
+  eval_exact_match?: number;
+  eval_chrf?: number;
+  eval_rougeL?: number;
 }
 
 /** What the engine needs beyond Trainer's fields to continue a run exactly. */
@@ -209,6 +213,7 @@ export function metricsRow(e: LogEntry, tokensPerSec?: number): Record<string, u
     const row: Record<string, unknown> = { step: e.step, eval_loss: round(e.eval_loss), eval_accuracy: round(e.eval_accuracy ?? NaN) };
     if (e.eval_precision !== undefined) (row.eval_precision = round(e.eval_precision)), (row.eval_recall = round(e.eval_recall ?? NaN));
     if (e.eval_f1 !== undefined) row.eval_f1 = round(e.eval_f1);
+    if (e.eval_exact_match !== undefined) (row.eval_exact_match = round(e.eval_exact_match)), (row.eval_chrf = round(e.eval_chrf ?? NaN)), (row.eval_rougeL = round(e.eval_rougeL ?? NaN));
     return row;
   }
   const row: Record<string, unknown> = { step: e.step, epoch: round(e.epoch, 4), loss: round(e.loss ?? NaN), lr: round(e.learning_rate ?? NaN) };

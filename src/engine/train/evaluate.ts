@@ -5,6 +5,8 @@ import { collate, disposeBatch, type CollateOptions, type Encoded } from './data
 import { IGNORE_INDEX } from './loss';
 import { accuracy, addPredictions, emptyCounts, f1Score } from './metrics';
 import { seqeval, type EntityScores } from './seqeval';
+import { generateSeq2Seq, generationHooks } from './seq2seq-generate';
+import { generationScores } from './seq2seq-metrics';
 
 export interface EvalMetrics {
   evalLoss: number;
@@ -17,7 +19,19 @@ export interface EvalMetrics {
   recall?: number;
   /** TOKEN_CLS: seqeval's scores per entity type. */
   entities?: Record<string, EntityScores>;
+  /** SEQ_2_SEQ_LM, from greedy generation: exact match (0-1), corpus chrF (0-100), mean ROUGE-L F (0-1). */
+  exactMatch?: number;
+  chrf?: number;
+  rougeL?: number;
   rows: number;
+}
+
+/** SEQ_2_SEQ_LM evaluation by generation: how ids become text (the tokenizer's decode; else ids joined by spaces). */
+export interface GenerationEval {
+  decode?: (ids: number[]) => string;
+  /** Most tokens generated per row (default: the longest target of the rows). */
+  maxNewTokens?: number;
+  eosTokenId?: number | null;
 }
 
 /**
@@ -26,6 +40,7 @@ export interface EvalMetrics {
  */
 export async function evaluate(
   peft: PeftModel, rows: Encoded[], batchSize: number, padId: number, padding: CollateOptions = {}, labelNames?: readonly string[],
+  generation: GenerationEval = {},
 ): Promise<EvalMetrics> {
   const task = peft.base.task;
   let lossSum = 0;
@@ -74,9 +89,36 @@ export async function evaluate(
   const evalLoss = lossWeight ? lossSum / lossWeight : NaN;
   if (task === 'SEQ_CLS') return { evalLoss, accuracy: accuracy(counts), f1: f1Score(counts), rows: rows.length };
   const acc = tokTotal ? tokCorrect / tokTotal : 0;
+  if (task === 'SEQ_2_SEQ_LM') return { evalLoss, accuracy: acc, ...(await generationMetrics(peft, rows, padId, generation)), rows: rows.length };
   if (tagged) {
     const r = seqeval(gold, pred);
     return { evalLoss, accuracy: acc, precision: r.micro.precision, recall: r.micro.recall, f1: r.micro.f1, entities: r.perType, rows: rows.length };
   }
   return { evalLoss, accuracy: acc, rows: rows.length };
+}
+
+/**
+ * Greedy generation for every row, scored against its target (Seq2SeqTrainer's predict_with_generate): both sides
+ * without -100, pad and EOS, decoded to text.
+ */
+async function generationMetrics(peft: PeftModel, rows: Encoded[], padId: number, g: GenerationEval) {
+  const model = peft.base;
+  const eos = g.eosTokenId === undefined ? model.config.eosTokenId : g.eosTokenId;
+  const clean = (ids: number[]) => ids.filter((t) => t !== IGNORE_INDEX && t !== eos && t !== padId);
+  const text = (ids: number[]) => (g.decode ? g.decode(ids) : ids.join(' '));
+  const maxNew = g.maxNewTokens ?? Math.max(1, ...rows.map((r) => r.labels?.length ?? 0));
+  const hooks = generationHooks(peft);
+  const preds: string[] = [];
+  const refs: string[] = [];
+  try {
+    for (const r of rows) {
+      preds.push(text(clean(await generateSeq2Seq(model, r.ids, hooks, { maxNewTokens: maxNew, eosTokenId: eos }))));
+      refs.push(text(clean(r.labels ?? [])));
+    }
+  } finally {
+    // A prompt method's virtual tokens may be a tensor made for these hooks (never the variable itself).
+    const p = hooks.prefixEmbeds;
+    if (p && !(p instanceof tf.Variable)) p.dispose();
+  }
+  return generationScores(preds, refs);
 }
