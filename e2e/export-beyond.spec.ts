@@ -82,4 +82,15 @@ test('merge and download, GGUF adapter and Python project from the studio', asyn
   expect(text).toContain('r=4,');
   expect(text).toContain('max_steps=3,');
   await expect(page.getByTestId('python-result')).toContainText('accelerate launch train.py');
+
+  // The zip with the built-in model's files and a chosen base_model_name_or_path; the curves beside the README.
+  await page.getByTestId('base-model-name').fill('me/sotu-gpt2');
+  await page.getByTestId('zip-include-base').check();
+  const az = unzipSync(new Uint8Array(await download(page, 'download-zip')));
+  expect(Object.keys(az)).toEqual(expect.arrayContaining(['adapter_config.json', 'training_curves.svg', 'sotu-gpt2/config.json', 'sotu-gpt2/model.safetensors', 'sotu-gpt2/tokenizer.json']));
+  expect(az['sotu-gpt2/model.safetensors'].byteLength).toBe(readFileSync(join(builtin, 'model.safetensors')).byteLength);
+  expect(JSON.parse(new TextDecoder().decode(az['adapter_config.json'])).base_model_name_or_path).toBe('me/sotu-gpt2');
+  const readme = new TextDecoder().decode(az['README.md']);
+  expect(readme).toContain('base_id = "./sotu-gpt2"');
+  expect(readme).toContain('![Training and evaluation curves](training_curves.svg)');
 });

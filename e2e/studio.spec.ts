@@ -77,7 +77,7 @@ test('pick targets, train, pause, export and compare in the playground', async (
   expect([...cfg.target_modules].sort()).toEqual(['0.attn.c_proj', 'c_attn']);
 
   const zip = unzipSync(new Uint8Array(await download(page, 'download-zip')));
-  expect(Object.keys(zip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors']);
+  expect(Object.keys(zip).sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'training_curves.svg']);
   expect(strFromU8(zip['README.md'])).toContain('PeftModel.from_pretrained');
 
   // Same prompt, adapter on and off: greedy decoding, so any difference is the adapter's.

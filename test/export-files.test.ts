@@ -1,6 +1,8 @@
 import { strFromU8, unzipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { buildReadme, buildZip } from '../src/state/export-files';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BUILTIN_MODEL_FILES, buildReadme, buildZip, withBaseModel } from '../src/state/export-files';
 
 const config = { base_model_name_or_path: 'sotu-gpt2', peft_type: 'LORA', target_modules: ['c_attn'], task_type: 'CAUSAL_LM' };
 
@@ -48,5 +50,37 @@ describe('export zip', () => {
     const files = unzipSync(buildZip({ 'adapter_model.safetensors': new ArrayBuffer(8), 'adapter_config.json': '{}' }, readme, null, { 'training_curves.svg': svg }));
     expect(strFromU8(files['training_curves.svg'])).toBe(svg);
     expect(buildReadme({ task: 'CAUSAL_LM', step: 2, labels: [], config })).not.toContain('training_curves.svg');
+  });
+});
+
+describe('base_model_name_or_path in the zip', () => {
+  // As PEFT 0.15.2 save_pretrained writes it (json.dumps(indent=2, sort_keys=True)), shortened.
+  const peftText = '{\n  "alpha_pattern": {},\n  "base_model_name_or_path": "models/gpt2-tiny",\n  "bias": "none",\n  "peft_type": "LORA",\n  "r": 4\n}';
+
+  it('withBaseModel sets the field (a Hub id, a folder, a null one) and leaves every other byte as PEFT wrote it', () => {
+    expect(withBaseModel(peftText, 'openai-community/gpt2')).toBe(peftText.replace('"models/gpt2-tiny"', '"openai-community/gpt2"'));
+    expect(withBaseModel(peftText.replace('"models/gpt2-tiny"', 'null'), 'sotu-gpt2')).toBe(peftText.replace('"models/gpt2-tiny"', '"sotu-gpt2"'));
+    expect(JSON.parse(withBaseModel(peftText, 'C:\\models\\"odd"')).base_model_name_or_path).toBe('C:\\models\\"odd"');
+    expect(JSON.parse(withBaseModel('{"peft_type": "LORA"}', 'me/base'))).toEqual({ peft_type: 'LORA', base_model_name_or_path: 'me/base' });
+  });
+
+  it('with the built-in model\'s files in the zip, the README loads the base from their folder', () => {
+    const readme = buildReadme({ task: 'CAUSAL_LM', step: 5, labels: [], config: { ...config, base_model_name_or_path: 'sotu-gpt2' }, baseModelDir: 'sotu-gpt2' });
+    expect(readme).toContain('base_id = "./sotu-gpt2"  # the base model the adapter was trained on, in this zip');
+    expect(readme).toContain('(its files are in `sotu-gpt2/` in this zip)');
+    expect(BUILTIN_MODEL_FILES).toEqual(expect.arrayContaining(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']));
+    // Every listed file is one the app serves (public/models/sotu-gpt2).
+    for (const f of BUILTIN_MODEL_FILES) expect(existsSync(join('public/models/sotu-gpt2', f))).toBe(true);
+    const hub = buildReadme({ task: 'CAUSAL_LM', step: 5, labels: [], config: { ...config, base_model_name_or_path: 'openai-community/gpt2' } });
+    expect(hub).toContain('base_id = "openai-community/gpt2"');
+  });
+
+  it('the studio\'s chosen name goes into the zipped / pushed config; blank keeps the adapter\'s own', async () => {
+    const { adapterConfigText, setBaseModelName } = await import('../src/state/push-actions');
+    expect(adapterConfigText(peftText)).toBe(peftText);
+    setBaseModelName('me/my-base');
+    expect(JSON.parse(adapterConfigText(peftText)).base_model_name_or_path).toBe('me/my-base');
+    setBaseModelName('  ');
+    expect(adapterConfigText(peftText)).toBe(peftText);
   });
 });

@@ -215,7 +215,14 @@ describe('the studio push action', () => {
 
     await pushAdapter({ repo: 'me/studio', private: true });
     expect(usePush.getState().error).toMatchObject({ exists: true });
+    const { setBaseModelName } = await import('../src/state/push-actions');
+    setBaseModelName('openai-community/gpt2');
     await pushAdapter({ repo: 'me/studio', private: true, existOk: true });
     expect(usePush.getState()).toMatchObject({ error: null, result: { created: false }, busy: false });
+    // The name set in the Export panel is the pushed config's base_model_name_or_path and the card's base_model.
+    const pushed = await (await readBack('me/studio', 'adapter_config.json')).text();
+    expect(pushed).toBe(configText.replace('"models/gpt2-tiny"', '"openai-community/gpt2"'));
+    expect(await (await readBack('me/studio', 'README.md')).text()).toContain('base_model: "openai-community/gpt2"');
+    setBaseModelName('');
   });
 });

@@ -4,14 +4,18 @@
  * page never holds the model in memory), Download GGUF adapter (adapter.gguf + Modelfile in a zip) and Export as
  * Python project (a zip of train.py, requirements.txt, accelerate configs, data and README).
  */
-import { describeError } from '../engine/errors';
+import { CURVES_FILE } from '../engine/export/chart-svg';
+import { describeError, EngineError } from '../engine/errors';
 import { create } from 'zustand';
 import type { WorkerEvent } from '../worker/protocol';
 import { peftSettings, trainArgs, useProject } from './project';
-import { download, zipFiles } from './export-files';
+import { BUILTIN_MODEL, baseUrl } from './actions';
+import { BUILTIN_MODEL_FILES, buildReadme, buildZip, download, zipFiles } from './export-files';
+import { adapterConfigText, runCurvesSvg } from './push-actions';
+import { useRun } from './run';
 import { onWorkerEvent, worker } from './worker-client';
 
-export type ExportJob = 'merge' | 'gguf' | 'python';
+export type ExportJob = 'merge' | 'gguf' | 'python' | 'zip';
 
 export interface ExportState {
   busy: ExportJob | null;
@@ -96,5 +100,43 @@ export function exportPythonProject(): Promise<void> {
     );
     download('peft-studio-python-project.zip', zipFiles(r.files), 'application/zip');
     return `Python project: ${Object.keys(r.files).length} files (train.py, requirements.txt, accelerate configs, data, README); run it with accelerate launch train.py.`;
+  });
+}
+
+/** The built-in model's files from the app's own URL, each under `<name>/`, for the export zip. */
+async function builtinModelFiles(): Promise<Record<string, ArrayBuffer>> {
+  const out: Record<string, ArrayBuffer> = {};
+  for (const f of BUILTIN_MODEL_FILES) {
+    const url = new URL(`${BUILTIN_MODEL.dir}${f}`, baseUrl).href;
+    const res = await fetch(url).catch(() => null);
+    if (!res?.ok) throw new EngineError('BAD_ARGUMENT', `Could not read the built-in model's ${f} (${res ? `HTTP ${res.status}` : 'no response'}): reload the page, or download the zip without the base model's files.`);
+    out[`${BUILTIN_MODEL.name}/${f}`] = await res.arrayBuffer();
+  }
+  return out;
+}
+
+/**
+ * The Zip with README: the adapter's two files (base_model_name_or_path as chosen), README, the chat template and
+ * training_curves.svg of this run, and with `includeBase` the built-in model's files in their own folder.
+ */
+export function downloadAdapterZip(o: { labels: string[]; includeBase: boolean }): Promise<void> {
+  return run('zip', async () => {
+    const cp = useRun.getState().checkpoint;
+    if (!cp) throw new EngineError('BAD_ARGUMENT', 'Train first: there is no adapter to download yet.');
+    const sameRun = cp.runId === useRun.getState().runId;
+    const configText = adapterConfigText(cp.files['adapter_config.json']);
+    const config = JSON.parse(configText) as Record<string, unknown>;
+    // The data's chat template, when this run trained on chat data (the data can't change during a run).
+    const chatTemplate = cp.task === 'CAUSAL_LM' && sameRun ? useProject.getState().data.summary?.chat?.template ?? null : null;
+    // The curves are this run's: an adapter of an earlier run has none here.
+    const curves = sameRun ? runCurvesSvg() : null;
+    const base = o.includeBase ? await builtinModelFiles() : {};
+    const readme = buildReadme({
+      task: cp.task, step: cp.step, labels: o.labels, config, chatTemplate,
+      curvesFile: curves ? CURVES_FILE : null, baseModelDir: o.includeBase ? BUILTIN_MODEL.name : null,
+    });
+    const extra = { ...(curves ? { [CURVES_FILE]: curves } : {}), ...base };
+    download(`peft-studio-adapter-step${cp.step}.zip`, buildZip({ ...cp.files, 'adapter_config.json': configText }, readme, chatTemplate?.text, extra), 'application/zip');
+    return `Zip: the adapter, README${curves ? ', training_curves.svg' : ''}${o.includeBase ? ` and the ${BUILTIN_MODEL.name} base model's files` : ''}.`;
   });
 }

@@ -15,6 +15,8 @@ export interface ReadmeInfo {
   chatTemplate?: { name: string; text: string } | null;
   /** The run's curves are in the zip as this file (training_curves.svg). */
   curvesFile?: string | null;
+  /** The base model's files are in the zip under this folder (the built-in model); the snippet loads them from it. */
+  baseModelDir?: string | null;
 }
 
 /** README.md for the zip: what the adapter is and how to load it in Python. */
@@ -64,7 +66,7 @@ export function buildReadme(r: ReadmeInfo): string {
   return [
     `# ${method} adapter from PEFT Studio`,
     '',
-    `- base model: \`${base}\``,
+    `- base model: \`${base}\`${r.baseModelDir ? ` (its files are in \`${r.baseModelDir}/\` in this zip)` : ''}`,
     `- task: ${r.task}`,
     `- trained for ${r.step} optimizer step${r.step === 1 ? '' : 's'}`,
     r.config.target_modules !== undefined ? `- target_modules: \`${JSON.stringify(r.config.target_modules)}\`` : '',
@@ -80,7 +82,9 @@ export function buildReadme(r: ReadmeInfo): string {
     `from transformers import ${auto}, AutoTokenizer`,
     'from peft import PeftModel',
     '',
-    `base_id = "${base}"  # the same base model the adapter was trained on (a Hub id or a local folder)`,
+    r.baseModelDir
+      ? `base_id = "./${r.baseModelDir}"  # the base model the adapter was trained on, in this zip`
+      : `base_id = "${base}"  # the same base model the adapter was trained on (a Hub id or a local folder)`,
     'adapter_dir = "."  # this folder',
     '',
     // Byte-level BPE tokenizers (GPT-2, RoBERTa) take pre-split words only with add_prefix_space.
@@ -137,3 +141,16 @@ export function download(name: string, data: Uint8Array | ArrayBuffer | string |
   // Long enough for the browser to start reading a large file (a merged model's shard) before the URL goes.
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
+
+/**
+ * adapter_config.json with base_model_name_or_path set to `name` and every other byte as PEFT wrote it (the field
+ * is what PeftModel / AutoPeftModel load the base from when none is given).
+ */
+export function withBaseModel(configJson: string, name: string): string {
+  const re = /("base_model_name_or_path":\s*)(null|"(?:[^"\\]|\\.)*")/;
+  if (re.test(configJson)) return configJson.replace(re, (_m, key: string) => `${key}${JSON.stringify(name)}`);
+  return `${JSON.stringify({ ...(JSON.parse(configJson) as object), base_model_name_or_path: name }, null, 2)}\n`;
+}
+
+/** The built-in model's files, which the zip can carry in a folder of their own so the README's snippet loads them. */
+export const BUILTIN_MODEL_FILES = ['config.json', 'generation_config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json', 'README.md'];

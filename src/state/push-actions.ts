@@ -9,6 +9,7 @@ import { CURVES_FILE, trainingCurvesSvg, type Baseline } from '../engine/export/
 import { describeError } from '../engine/errors';
 import { modelCard, pushToHub, type PushProgress, type PushResult } from '../engine/io/hub-push';
 import { HubError } from '../engine/io/http-source';
+import { withBaseModel } from './export-files';
 import { useProject } from './project';
 import { useRun } from './run';
 import { hubEndpoint, useSettings } from './settings';
@@ -19,9 +20,25 @@ export interface PushState {
   result: PushResult | null;
   /** `exists`: the name is taken (HTTP 409); pushing again with existOk uploads into it. */
   error: { message: string; exists: boolean } | null;
+  /**
+   * base_model_name_or_path for the zipped and pushed adapter_config.json (and the card's base_model); null: the
+   * adapter's own (the Hub id of a Hub model, the folder name of a local one).
+   */
+  baseModelName: string | null;
 }
 
-export const usePush = create<PushState>(() => ({ busy: false, progress: null, result: null, error: null }));
+export const usePush = create<PushState>(() => ({ busy: false, progress: null, result: null, error: null, baseModelName: null }));
+
+/** Sets the base model name the export zip and the push write into adapter_config.json (blank: the adapter's own). */
+export function setBaseModelName(name: string): void {
+  usePush.setState({ baseModelName: name });
+}
+
+/** The adapter's config text with the chosen base model name (unchanged when none was chosen). */
+export function adapterConfigText(configJson: string): string {
+  const name = usePush.getState().baseModelName?.trim();
+  return name ? withBaseModel(configJson, name) : configJson;
+}
 
 const set = (p: Partial<PushState>) => usePush.setState(p);
 
@@ -74,14 +91,15 @@ export async function pushAdapter(o: { repo: string; private: boolean; existOk?:
   if (usePush.getState().busy || !cp) return;
   set({ busy: true, progress: null, result: null, error: null });
   try {
-    const config = JSON.parse(cp.files['adapter_config.json']) as Record<string, unknown>;
+    const configText = adapterConfigText(cp.files['adapter_config.json']);
+    const config = JSON.parse(configText) as Record<string, unknown>;
     const labels = cp.task === 'CAUSAL_LM' ? undefined : useProject.getState().data.summary?.labels;
     const curves = runCurvesSvg();
     const readme = modelCard({ config, task: cp.task, repo: o.repo.trim(), data: dataText(), steps: cp.step, labels, ...metrics(), curvesFile: curves ? CURVES_FILE : undefined });
     const settings = useSettings.getState();
     const result = await pushToHub({
       repo: o.repo.trim(), token: settings.token, endpoint: hubEndpoint(settings), private: o.private, existOk: o.existOk,
-      files: { 'adapter_model.safetensors': new Uint8Array(cp.files['adapter_model.safetensors']), 'adapter_config.json': cp.files['adapter_config.json'], 'README.md': readme, ...(curves ? { [CURVES_FILE]: curves } : {}) },
+      files: { 'adapter_model.safetensors': new Uint8Array(cp.files['adapter_model.safetensors']), 'adapter_config.json': configText, 'README.md': readme, ...(curves ? { [CURVES_FILE]: curves } : {}) },
       onProgress: (progress) => set({ progress }),
     });
     set({ result });

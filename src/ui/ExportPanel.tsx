@@ -1,8 +1,9 @@
 /** Export: the latest adapter (during or after training) as PEFT's two files, or a zip with a README. */
 import { snapshotAdapter } from '../state/actions';
-import { CURVES_FILE } from '../engine/export/chart-svg';
-import { buildReadme, buildZip, download } from '../state/export-files';
-import { runCurvesSvg } from '../state/push-actions';
+import { useState } from 'react';
+import { download } from '../state/export-files';
+import { downloadAdapterZip, useExport } from '../state/export-actions';
+import { setBaseModelName, usePush } from '../state/push-actions';
 import { useProject } from '../state/project';
 import { useRun } from '../state/run';
 import { useImport } from '../state/import';
@@ -22,19 +23,18 @@ export function ExportPanel() {
   const methods = useProject((s) => s.methods);
   const live = state === 'running' || state === 'paused';
   const imported = useImport((s) => !!s.info);
+  const builtin = useProject((s) => s.modelRef?.kind === 'builtin');
+  const baseName = usePush((s) => s.baseModelName);
+  const zipBusy = useExport((s) => s.busy === 'zip');
+  const zipError = useExport((s) => (s.error?.job === 'zip' ? s.error.message : null));
+  const [includeBase, setIncludeBase] = useState(false);
   // Which method the adapter on offer was trained with: after a switch, its files are an earlier method's.
   const cpType = cp ? String((JSON.parse(cp.files['adapter_config.json']) as { peft_type?: string }).peft_type ?? '') : '';
   const cpLabel = methods.find((m) => m.peftType === cpType)?.label ?? cpType;
+  const cpBase = cp ? String((JSON.parse(cp.files['adapter_config.json']) as { base_model_name_or_path?: string }).base_model_name_or_path ?? '') : '';
 
   const zip = () => {
-    if (!cp) return;
-    const config = JSON.parse(cp.files['adapter_config.json']) as Record<string, unknown>;
-    // The data's chat template, when this run trained on chat data (the data can't change during a run).
-    const chatTemplate = cp.task === 'CAUSAL_LM' && cp.runId === runId ? useProject.getState().data.summary?.chat?.template ?? null : null;
-    // The curves are this run's: an adapter of an earlier run has none here.
-    const curves = cp.runId === runId ? runCurvesSvg() : null;
-    const readme = buildReadme({ task: cp.task, step: cp.step, labels: cp.task === 'SEQ_CLS' ? labels : [], config, chatTemplate, curvesFile: curves ? CURVES_FILE : null });
-    download(`peft-studio-adapter-step${cp.step}.zip`, buildZip(cp.files, readme, chatTemplate?.text, curves ? { [CURVES_FILE]: curves } : {}), 'application/zip');
+    if (cp) void downloadAdapterZip({ labels: cp.task === 'SEQ_CLS' ? labels : [], includeBase: builtin && includeBase });
   };
 
   return (
@@ -68,7 +68,7 @@ export function ExportPanel() {
         >
           adapter_config.json
         </button>
-        <button type="button" className="primary" data-testid="download-zip" disabled={!cp} onClick={zip}>
+        <button type="button" className="primary" data-testid="download-zip" disabled={!cp || zipBusy} onClick={zip}>
           Zip with README
         </button>
         {live && (
@@ -77,6 +77,18 @@ export function ExportPanel() {
           </button>
         )}
       </div>
+      <div className="row wrap">
+        <label title="What PEFT loads the base model from: a Hub id (owner/name) or a folder. Written into the zipped and pushed adapter_config.json and the model card.">
+          base_model_name_or_path{' '}
+          <input data-testid="base-model-name" value={baseName ?? cpBase} placeholder={cpBase || 'owner/name'} onChange={(e) => setBaseModelName(e.target.value)} />
+        </label>
+        {builtin && (
+          <label title="The built-in model is not on the Hub: the zip can carry its files, and the README loads them from there.">
+            <input type="checkbox" data-testid="zip-include-base" checked={includeBase} onChange={(e) => setIncludeBase(e.target.checked)} /> zip includes the base model's files (17 MB)
+          </label>
+        )}
+      </div>
+      {zipError && <p className="error-text small" data-testid="zip-error">{zipError}</p>}
       <BeyondTab hasAdapter={!!cp || imported} />
       <PushToHub />
     </Panel>
