@@ -216,7 +216,10 @@ async function loadTokenClsData(req: DataRequest, baseUrl: string, tokenizer: To
   if (!train.length) throw new EngineError('BAD_DATA', `${name}: no usable sentences (${issues.length ? issueText(issues[0]) : 'none left'}).`);
   const toEx = (r: TokenClsRow): Example => ({ inputIds: r.inputIds!, labels: r.labels!, line: r.line });
   const first = train[0];
-  const sample = first.words ? { line: first.line, words: first.words, tags: first.tags!.map((t) => (typeof t === 'number' ? labels[t] ?? String(t) : t)) } : null;
+  const tagNames = (r: TokenClsRow) => r.tags!.map((t) => (typeof t === 'number' ? labels[t] ?? String(t) : t));
+  // The sample is the first sentence with an entity (else the first), so the preview shows what tags look like.
+  const shown = train.find((r) => r.words && tagNames(r).some((t) => t !== 'O')) ?? first;
+  const sample = shown.words ? { line: shown.line, words: shown.words, tags: tagNames(shown) } : null;
   const lengths = [...train, ...validation].map((r) => r.inputIds!.length);
   const summary: DataSummary = {
     name,
