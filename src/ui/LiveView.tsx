@@ -2,6 +2,7 @@
 import { historyActions as H, resumeRun, useHistory } from '../state/history';
 import { runActions as R, useRun } from '../state/run';
 import { Charts } from './Charts';
+import { ConfusionMatrix } from './ConfusionMatrix';
 import { ErrorNote, Panel } from './controls';
 import { duration, num, thousands } from './format';
 import { useProject } from '../state/project';
@@ -89,6 +90,7 @@ export function LiveView() {
   const p = run.progress;
   const last = run.metrics[run.metrics.length - 1];
   const lastEval = run.evals[run.evals.length - 1];
+  const labels = useProject((s) => s.data.summary?.labels);
   const pct = p ? (100 * p.step) / p.totalSteps : 0;
   const status = run.state === 'idle' && run.outcome ? { completed: 'Finished', stopped: 'Stopped', failed: 'Failed' }[run.outcome] : STATE_TEXT[run.state];
 
@@ -148,6 +150,7 @@ export function LiveView() {
         </ErrorNote>
       )}
       <Charts metrics={run.metrics} evals={run.evals} classification={run.task === 'SEQ_CLS' || run.task === 'TOKEN_CLS'} tagging={run.task === 'TOKEN_CLS'} baselines={run.baselines} />
+      {run.task === 'SEQ_CLS' && <ConfusionMatrix evals={run.evals} labels={labels} />}
     </Panel>
   );
 }

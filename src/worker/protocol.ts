@@ -327,6 +327,9 @@ export interface EvalMetrics {
   evalLoss: number;
   accuracy: number;
   f1?: number;
+  /** SEQ_CLS: confusion[true][predicted] on the validation split, and each class's scores. */
+  confusion?: number[][];
+  classes?: { precision: number; recall: number; f1: number; support: number }[];
 }
 
 export interface AdapterFiles {

@@ -141,7 +141,7 @@ export class TrainerRun {
       this.healthy = false;
       throw new EngineError('NAN_LOSS', `Evaluation loss became ${m.evalLoss} at step ${step}. Lower the learning rate.`);
     }
-    this.post({ type: 'evalMetrics', runId: this.runId, metrics: { step, evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1 } });
+    this.post({ type: 'evalMetrics', runId: this.runId, metrics: { step, evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1, confusion: m.confusion, classes: m.classes } });
     await this.recorder?.noteEval(step === 0 ? { evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1 } : undefined, this.elapsed());
   }
 

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { peftEvaluate, type PeftModel } from '../peft/model';
 import { collate, disposeBatch, type CollateOptions, type Encoded } from './data';
 import { IGNORE_INDEX } from './loss';
-import { accuracy, addPredictions, emptyCounts, f1Score } from './metrics';
+import { accuracy, addPredictions, emptyCounts, f1Score, perClass, type ClassScores } from './metrics';
 import { seqeval, type EntityScores } from './seqeval';
 import { generateSeq2Seq, generationHooks } from './seq2seq-generate';
 import { generationScores } from './seq2seq-metrics';
@@ -19,6 +19,9 @@ export interface EvalMetrics {
   recall?: number;
   /** TOKEN_CLS: seqeval's scores per entity type. */
   entities?: Record<string, EntityScores>;
+  /** SEQ_CLS: confusion[true][predicted] over the validation rows, and each class's precision/recall/F1. */
+  confusion?: number[][];
+  classes?: ClassScores[];
   /** SEQ_2_SEQ_LM, from greedy generation: exact match (0-1), corpus chrF (0-100), mean ROUGE-L F (0-1). */
   exactMatch?: number;
   chrf?: number;
@@ -87,7 +90,9 @@ export async function evaluate(
     }
   }
   const evalLoss = lossWeight ? lossSum / lossWeight : NaN;
-  if (task === 'SEQ_CLS') return { evalLoss, accuracy: accuracy(counts), f1: f1Score(counts), rows: rows.length };
+  if (task === 'SEQ_CLS') {
+    return { evalLoss, accuracy: accuracy(counts), f1: f1Score(counts), confusion: counts.confusion, classes: perClass(counts), rows: rows.length };
+  }
   const acc = tokTotal ? tokCorrect / tokTotal : 0;
   if (task === 'SEQ_2_SEQ_LM') return { evalLoss, accuracy: acc, ...(await generationMetrics(peft, rows, padId, generation)), rows: rows.length };
   if (tagged) {

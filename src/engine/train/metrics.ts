@@ -43,3 +43,26 @@ export function f1Score(c: ClsCounts): number {
 export function accuracy(c: ClsCounts): number {
   return c.total ? c.correct / c.total : 0;
 }
+
+/** Precision, recall and F1 of one class, and its support (true rows of that class). */
+export interface ClassScores {
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+/** Per-class scores from the confusion matrix, as sklearn's classification_report (0 where undefined). */
+export function perClass(c: ClsCounts): ClassScores[] {
+  const n = c.confusion.length;
+  return c.confusion.map((row, k) => {
+    const tp = row[k];
+    let predicted = 0;
+    for (let j = 0; j < n; j++) predicted += c.confusion[j][k];
+    const support = row.reduce((a, b) => a + b, 0);
+    const precision = predicted ? tp / predicted : 0;
+    const recall = support ? tp / support : 0;
+    const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+    return { precision, recall, f1, support };
+  });
+}

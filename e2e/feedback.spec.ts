@@ -1,0 +1,43 @@
+/** Feedback a new user reads: targets that match nothing explained in words, PEFT's text kept as a detail. */
+import { expect, test } from '@playwright/test';
+import { openStudio, setTinyArgs, startAndWait } from './helpers';
+
+test('targets that match nothing say what to do, with PEFT\'s text as the detail', async ({ page }) => {
+  await openStudio(page);
+  await page.getByTestId('target-modules-input').fill('c_atn');
+  await expect(page.getByTestId('targets-error-summary')).toHaveText(
+    "None of the names (c_atn) is a module of this model. Check their spelling against the tree (a name matches the end of a module's name, e.g. c_attn), or tick modules in the tree below or use a quick pick.",
+  );
+  await expect(page.getByTestId('targets-error-peft')).toBeHidden();
+  await page.getByText('PEFT says').click();
+  await expect(page.getByTestId('targets-error-peft')).toHaveText("Target modules {'c_atn'} not found in the base model. Please check the target modules and try again.");
+  await expect(page.getByTestId('start')).toBeDisabled();
+  // Emptied: the quick picks and the tree are the way out.
+  await page.getByTestId('target-modules-input').fill('');
+  await expect(page.getByTestId('targets-error-summary')).toHaveText('No modules are targeted yet. Tick modules in the tree below or use a quick pick (for example "all c_attn").');
+  await page.getByRole('button', { name: /^all c_attn/ }).click();
+  await expect(page.getByTestId('targets-error')).toHaveCount(0);
+  await expect(page.getByTestId('start')).toBeEnabled();
+});
+
+test('a SEQ_CLS run shows the confusion matrix and per-class scores of the validation split', async ({ page }) => {
+  test.setTimeout(200_000);
+  await openStudio(page);
+  await page.getByRole('radio', { name: /SEQ_CLS/ }).click();
+  await expect(page.getByTestId('labels-line')).toContainText('0 = ham, 1 = spam');
+  await setTinyArgs(page, { steps: 2, evalSteps: 2, maxLength: 32, batch: 4, lr: 0.005 });
+  await startAndWait(page);
+  const cm = page.getByTestId('confusion');
+  await expect(cm).toHaveAttribute('data-step', '2');
+  await expect(cm.locator('.confusion-matrix thead th')).toHaveText(['true \\ predicted', 'ham', 'spam']);
+  const cell = async (t: number, p: number) => Number(await cm.locator(`[data-cell="${t}-${p}"]`).textContent());
+  const rows = page.getByTestId('class-scores').locator('tbody tr');
+  await expect(rows).toHaveCount(2);
+  // Each class's support is its row of the matrix; recall is the diagonal over it.
+  for (const t of [0, 1]) {
+    const support = Number(await rows.nth(t).locator('td').nth(3).textContent());
+    expect((await cell(t, 0)) + (await cell(t, 1))).toBe(support);
+    const recall = support ? (100 * (await cell(t, t))) / support : 0;
+    await expect(rows.nth(t).locator('td').nth(1)).toHaveText(`${recall.toFixed(1)}%`);
+  }
+});
