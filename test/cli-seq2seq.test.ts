@@ -9,12 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectCommand } from '../src/cli/inspect';
+import { logitsCommand } from '../src/cli/logits';
+import { targetsCommand } from '../src/cli/targets';
 import { trainCommand } from '../src/cli/train';
 import { readSeq2SeqFile } from '../src/cli/train-seq2seq';
 import { useNodeBackend } from '../src/engine/io/node-backend';
 import { readSafetensorsFile } from '../src/engine/io/node-files';
 import { encodeExamples } from '../src/engine/train/data';
-import { FIX } from './helpers';
+import { FIX, fixtureTensors, maxAbsDiff } from './helpers';
 
 const MODEL = join(FIX, 'models', 't5-tiny');
 const ADAPTER = join(FIX, 'adapters', 't5-lora');
@@ -113,5 +115,28 @@ describe('train --task seq_2_seq_lm', () => {
     const out = join(tmp, 'tree.json');
     await inspectCommand([MODEL, '--out', out]);
     expect(JSON.parse(readFileSync(out, 'utf8')).class_name).toBe('T5ForConditionalGeneration');
+  });
+
+  it('logits --task seq_2_seq_lm with --labels or --decoder-input-ids equal transformers (and the loss with labels); targets lists q / v', async () => {
+    const ref = fixtureTensors('models', 't5-tiny', 'reference.safetensors');
+    const mat = (k: string) => {
+      const t = ref.get(k)!;
+      const d = [...t.data].map(Number);
+      return Array.from({ length: t.shape[0] }, (_, i) => d.slice(i * t.shape[1], (i + 1) * t.shape[1]).join(',')).join(';');
+    };
+    for (const [flag, key] of [['--labels', 'labels'], ['--decoder-input-ids', 'decoder_input_ids']]) {
+      const out = join(tmp, `logits-${key}.safetensors`);
+      await logitsCommand(['--model', MODEL, '--input-ids', mat('input_ids'), '--attention-mask', mat('attention_mask'), flag, mat(key), '--out', out]);
+      const got = readSafetensorsFile(out).tensors;
+      expect(got.get('logits')!.shape).toEqual([2, 5, 1000]);
+      expect(maxAbsDiff(got.get('logits')!.data, ref.get('logits')!.data)).toBeLessThan(1e-4);
+      if (key === 'labels') expect(Math.abs(got.get('loss')!.data[0] - ref.get('loss')!.data[0])).toBeLessThan(1e-4);
+      else expect(got.has('loss')).toBe(false);
+    }
+    await expect(logitsCommand(['--model', MODEL, '--input-ids', '5,6', '--out', join(tmp, 'x.safetensors')])).rejects.toThrow(/--decoder-input-ids or --labels/);
+    const t = join(tmp, 'targets.json');
+    await targetsCommand([MODEL, '--method', 'lora', '--out', t]);
+    const rep = JSON.parse(readFileSync(t, 'utf8'));
+    expect(JSON.stringify(rep)).toContain('decoder.block.1.layer.1.EncDecAttention.v');
   });
 });

@@ -1,5 +1,5 @@
 /**
- * `inspect <model-dir> [--task seq_cls|causal_lm|token_cls] [--out tree.json]`: the model's named_modules() tree with
+ * `inspect <model-dir> [--task seq_cls|causal_lm|token_cls|seq_2_seq_lm] [--out tree.json]`: the model's named_modules() tree with
  * direct parameter shapes, in PyTorch order (root module named ""), and PyTorch's total parameter count.
  * Needs only config.json.
  */
@@ -10,10 +10,10 @@ import type { TaskType } from '../engine/models/types';
 export const INSPECT: CommandSpec = {
   name: 'inspect',
   summary: "Writes the model's module tree (named_modules() order, direct parameter shapes) and its total parameter count.",
-  usage: 'npm run cli -- inspect <model-dir | owner/name[@rev]> [--task seq_cls|causal_lm|token_cls] --out tree.json',
+  usage: 'npm run cli -- inspect <model-dir | owner/name[@rev]> [--task seq_cls|causal_lm|token_cls|seq_2_seq_lm] --out tree.json',
   positionals: [{ name: 'model', help: 'Folder with config.json, or a Hub repo id (HF_ENDPOINT, HF_TOKEN); weights are not read, only safetensors headers.', required: true }],
   options: {
-    task: { kind: 'value', arg: 'seq_cls|causal_lm|token_cls', help: 'Model head (default: from config.json architectures).' },
+    task: { kind: 'value', arg: 'seq_cls|causal_lm|token_cls|seq_2_seq_lm', help: 'Model head (default: from config.json architectures).' },
     out: { kind: 'value', arg: 'FILE', help: 'Where to write the JSON (default: stdout).' },
   },
   notes: 'Output: {"model_type", "class_name", "task", "modules": [{"name", "type", "params": {name: shape}}], "total_params"}',

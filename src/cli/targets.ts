@@ -14,8 +14,8 @@ export const TARGETS: CommandSpec = {
   usage: 'npm run cli -- targets <model-dir> (--target-modules a,b | --target-regex R) [options] --out targets.json',
   positionals: [{ name: 'model', help: 'Folder with config.json, or a Hub repo id owner/name[@rev].', required: true }],
   options: {
-    task: { kind: 'value', arg: 'seq_cls|causal_lm|token_cls', help: 'Model head (default: from config.json architectures).' },
-    'task-type': { kind: 'value', arg: 'CAUSAL_LM|SEQ_CLS|TOKEN_CLS|none', help: "PEFT task_type (default: the model's task; none = bare PeftModel)." },
+    task: { kind: 'value', arg: 'seq_cls|causal_lm|token_cls|seq_2_seq_lm', help: 'Model head (default: from config.json architectures).' },
+    'task-type': { kind: 'value', arg: 'CAUSAL_LM|SEQ_CLS|TOKEN_CLS|SEQ_2_SEQ_LM|none', help: "PEFT task_type (default: the model's task; none = bare PeftModel)." },
     ...PEFT_OPTIONS,
     'base-model-name': { kind: 'value', arg: 'NAME', help: 'base_model_name_or_path (default: the model-dir argument).' },
     out: { kind: 'value', arg: 'FILE', help: 'Where to write the JSON (default: stdout).' },
@@ -39,7 +39,7 @@ export async function targetsFor(p: Parsed): Promise<TargetsResult> {
   const dir = p.positionals[0];
   const config = await readModelConfig(dir);
   const r = resolveArchitecture(config, task(p));
-  const tt = choice(p, 'task-type', ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS', 'none'] as const);
+  const tt = choice(p, 'task-type', ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS', 'SEQ_2_SEQ_LM', 'none'] as const);
   const peftTask: TaskType | null = tt === undefined ? r.task : tt === 'none' ? null : tt;
   const cfg = peftConfigFromFlags(p, peftTask, str(p, 'base-model-name') ?? dir);
   const rep = resolveTargetsOnTree(config, r.task, moduleTree(config, r.task), cfg);
