@@ -124,4 +124,30 @@ describe.each(BACKENDS)('on the %s backend', (backend) => {
       base.dispose();
     }
   });
+
+  it.each([
+    // IA3: PEFT's T5 defaults k, v, wo with wo feed-forward (scales its input: ia3_l [1, d_ff]); k / v scale their
+    // output (ia3_l [inner, 1]). 12 k / v (encoder self, decoder self and cross) + 4 wo.
+    { type: 'IA3', extra: {}, keys: 16, shapes: { 'encoder.block.0.layer.0.SelfAttention.k.ia3_l': [64, 1], 'decoder.block.1.layer.2.DenseReluDense.wo.ia3_l': [1, 128] } },
+    // AdaLoRA: q, v; init_r 12 by default: lora_A [12, 64], lora_E [12, 1], lora_B [64, 12] per module.
+    { type: 'ADALORA', extra: { total_step: 10 }, keys: 36, shapes: { 'encoder.block.0.layer.0.SelfAttention.q.lora_E': [12, 1], 'decoder.block.0.layer.1.EncDecAttention.v.lora_B': [64, 12] } },
+  ])('$type on T5 with PEFT\'s default targets: saved keys and shapes, and every tensor gets a gradient', async ({ type, extra, keys, shapes }) => {
+    const base = fixtureModel('t5-tiny');
+    const cfg = parsePeftConfig(JSON.stringify({ peft_type: type, task_type: 'SEQ_2_SEQ_LM', ...extra }));
+    const peft = createPeftModel(base, cfg, 1);
+    const batch = referenceBatch('t5-tiny');
+    try {
+      const state = peft.stateDict();
+      expect(state.size).toBe(keys);
+      for (const [k, shape] of Object.entries(shapes)) expect(state.get(`base_model.model.${k}`)?.shape, k).toEqual(shape);
+      const { loss, grads } = await lossAndGrads(peftTrainable(peft), batch, false);
+      expect(Number.isFinite(loss)).toBe(true);
+      expect(grads.size).toBe(keys);
+      for (const g of grads.values()) g.dispose();
+    } finally {
+      disposeBatch(batch);
+      peft.dispose();
+      base.dispose();
+    }
+  });
 });
