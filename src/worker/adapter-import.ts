@@ -157,6 +157,14 @@ export class ImportedAdapter {
         notes.push(`The adapter's head has ${n} classes but the dataset has ${ctx.labels.length}; classes are shown by number.`);
       }
       if (raw.pad_token_id == null) raw.pad_token_id = ctx.tokenizer?.padTokenId ?? ctx.tokenizer?.eosTokenId ?? null;
+    } else if (task === 'TOKEN_CLS') {
+      // The token-classification head's size comes from the adapter's saved classifier; the tags keep the dataset's names when they fit.
+      const n = headClasses(files.weights, files.weightsName) ?? (ctx.labels.length >= 2 ? ctx.labels.length : null);
+      if (n !== null) raw.num_labels = n;
+      if (n !== null && ctx.labels.length === n) raw.id2label = Object.fromEntries(ctx.labels.map((l, i) => [String(i), l]));
+      else delete raw.id2label;
+      delete raw.label2id;
+      if (n !== null && ctx.labels.length >= 2 && n !== ctx.labels.length) notes.push(`The adapter's head has ${n} tags but the dataset has ${ctx.labels.length}; tags are shown by number.`);
     }
     const model = buildModel(raw, ctx.weights, { task });
     let peft: PeftModel;
