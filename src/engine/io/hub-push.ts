@@ -13,13 +13,15 @@ import { EngineError } from '../errors';
 import { HubError, originOf, type FetchLike } from './http-source';
 import { normalizeEndpoint, parseRepoId } from './hub';
 
+/**
+ * What to commit, by path: an adapter (adapter_model.safetensors, adapter_config.json, extras) or a merged model
+ * folder (config.json, shards + index, tokenizer files). A Blob may be disk-backed (Node's openAsBlob, a File from
+ * OPFS), so a merged model's shards are read while they upload and never held in memory.
+ */
 export interface PushFiles {
-  'adapter_model.safetensors': Uint8Array;
-  'adapter_config.json': Uint8Array | string;
-  /** The model card; modelCard() writes one. */
+  /** The model card; modelCard() or mergedModelCard() writes one. */
   'README.md': string;
-  /** Anything else small (labels.json, chat_template.jinja, ...). */
-  [name: string]: Uint8Array | string;
+  [name: string]: Uint8Array | string | Blob;
 }
 
 export interface PushOptions {
@@ -40,8 +42,10 @@ export interface PushOptions {
 
 export interface PushProgress {
   phase: 'creating' | 'preuploading' | 'uploadingLargeFiles' | 'committing';
-  /** Share of the weights uploaded (0..1) during uploadingLargeFiles. */
+  /** Share of `file` uploaded (0..1) during uploadingLargeFiles. */
   fraction?: number;
+  /** The weights file being uploaded. */
+  file?: string;
 }
 
 export interface PushResult {
@@ -120,8 +124,7 @@ export async function pushToHub(o: PushOptions): Promise<PushResult> {
     created = false;
   }
   const names = Object.keys(o.files);
-  const blob = (v: Uint8Array | string) => new Blob([typeof v === 'string' ? v : (v as Uint8Array<ArrayBuffer>)]);
-  const weights = o.files['adapter_model.safetensors'].byteLength;
+  const blob = (v: Uint8Array | string | Blob) => (v instanceof Blob ? v : new Blob([typeof v === 'string' ? v : (v as Uint8Array<ArrayBuffer>)]));
   try {
     const it = commitIter({
       repo: { type: 'model', name: repo },
@@ -133,7 +136,7 @@ export async function pushToHub(o: PushOptions): Promise<PushResult> {
     while (!r.done) {
       const ev = r.value;
       if (ev.event === 'phase') o.onProgress?.({ phase: ev.phase });
-      else if (ev.state === 'uploading' && ev.path === 'adapter_model.safetensors' && weights > 0) o.onProgress?.({ phase: 'uploadingLargeFiles', fraction: ev.progress });
+      else if (ev.state === 'uploading' && typeof o.files[ev.path] !== 'string') o.onProgress?.({ phase: 'uploadingLargeFiles', fraction: ev.progress, file: ev.path });
       r = await it.next();
     }
     return { repo, url, created, commitUrl: r.value?.commit.url ?? null, files: names };
@@ -238,6 +241,66 @@ export function modelCard(i: ModelCardInfo): string {
     '',
     '```json',
     JSON.stringify(i.config, null, 2),
+    '```',
+    '',
+  ].join('\n');
+}
+
+export interface MergedCardInfo {
+  /** The base model (a Hub id, or a local folder's name). */
+  baseModel: string;
+  /** adapter_config.json of the adapter that was merged, parsed. */
+  adapterConfig: Record<string, unknown>;
+  task: string;
+  /** dtype of the written weights (F32, F16, BF16). */
+  dtype: string;
+  repo?: string;
+  data?: string;
+  steps?: number;
+  final?: Record<string, number>;
+  curvesFile?: string;
+}
+
+/** The README.md of a pushed merged model: a plain transformers model, the base and the adapter merged into it. */
+export function mergedModelCard(i: MergedCardInfo): string {
+  const peftType = String(i.adapterConfig.peft_type ?? 'LORA');
+  const method = peftType === 'LORA' && i.adapterConfig.use_dora ? 'DoRA' : (METHOD_LABEL[peftType] ?? peftType);
+  const task = TASK[i.task] ?? TASK.CAUSAL_LM;
+  const hub = isHubId(i.baseModel);
+  const repo = i.repo ?? 'owner/this-repo';
+  const metrics = Object.entries(i.final ?? {}).filter(([, v]) => Number.isFinite(v));
+  return [
+    '---',
+    ...(hub ? [`base_model: ${JSON.stringify(i.baseModel)}`, 'base_model_relation: finetune'] : []),
+    'library_name: transformers',
+    `pipeline_tag: ${task.pipeline}`,
+    'tags:',
+    ...['peft-studio', 'merged', method.toLowerCase().replace(/[^a-z0-9]+/g, '-')].map((t) => `- ${JSON.stringify(t)}`),
+    '---',
+    '',
+    `# ${i.baseModel} with a merged ${method} adapter`,
+    '',
+    `The base model ${hub ? `[\`${i.baseModel}\`](https://huggingface.co/${i.baseModel})` : `\`${i.baseModel}\``} with a PEFT ${method} adapter (task ${i.task}) trained in PEFT Studio${i.steps !== undefined ? ` for ${i.steps} optimizer step${i.steps === 1 ? '' : 's'}` : ''}, merged into its weights as PEFT's \`merge_and_unload()\` does (${i.dtype}). It loads as a plain transformers model: no PEFT needed.`,
+    '',
+    ...(i.data ? ['## Data', '', i.data, ''] : []),
+    ...(metrics.length ? ['## Results', '', '| metric | final |', '|---|---|', ...metrics.map(([k, v]) => `| ${k} | ${fmt(v)} |`), ''] : []),
+    ...(i.curvesFile ? ['## Training curves', '', `![Training and evaluation curves](${i.curvesFile})`, ''] : []),
+    '## Usage',
+    '',
+    '```python',
+    `from transformers import ${task.auto}, AutoTokenizer`,
+    '',
+    `model = ${task.auto}.from_pretrained(${JSON.stringify(repo)})`,
+    `tokenizer = AutoTokenizer.from_pretrained(${JSON.stringify(repo)})`,
+    ...(i.task === 'CAUSAL_LM'
+      ? ['out = model.generate(**tokenizer("Hello,", return_tensors="pt"), max_new_tokens=40)', 'print(tokenizer.decode(out[0], skip_special_tokens=True))']
+      : ['print(model(**tokenizer("Your text here", return_tensors="pt")).logits.argmax(-1))']),
+    '```',
+    '',
+    '## Merged adapter config',
+    '',
+    '```json',
+    JSON.stringify(i.adapterConfig, null, 2),
     '```',
     '',
   ].join('\n');
