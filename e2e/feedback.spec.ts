@@ -41,3 +41,15 @@ test('a SEQ_CLS run shows the confusion matrix and per-class scores of the valid
     await expect(rows.nth(t).locator('td').nth(1)).toHaveText(`${recall.toFixed(1)}%`);
   }
 });
+
+test('a run that does not learn says what to try', async ({ page }) => {
+  test.setTimeout(200_000);
+  await openStudio(page);
+  // A learning rate of 1e-9 leaves the loss where it was: three evaluations after step 0, all flat.
+  await setTinyArgs(page, { steps: 3, evalSteps: 1, maxLength: 32, batch: 2, lr: 1e-9 });
+  await startAndWait(page);
+  const hint = page.getByTestId('learning-hint');
+  await expect(hint).toContainText(/After 3 evaluations the eval loss (stayed flat|went up)/);
+  await expect(hint).toContainText('Raise the learning rate');
+  await expect(hint).toContainText('Quick demo preset');
+});

@@ -3,6 +3,7 @@ import { historyActions as H, resumeRun, useHistory } from '../state/history';
 import { runActions as R, useRun } from '../state/run';
 import { Charts } from './Charts';
 import { ConfusionMatrix } from './ConfusionMatrix';
+import { learningHint } from '../state/feedback';
 import { ErrorNote, Panel } from './controls';
 import { duration, num, thousands } from './format';
 import { useProject } from '../state/project';
@@ -85,6 +86,25 @@ function RunRecordLine() {
   );
 }
 
+/** "Didn't learn": the evaluations are flat, worse, or at the majority-class rate; what to try. */
+function LearningHintNote() {
+  const evals = useRun((s) => s.evals);
+  const task = useRun((s) => s.task);
+  const baselines = useRun((s) => s.baselines);
+  const hint = learningHint(evals, task, baselines);
+  if (!hint) return null;
+  return (
+    <div className="issues learning-hint" role="status" data-testid="learning-hint">
+      <strong>{hint.reason}</strong> Things to try:
+      <ul>
+        {hint.tips.map((t) => (
+          <li key={t}>{t}</li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
 export function LiveView() {
   const run = useRun();
   const p = run.progress;
@@ -136,6 +156,7 @@ export function LiveView() {
         </div>
       </dl>
       <RunRecordLine />
+      <LearningHintNote />
       {run.errors.length > 0 && (
         <ErrorNote testId="run-error">
           {run.errors.slice(-3).map((e) => (
