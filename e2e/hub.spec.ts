@@ -41,7 +41,7 @@ test('Hub errors say what is wrong; a gated repo loads with its token', async ({
   const error = page.getByTestId('model-error');
 
   await loadFromHub(page, 'fixtures/unsupported');
-  await expect(error).toContainText('is a "t5" model, which PEFT Studio cannot train');
+  await expect(error).toContainText('is a "mamba" model, which PEFT Studio cannot train');
   await expect(error).toContainText(/Supported model types: .*gpt2.*llama/);
   await expect(error).toContainText('Still using sotu-gpt2');
   await expect(page.getByTestId('load-retry')).toHaveCount(0);

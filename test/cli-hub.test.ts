@@ -71,7 +71,7 @@ describe('CLI with HF_ENDPOINT', () => {
     [['inspect', 'fixtures/gpt2-tiny@no-such-rev'], /revision/i],
     [['inspect', 'fixtures/gated-gpt2'], /gated[\s\S]*token|token[\s\S]*gated/i],
     [['inspect', 'fixtures/pytorch-only'], /only safetensors/i],
-    [['inspect', 'fixtures/unsupported'], /"t5" model[\s\S]*Supported model types: gpt2, llama, qwen2, mistral, bert/],
+    [['inspect', 'fixtures/unsupported'], /"mamba" model[\s\S]*Supported model types: gpt2, llama, qwen2, mistral, bert/],
   ])('%j fails with a clear message', async (args, message) => {
     const r = await cli(args as string[]);
     expect(r.code).not.toBe(0);

@@ -84,7 +84,7 @@ describe('stand-in Hub', () => {
         'fixtures/gpt2-sharded': { files: sharded },
         'fixtures/gpt2-missing-shard': { files: missingShard },
         'fixtures/pytorch-only': { files: { 'config.json': readFileSync(join(fx('gpt2-tiny'), 'config.json')), 'pytorch_model.bin': new Uint8Array(64) } },
-        'fixtures/t5': { files: { 'config.json': JSON.stringify({ model_type: 't5', d_model: 64 }), 'model.safetensors': new Uint8Array(16) } },
+        'fixtures/t5': { files: { 'config.json': JSON.stringify({ model_type: 'mamba', d_model: 64 }), 'model.safetensors': new Uint8Array(16) } },
       },
     });
     client = new HubClient({ endpoint: hub.url });
@@ -244,7 +244,7 @@ describe('stand-in Hub', () => {
     expect(pt.message).toMatch(/only PyTorch \.bin weights.*only safetensors/);
     const t5 = await rejection(inspectModel(client.source('fixtures/t5')));
     expect(t5.code).toBe('UNSUPPORTED_ARCHITECTURE');
-    expect(t5.message).toContain(`"t5"`);
+    expect(t5.message).toContain(`"mamba"`);
     for (const t of SUPPORTED_MODEL_TYPES) expect(t5.message).toContain(t);
     const shard = await rejection(inspectModel(client.source('fixtures/gpt2-missing-shard')));
     expect(shard.code).toBe('MISSING_WEIGHT');

@@ -351,9 +351,9 @@ describe.each(['cpu', 'wasm'] as const)('models on the %s backend', (backend) =>
 
     it('an unknown model_type fails with UNSUPPORTED_ARCHITECTURE listing the supported ones', () => {
       expectEngineError(
-        () => buildModel({ model_type: 't5' }, new Map()),
+        () => buildModel({ model_type: 'mamba' }, new Map()),
         'UNSUPPORTED_ARCHITECTURE',
-        't5', 'gpt2', 'llama', 'qwen2', 'mistral', 'bert',
+        'mamba', 't5', 'gpt2', 'llama', 'qwen2', 'mistral', 'bert',
       );
       // BERT has no causal-LM head here.
       const { config } = load('bert-tiny-seqcls');

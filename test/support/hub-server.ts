@@ -266,7 +266,7 @@ export function defaultRepos(root = ROOT): Record<string, RepoSpec> {
     'fixtures/bert-tiny-seqcls': { dir: fx('bert-tiny-seqcls') },
     'fixtures/gated-gpt2': { dir: fx('gpt2-tiny'), gated: 'hf_test_token' },
     'fixtures/pytorch-only': { files: { 'config.json': readFileSync(join(fx('gpt2-tiny'), 'config.json')), 'pytorch_model.bin': new Uint8Array(64) } },
-    'fixtures/unsupported': { files: { 'config.json': JSON.stringify({ model_type: 't5', d_model: 64 }), 'model.safetensors': new Uint8Array(16) } },
+    'fixtures/unsupported': { files: { 'config.json': JSON.stringify({ model_type: 'mamba', d_model: 64 }), 'model.safetensors': new Uint8Array(16) } },
   };
   // The built-in model, once its weights exist (another part of the project produces them).
   const sotu = join(root, 'public/models/sotu-gpt2');
