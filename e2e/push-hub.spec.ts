@@ -41,4 +41,19 @@ test('push the trained adapter to the Hub and see the files arrive there', async
   await expect(page.getByTestId('push-error')).toContainText('already exists');
   await page.getByTestId('push-into-existing').click();
   await expect(page.getByTestId('push-result')).toContainText(`Uploaded into ${repo}`);
+
+  // The merged model: merged in the worker into the browser's storage, then uploaded from there.
+  const mergedRepo = `${repo}-merged`;
+  await page.getByTestId('push-what').selectOption('merged');
+  await page.getByTestId('push-repo').fill(mergedRepo);
+  await page.getByTestId('push-button').click();
+  await expect(page.getByTestId('push-result')).toContainText(`Created ${mergedRepo}`, { timeout: 120_000 });
+  await expect(page.getByTestId('push-result')).toContainText('model.safetensors');
+  const getM = (file: string) => fetch(`${HUB}/${mergedRepo}/resolve/main/${file}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  expect(((await (await getM('config.json')).json()) as { architectures: string[] }).architectures).toEqual(['GPT2LMHeadModel']);
+  expect((await getM('tokenizer.json')).status).toBe(200);
+  const weightsMerged = Buffer.from(await (await getM('model.safetensors')).arrayBuffer());
+  expect(weightsMerged.byteLength).toBeGreaterThan(1e6);
+  const card = await (await getM('README.md')).text();
+  expect(card).toMatch(/library_name: transformers[\s\S]*"merged"[\s\S]*sotu-gpt2 with a merged LoRA adapter/);
 });

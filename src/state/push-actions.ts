@@ -7,7 +7,7 @@
 import { create } from 'zustand';
 import { CURVES_FILE, trainingCurvesSvg, type Baseline } from '../engine/export/chart-svg';
 import { describeError } from '../engine/errors';
-import { modelCard, pushToHub, type PushProgress, type PushResult } from '../engine/io/hub-push';
+import { mergedModelCard, modelCard, pushToHub, type PushFiles, type PushProgress, type PushResult } from '../engine/io/hub-push';
 import { HubError } from '../engine/io/http-source';
 import { withBaseModel } from './export-files';
 import { useProject } from './project';
@@ -16,7 +16,8 @@ import { hubEndpoint, useSettings } from './settings';
 
 export interface PushState {
   busy: boolean;
-  progress: PushProgress | null;
+  /** 'merging' while the worker writes the merged model, before the upload. */
+  progress: PushProgress | { phase: 'merging'; fraction?: undefined; file?: undefined } | null;
   result: PushResult | null;
   /** `exists`: the name is taken (HTTP 409); pushing again with existOk uploads into it. */
   error: { message: string; exists: boolean } | null;
@@ -101,6 +102,45 @@ export async function pushAdapter(o: { repo: string; private: boolean; existOk?:
       repo: o.repo.trim(), token: settings.token, endpoint: hubEndpoint(settings), private: o.private, existOk: o.existOk,
       files: { 'adapter_model.safetensors': new Uint8Array(cp.files['adapter_model.safetensors']), 'adapter_config.json': configText, 'README.md': readme, ...(curves ? { [CURVES_FILE]: curves } : {}) },
       onProgress: (progress) => set({ progress }),
+    });
+    set({ result });
+  } catch (e) {
+    set({ error: { message: describeError(e), exists: e instanceof HubError && e.hubCode === 'RepoExists' } });
+  } finally {
+    set({ busy: false, progress: null });
+  }
+}
+
+/**
+ * Pushes the merged model: the worker merges the run's adapter into the base weights tensor by tensor into the
+ * browser's private storage (as Merge and download does), and each file goes up as the disk-backed File OPFS hands
+ * out, so the page never holds a copy of the model. The card says merged and names the base model.
+ */
+export async function pushMerged(o: { repo: string; private: boolean; existOk?: boolean; dtype?: 'F32' | 'F16' | 'BF16' }): Promise<void> {
+  const cp = useRun.getState().checkpoint;
+  if (usePush.getState().busy || !cp) return;
+  set({ busy: true, progress: { phase: 'merging' }, result: null, error: null });
+  try {
+    const { worker } = await import('./worker-client');
+    const dtype = o.dtype ?? 'F32';
+    const r = await worker().request({ type: 'mergeModel', dtype, maxShardSize: 2e9 }, 'merged');
+    if (!r.opfsFolder) throw new Error('The merged model was not kept in the browser\'s storage, so it cannot be pushed from here.');
+    let dir = await navigator.storage.getDirectory();
+    for (const part of r.opfsFolder.split('/')) dir = await dir.getDirectoryHandle(part);
+    const adapterConfig = JSON.parse(adapterConfigText(cp.files['adapter_config.json'])) as Record<string, unknown>;
+    const curves = runCurvesSvg();
+    const files: PushFiles = {
+      'README.md': mergedModelCard({
+        baseModel: String(adapterConfig.base_model_name_or_path ?? 'the base model'), adapterConfig, task: cp.task, dtype, repo: o.repo.trim(),
+        data: dataText(), steps: cp.step, final: metrics().final, curvesFile: curves ? CURVES_FILE : undefined,
+      }),
+    };
+    for (const name of r.files) if (name !== 'README.md') files[name] = await (await dir.getFileHandle(name)).getFile();
+    if (curves) files[CURVES_FILE] = curves;
+    const settings = useSettings.getState();
+    const result = await pushToHub({
+      repo: o.repo.trim(), token: settings.token, endpoint: hubEndpoint(settings), private: o.private, existOk: o.existOk, files,
+      commitTitle: 'Upload merged model from PEFT Studio', onProgress: (progress) => set({ progress }),
     });
     set({ result });
   } catch (e) {

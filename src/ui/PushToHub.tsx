@@ -1,10 +1,10 @@
 /**
  * Push to the Hub: a repo name (owner/name), private or public, the access token (the Hub settings' one, shared
- * with downloads: in memory unless "Remember" there), progress, the repo link, and errors; a taken name offers
- * to upload into that repo.
+ * with downloads: in memory unless "Remember" there), the adapter or the merged model, progress, the repo link, and
+ * errors; a taken name offers to upload into that repo.
  */
 import { useState } from 'react';
-import { pushAdapter, usePush } from '../state/push-actions';
+import { pushAdapter, pushMerged, usePush } from '../state/push-actions';
 import { useRun } from '../state/run';
 import { hubEndpoint, settingsActions as S, useSettings } from '../state/settings';
 import { Field } from './controls';
@@ -12,7 +12,8 @@ import { Field } from './controls';
 const PHASE: Record<string, string> = {
   creating: 'Creating the repo…',
   preuploading: 'Preparing the upload…',
-  uploadingLargeFiles: 'Uploading adapter_model.safetensors',
+  merging: 'Merging the adapter into the base weights…',
+  uploadingLargeFiles: 'Uploading',
   committing: 'Committing…',
 };
 
@@ -22,9 +23,10 @@ export function PushToHub() {
   const settings = useSettings();
   const [repo, setRepo] = useState('');
   const [priv, setPriv] = useState(true);
+  const [what, setWhat] = useState<'adapter' | 'merged'>('adapter');
   const ok = /^[^/\s]+\/[^/\s]+$/.test(repo.trim());
   const token = settings.token.trim();
-  const push = (existOk: boolean) => void pushAdapter({ repo, private: priv, existOk });
+  const push = (existOk: boolean) => void (what === 'merged' ? pushMerged({ repo, private: priv, existOk }) : pushAdapter({ repo, private: priv, existOk }));
   const pr = p.progress;
 
   return (
@@ -36,6 +38,14 @@ export function PushToHub() {
         </Field>
         <Field label="Access token" hint={`A token with write access, sent only to ${hubEndpoint(settings)}; the same as in Hub settings (kept in memory unless Remember is ticked there)`}>
           {(id) => <input id={id} data-testid="push-token" type="password" autoComplete="off" value={settings.token} placeholder="hf_…" onChange={(e) => S.setToken(e.target.value)} size={14} />}
+        </Field>
+        <Field label="What" hint="The adapter (two small files PEFT loads onto the base model), or the merged model: the adapter folded into the base weights, a plain transformers model">
+          {(id) => (
+            <select id={id} data-testid="push-what" value={what} onChange={(e) => setWhat(e.target.value as 'adapter' | 'merged')}>
+              <option value="adapter">adapter</option>
+              <option value="merged">merged model</option>
+            </select>
+          )}
         </Field>
         <label className="small" title="Only you (and your organisation) can see a private repo">
           <input type="checkbox" data-testid="push-private" checked={priv} onChange={(e) => setPriv(e.target.checked)} /> private
@@ -51,6 +61,7 @@ export function PushToHub() {
       {p.busy && (
         <p className="small" data-testid="push-progress">
           {pr ? PHASE[pr.phase] : 'Starting…'}
+          {pr?.file ? ` ${pr.file}` : ''}
           {pr?.fraction !== undefined ? ` ${Math.round(pr.fraction * 100)}%` : ''}
         </p>
       )}
