@@ -53,3 +53,20 @@ test('a run that does not learn says what to try', async ({ page }) => {
   await expect(hint).toContainText('Raise the learning rate');
   await expect(hint).toContainText('Quick demo preset');
 });
+
+test('form help is visible and linked to its field; a refused value says why', async ({ page }) => {
+  await openStudio(page);
+  const evalSteps = page.getByTestId('eval-steps');
+  await expect(evalSteps).toHaveAccessibleDescription('0: only at the end');
+  const id = (await evalSteps.getAttribute('aria-describedby'))!;
+  await expect(page.locator(`[id="${id}"]`)).toBeVisible();
+  await evalSteps.fill('-1');
+  await expect(evalSteps).toHaveAttribute('aria-invalid', 'true');
+  await expect(evalSteps).toHaveAccessibleDescription('must be at least 0 0: only at the end');
+  await evalSteps.fill('2');
+  await expect(evalSteps).toHaveAccessibleDescription('0: only at the end');
+  // The whole studio at 1280x800, for a look that nothing is cut off (written under the ignored test-results/).
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.screenshot({ path: 'test-results/ux-1280x800.png', fullPage: true });
+  await page.locator('[data-panel="targets"]').screenshot({ path: 'test-results/ux-targets-1280x800.png' });
+});

@@ -1,5 +1,5 @@
 /** Small form controls shared by the panels. */
-import { useEffect, useId, useState, type ReactNode } from 'react';
+import { cloneElement, isValidElement, useEffect, useId, useState, type ReactNode } from 'react';
 
 export function Panel(props: { title: string; id?: string; aside?: ReactNode; children: ReactNode; className?: string }) {
   return (
@@ -13,21 +13,37 @@ export function Panel(props: { title: string; id?: string; aside?: ReactNode; ch
   );
 }
 
-export function Field(props: { label: string; hint?: string; children: (id: string) => ReactNode; wide?: boolean }) {
+/**
+ * A labelled control with its help text (and the reason a value is refused) shown under it and linked to the
+ * control with aria-describedby, so screen readers read it and nothing hides in a tooltip.
+ */
+export function Field(props: { label: string; hint?: string; problem?: string | null; children: (id: string) => ReactNode; wide?: boolean }) {
   const id = useId();
+  const hintId = props.hint ? `${id}-hint` : undefined;
+  const problemId = props.problem ? `${id}-problem` : undefined;
+  const describedBy = [problemId, hintId].filter(Boolean).join(' ') || undefined;
+  const child = props.children(id);
   return (
     <div className={`field ${props.wide ? 'wide' : ''}`}>
-      <label htmlFor={id} title={props.hint}>
-        {props.label}
-      </label>
-      {props.children(id)}
+      <label htmlFor={id}>{props.label}</label>
+      {isValidElement<{ 'aria-describedby'?: string }>(child) && describedBy ? cloneElement(child, { 'aria-describedby': describedBy }) : child}
+      {props.problem && (
+        <span className="field-problem" id={problemId}>
+          {props.problem}
+        </span>
+      )}
+      {props.hint && (
+        <span className="field-hint" id={hintId}>
+          {props.hint}
+        </span>
+      )}
     </div>
   );
 }
 
 /**
  * A number input that keeps what is typed (so "0." or "1e-" can be on the way to a number) and commits
- * only valid values within [min, max]; invalid text is marked and explained in the tooltip.
+ * only valid values within [min, max]; invalid text is marked and explained under the field.
  */
 export function NumberField(props: {
   label: string;
@@ -58,13 +74,12 @@ export function NumberField(props: {
             ? `must be at most ${props.max}`
             : null;
   return (
-    <Field label={props.label} hint={props.hint}>
+    <Field label={props.label} hint={props.hint} problem={problem}>
       {(id) => (
         <input
           id={id}
           data-testid={props.testId}
           className={problem ? 'invalid' : ''}
-          title={problem ?? props.hint}
           aria-invalid={!!problem}
           inputMode="decimal"
           value={text}
@@ -107,13 +122,12 @@ export function OptionalNumberField(props: {
   const { ok } = parse(text);
   const problem = ok ? null : `a whole number${props.min !== undefined ? ` of at least ${props.min}` : ''}, or empty`;
   return (
-    <Field label={props.label} hint={props.hint}>
+    <Field label={props.label} hint={props.hint} problem={problem}>
       {(id) => (
         <input
           id={id}
           data-testid={props.testId}
           className={problem ? 'invalid' : ''}
-          title={problem ?? props.hint}
           aria-invalid={!!problem}
           inputMode="numeric"
           placeholder={props.placeholder}
@@ -183,11 +197,26 @@ export function TextField(props: {
 }
 
 export function Check(props: { label: string; checked: boolean; onChange: (v: boolean) => void; hint?: string; disabled?: boolean; testId?: string }) {
+  const hintId = useId();
   return (
-    <label className="check" title={props.hint}>
-      <input type="checkbox" checked={props.checked} disabled={props.disabled} data-testid={props.testId} onChange={(e) => props.onChange(e.target.checked)} />
-      {props.label}
-    </label>
+    <span className="check-field">
+      <label className="check">
+        <input
+          type="checkbox"
+          checked={props.checked}
+          disabled={props.disabled}
+          data-testid={props.testId}
+          aria-describedby={props.hint ? hintId : undefined}
+          onChange={(e) => props.onChange(e.target.checked)}
+        />
+        {props.label}
+      </label>
+      {props.hint && (
+        <span className="field-hint" id={hintId}>
+          {props.hint}
+        </span>
+      )}
+    </span>
   );
 }
 
