@@ -107,6 +107,24 @@ describe('train --task seq_2_seq_lm', () => {
     expect(e).toMatchObject({ eval_exact_match: 1, eval_chrf: 100, eval_rougeL: 1 });
   }, 60_000);
 
+  it('prompt tuning trains the encoder prompt and writes PEFT\'s t5-prompt layout (8 rows, num_transformer_submodules 2)', async () => {
+    const f = join(tmp, 'prompt.jsonl');
+    writeFileSync(f, copyRows(8));
+    const out = join(tmp, 'prompt-run');
+    await trainCommand(['--model', MODEL, '--data', f, '--task', 'seq_2_seq_lm', '--method', 'prompt_tuning', '--num-virtual-tokens', '4',
+      '--steps', '8', '--lr', '3e-2', '--batch-size', '4', '--out', out]);
+    const losses = rows(join(out, 'metrics.jsonl')).filter((x) => 'loss' in x).map((x) => x.loss);
+    expect(mean(losses.slice(-3))).toBeLessThan(mean(losses.slice(0, 3)));
+    const ref = join(FIX, 'adapters', 't5-prompt');
+    const got = readSafetensorsFile(join(out, 'adapter_model.safetensors')).tensors;
+    expect([...got.keys()]).toEqual(['prompt_embeddings']);
+    expect(got.get('prompt_embeddings')!.shape).toEqual([8, 64]);
+    const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    const want = JSON.parse(readFileSync(join(ref, 'adapter_config.json'), 'utf8'));
+    expect(Object.keys(cfg).sort()).toEqual(Object.keys(want).sort());
+    for (const k of ['task_type', 'peft_type', 'num_transformer_submodules', 'num_virtual_tokens', 'token_dim', 'num_layers', 'num_attention_heads']) expect(cfg[k]).toEqual(want[k]);
+  }, 60_000);
+
   it('flags of another task are refused; inspect --task seq_2_seq_lm gives T5ForConditionalGeneration', async () => {
     const f = join(tmp, 'copy2.jsonl');
     writeFileSync(f, copyRows(4));
