@@ -15,6 +15,7 @@ import { trainCommand } from '../src/cli/train';
 import { readSeq2SeqFile } from '../src/cli/train-seq2seq';
 import { useNodeBackend } from '../src/engine/io/node-backend';
 import { readSafetensorsFile } from '../src/engine/io/node-files';
+import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
 import { encodeExamples } from '../src/engine/train/data';
 import { FIX, fixtureTensors, maxAbsDiff } from './helpers';
 
@@ -23,10 +24,36 @@ const ADAPTER = join(FIX, 'adapters', 't5-lora');
 const rows = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
+/**
+ * A T5-style tokenizer.json: Unigram pieces with the Metaspace pre-tokenizer and a post-processor that appends
+ * </s> (id 1), as t5-small's does; <pad> 0, </s> 1, <unk> 2 as in T5's vocabulary.
+ */
+const WORDS = ['hello', 'world', 'translate', 'english', 'to', 'german', 'hallo', 'welt', 'good', 'morning', 'guten', 'morgen'];
+function writeTokenizer(dir: string): void {
+  const vocab = [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ...WORDS.map((w) => [`\u2581${w}`, -2]), ['\u2581', -3], [':', -4]];
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const meta = { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true, prepend_scheme: 'always', split: true };
+  const json = {
+    version: '1.0', truncation: null, padding: null, normalizer: null,
+    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
+    pre_tokenizer: meta,
+    post_processor: {
+      type: 'TemplateProcessing', single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
+    },
+    decoder: meta,
+    model: { type: 'Unigram', unk_id: 2, vocab, byte_fallback: false },
+  };
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'T5Tokenizer', eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' }));
+}
+
 let tmp: string;
 beforeAll(async () => {
   await useNodeBackend('wasm');
   tmp = mkdtempSync(join(tmpdir(), 'peft-cli-seq2seq-'));
+  writeTokenizer(tmp);
 });
 
 afterAll(() => {
@@ -66,6 +93,23 @@ describe('seq2seq data', () => {
 });
 
 describe('train --task seq_2_seq_lm', () => {
+  it('a source / target CSV through the T5 tokenizer: </s> once at the end of each side, the loss goes down', async () => {
+    const tok = await loadTokenizerFromDir(tmp);
+    // "translate english to german: hello" -> translate english to german : hello </s> (ids 5 6 7 8 16 3 1).
+    const [e] = encodeExamples([{ text: 'translate english to german: hello', target: 'hallo' }], {
+      task: 'SEQ_2_SEQ_LM', maxLength: 64, encode: (x) => tok.encode(x), eosTokenId: tok.eosTokenId,
+    });
+    expect(e).toEqual({ ids: [5, 6, 7, 8, 16, 3, 1], labels: [9, 1] });
+    const pairs = [['hello world', 'hallo welt'], ['good morning', 'guten morgen'], ['hello', 'hallo'], ['good morning world', 'guten morgen welt']];
+    const csv = join(tmp, 'translate.csv');
+    writeFileSync(csv, `en,de\n${Array.from({ length: 16 }, (_, i) => pairs[i % 4]).map(([a, b]) => `translate english to german: ${a},${b}`).join('\n')}\n`);
+    const out = join(tmp, 'text-run');
+    await trainCommand(['--model', MODEL, '--tokenizer', tmp, '--data', csv, '--task', 'seq_2_seq_lm', '--source-column', 'en', '--target-column', 'de',
+      '--method', 'lora', '--steps', '20', '--lr', '3e-2', '--batch-size', '8', '--out', out]);
+    const losses = rows(join(out, 'metrics.jsonl')).filter((x) => 'loss' in x).map((x) => x.loss);
+    expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)) - 0.3);
+  }, 60_000);
+
   it('pre-tokenized rows on t5-tiny with LoRA: the loss goes down; PEFT\'s SEQ_2_SEQ_LM adapter keys and config', async () => {
     const f = join(tmp, 'copy.jsonl');
     writeFileSync(f, copyRows(24));
