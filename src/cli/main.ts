@@ -20,7 +20,7 @@ export const COMMANDS: Record<string, Entry> = {
   merge: { summary: "Folds an adapter into the base model's weights and writes a plain transformers model folder.", load: async () => (await import('./merge')).mergeCommand },
   'export-gguf': { summary: 'A LoRA adapter as a GGUF adapter for llama.cpp / Ollama, with a Modelfile.', load: async () => (await import('./export-gguf')).exportGgufCommand },
   'export-python': { summary: "A Python project (Trainer + PEFT, accelerate / DeepSpeed / FSDP) running train's job elsewhere.", load: async () => (await import('./export-python')).exportPythonCommand },
-  push: { summary: 'Creates a Hub model repo (private by default) and uploads an adapter folder with a model card.', load: async () => (await import('./push')).pushCommand },
+  push: { summary: 'Creates a Hub model repo (private by default) and uploads an adapter folder (or with --merged the merged model) with a model card.', load: async () => (await import('./push')).pushCommand },
   bench: { summary: 'Training-step and matmul speed per tfjs backend (same as npm run bench).', load: async () => (await import('./bench')).benchCommand },
 };
 

@@ -16,7 +16,7 @@ import { mergeCommand } from './merge';
 
 export const PUSH: CommandSpec = {
   name: 'push',
-  summary: 'Creates a Hub model repo (private by default) and uploads a PEFT adapter folder with a model card.',
+  summary: 'Creates a Hub model repo (private by default) and uploads a PEFT adapter folder, or with --merged the merged model, with a model card.',
   usage: 'npm run cli -- push --adapter DIR --repo owner/name [--merged --model DIR|ID [--dtype f16] [--max-shard-size 2GB]] [--public] [--exist-ok] [--token hf_...] [--endpoint URL]',
   options: {
     adapter: { kind: 'value', arg: 'DIR', help: 'PEFT adapter folder (adapter_config.json + adapter_model.safetensors), e.g. a train --out folder.' },
