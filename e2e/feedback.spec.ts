@@ -52,6 +52,9 @@ test('a run that does not learn says what to try', async ({ page }) => {
   await expect(hint).toContainText(/After 3 evaluations the eval loss (stayed flat|went up)/);
   await expect(hint).toContainText('Raise the learning rate');
   await expect(hint).toContainText('Quick demo preset');
+  // Step pace and the evaluation's own time are on show.
+  await expect(page.getByTestId('ms-per-step')).toHaveText(/^[\d,]+$/);
+  await expect(page.getByTestId('eval-time')).toHaveText(/^\d+\.\d s$/);
 });
 
 test('form help is visible and linked to its field; a refused value says why', async ({ page }) => {

@@ -15,6 +15,8 @@ export interface Progress {
   elapsedMs: number;
   etaMs: number | null;
   tokensPerSec: number;
+  /** Training time per optimizer step, evaluations taken out. */
+  msPerStep?: number;
 }
 
 export interface Checkpoint {
@@ -189,7 +191,7 @@ function flush(): void {
   for (const e of events) {
     if (!current(e.runId)) continue;
     if (e.type === 'metrics') metrics.push(e.metrics);
-    else progress = { step: e.step, totalSteps: e.totalSteps, epoch: e.epoch, elapsedMs: e.elapsedMs, etaMs: e.etaMs, tokensPerSec: e.tokensPerSec };
+    else progress = { step: e.step, totalSteps: e.totalSteps, epoch: e.epoch, elapsedMs: e.elapsedMs, etaMs: e.etaMs, tokensPerSec: e.tokensPerSec, msPerStep: e.msPerStep };
   }
   set({ metrics: metrics.length ? [...s.metrics, ...metrics] : s.metrics, progress: progress ?? s.progress });
 }

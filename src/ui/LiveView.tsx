@@ -147,6 +147,16 @@ export function LiveView() {
           <dd>{p ? thousands(p.tokensPerSec) : '–'}</dd>
         </div>
         <div>
+          <dt>ms/step</dt>
+          <dd data-testid="ms-per-step">{p?.msPerStep ? thousands(Math.round(p.msPerStep)) : '–'}</dd>
+        </div>
+        <div>
+          <dt>last eval</dt>
+          <dd data-testid="eval-time" title="How long the last evaluation on the validation split took; the ETA counts the ones still to come">
+            {lastEval?.durationMs !== undefined ? `${(lastEval.durationMs / 1000).toFixed(1)} s` : '–'}
+          </dd>
+        </div>
+        <div>
           <dt>elapsed</dt>
           <dd>{duration(p?.elapsedMs ?? null)}</dd>
         </div>

@@ -330,6 +330,8 @@ export interface EvalMetrics {
   /** SEQ_CLS: confusion[true][predicted] on the validation split, and each class's scores. */
   confusion?: number[][];
   classes?: { precision: number; recall: number; f1: number; support: number }[];
+  /** How long this evaluation took. */
+  durationMs?: number;
 }
 
 export interface AdapterFiles {
@@ -390,7 +392,8 @@ export type WorkerEvent =
   | { type: 'targets'; requestId: number; result: TargetResult }
   | { type: 'data'; requestId: number; summary: DataSummary }
   | { type: 'state'; requestId?: number; runId: number; state: RunState }
-  | { type: 'progress'; runId: number; step: number; totalSteps: number; epoch: number; elapsedMs: number; etaMs: number | null; tokensPerSec: number }
+  /** etaMs: steps left at msPerStep (evaluation time taken out) plus the evaluations left at their measured length. */
+  | { type: 'progress'; runId: number; step: number; totalSteps: number; epoch: number; elapsedMs: number; etaMs: number | null; tokensPerSec: number; msPerStep?: number }
   | { type: 'metrics'; runId: number; metrics: StepMetrics }
   | { type: 'evalMetrics'; runId: number; metrics: EvalMetrics }
   | { type: 'log'; level: 'info' | 'warn'; message: string }

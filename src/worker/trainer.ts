@@ -9,6 +9,7 @@
  * With a RunRecorder (runs.ts) the run is kept in the browser: a checkpoint at every save point (save_steps, or
  * each evaluation), at pause, stop, completion and failure (the last good step), and its status at the end.
  */
+import { estimateRemaining } from '../engine/train/eta';
 import { describeError, EngineError, isOutOfMemory } from '../engine/errors';
 import type { TrainingSession } from '../engine/session';
 import type { AdapterFiles, RunState, WorkerEvent } from './protocol';
@@ -65,6 +66,8 @@ export class TrainerRun {
   private healthy = true;
   private readonly t0 = performance.now();
   private pausedMs = 0;
+  /** How long each evaluation of this session took, for the ETA. */
+  private evalMs: number[] = [];
 
   constructor(
     readonly runId: number,
@@ -136,12 +139,15 @@ export class TrainerRun {
 
   private async evaluate(step: number) {
     if (!this.session.hasValidation) return;
+    const t0 = performance.now();
     const m = await this.session.evaluate();
+    const durationMs = performance.now() - t0;
+    this.evalMs.push(durationMs);
     if (!Number.isFinite(m.evalLoss)) {
       this.healthy = false;
       throw new EngineError('NAN_LOSS', `Evaluation loss became ${m.evalLoss} at step ${step}. Lower the learning rate.`);
     }
-    this.post({ type: 'evalMetrics', runId: this.runId, metrics: { step, evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1, confusion: m.confusion, classes: m.classes } });
+    this.post({ type: 'evalMetrics', runId: this.runId, metrics: { step, evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1, confusion: m.confusion, classes: m.classes, durationMs } });
     await this.recorder?.noteEval(step === 0 ? { evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1 } : undefined, this.elapsed());
   }
 
@@ -200,9 +206,10 @@ export class TrainerRun {
         }
         this.post({ type: 'metrics', runId: this.runId, metrics: { step: m.step, epoch: m.epoch, loss: m.loss, lr: m.lr, tokensPerSec: m.tokensPerSec, gradNorm: m.gradNorm } });
         const elapsed = this.elapsed();
+        const eta = estimateRemaining({ step: m.step, totalSteps: total, elapsedMs: elapsed, evalMs: this.evalMs, evalEvery: evalSteps, hasValidation: s.hasValidation });
         this.post({
           type: 'progress', runId: this.runId, step: m.step, totalSteps: total, epoch: m.epoch, elapsedMs: elapsed,
-          etaMs: (elapsed / m.step) * (total - m.step), tokensPerSec: m.tokensPerSec,
+          etaMs: eta.etaMs, tokensPerSec: m.tokensPerSec, msPerStep: eta.msPerStep,
         });
         if (evalSteps > 0 && m.step % evalSteps === 0 && m.step < total) {
           await unlessLost(this.lock.run(() => this.evaluate(m.step)));
