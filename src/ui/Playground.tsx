@@ -151,7 +151,7 @@ export function Playground() {
         <div>
           <h3>Adapter on</h3>
           {!cls && gen && (
-            <p className="gen" data-testid="gen-on" data-streaming={gen.streaming ? 'true' : undefined}>
+            <p className="gen" data-testid={gen.streaming ? 'gen-on-live' : 'gen-on'}>
               <span className="muted">{gen.prompt}</span>
               {diff ? <Diffed spans={diff.a} /> : gen.withAdapter}
             </p>
@@ -161,7 +161,7 @@ export function Playground() {
         <div>
           <h3>Adapter off (base model)</h3>
           {!cls && gen && (
-            <p className="gen" data-testid="gen-off" data-streaming={gen.streaming ? 'true' : undefined}>
+            <p className="gen" data-testid={gen.streaming ? 'gen-off-live' : 'gen-off'}>
               <span className="muted">{gen.prompt}</span>
               {diff ? <Diffed spans={diff.b} /> : gen.withoutAdapter}
             </p>
