@@ -55,6 +55,12 @@ test('a run that does not learn says what to try', async ({ page }) => {
   // Step pace and the evaluation's own time are on show.
   await expect(page.getByTestId('ms-per-step')).toHaveText(/^[\d,]+$/);
   await expect(page.getByTestId('eval-time')).toHaveText(/^\d+\.\d s$/);
+  // Switching the task marks the results on show as the previous run's.
+  await expect(page.getByTestId('stale-results')).toHaveCount(0);
+  await page.getByRole('radio', { name: /SEQ_CLS/ }).click();
+  await expect(page.getByTestId('stale-results')).toContainText('These results are from the previous run (CAUSAL_LM · LORA · sotu-gpt2); the task changed since.');
+  await page.getByRole('radio', { name: /CAUSAL_LM/ }).click();
+  await expect(page.getByTestId('stale-results')).toHaveCount(0);
 });
 
 test('form help is visible and linked to its field; a refused value says why', async ({ page }) => {

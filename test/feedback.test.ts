@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { learningHint } from '../src/state/feedback';
+import { learningHint, staleNote } from '../src/state/feedback';
 import type { EvalMetrics } from '../src/worker/protocol';
 
 const ev = (step: number, evalLoss: number, accuracy = 0.5): EvalMetrics => ({ step, evalLoss, accuracy });
@@ -32,5 +32,16 @@ describe('"didn\'t learn" hint', () => {
     );
     // 0.876 is past the 0.5-point margin over 0.87.
     expect(learningHint([...evals.slice(0, 3), ev(6, 0.39, 0.876)], 'SEQ_CLS', bl)).toBeNull();
+  });
+});
+
+describe('stale results', () => {
+  const a = { task: 'CAUSAL_LM', method: 'LORA', model: 'sotu-gpt2' };
+  it('names the run they came from and what changed', () => {
+    expect(staleNote(a, a)).toBeNull();
+    expect(staleNote(null, a)).toBeNull();
+    expect(staleNote(a, { ...a, task: 'SEQ_CLS', method: 'IA3' })).toBe(
+      'These results are from the previous run (CAUSAL_LM · LORA · sotu-gpt2); the task and method changed since. Start training to see results for the current settings.',
+    );
   });
 });

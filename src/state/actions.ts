@@ -566,7 +566,7 @@ export async function startTraining(): Promise<void> {
   const s = useProject.getState();
   const { peft, error } = peftSettings(s);
   if (error) return R.error('BAD_PEFT_CONFIG', error);
-  R.starting(s.task, s.task === 'SEQ_CLS' || s.task === 'TOKEN_CLS' ? s.data.summary?.baselines ?? null : null);
+  R.starting(s.task, s.task === 'SEQ_CLS' || s.task === 'TOKEN_CLS' ? s.data.summary?.baselines ?? null : null, { task: s.task, method: s.method, model: s.model.label });
   try {
     await worker().request({ type: 'start', task: s.task, peft, args: trainArgs(s), ...startOptions() }, 'state');
   } catch (e) {

@@ -48,3 +48,21 @@ export function learningHint(evals: EvalMetrics[], task: TaskType | null, baseli
   }
   return null;
 }
+
+/** What the studio is set to, or what a run was started with. */
+export interface RunSetup {
+  task: string;
+  method: string;
+  model: string;
+}
+
+/**
+ * "From the previous run (…)" when the task, method or model changed since the run on show started, else null:
+ * its charts and scores no longer describe what Start would train.
+ */
+export function staleNote(from: RunSetup | null, now: RunSetup): string | null {
+  if (!from) return null;
+  const changed = (['task', 'method', 'model'] as const).filter((k) => from[k] !== now[k]);
+  if (!changed.length) return null;
+  return `These results are from the previous run (${from.task} · ${from.method} · ${from.model}); the ${changed.join(' and ')} changed since. Start training to see results for the current settings.`;
+}

@@ -47,6 +47,12 @@ export interface RunError {
   at: number;
 }
 
+export interface RunOrigin {
+  task: TaskType;
+  method: string;
+  model: string;
+}
+
 export interface RunStore {
   runId: number | null;
   state: RunState;
@@ -56,6 +62,8 @@ export interface RunStore {
   evals: EvalMetrics[];
   /** Classification reference accuracies on the data the run started with (majority class, bag of words). */
   baselines: ClassBaselines | null;
+  /** The task, method and model the run on show was started with (null: not known, e.g. a resumed record). */
+  from: RunOrigin | null;
   checkpoint: Checkpoint | null;
   outcome: 'completed' | 'stopped' | 'failed' | null;
   errors: RunError[];
@@ -76,6 +84,7 @@ const initial: RunStore = {
   metrics: [],
   evals: [],
   baselines: null,
+  from: null,
   checkpoint: null,
   outcome: null,
   errors: [],
@@ -89,9 +98,9 @@ const get = useRun.getState;
 
 export const runActions = {
   /** A new run: charts start empty; the previous checkpoint stays until the new run sends one. */
-  starting: (task: TaskType, baselines: ClassBaselines | null = null) => {
+  starting: (task: TaskType, baselines: ClassBaselines | null = null, from: RunOrigin | null = null) => {
     pending = [];
-    set({ state: 'starting', task, progress: null, metrics: [], evals: [], baselines, outcome: null, errors: [], runId: null });
+    set({ state: 'starting', task, progress: null, metrics: [], evals: [], baselines, from, outcome: null, errors: [], runId: null });
   },
   error: (code: string, message: string) => set((s) => ({ errors: [...s.errors.slice(-19), { code, message, at: Date.now() }] })),
   dismissErrors: () => set({ errors: [] }),
@@ -154,7 +163,7 @@ export const runActions = {
         const { metrics, evals } = pointsOf(e.history, e.record.initialEval);
         const last = e.history[e.history.length - 1];
         set({
-          runId: e.runId, task: e.record.config.task as TaskType, metrics, evals, outcome: null, errors: [],
+          runId: e.runId, task: e.record.config.task as TaskType, metrics, evals, from: null, outcome: null, errors: [],
           progress: last ? { step: last.step, totalSteps: e.record.totalSteps, epoch: last.epoch, elapsedMs: e.record.durationMs, etaMs: null, tokensPerSec: 0 } : null,
         });
         return;

@@ -3,7 +3,7 @@ import { historyActions as H, resumeRun, useHistory } from '../state/history';
 import { runActions as R, useRun } from '../state/run';
 import { Charts } from './Charts';
 import { ConfusionMatrix } from './ConfusionMatrix';
-import { learningHint } from '../state/feedback';
+import { learningHint, staleNote } from '../state/feedback';
 import { ErrorNote, Panel } from './controls';
 import { duration, num, thousands } from './format';
 import { useProject } from '../state/project';
@@ -105,6 +105,21 @@ function LearningHintNote() {
   );
 }
 
+/** The run on show was started with another task, method or model than the studio is now set to. */
+function StaleNote() {
+  const from = useRun((s) => (s.state === 'idle' && s.metrics.length ? s.from : null));
+  const task = useProject((s) => s.task);
+  const method = useProject((s) => s.method);
+  const model = useProject((s) => s.model.label);
+  const note = staleNote(from, { task, method, model });
+  if (!note) return null;
+  return (
+    <p className="issues stale-note" role="status" data-testid="stale-results">
+      {note}
+    </p>
+  );
+}
+
 export function LiveView() {
   const run = useRun();
   const p = run.progress;
@@ -166,6 +181,7 @@ export function LiveView() {
         </div>
       </dl>
       <RunRecordLine />
+      <StaleNote />
       <LearningHintNote />
       {run.errors.length > 0 && (
         <ErrorNote testId="run-error">
