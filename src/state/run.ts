@@ -163,7 +163,7 @@ export const runActions = {
         const { metrics, evals } = pointsOf(e.history, e.record.initialEval);
         const last = e.history[e.history.length - 1];
         set({
-          runId: e.runId, task: e.record.config.task as TaskType, metrics, evals, from: null, outcome: null, errors: [],
+          runId: e.runId, task: e.record.config.task as TaskType, metrics, evals, outcome: null, errors: [],
           progress: last ? { step: last.step, totalSteps: e.record.totalSteps, epoch: last.epoch, elapsedMs: e.record.durationMs, etaMs: null, tokensPerSec: 0 } : null,
         });
         return;
