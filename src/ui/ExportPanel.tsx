@@ -34,7 +34,7 @@ export function ExportPanel() {
   const cpBase = cp ? String((JSON.parse(cp.files['adapter_config.json']) as { base_model_name_or_path?: string }).base_model_name_or_path ?? '') : '';
 
   const zip = () => {
-    if (cp) void downloadAdapterZip({ labels: cp.task === 'SEQ_CLS' ? labels : [], includeBase: builtin && includeBase });
+    if (cp) void downloadAdapterZip({ labels: cp.task === 'SEQ_CLS' || cp.task === 'TOKEN_CLS' ? labels : [], includeBase: builtin && includeBase });
   };
 
   return (
