@@ -90,7 +90,7 @@ function JsonField({ f, value, onChange }: { f: Field; value: unknown; onChange:
 }
 
 /** What each task does, for the picker; a task without a hint shows by name. */
-const TASK_HINTS: Record<string, string> = { CAUSAL_LM: 'generate text', SEQ_CLS: 'classify', TOKEN_CLS: 'tag tokens' };
+const TASK_HINTS: Record<string, string> = { CAUSAL_LM: 'generate text', SEQ_CLS: 'classify', TOKEN_CLS: 'tag tokens', SEQ_2_SEQ_LM: 'source → target, CLI only for now' };
 const DEFAULT_TASKS: { task: TaskType; className: string }[] = [{ task: 'CAUSAL_LM', className: '' }, { task: 'SEQ_CLS', className: '' }];
 
 export function MethodPanel() {

@@ -79,6 +79,14 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
   let labelOrder: string[] | undefined;
   let labelNamesShown: string[] | undefined;
 
+  if (req.task === 'SEQ_2_SEQ_LM') {
+    // The engine and CLI train T5 (train-seq2seq.ts); the studio's data, charts and playground do not have a
+    // source/target view yet, so this says where the task runs instead of building a half-working run.
+    throw new EngineError(
+      'BAD_DATA',
+      'SEQ_2_SEQ_LM (T5) trains from the command line for now: npm run cli -- train --task seq_2_seq_lm --model <folder or Hub id> --data <csv/jsonl> --source-column <col> --target-column <col>. In the studio, pick CAUSAL_LM, SEQ_CLS or TOKEN_CLS.',
+    );
+  }
   let hub: { info: HubDataInfo; train: HubTable; validation: HubTable | null } | null = null;
   if (req.hub) {
     hub = await readHubData(req.hub);
