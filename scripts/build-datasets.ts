@@ -11,7 +11,7 @@
  *
  *   npx tsx scripts/build-datasets.ts        (npm run data:build)
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -617,7 +617,13 @@ Rebuild with \`npm run data:build\` (deterministic, byte-identical).
         "~500-character passages of Roosevelt's Depression and war-time addresses, for shifting the 19th-century-heavy base model toward his plainer style.",
     },
   ];
-  write('public/datasets/index.json', JSON.stringify(index, null, 2) + '\n');
+  // The other dataset scripts (build-tokcls-dataset.ts, build-instruct-dataset.ts) add their own entries: keep
+  // them, in their place after these two.
+  const indexPath = join(ROOT, 'public/datasets/index.json');
+  const others = existsSync(indexPath)
+    ? (JSON.parse(readFileSync(indexPath, 'utf8')) as { id: string }[]).filter((e) => !index.some((d) => d.id === e.id))
+    : [];
+  write('public/datasets/index.json', JSON.stringify([...index, ...others], null, 2) + '\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) main();
