@@ -108,9 +108,15 @@ async function builtinModelFiles(): Promise<Record<string, ArrayBuffer>> {
   const out: Record<string, ArrayBuffer> = {};
   for (const f of BUILTIN_MODEL_FILES) {
     const url = new URL(`${BUILTIN_MODEL.dir}${f}`, baseUrl).href;
-    const res = await fetch(url).catch(() => null);
-    if (!res?.ok) throw new EngineError('BAD_ARGUMENT', `Could not read the built-in model's ${f} (${res ? `HTTP ${res.status}` : 'no response'}): reload the page, or download the zip without the base model's files.`);
-    out[`${BUILTIN_MODEL.name}/${f}`] = await res.arrayBuffer();
+    // no-store: the model loader's Range reads of model.safetensors (header, resumed chunks) sit in the HTTP
+    // cache, and a plain GET answered from those partial entries came back short (15.9 of 17.1 MB in Chromium).
+    const res = await fetch(url, { cache: 'no-store' }).catch(() => null);
+    const fail = (why: string) => new EngineError('BAD_ARGUMENT', `Could not read the built-in model's ${f} (${why}): reload the page, or download the zip without the base model's files.`);
+    if (!res?.ok) throw fail(res ? `HTTP ${res.status}` : 'no response');
+    const bytes = await res.arrayBuffer();
+    const want = Number(res.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(want) && !res.headers.get('content-encoding') && bytes.byteLength !== want) throw fail(`${bytes.byteLength} of ${want} bytes arrived`);
+    out[`${BUILTIN_MODEL.name}/${f}`] = bytes;
   }
   return out;
 }
