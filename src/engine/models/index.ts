@@ -7,7 +7,7 @@ import { EngineError } from '../errors';
 import { describeValue, quoteValue } from '../quote';
 import type { LoadedTensor } from '../io/safetensors';
 import { Rng } from '../random';
-import { LinearProducts, makeCtx, type LayerCache } from './layers';
+import { cachedDecoding, LinearProducts, makeCtx, type LayerCache } from './layers';
 import { markFrozen } from '../ops/fused';
 import { lmHeadEval, lmHeadLoss } from '../ops/cross-entropy';
 import { causalLmLoss, maskedCrossEntropy, seqClsLoss, tokenClsLoss } from '../train/loss';
@@ -297,61 +297,25 @@ function startDecoding(spec: ArchitectureSpec<any>, model: Model, promptIds: num
     // By default the copies may grow the heap to about 2.5 of its 4 GiB, leaving room for the session's own state.
     ctx.linearProducts = new LinearProducts(o.transposeBudgetBytes ?? Math.max(0, 2.5 * 2 ** 30 - paramBytes(model)));
   }
-  let kv: { k: tf.Tensor; v: tf.Tensor }[] = [];
-  let length = prefix;
-  let logits: tf.Tensor1D | null = null;
-  let disposed = false;
-
-  const run = (ids: number[]) => {
-    const caches: LayerCache[] = Array.from({ length: model.config.numLayers }, (_, i) => ({ past: kv[i] }));
-    const S = ids.length + (length === prefix ? virtual : 0); // new positions
-    const out = tf.tidy(() => {
-      const input = { inputIds: tf.tensor2d([ids], [1, ids.length], 'int32') };
-      const x = decoder.step(model.config, ctx, input.inputIds, caches, length); // [1, S, C]
-      const last = tf.slice(x, [0, S - 1, 0], [1, 1, -1]); // [1, 1, C] (OPT-350m: word_embed_proj_dim)
-      const y = spec.head(model.config, model.task, ctx, last, input).reshape([-1]) as tf.Tensor1D; // [V]
-      return { y, k: caches.map((c) => c.present!.k), v: caches.map((c) => c.present!.v) };
-    });
-    for (const p of kv) (p.k.dispose(), p.v.dispose());
-    kv = out.k.map((k, i) => ({ k, v: out.v[i] }));
-    logits?.dispose();
-    logits = out.y;
-    length += S;
-  };
-
-  const decoding: Decoding = {
-    get logits() {
-      if (!logits) throw new Error('internal: this decoding has been disposed');
-      return logits;
-    },
-    get length() {
-      return length;
-    },
+  return cachedDecoding({
+    first: promptIds,
+    startLength: prefix,
     maxLength,
-    next(tokenId) {
-      if (disposed) throw new Error('internal: next() on a disposed decoding');
-      if (length >= maxLength) {
-        throw new EngineError('BAD_ARGUMENT', `The cache is full: this model takes at most ${maxLength} positions.`);
-      }
-      run([tokenId]);
+    full: `The cache is full: this model takes at most ${maxLength} positions.`,
+    step: (ids, past, length) => {
+      const caches: LayerCache[] = Array.from({ length: model.config.numLayers }, (_, i) => ({ past: past[i] }));
+      const S = ids.length + (length === prefix ? virtual : 0); // new positions
+      const out = tf.tidy(() => {
+        const input = { inputIds: tf.tensor2d([ids], [1, ids.length], 'int32') };
+        const x = decoder.step(model.config, ctx, input.inputIds, caches, length); // [1, S, C]
+        const last = tf.slice(x, [0, S - 1, 0], [1, 1, -1]); // [1, 1, C] (OPT-350m: word_embed_proj_dim)
+        const y = spec.head(model.config, model.task, ctx, last, input).reshape([-1]) as tf.Tensor1D; // [V]
+        return { y, k: caches.map((c) => c.present!.k), v: caches.map((c) => c.present!.v) };
+      });
+      return { logits: out.y, present: out.k.map((k, i) => ({ k, v: out.v[i] })), added: S };
     },
-    dispose() {
-      if (disposed) return;
-      disposed = true;
-      for (const p of kv) (p.k.dispose(), p.v.dispose());
-      kv = [];
-      logits?.dispose();
-      logits = null;
-      ctx.linearProducts?.dispose();
-    },
-  };
-  try {
-    run(promptIds);
-  } catch (e) {
-    decoding.dispose();
-    throw e;
-  }
-  return decoding;
+    release: () => ctx.linearProducts?.dispose(),
+  });
 }
 
 /**

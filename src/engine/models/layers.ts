@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { checkpoint } from '../ops/autodiff';
 import * as ops from '../ops/fused';
 import { keepPacked } from '../wasm-matmul';
-import type { ForwardHooks, ForwardInput, LinearModule, ParamMap } from './types';
+import { EngineError } from '../errors';
+import type { Decoding, ForwardHooks, ForwardInput, LinearModule, ParamMap } from './types';
 
 /** Added to attention scores of masked keys. transformers uses float32 min; any value that makes exp() 0 agrees. */
 export const MASK_VALUE = -1e9;
@@ -293,6 +294,67 @@ export function withPrefix(ctx: Ctx, layer: number, k: tf.Tensor, v: tf.Tensor):
 export interface LayerCache {
   past?: { k: tf.Tensor; v: tf.Tensor };
   present?: { k: tf.Tensor; v: tf.Tensor };
+}
+
+/**
+ * The bookkeeping every KV-cached decoding shares (decoder-only models in index.ts, T5's decoder in t5.ts):
+ * `step` runs new token ids over the cache so far and returns the next-token logits, each layer's extended
+ * keys / values and how many positions it added; the old cache and logits are freed as the new ones arrive.
+ * `first` runs at once (the prompt, or T5's decoder_start_token_id); if it fails, everything is freed.
+ * `release` frees what the caller made for this decoding (weight copies, T5's encoder output).
+ */
+export function cachedDecoding(o: {
+  first: number[];
+  startLength: number;
+  maxLength: number;
+  /** The message when next() finds the cache full. */
+  full: string;
+  step: (ids: number[], past: { k: tf.Tensor; v: tf.Tensor }[], length: number) => { logits: tf.Tensor1D; present: { k: tf.Tensor; v: tf.Tensor }[]; added: number };
+  release?: () => void;
+}): Decoding {
+  let kv: { k: tf.Tensor; v: tf.Tensor }[] = [];
+  let length = o.startLength;
+  let logits: tf.Tensor1D | null = null;
+  let disposed = false;
+  const run = (ids: number[]) => {
+    const out = o.step(ids, kv, length);
+    for (const p of kv) (p.k.dispose(), p.v.dispose());
+    kv = out.present;
+    logits?.dispose();
+    logits = out.logits;
+    length += out.added;
+  };
+  const decoding: Decoding = {
+    get logits() {
+      if (!logits) throw new Error('internal: this decoding has been disposed');
+      return logits;
+    },
+    get length() {
+      return length;
+    },
+    maxLength: o.maxLength,
+    next(tokenId) {
+      if (disposed) throw new Error('internal: next() on a disposed decoding');
+      if (length >= o.maxLength) throw new EngineError('BAD_ARGUMENT', o.full);
+      run([tokenId]);
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const p of kv) (p.k.dispose(), p.v.dispose());
+      kv = [];
+      logits?.dispose();
+      logits = null;
+      o.release?.();
+    },
+  };
+  try {
+    run(o.first);
+  } catch (e) {
+    decoding.dispose();
+    throw e;
+  }
+  return decoding;
 }
 
 /**

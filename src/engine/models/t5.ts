@@ -21,7 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  activation, attend, block, cachedTensor, dropout, embedding, gated, linear, makeCtx, mergeHeads, MASK_VALUE, prefixMask, prependPrefix,
+  activation, attend, block, cachedDecoding, cachedTensor, dropout, embedding, gated, linear, makeCtx, mergeHeads, MASK_VALUE, prefixMask, prependPrefix,
   rmsNorm, splitHeads, type Ctx,
 } from './layers';
 import { field, optionalId, requiredInt, TreeBuilder, type ArchitectureSpec } from './spec';
@@ -376,49 +376,22 @@ function startDecoding(model: Model, sourceIds: number[], hooks: ForwardHooks): 
     return { hidden: enc.hidden, k: kv.map((x) => x.k), v: kv.map((x) => x.v) };
   });
   const maxLength = c.maxPositions;
-  let self: KV[] = [];
-  let length = 0;
-  let logits: tf.Tensor1D | null = null;
-  let disposed = false;
-  const run = (token: number) => {
-    const caches: SelfCache[] = Array.from({ length: L }, (_, i) => ({ past: self[i] }));
-    const out = tf.tidy(() => {
-      const ids = tf.tensor2d([[token]], [1, 1], 'int32');
-      const x = decode(c, ctx, ids, { hidden: memory.hidden, mask: null }, (i) => ({ k: memory.k[i], v: memory.v[i] }), caches, length);
-      const y = head(c, model.task, ctx, x).reshape([-1]) as tf.Tensor1D;
-      return { y, k: caches.map((q) => q.present!.k), v: caches.map((q) => q.present!.v) };
-    });
-    for (const p of self) (p.k.dispose(), p.v.dispose());
-    self = out.k.map((k, i) => ({ k, v: out.v[i] }));
-    logits?.dispose();
-    logits = out.y;
-    length += 1;
-  };
-  run(c.decoderStartTokenId);
-  return {
-    get logits() {
-      if (!logits) throw new Error('internal: this decoding has been disposed');
-      return logits;
-    },
-    get length() {
-      return length;
-    },
+  return cachedDecoding({
+    first: [c.decoderStartTokenId],
+    startLength: 0,
     maxLength,
-    next(tokenId) {
-      if (disposed) throw new Error('internal: next() on a disposed decoding');
-      if (length >= maxLength) throw new EngineError('BAD_ARGUMENT', `The decoder is full: this model takes at most ${maxLength} positions.`);
-      run(tokenId);
+    full: `The decoder is full: this model takes at most ${maxLength} positions.`,
+    step: (ids, past, length) => {
+      const caches: SelfCache[] = Array.from({ length: L }, (_, i) => ({ past: past[i] }));
+      const out = tf.tidy(() => {
+        const x = decode(c, ctx, tf.tensor2d([ids], [1, ids.length], 'int32'), { hidden: memory.hidden, mask: null }, (i) => ({ k: memory.k[i], v: memory.v[i] }), caches, length);
+        const y = head(c, model.task, ctx, x).reshape([-1]) as tf.Tensor1D;
+        return { y, k: caches.map((q) => q.present!.k), v: caches.map((q) => q.present!.v) };
+      });
+      return { logits: out.y, present: out.k.map((k, i) => ({ k, v: out.v[i] })), added: ids.length };
     },
-    dispose() {
-      if (disposed) return;
-      disposed = true;
-      for (const p of self) (p.k.dispose(), p.v.dispose());
-      self = [];
-      tf.dispose([memory.hidden, ...memory.k, ...memory.v]);
-      logits?.dispose();
-      logits = null;
-    },
-  };
+    release: () => tf.dispose([memory.hidden, ...memory.k, ...memory.v]),
+  });
 }
 
 function head(_c: T5Config, _task: TaskType, ctx: Ctx, x: tf.Tensor): tf.Tensor {
