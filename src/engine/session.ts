@@ -24,6 +24,7 @@ import { setPackPolicy } from './wasm-matmul';
 import { evaluate, type EvalMetrics } from './train/evaluate';
 import { generate, classify, type GenerateOptions } from './train/generate';
 import { encodeSentence } from './train/tokcls-data';
+import { seq2seqText } from './train/seq2seq-generate';
 
 /** The subset of a tokenizer the engine needs. */
 export interface TokenizerLike {
@@ -504,6 +505,21 @@ export class TrainingSession {
   async classify(text: string, o: { adapter?: boolean } = {}): Promise<{ label: number; probs: number[] }> {
     if (!this.tokenizer) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot classify text.');
     return this.withAdapter(o.adapter ?? true, () => classify(this.peft, this.tokenizer!.encode(text).slice(0, this.args.maxLength)));
+  }
+
+  /**
+   * SEQ_2_SEQ_LM: the greedy target for a source text (encoded as training encodes sources: </s> last, cut to max
+   * length), with the adapter on or off; onText gets the text so far after each token.
+   */
+  async generateSeq2Seq(
+    source: string, o: { maxNewTokens: number; adapter?: boolean; onText?: (text: string) => void | Promise<void>; shouldStop?: () => boolean },
+  ): Promise<string> {
+    const tok = this.tokenizer;
+    if (!tok) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot generate text.');
+    const [enc] = encodeExamples([{ text: source, target: '.' }], {
+      task: 'SEQ_2_SEQ_LM', maxLength: this.args.maxLength, encode: (s) => tok.encode(s), eosTokenId: tok.eosTokenId ?? this.model.config.eosTokenId,
+    });
+    return this.withAdapter(o.adapter ?? true, () => seq2seqText(this.peft, tok, enc.ids, o));
   }
 
   /** TOKEN_CLS: each word's tag id (its first sub-token's argmax, as run_ner.py scores it), words split as given. */

@@ -29,6 +29,11 @@ import { onWorkerCrash, onWorkerEvent, RequestError, restartWorker as replaceWor
 /** Absolute BASE_URL of the app (built-in models, datasets and wasm binaries live under it). */
 export const baseUrl = new URL(import.meta.env.BASE_URL, window.location.href).href;
 export const BUILTIN_MODEL = { dir: 'models/sotu-gpt2/', name: 'sotu-gpt2' };
+/** Every built-in model (public/models): the default decoder, and an encoder-decoder for SEQ_2_SEQ_LM. */
+export const BUILTIN_MODELS = [
+  { id: 'sotu-gpt2', ...BUILTIN_MODEL },
+  { id: 'sotu-t5', dir: 'models/sotu-t5/', name: 'sotu-t5' },
+] as const;
 
 const latest = { tree: 0, targets: 0, data: 0, model: 0, memory: 0 };
 const message = (e: unknown) => describeError(e);
@@ -90,13 +95,16 @@ function diagnostics(): { wasmTensorLimitBytes?: number; wasmThreads?: number; l
 /** How the last load can be repeated (Retry after its header could not be read). */
 let lastLoad: (() => Promise<void>) | null = null;
 
-const builtinUrl = () => new URL(BUILTIN_MODEL.dir, baseUrl).href;
+const builtinUrl = (id: string = BUILTIN_MODEL.name) => new URL((BUILTIN_MODELS.find((m) => m.id === id) ?? BUILTIN_MODEL).dir, baseUrl).href;
 
 /** What the project remembers of a model source (null: nothing; a reload starts on the built-in model). */
 function refOf(source: ModelSource, info: ModelInfo): ModelRef | null {
   switch (source.kind) {
     case 'url':
-      return new URL(source.url, baseUrl).href === builtinUrl() ? { kind: 'builtin' } : null;
+    {
+      const m = BUILTIN_MODELS.find((b) => new URL(source.url, baseUrl).href === builtinUrl(b.id));
+      return m ? (m.id === BUILTIN_MODEL.name ? { kind: 'builtin' } : { kind: 'builtin', id: m.id }) : null;
+    }
     case 'hub':
       return { kind: 'hub', repo: info.name.split('@')[0], revision: info.revision ?? 'main', endpoint: source.endpoint ?? DEFAULT_HUB_URL };
     case 'folder':
@@ -170,9 +178,11 @@ export function cancelLoad(): void {
   worker().send({ type: 'cancelLoad', step: phase === 'inspecting' ? 'inspect' : 'download' });
 }
 
-export const loadBuiltinModel = () => {
+/** A built-in model by id (default sotu-gpt2). */
+export const loadBuiltinModel = (id: string = BUILTIN_MODEL.name) => {
   lastLoad = null;
-  return loadModel({ kind: 'url', url: builtinUrl(), name: BUILTIN_MODEL.name }, `${BUILTIN_MODEL.name} (built-in)`);
+  const m = BUILTIN_MODELS.find((b) => b.id === id) ?? BUILTIN_MODELS[0];
+  return loadModel({ kind: 'url', url: builtinUrl(m.id), name: m.name }, `${m.name} (built-in)`);
 };
 
 /** A Hub repo (`owner/name[@rev]`) with the Hub URL and token of the settings at the time of the call. */
@@ -360,6 +370,7 @@ async function refreshData() {
           source: s.dataSource, task: s.task, mapping: s.mapping ?? undefined, validationSplit: s.validationSplit,
           maxLength: s.args.maxLength, seed: s.args.seed, chat: s.chat, hub: hubDataRequest(s.hubData),
           ...(s.task === 'TOKEN_CLS' ? { tokcls: { labelList: s.tokcls.labelList ?? undefined, labelAllTokens: s.tokcls.labelAllTokens } } : {}),
+          ...(s.task === 'SEQ_2_SEQ_LM' && s.mapping?.kind === 'prompt-response' ? { seq2seq: { sourceColumn: s.mapping.prompt, targetColumn: s.mapping.response } } : {}),
         },
       },
       'data',
@@ -418,7 +429,7 @@ async function restoreProject(saved: Saved, reuse: { source: ModelSource; label:
   restoredMethod = saved.method ?? null;
   await initBackend(useProject.getState().backendChoice);
   if (reuse) await loadModel(reuse.source, reuse.label);
-  else if (ref.kind === 'builtin') await loadBuiltinModel();
+  else if (ref.kind === 'builtin') await loadBuiltinModel(ref.id);
   else if (ref.kind === 'hub') await loadCachedModel(ref);
   // ref.kind 'local': the Model panel asks for the folder; its task and targets come back once it is read.
 }

@@ -25,7 +25,8 @@ export function buildReadme(r: ReadmeInfo): string {
   const method = String(r.config.peft_type ?? 'LORA');
   const tagging = r.task === 'TOKEN_CLS';
   const cls = r.task === 'SEQ_CLS' || tagging;
-  const auto = tagging ? 'AutoModelForTokenClassification' : cls ? 'AutoModelForSequenceClassification' : 'AutoModelForCausalLM';
+  const seq2seq = r.task === 'SEQ_2_SEQ_LM';
+  const auto = tagging ? 'AutoModelForTokenClassification' : cls ? 'AutoModelForSequenceClassification' : seq2seq ? 'AutoModelForSeq2SeqLM' : 'AutoModelForCausalLM';
   const labels = cls && r.labels.length
     ? `,\n    num_labels=${r.labels.length},\n    id2label=${JSON.stringify(Object.fromEntries(r.labels.map((l, i) => [i, l])))},`
     : '';
@@ -48,6 +49,13 @@ export function buildReadme(r: ReadmeInfo): string {
         'with torch.no_grad():',
         '    probs = model(**inputs).logits.softmax(-1)[0]',
         'print(model.config.id2label[int(probs.argmax())], probs.tolist())',
+      ]
+    : seq2seq
+    ? [
+        '# The source in, the generated target out (greedy, as the studio evaluates and plays).',
+        'inputs = tokenizer("Your source text here", return_tensors="pt")',
+        'out = model.generate(**inputs, max_new_tokens=40, do_sample=False)',
+        'print(tokenizer.decode(out[0], skip_special_tokens=True))',
       ]
     : r.chatTemplate
       ? [

@@ -52,7 +52,7 @@ function num(x: unknown, what: string, o: { min?: number; max?: number; int?: bo
 }
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'webgpu', 'wasm', 'cpu'];
-const TASKS: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'];
+const TASKS: readonly TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS', 'SEQ_2_SEQ_LM'];
 
 /** Training arguments, as the Training panel bounds them; a missing field takes its default. */
 const ARG_CHECKS: { [K in keyof TrainArgs]-?: (x: unknown) => TrainArgs[K] } = {
@@ -111,7 +111,7 @@ function checkModelRef(x: unknown): ModelRef {
   const m = object(x, 'model');
   switch (m.kind) {
     case 'builtin':
-      return { kind: 'builtin' };
+      return m.id === undefined ? { kind: 'builtin' } : { kind: 'builtin', id: oneOf(['sotu-t5'] as const, m.id, 'built-in model') };
     case 'hub': {
       const repo = str(m.repo, 'repo', { nonEmpty: true, max: 200 });
       if (!/^[\w.-]+(\/[\w.-]+)?$/.test(repo)) fail(`"${repo}" is not a Hub repo id`);

@@ -48,7 +48,8 @@ export interface BuiltinDataset {
  * the person picks them again.
  */
 export type ModelRef =
-  | { kind: 'builtin' }
+  /** id: another built-in model than sotu-gpt2 (sotu-t5). */
+  | { kind: 'builtin'; id?: string }
   | { kind: 'hub'; repo: string; revision: string; endpoint: string }
   | { kind: 'local'; name: string; picker: 'folder' | 'files' };
 

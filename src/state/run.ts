@@ -31,11 +31,11 @@ export interface Checkpoint {
 }
 
 /** The charts' points of a log_history (a resumed run continues them), with the evaluation before step 1. */
-export function pointsOf(history: LogEntry[], initialEval: { evalLoss: number; accuracy: number; f1?: number } | null): { metrics: StepMetrics[]; evals: EvalMetrics[] } {
+export function pointsOf(history: LogEntry[], initialEval: { evalLoss: number; accuracy: number; f1?: number; exactMatch?: number; chrf?: number; rougeL?: number } | null): { metrics: StepMetrics[]; evals: EvalMetrics[] } {
   const metrics: StepMetrics[] = [];
   const evals: EvalMetrics[] = initialEval ? [{ step: 0, ...initialEval }] : [];
   for (const e of history) {
-    if (e.eval_loss !== undefined) evals.push({ step: e.step, evalLoss: e.eval_loss, accuracy: e.eval_accuracy ?? NaN, ...(e.eval_f1 !== undefined ? { f1: e.eval_f1 } : {}) });
+    if (e.eval_loss !== undefined) evals.push({ step: e.step, evalLoss: e.eval_loss, accuracy: e.eval_accuracy ?? NaN, ...(e.eval_f1 !== undefined ? { f1: e.eval_f1 } : {}), ...(e.eval_exact_match !== undefined ? { exactMatch: e.eval_exact_match, chrf: e.eval_chrf, rougeL: e.eval_rougeL } : {}) });
     else if (e.loss !== undefined) metrics.push({ step: e.step, epoch: e.epoch, loss: e.loss, lr: e.learning_rate ?? NaN, gradNorm: e.grad_norm ?? NaN, tokensPerSec: 0 });
   }
   return { metrics, evals };

@@ -11,6 +11,7 @@ import { HubDataField, HubDataInfoLine } from './HubData';
 import { ErrorNote, NumberField, Panel, SelectField } from './controls';
 import { bytes, thousands } from './format';
 import { TokenClsData } from './TokenTags';
+import { Seq2SeqData } from './Seq2SeqData';
 
 /** The select's value for an upload used this session only (not kept in the browser). */
 const SESSION = '__upload__';
@@ -168,7 +169,8 @@ export function DataPanel() {
             {fromHub && <HubDataInfoLine info={sum.hub!} />}
             {task === 'CAUSAL_LM' && (sum.chat || source?.kind !== 'builtin' || fromHub) && <ChatData chat={sum.chat} />}
             {task === 'TOKEN_CLS' && <TokenClsData summary={sum} />}
-            {(source?.kind === 'file' || fromHub) && !sum.chat && task !== 'TOKEN_CLS' && <MappingEditor columns={sum.columns} mapping={sum.mapping} task={task} onChange={P.setMapping} />}
+            {task === 'SEQ_2_SEQ_LM' && <Seq2SeqData summary={sum} pickColumns={source?.kind === 'file' || fromHub} />}
+            {(source?.kind === 'file' || fromHub) && !sum.chat && task !== 'TOKEN_CLS' && task !== 'SEQ_2_SEQ_LM' && <MappingEditor columns={sum.columns} mapping={sum.mapping} task={task} onChange={P.setMapping} />}
             <div className="grid3">
               <NumberField
                 label="validation split"
@@ -181,7 +183,7 @@ export function DataPanel() {
               />
               <NumberField label="max length (tokens)" value={maxLength} integer min={8} max={4096} onChange={(v) => P.updateArgs({ maxLength: v })} testId="max-length" />
             </div>
-            {stats ? (
+            {task === 'SEQ_2_SEQ_LM' ? null : stats ? (
               <p className="stats" data-testid="token-stats">
                 Tokens per row: min {stats.min}, median {stats.p50}, p95 {stats.p95}, max {stats.max} (mean {stats.mean.toFixed(0)}).{' '}
                 <span className={stats.truncated ? 'warn' : ''}>

@@ -154,8 +154,18 @@ export function LiveView() {
           <dd data-testid="eval-loss" data-value={lastEval?.evalLoss}>{num(lastEval?.evalLoss)}</dd>
         </div>
         <div>
-          <dt>{run.task === 'SEQ_CLS' ? 'accuracy' : run.task === 'TOKEN_CLS' ? 'token acc.' : 'next-token acc.'}</dt>
-          <dd data-testid="accuracy" data-value={lastEval?.accuracy}>{lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : '–'}</dd>
+          <dt>{run.task === 'SEQ_CLS' ? 'accuracy' : run.task === 'TOKEN_CLS' ? 'token acc.' : run.task === 'SEQ_2_SEQ_LM' ? 'chrF' : 'next-token acc.'}</dt>
+          {run.task === 'SEQ_2_SEQ_LM' ? (
+            <dd data-testid="chrf" data-value={lastEval?.chrf} title={lastEval?.exactMatch !== undefined ? `exact match ${(lastEval.exactMatch * 100).toFixed(1)}%, ROUGE-L ${(lastEval.rougeL! * 100).toFixed(1)}%` : undefined}>
+              {lastEval?.chrf !== undefined ? lastEval.chrf.toFixed(1) : '–'}
+            </dd>
+          ) : (
+            <dd data-testid="accuracy" data-value={lastEval?.accuracy}>{lastEval ? `${(lastEval.accuracy * 100).toFixed(1)}%` : '–'}</dd>
+          )}
+        </div>
+        <div hidden={run.task !== 'SEQ_2_SEQ_LM'}>
+          <dt>exact match</dt>
+          <dd data-testid="exact-match" data-value={lastEval?.exactMatch}>{lastEval?.exactMatch !== undefined ? `${(lastEval.exactMatch * 100).toFixed(1)}%` : '–'}</dd>
         </div>
         <div>
           <dt>tokens/s</dt>
@@ -196,7 +206,7 @@ export function LiveView() {
           </button>
         </ErrorNote>
       )}
-      <Charts metrics={run.metrics} evals={run.evals} classification={run.task === 'SEQ_CLS' || run.task === 'TOKEN_CLS'} tagging={run.task === 'TOKEN_CLS'} baselines={run.baselines} />
+      <Charts metrics={run.metrics} evals={run.evals} classification={run.task === 'SEQ_CLS' || run.task === 'TOKEN_CLS'} tagging={run.task === 'TOKEN_CLS'} seq2seq={run.task === 'SEQ_2_SEQ_LM'} baselines={run.baselines} />
       {run.task === 'SEQ_CLS' && <ConfusionMatrix evals={run.evals} labels={labels} />}
     </Panel>
   );

@@ -90,7 +90,7 @@ function JsonField({ f, value, onChange }: { f: Field; value: unknown; onChange:
 }
 
 /** What each task does, for the picker; a task without a hint shows by name. */
-const TASK_HINTS: Record<string, string> = { CAUSAL_LM: 'generate text', SEQ_CLS: 'classify', TOKEN_CLS: 'tag tokens', SEQ_2_SEQ_LM: 'source → target, CLI only for now' };
+const TASK_HINTS: Record<string, string> = { CAUSAL_LM: 'generate text', SEQ_CLS: 'classify', TOKEN_CLS: 'tag tokens', SEQ_2_SEQ_LM: 'source → target' };
 const DEFAULT_TASKS: { task: TaskType; className: string }[] = [{ task: 'CAUSAL_LM', className: '' }, { task: 'SEQ_CLS', className: '' }];
 
 export function MethodPanel() {
@@ -142,6 +142,12 @@ export function MethodPanel() {
             testId="method"
           />
         </div>
+        {methods.length > usable.length && (
+          <p className="hint" data-testid="methods-not-for-task">
+            Not for {task}: {methods.filter((m) => !m.tasks.includes(task)).map((m) => m.label).join(', ')} (the engine refuses task_type {task} for{' '}
+            {methods.length - usable.length > 1 ? 'them' : 'it'}; it trains {usable.map((m) => m.label).join(', ')}).
+          </p>
+        )}
         {info && (
           <p className="hint" data-testid="method-description">
             {info.description} <span className="muted">PEFT's examples train it at lr {info.learningRate}.</span>

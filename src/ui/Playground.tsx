@@ -6,6 +6,7 @@ import { useRun } from '../state/run';
 import type { ClassifyResult, SamplingSettings } from '../worker/protocol';
 import { ErrorNote, NumberField, Panel } from './controls';
 import { TokenTags } from './TokenTags';
+import { Seq2SeqPlayground } from './Seq2SeqPlayground';
 import { wordDiff, type DiffSpan } from './diff';
 import { ChatPlayground } from './ChatPlayground';
 import { useProject } from '../state/project';
@@ -79,6 +80,15 @@ export function Playground() {
       ? `this run's (run ${runId}${step !== undefined ? `, step ${step}` : ''})${step === 0 ? ', untrained: it does not change the model yet' : ''}${trainedFrom?.runId === runId ? `, trained on from imported ${trainedFrom.name}` : ''}`
       : null;
 
+  if (task === 'SEQ_2_SEQ_LM') {
+    return (
+      <Panel title="Playground" id="playground">
+        {!ready && <p className="muted">After training starts (or an adapter is imported), type a source here: the target the adapter generates shows next to the base model's.</p>}
+        {adapterLabel && <p className="small" data-testid="playground-adapter">Adapter: <strong>{adapterLabel}</strong></p>}
+        <Seq2SeqPlayground ready={ready} shown={resultsFor === source} onRun={() => setResultsFor(source)} />
+      </Panel>
+    );
+  }
   if (task === 'TOKEN_CLS') return <Panel title="Playground" id="playground">{adapterLabel && <p className="small" data-testid="playground-adapter">Adapter: <strong>{adapterLabel}</strong></p>}<TokenTags ready={runId !== null} /></Panel>;
   return (
     <Panel title="Playground" id="playground">

@@ -16,6 +16,7 @@ import type { TokenizerLike } from '../engine/session';
 import { encodeExamples, type Example } from '../engine/train/data';
 import { evaluate, type EvalMetrics } from '../engine/train/evaluate';
 import { classify, generate, type GenerateOptions } from '../engine/train/generate';
+import { seq2seqText } from '../engine/train/seq2seq-generate';
 import { setPackPolicy } from '../engine/wasm-matmul';
 import type { AdapterEvalResult, ImportedAdapterInfo, TargetSpec } from './protocol';
 
@@ -230,6 +231,19 @@ export class ImportedAdapter {
     return this.withAdapter(o.adapter ?? true, () => generate(this.peft, tok, prompt, o));
   }
 
+  /** SEQ_2_SEQ_LM: the greedy target for a source text, with the adapter on or off (as TrainingSession.generateSeq2Seq). */
+  async generateSeq2Seq(
+    source: string, o: { maxNewTokens: number; adapter?: boolean; onText?: (text: string) => void | Promise<void>; shouldStop?: () => boolean },
+  ): Promise<string> {
+    const tok = this.tokenizer;
+    if (!tok) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot generate text.');
+    if (this.model.task !== 'SEQ_2_SEQ_LM') throw new EngineError('BAD_ARGUMENT', `The imported adapter is for ${this.model.task}, not SEQ_2_SEQ_LM.`);
+    const [enc] = encodeExamples([{ text: source, target: '.' }], {
+      task: 'SEQ_2_SEQ_LM', maxLength: this.maxInput, encode: (s) => tok.encode(s), eosTokenId: tok.eosTokenId ?? this.model.config.eosTokenId,
+    });
+    return this.withAdapter(o.adapter ?? true, () => seq2seqText(this.peft, tok, enc.ids, o));
+  }
+
   async classify(text: string, o: { adapter?: boolean } = {}): Promise<{ label: number; probs: number[] }> {
     const tok = this.tokenizer;
     if (!tok) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot classify text.');
@@ -258,12 +272,18 @@ export class ImportedAdapter {
       this.withAdapter(on, async () => {
         const pack = setPackPolicy('marked');
         try {
-          return await evaluate(this.peft, encoded, o.batchSize, padId, padding);
+          const tok = this.tokenizer;
+          return await evaluate(this.peft, encoded, o.batchSize, padId, padding, undefined, {
+            decode: tok ? (ids) => tok.decode(ids) : undefined, eosTokenId: tok?.eosTokenId ?? c.eosTokenId,
+          });
         } finally {
           setPackPolicy(pack);
         }
       });
-    const strip = (m: EvalMetrics) => ({ evalLoss: m.evalLoss, accuracy: m.accuracy, ...(m.f1 !== undefined ? { f1: m.f1 } : {}) });
+    const strip = (m: EvalMetrics) => ({
+      evalLoss: m.evalLoss, accuracy: m.accuracy, ...(m.f1 !== undefined ? { f1: m.f1 } : {}),
+      ...(m.exactMatch !== undefined ? { exactMatch: m.exactMatch, chrf: m.chrf, rougeL: m.rougeL } : {}),
+    });
     const withAdapter = strip(await run(true));
     const withoutAdapter = strip(await run(false));
     return { rows: encoded.length, task: this.model.task, withAdapter, withoutAdapter };

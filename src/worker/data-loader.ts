@@ -9,10 +9,12 @@ import {
 } from '../engine/train/data-parse';
 import type { Tokenizer } from '../engine/tokenizer';
 import { allOTagger, classBaselines } from '../engine/train/baselines';
+import { encodeExamples } from '../engine/train/data';
+import { seq2seqColumns, seq2seqRows } from '../engine/train/seq2seq-data';
 import { encodeTokenClsRows, parseTokenClsFile, tagList, tokenClsStats, type TokenClsRow } from '../engine/train/tokcls-data';
 import { chatFormatFor, loadChatData } from './chat-data';
 import { readHubData, stringTable, type HubDataInfo, type HubTable } from './hub-data';
-import type { DataRequest, DataSummary } from './protocol';
+import type { DataRequest, DataSummary, Seq2SeqSummary } from './protocol';
 import type { TaskType } from '../engine/models/types';
 
 /** One entry of public/datasets/index.json. */
@@ -24,6 +26,9 @@ interface BuiltinDataset {
   textField: string;
   labelField?: string;
   labels?: string[];
+  /** SEQ_2_SEQ_LM: the source and target columns. */
+  sourceField?: string;
+  targetField?: string;
 }
 
 export interface LoadedData {
@@ -79,14 +84,7 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
   let labelOrder: string[] | undefined;
   let labelNamesShown: string[] | undefined;
 
-  if (req.task === 'SEQ_2_SEQ_LM') {
-    // The engine and CLI train T5 (train-seq2seq.ts); the studio's data, charts and playground do not have a
-    // source/target view yet, so this says where the task runs instead of building a half-working run.
-    throw new EngineError(
-      'BAD_DATA',
-      'SEQ_2_SEQ_LM (T5) trains from the command line for now: npm run cli -- train --task seq_2_seq_lm --model <folder or Hub id> --data <csv/jsonl> --source-column <col> --target-column <col>. In the studio, pick CAUSAL_LM, SEQ_CLS or TOKEN_CLS.',
-    );
-  }
+  if (req.task === 'SEQ_2_SEQ_LM') return loadSeq2SeqData(req, baseUrl, tokenizer);
   let hub: { info: HubDataInfo; train: HubTable; validation: HubTable | null } | null = null;
   if (req.hub) {
     hub = await readHubData(req.hub);
@@ -256,4 +254,112 @@ function tokenStatsOf(lengths: number[], maxLength: number): TokenStats {
     count: n, min: n ? lens[0] : 0, max: n ? lens[n - 1] : 0, mean: n ? lens.reduce((a, b) => a + b, 0) / n : 0,
     p50: q(0.5), p95: q(0.95), truncated: lens.filter((l) => l > maxLength).length, maxLength,
   };
+}
+
+/**
+ * SEQ_2_SEQ_LM data: a built-in source / target dataset, an uploaded CSV / JSONL with a source and a target column,
+ * or pre-tokenized {"input_ids", "labels"} rows, read by the engine's seq2seq-data as the CLI reads them. With a
+ * tokenizer every row is encoded as the session will encode it (</s> ending source and target), so a row the run
+ * would refuse is reported here by line and skipped; the lengths give the truncation at max length.
+ */
+async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tokenizer | null): Promise<LoadedData> {
+  let name: string;
+  let trainTable: DataTable;
+  let validTable: DataTable | null = null;
+  let cols = req.seq2seq ?? {};
+  if (req.hub) {
+    const hub = await readHubData(req.hub);
+    name = hub.info.id;
+    trainTable = stringTable(hub.train);
+    validTable = hub.validation && stringTable(hub.validation);
+  } else if (req.source.kind === 'builtin') {
+    const id = req.source.id;
+    const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
+    if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
+    if (entry.task !== 'SEQ_2_SEQ_LM') throw new EngineError('BAD_DATA', `${entry.name} is a ${entry.task} dataset; pick a source / target dataset or upload a CSV / JSONL file for SEQ_2_SEQ_LM.`);
+    name = entry.name;
+    trainTable = parseDataFile(entry.files.train, await fetchText(new URL(`datasets/${entry.files.train}`, baseUrl).href));
+    if (entry.files.validation) validTable = parseDataFile(entry.files.validation, await fetchText(new URL(`datasets/${entry.files.validation}`, baseUrl).href));
+    if (cols.sourceColumn === undefined && cols.targetColumn === undefined && entry.sourceField && entry.targetField) {
+      cols = { sourceColumn: entry.sourceField, targetColumn: entry.targetField };
+    }
+  } else {
+    name = req.source.file.name;
+    trainTable = parseDataFile(name, new Uint8Array(await req.source.file.arrayBuffer()));
+  }
+  // A column named in the project but missing from this file falls back to the file's own pair.
+  if ((cols.sourceColumn && !trainTable.columns.includes(cols.sourceColumn)) || (cols.targetColumn && !trainTable.columns.includes(cols.targetColumn))) cols = {};
+  const issues: DataIssue[] = [...trainTable.issues, ...(validTable?.issues ?? [])];
+  const read = (t: DataTable) => {
+    const r = seq2seqRows(t, cols);
+    // One issue for the whole file (a missing column) is the file's problem, not a row's.
+    if (r.rows.length === 0 && r.issues.length === 1 && r.issues[0].line === 1 && t.rows.length > 0) {
+      throw new EngineError('BAD_DATA', `${t.file}: ${r.issues[0].message.replace(/ with --(source|target)-column/, ' in the Data panel')}`);
+    }
+    issues.push(...r.issues);
+    return r.rows;
+  };
+  const trainRows = read(trainTable);
+  const validRows = validTable ? read(validTable) : [];
+  const pretokenized = trainRows.length > 0 && trainRows[0].inputIds !== undefined;
+  const picked = pretokenized ? null : seq2seqColumns(trainTable.columns, cols);
+  const toEx = (r: (typeof trainRows)[number]): Example & { target?: string } =>
+    r.inputIds ? { inputIds: r.inputIds, labels: r.labels, line: r.line } : { text: r.source, target: r.target, line: r.line };
+  // Encoded as the session encodes them, untruncated: the lengths, and the rows it would refuse.
+  const lengths: { source: number; target: number }[] = [];
+  const usable = (rows: typeof trainRows, t: DataTable | null) => {
+    const out: Example[] = [];
+    for (const r of rows) {
+      const ex = toEx(r);
+      if (!tokenizer && !r.inputIds) {
+        out.push(ex);
+        continue;
+      }
+      try {
+        const [enc] = encodeExamples([ex], {
+          task: 'SEQ_2_SEQ_LM', maxLength: Number.MAX_SAFE_INTEGER, maxTargetLength: Number.MAX_SAFE_INTEGER,
+          encode: tokenizer ? (s) => tokenizer.encode(s) : undefined, eosTokenId: tokenizer?.eosTokenId ?? null,
+        });
+        lengths.push({ source: enc.ids.length, target: enc.labels!.length });
+        out.push(ex);
+      } catch (e) {
+        if (!(e instanceof EngineError)) throw e;
+        issues.push({ file: t?.file ?? trainTable.file, line: r.line, message: e.message.replace(/^row \d+: /, '') });
+      }
+    }
+    return out;
+  };
+  let train = usable(trainRows, trainTable);
+  let validation = usable(validRows, validTable);
+  if (!train.length) throw new EngineError('BAD_DATA', `${name}: no usable rows${issues.length ? ` (${issueText(issues[0])})` : ''}.`);
+  if (!validTable) ({ train, validation } = splitValidation(train, req.validationSplit, req.seed));
+  if (!train.length) throw new EngineError('BAD_DATA', `${name}: no training rows are left after the validation split.`);
+  const first = trainRows.find((r) => r.source !== undefined);
+  const known = lengths.length > 0;
+  const stats = (key: 'source' | 'target') => (known ? tokenStatsOf(lengths.map((l) => l[key]), req.maxLength) : null);
+  const s2s: Seq2SeqSummary = {
+    sourceColumn: picked && typeof picked === 'object' ? picked.source : null,
+    targetColumn: picked && typeof picked === 'object' ? picked.target : null,
+    source: stats('source'),
+    target: stats('target'),
+    sample: first ? { line: first.line, source: first.source!, target: first.target! } : null,
+  };
+  const warnings: string[] = [];
+  if (!validation.length) warnings.push('No validation rows: evaluation (loss, exact match, chrF, ROUGE-L) needs a validation split above 0.');
+  if (!tokenizer && !pretokenized) warnings.push('The rows are text but the model has no tokenizer.json: load a model with one, or upload pre-tokenized {"input_ids", "labels"} rows.');
+  const summary: DataSummary = {
+    name,
+    columns: trainTable.columns,
+    mapping: { kind: 'prompt-response', prompt: s2s.sourceColumn ?? 'input_ids', response: s2s.targetColumn ?? 'labels' },
+    preview: trainTable.rows.slice(0, 8).map((cells, i) => ({ line: trainTable.lines[i], cells })),
+    labels: [],
+    trainRows: train.length,
+    validationRows: validation.length,
+    issues: issues.slice(0, 50).map(issueText),
+    issueCount: issues.length,
+    warnings,
+    stats: s2s.source,
+    seq2seq: s2s,
+  };
+  return { train, validation, labels: [], summary };
 }

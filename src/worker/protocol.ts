@@ -118,6 +118,8 @@ export interface DataRequest {
   hub?: HubDataSpec;
   /** TOKEN_CLS: the tags in id order (default: the built-in list, else the data's tags sorted) and run_ner.py's label_all_tokens. */
   tokcls?: { labelList?: string[]; labelAllTokens?: boolean };
+  /** SEQ_2_SEQ_LM: the source and target columns (default: the built-in dataset's, else source / target, input / output, ...). */
+  seq2seq?: { sourceColumn?: string; targetColumn?: string };
 }
 
 export type WorkerCommand =
@@ -309,6 +311,17 @@ export interface DataSummary {
   baselines?: ClassBaselines;
   /** TOKEN_CLS: sentences, words, entities per type and truncation of each split, and one sentence with its tags. */
   tokcls?: { train: TokenClsStats; validation: TokenClsStats; sample: { line: number; words: string[]; tags: string[] } | null; labelAllTokens: boolean };
+  /** SEQ_2_SEQ_LM: the columns read (null: pre-tokenized rows), source / target token lengths (with </s>), and one row. */
+  seq2seq?: Seq2SeqSummary;
+}
+
+export interface Seq2SeqSummary {
+  sourceColumn: string | null;
+  targetColumn: string | null;
+  /** Source lengths against max length and target lengths against max target length (null without a tokenizer). */
+  source: TokenStats | null;
+  target: TokenStats | null;
+  sample: { line: number; source: string; target: string } | null;
 }
 
 export interface StepMetrics {
@@ -330,6 +343,10 @@ export interface EvalMetrics {
   /** SEQ_CLS: confusion[true][predicted] on the validation split, and each class's scores. */
   confusion?: number[][];
   classes?: { precision: number; recall: number; f1: number; support: number }[];
+  /** SEQ_2_SEQ_LM, from greedy generation: exact match (0-1), chrF (0-100), ROUGE-L F (0-1). */
+  exactMatch?: number;
+  chrf?: number;
+  rougeL?: number;
   /** How long this evaluation took. */
   durationMs?: number;
 }
@@ -362,6 +379,10 @@ export interface AdapterEvalMetrics {
   evalLoss: number;
   accuracy: number;
   f1?: number;
+  /** SEQ_2_SEQ_LM, from greedy generation. */
+  exactMatch?: number;
+  chrf?: number;
+  rougeL?: number;
 }
 
 export interface AdapterEvalResult {

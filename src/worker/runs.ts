@@ -209,7 +209,7 @@ export class RunRecorder {
   }
 
   /** The evaluation before the first step, and evaluations between checkpoints: shown at once, written with the next save. */
-  async noteEval(initial?: { evalLoss: number; accuracy: number; f1?: number }, durationMs = this.record?.durationMs ?? 0): Promise<void> {
+  async noteEval(initial?: { evalLoss: number; accuracy: number; f1?: number; exactMatch?: number; chrf?: number; rougeL?: number }, durationMs = this.record?.durationMs ?? 0): Promise<void> {
     if (!this.record) return;
     if (initial) return this.update({ ...this.metrics(durationMs), initialEval: initial });
     this.record = { ...this.record, ...this.metrics(durationMs) };
@@ -360,7 +360,7 @@ export function describeMethod(c: Record<string, unknown> & { peftType: string }
 /** What a resume starts with: the run's own task, method settings and arguments, checked for shape. */
 export function startOf(r: RunRecord): { task: TaskType; peft: Record<string, unknown> & { peftType: string }; args: Record<string, unknown> & { maxLength: number; seed: number; evalSteps: number } } {
   const st = r.start as { task?: unknown; peft?: { peftType?: unknown }; args?: { maxLength?: unknown } };
-  if ((st.task !== 'CAUSAL_LM' && st.task !== 'SEQ_CLS' && st.task !== 'TOKEN_CLS') || typeof st.peft?.peftType !== 'string' || typeof st.args?.maxLength !== 'number') {
+  if (!(['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS', 'SEQ_2_SEQ_LM'] as unknown[]).includes(st.task) || typeof st.peft?.peftType !== 'string' || typeof st.args?.maxLength !== 'number') {
     throw new EngineError('BAD_CHECKPOINT', `The settings of run ${r.name} are not readable (another version of the studio); start a new run.`);
   }
   return r.start as ReturnType<typeof startOf>;

@@ -27,6 +27,11 @@ export class Lock {
   }
 }
 
+/** SEQ_2_SEQ_LM's scores from greedy generation, when the evaluation has them. */
+function generationScores(m: { exactMatch?: number; chrf?: number; rougeL?: number }) {
+  return m.exactMatch !== undefined ? { exactMatch: m.exactMatch, chrf: m.chrf, rougeL: m.rougeL } : {};
+}
+
 const macrotask = () => new Promise<void>((r) => setTimeout(r, 0));
 
 /** Set by the worker once the WebGPU device is lost: whatever fails after that failed because of it. */
@@ -147,8 +152,8 @@ export class TrainerRun {
       this.healthy = false;
       throw new EngineError('NAN_LOSS', `Evaluation loss became ${m.evalLoss} at step ${step}. Lower the learning rate.`);
     }
-    this.post({ type: 'evalMetrics', runId: this.runId, metrics: { step, evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1, confusion: m.confusion, classes: m.classes, durationMs } });
-    await this.recorder?.noteEval(step === 0 ? { evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1 } : undefined, this.elapsed());
+    this.post({ type: 'evalMetrics', runId: this.runId, metrics: { step, evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1, confusion: m.confusion, classes: m.classes, ...generationScores(m), durationMs } });
+    await this.recorder?.noteEval(step === 0 ? { evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1, ...generationScores(m) } : undefined, this.elapsed());
   }
 
   /** Whether the session's last log entry is an evaluation at its current step. */

@@ -420,8 +420,29 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'generate': {
       const s = imported.playing() ?? run?.session;
       if (!s) throw new Error('Train or import an adapter first: the playground compares the adapter with the base model.');
-      const sm = cmd.sampling;
       const g = { stop: false };
+      if (s.model.task === 'SEQ_2_SEQ_LM') {
+        // Encoder-decoder: the source in, the greedy target out (KV-cached decoding), adapter on then off.
+        const stream = (adapter: boolean) => async (text: string) => {
+          post({ type: 'generationPartial', forRequest: requestId, adapter, text });
+          await new Promise((r) => setTimeout(r, 0));
+        };
+        const o = { maxNewTokens: cmd.maxNewTokens, shouldStop: () => g.stop };
+        const [on, off, ms] = await lock.run(async () => {
+          generating = g;
+          try {
+            const t0 = performance.now();
+            const a = await s.generateSeq2Seq(cmd.prompt, { ...o, adapter: true, onText: stream(true) });
+            const took = (performance.now() - t0) / Math.max(1, cmd.maxNewTokens);
+            return [a, await s.generateSeq2Seq(cmd.prompt, { ...o, adapter: false, onText: stream(false) }), took] as const;
+          } finally {
+            if (generating === g) generating = null;
+          }
+        });
+        post({ type: 'generation', requestId, withAdapter: on, withoutAdapter: off, msPerToken: g.stop ? undefined : ms, ...(g.stop ? { stopped: true } : {}) });
+        return;
+      }
+      const sm = cmd.sampling;
       // A chat reply ends at the template's end of turn (a text: with the built-in tokenizer it is several tokens).
       const chat = cmd.chat ? chatPrompt(model?.tokenizer ?? null, cmd.chat, imported.playing() ? null : runChatTemplate) : null;
       const prompt = chat ? chat.prompt : cmd.prompt;

@@ -90,7 +90,7 @@ export interface RunRecord {
   /** Last values: train loss, and the last evaluation. */
   final: { loss?: number; evalLoss?: number; evalAccuracy?: number; evalF1?: number };
   /** The evaluation before the first step (not part of Trainer's log_history), for the charts. */
-  initialEval: { evalLoss: number; accuracy: number; f1?: number } | null;
+  initialEval: { evalLoss: number; accuracy: number; f1?: number; exactMatch?: number; chrf?: number; rougeL?: number } | null;
 }
 
 /** A record with the status the history shows. */

@@ -3,6 +3,7 @@
  * encoder runs once, the decoder starts from decoder_start_token_id and appends the argmax token until EOS or
  * maxNewTokens, over a key/value cache (Model.startSeq2SeqDecoding).
  */
+import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors';
 import type { ForwardHooks, Model } from '../models/types';
 import type { PeftModel } from '../peft/model';
@@ -11,6 +12,10 @@ export interface Seq2SeqGenerateOptions {
   maxNewTokens: number;
   /** Stops after this token (not returned); default the model's eos_token_id. */
   eosTokenId?: number | null;
+  /** Called with the ids so far after each new token (streaming); awaited, so the caller can yield. */
+  onToken?: (ids: number[]) => void | Promise<void>;
+  /** Checked before each next token; true ends the generation with what it has. */
+  shouldStop?: () => boolean;
 }
 
 /** The hooks a PEFT model applies (none while it is disabled). */
@@ -36,11 +41,35 @@ export async function generateSeq2Seq(model: Model, sourceIds: number[], hooks: 
       const tok = argmaxOf((await dec.logits.data()) as Float32Array);
       if (tok === eos || out.length >= o.maxNewTokens) break;
       out.push(tok);
-      if (out.length >= o.maxNewTokens || dec.length >= dec.maxLength) break;
+      if (o.onToken) await o.onToken(out.slice());
+      if (out.length >= o.maxNewTokens || dec.length >= dec.maxLength || o.shouldStop?.()) break;
       dec.next(tok);
     }
   } finally {
     dec.dispose();
   }
   return out;
+}
+
+/**
+ * Greedy generation from source ids to text, with the hooks of the PEFT model as it is now (adapter on or off):
+ * the playground's encoder-decoder generation. onText gets the decoded text so far after each token.
+ */
+export async function seq2seqText(
+  peft: PeftModel, tok: { decode(ids: number[]): string; eosTokenId?: number | null }, sourceIds: number[],
+  o: { maxNewTokens: number; onText?: (text: string) => void | Promise<void>; shouldStop?: () => boolean },
+): Promise<string> {
+  const hooks = generationHooks(peft);
+  const eos = tok.eosTokenId ?? peft.base.config.eosTokenId;
+  try {
+    const ids = await generateSeq2Seq(peft.base, sourceIds, hooks, {
+      maxNewTokens: o.maxNewTokens, eosTokenId: eos, shouldStop: o.shouldStop,
+      onToken: o.onText ? (so) => o.onText!(tok.decode(so)) : undefined,
+    });
+    return tok.decode(ids);
+  } finally {
+    // A prompt method's virtual tokens may be a tensor made for these hooks (never the variable itself).
+    const p = hooks.prefixEmbeds;
+    if (p && !(p instanceof tf.Variable)) p.dispose();
+  }
 }

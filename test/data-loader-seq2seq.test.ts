@@ -1,0 +1,113 @@
+/**
+ * The studio's SEQ_2_SEQ_LM data (worker/data-loader.ts): the built-in cmudict-g2p, uploaded CSV / JSONL with a
+ * source and a target column (picked, or found by name), pre-tokenized {"input_ids", "labels"} rows, bad rows
+ * reported by line; source / target lengths with </s> from a T5-style tokenizer; the zip README for SEQ_2_SEQ_LM.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
+import type { Tokenizer } from '../src/engine/tokenizer';
+import { buildReadme } from '../src/state/export-files';
+import { loadData } from '../src/worker/data-loader';
+import type { DataRequest } from '../src/worker/protocol';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const file = (name: string, text: string) => ({ kind: 'file' as const, file: new File([text], name) });
+const req = (source: DataRequest['source'], more: Partial<DataRequest> = {}): DataRequest => ({ source, task: 'SEQ_2_SEQ_LM', validationSplit: 0.25, maxLength: 4, seed: 42, ...more });
+
+/** Unigram pieces with Metaspace and a post-processor appending </s> (id 1), as t5-small's tokenizer.json does. */
+const WORDS = ['hello', 'world', 'hallo', 'welt', 'good', 'morning', 'guten', 'morgen'];
+function writeT5Tokenizer(dir: string): void {
+  const vocab = [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ...WORDS.map((w) => [`\u2581${w}`, -2]), ['\u2581', -3]];
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const meta = { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true, prepend_scheme: 'always', split: true };
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
+    version: '1.0', truncation: null, padding: null, normalizer: null,
+    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
+    pre_tokenizer: meta,
+    post_processor: {
+      type: 'TemplateProcessing', single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
+    },
+    decoder: meta,
+    model: { type: 'Unigram', unk_id: 2, vocab, byte_fallback: false },
+  }));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'T5Tokenizer', eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' }));
+}
+
+let tmp: string;
+let tok: Tokenizer;
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'peft-s2s-data-'));
+  writeT5Tokenizer(tmp);
+  tok = await loadTokenizerFromDir(tmp);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterEach(() => vi.unstubAllGlobals());
+
+describe('studio SEQ_2_SEQ_LM data', () => {
+  it('the built-in cmudict-g2p: its own validation file, source and target columns from the index, a sample row', async () => {
+    vi.stubGlobal('fetch', async (url: string) => new Response(readFileSync(join(ROOT, 'public', new URL(url).pathname.slice(1)))));
+    const d = await loadData(req({ kind: 'builtin', id: 'cmudict-g2p' }), 'http://x/', null, null);
+    const lines = (f: string) => readFileSync(join(ROOT, 'public/datasets/cmudict-g2p', f), 'utf8').trim().split('\n');
+    expect(d.train.length).toBe(lines('train.jsonl').length);
+    expect(d.validation.length).toBe(lines('validation.jsonl').length);
+    const first = JSON.parse(lines('train.jsonl')[0]) as { source: string; target: string };
+    expect(d.train[0]).toMatchObject({ text: first.source, target: first.target, line: 1 });
+    expect(d.summary.seq2seq).toMatchObject({ sourceColumn: 'source', targetColumn: 'target', source: null, target: null, sample: { line: 1, ...first } });
+    expect(d.summary.issueCount).toBe(0);
+  });
+
+  it('a built-in dataset of another task is refused with what to pick', async () => {
+    vi.stubGlobal('fetch', async (url: string) => new Response(readFileSync(join(ROOT, 'public', new URL(url).pathname.slice(1)))));
+    await expect(loadData(req({ kind: 'builtin', id: 'spam' }), 'http://x/', null, null)).rejects.toThrow(/SEQ_CLS dataset; pick a source \/ target dataset/);
+  });
+
+  const csv = 'en,de\nhello world,hallo welt\ngood morning,guten morgen\nhello,\ngood,guten\n';
+
+  it('a CSV with other column names: refused naming the columns until they are picked; an empty target is reported by line', async () => {
+    await expect(loadData(req(file('pairs.csv', csv)), 'http://x/', null, tok)).rejects.toThrow(/pairs\.csv: no column "source"; columns are "en", "de" \(choose the source in the Data panel\)/);
+    const d = await loadData(req(file('pairs.csv', csv), { seq2seq: { sourceColumn: 'en', targetColumn: 'de' } }), 'http://x/', null, tok);
+    expect(d.summary.issues).toEqual(['pairs.csv line 4: column "de" (the target) is empty']);
+    expect(d.train.length + d.validation.length).toBe(3);
+    expect(d.summary.seq2seq).toMatchObject({ sourceColumn: 'en', targetColumn: 'de', sample: { line: 2, source: 'hello world', target: 'hallo welt' } });
+  });
+
+  it('source and target lengths count the </s> the tokenizer adds once; rows past max length are counted as truncated', async () => {
+    const rows = ['{"input":"hello world good morning","output":"hallo"}', '{"input":"good","output":"guten morgen hallo welt"}'].join('\n');
+    const d = await loadData(req(file('p.jsonl', rows), { validationSplit: 0 }), 'http://x/', null, tok);
+    const s = d.summary.seq2seq!;
+    expect([s.sourceColumn, s.targetColumn]).toEqual(['input', 'output']);
+    // hello world good morning </s> = 5 > 4; good </s> = 2. Targets: hallo </s> = 2; guten morgen hallo welt </s> = 5.
+    expect(s.source).toMatchObject({ count: 2, min: 2, max: 5, truncated: 1, maxLength: 4 });
+    expect(s.target).toMatchObject({ count: 2, min: 2, max: 5, truncated: 1 });
+    expect(d.summary.warnings).toEqual([expect.stringMatching(/No validation rows/)]);
+  });
+
+  it('pre-tokenized rows: input_ids and labels as given; a row without labels is reported by line and skipped', async () => {
+    const rows = ['{"input_ids":[3,4,1],"labels":[5,6,1]}', '{"input_ids":[3,1]}', '{"input_ids":[7,1],"labels":[-100,8,1]}', '{"input_ids":[4,1],"labels":[6,1]}'].join('\n');
+    const d = await loadData(req(file('ids.jsonl', rows), { validationSplit: 0.25 }), 'http://x/', null, null);
+    expect(d.summary.issues).toEqual([expect.stringMatching(/^ids\.jsonl line 2: pre-tokenized seq2seq rows need "labels"/)]);
+    const all = [...d.train, ...d.validation];
+    expect(all).toHaveLength(3);
+    expect(all.find((e) => e.line === 3)).toMatchObject({ inputIds: [7, 1], labels: [-100, 8, 1] });
+    expect(d.summary.seq2seq).toMatchObject({ sourceColumn: null, targetColumn: null, sample: null });
+    expect(d.summary.seq2seq!.source).toMatchObject({ count: 3, max: 3 });
+  });
+
+  it('a file with no usable row is an error naming the first problem', async () => {
+    await expect(loadData(req(file('e.csv', 'source,target\nhello,\n')), 'http://x/', null, tok)).rejects.toThrow(/e\.csv: no usable rows \(e\.csv line 2: column "target" \(the target\) is empty\)/);
+  });
+
+  it('the zip README loads a SEQ_2_SEQ_LM adapter with AutoModelForSeq2SeqLM and generates from a source', () => {
+    const r = buildReadme({ task: 'SEQ_2_SEQ_LM', step: 5, labels: [], config: { peft_type: 'LORA', base_model_name_or_path: 'sotu-t5', task_type: 'SEQ_2_SEQ_LM' } });
+    expect(r).toContain('from transformers import AutoModelForSeq2SeqLM, AutoTokenizer');
+    expect(r).toContain('base = AutoModelForSeq2SeqLM.from_pretrained(');
+    expect(r).toMatch(/model\.generate\(\*\*inputs, max_new_tokens=40, do_sample=False\)/);
+    expect(r).not.toMatch(/num_labels|pad_token_id/);
+  });
+});
