@@ -1,0 +1,91 @@
+/**
+ * The studio's SEQ_2_SEQ_LM playground path (TrainingSession.generateSeq2Seq, the engine's seq2seqText) on t5-tiny:
+ * with the adapter off it is the base model's greedy generation exactly (generateSeq2Seq with no hooks), the text
+ * streams as growing prefixes ending in the result, a stop ends it early, and a prompt method's generation leaves
+ * no tensor behind. A character tokenizer stands in for T5's (t5-tiny ships none).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useNodeBackend } from '../src/engine/io/node-backend';
+import { loadModelDir } from '../src/engine/io/node-files';
+import { buildModel } from '../src/engine/models';
+import { loraConfig } from '../src/engine/peft/lora/config';
+import { promptTuningConfig } from '../src/engine/peft/prompt-tuning/config';
+import { TrainingSession, type TokenizerLike } from '../src/engine/session';
+import { generateSeq2Seq } from '../src/engine/train/seq2seq-generate';
+import { FIX } from './helpers';
+
+const MODEL = join(FIX, 'models', 't5-tiny');
+
+/** a..z -> 3..28, </s> (1) appended; decode drops pad / </s>. */
+const tok: TokenizerLike = {
+  encode: (s) => [...s.replace(/[^a-z]/g, '')].map((c) => c.charCodeAt(0) - 94).concat(1),
+  decode: (ids) => ids.filter((i) => i > 2 && i < 29).map((i) => String.fromCharCode(i + 94)).join(''),
+  eosTokenId: 1,
+  padTokenId: 0,
+};
+
+const WORDS = ['cat', 'dog', 'bird', 'fish', 'cow', 'pig', 'hen', 'fox'];
+const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ text: WORDS[i % WORDS.length], target: [...WORDS[i % WORDS.length]].reverse().join('') }));
+
+beforeAll(async () => {
+  await useNodeBackend('cpu');
+});
+
+async function session(peft: unknown) {
+  const { config, tensors } = loadModelDir(MODEL);
+  return TrainingSession.create({
+    config, weights: tensors, tokenizer: tok, task: 'SEQ_2_SEQ_LM', peft: peft as never,
+    data: { train: rows(16), validation: rows(4) }, args: { maxSteps: 4, batchSize: 4, learningRate: 3e-2, maxLength: 16 },
+  });
+}
+
+describe('SEQ_2_SEQ_LM playground generation', () => {
+  it('adapter off = the base model greedy; streaming prefixes end in the result; a stop ends after one token', async () => {
+    const s = await session(loraConfig({ taskType: 'SEQ_2_SEQ_LM', r: 4, loraAlpha: 8, targetModules: ['q', 'v'] }));
+    try {
+      for (let i = 0; i < 4; i++) await s.step();
+      const { config, tensors } = loadModelDir(MODEL);
+      const base = buildModel(config, tensors, { task: 'SEQ_2_SEQ_LM' });
+      let expected: string;
+      try {
+        expected = tok.decode(await generateSeq2Seq(base, tok.encode('bird'), {}, { maxNewTokens: 6 }));
+      } finally {
+        base.dispose();
+      }
+      const streamed: string[] = [];
+      const off = await s.generateSeq2Seq('bird', { maxNewTokens: 6, adapter: false, onText: (t) => void streamed.push(t) });
+      expect(off).toBe(expected);
+      expect(streamed.length).toBeGreaterThan(0);
+      expect(streamed[streamed.length - 1]).toBe(off);
+      streamed.forEach((t, i) => expect(off.startsWith(t) && (i === 0 || t.length >= streamed[i - 1].length)).toBe(true));
+      // The adapter is on by default, and switched back on after an adapter-off generation.
+      expect(s.peft.enabled).toBe(true);
+      let n = 0;
+      const on = await s.generateSeq2Seq('bird', { maxNewTokens: 6, onText: () => void n++, shouldStop: () => true });
+      expect(n).toBe(1);
+      expect(on.length).toBeLessThanOrEqual(1);
+      const m = await s.evaluate();
+      expect(m.exactMatch).toBeGreaterThanOrEqual(0);
+      expect(m.chrf).toBeGreaterThanOrEqual(0);
+    } finally {
+      s.dispose();
+    }
+  }, 60_000);
+
+  it('prompt tuning: generation with the virtual tokens frees what it made', async () => {
+    const s = await session(promptTuningConfig({ taskType: 'SEQ_2_SEQ_LM', numVirtualTokens: 4 }));
+    try {
+      await s.step();
+      await s.generateSeq2Seq('cow', { maxNewTokens: 3 });
+      const before = tf.memory().numTensors;
+      await s.generateSeq2Seq('cow', { maxNewTokens: 3 });
+      const mid = tf.memory().numTensors;
+      await s.generateSeq2Seq('cow', { maxNewTokens: 3, adapter: false });
+      expect([mid, tf.memory().numTensors]).toEqual([before, before]);
+    } finally {
+      s.dispose();
+    }
+  }, 60_000);
+});
