@@ -128,3 +128,44 @@ describe.skipIf(!existsSync(GRID))('the estimate against the measured wasm heap 
     },
   );
 });
+
+/** One measured point of scripts/memory-t5.ts (docs/bench/memory-t5.json). */
+interface T5Point {
+  shape: string;
+  batch: number;
+  seq: number;
+  checkpointing: boolean;
+  config: Record<string, unknown>;
+  total_params: number;
+  trainable_params: number;
+  peak_heap_bytes: number;
+}
+
+const T5_POINTS = join(import.meta.dirname, '..', 'docs', 'bench', 'memory-t5.json');
+
+describe('the estimate for T5 (both stacks, the decoder never checkpointed) against its measured wasm heap peaks', () => {
+  const points: T5Point[] = JSON.parse(readFileSync(T5_POINTS, 'utf8')).points;
+
+  it('covers v1.0 and v1.1 shapes with checkpointing on and off', () => {
+    expect(new Set(points.map((p) => `${p.shape} ${p.checkpointing}`)).size).toBe(4);
+  });
+
+  it.each(points.map((p) => [`${p.shape} ${p.checkpointing ? 'checkpointed' : 'plain'} ${p.batch}x${p.seq}`, p] as const))('%s', (_, p) => {
+    const e = estimateForConfig(p.config, {
+      totalParams: p.total_params, trainableParams: p.trainable_params, batch: p.batch, seqLen: p.seq,
+      task: 'SEQ_2_SEQ_LM', gradientCheckpointing: p.checkpointing, dropout: false,
+    });
+    const ratio = e.totalBytes / p.peak_heap_bytes;
+    expect(ratio, `estimate ${(e.totalBytes / 1e6).toFixed(0)} MB vs measured ${(p.peak_heap_bytes / 1e6).toFixed(0)} MB`).toBeGreaterThan(0.75);
+    expect(ratio).toBeLessThan(1.25);
+  });
+
+  it('with checkpointing, the decoder blocks still keep their activations', () => {
+    const p = points.find((q) => q.shape === 't5-small' && q.checkpointing && q.batch === 8 && q.seq === 128)!;
+    const e = estimateForConfig(p.config, { totalParams: p.total_params, trainableParams: p.trainable_params, batch: 8, seqLen: 128, task: 'SEQ_2_SEQ_LM', gradientCheckpointing: true, dropout: false });
+    const off = estimateForConfig(p.config, { totalParams: p.total_params, trainableParams: p.trainable_params, batch: 8, seqLen: 128, task: 'SEQ_2_SEQ_LM', gradientCheckpointing: false, dropout: false });
+    // Checkpointing saves only the encoder's share for T5.
+    expect(e.activationsBytes).toBeGreaterThan(off.activationsBytes / 2);
+    expect(e.totalBytes / p.peak_heap_bytes).toBeGreaterThan(0.9);
+  });
+});

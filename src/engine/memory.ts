@@ -13,12 +13,14 @@
  *     saved = 6 C + 2 kv + 3 F + H T         LLaMA family (SwiGLU saves gate and up, grouped k / v)
  *           + H T + 2 C with dropout        (the masks)
  *   activations  = N (L saved + work)                 without checkpointing
- *                = N (L C + saved + work)             with it (each block keeps its input; one is recomputed)
+ *                = N (L C + saved + work)             with it (each block keeps its input; one is recomputed;
+ *                                                     blocks a model does not checkpoint keep `saved`)
  *     work = the backward pass's temporaries of one block, about WORK_F x F floats per token
  *   LM head      = N (LM_COLS x min(V, 2048) + LM_C x C)  the streamed cross-entropy's slices (CAUSAL_LM)
  *   peak         = weights + adapter + optimizer + max(activations, saved part + LM head), plus the heap's
  *                  growth slack (heapFor)
- * with N = batch x length tokens, C hidden, F MLP width, H heads, kv the key/value width, T length, L layers.
+ * with N = batch x length tokens, C hidden, F MLP width, H heads, kv the key/value width, T length, L blocks
+ * (the layers, or the architecture's memoryBlocks: T5 counts its encoder and decoder, a decoder block as 4/3).
  */
 import { resolveArchitecture } from './models';
 import type { TaskType } from './models/types';
@@ -42,6 +44,8 @@ export interface MemoryInput {
   dropout?: boolean;
   /** Recompute each block in the backward pass (TrainingArguments.gradient_checkpointing). */
   gradientCheckpointing?: boolean;
+  /** Of `layers`, the blocks that keep all their activations even with checkpointing (T5's decoder); default 0. */
+  uncheckpointedLayers?: number;
   /** Elements of the largest parameter; default vocab × hidden (the embedding). */
   largestParamElements?: number;
   /** SEQ_CLS has no B×T×V logits. Default CAUSAL_LM. */
@@ -111,7 +115,8 @@ function estimateOnce(m: MemoryInput): Omit<MemoryEstimate, 'withCheckpointingBy
   const ckpt = !!m.gradientCheckpointing;
   const saved = savedPerToken(m);
   const work = WORK_F * Math.max(F, H * T);
-  const kept = ckpt ? L * C : L * saved; // what the forward leaves for the backward
+  const U = ckpt ? Math.min(L, m.uncheckpointedLayers ?? 0) : 0;
+  const kept = ckpt ? (L - U) * C + U * saved : L * saved; // what the forward leaves for the backward
   const activations = N * (kept + (ckpt ? saved : 0) + work) * F32;
   const cols = lmColumns(V, N);
   const lmHead = m.task === 'SEQ_CLS' ? 0 : (N * (LM_COLS * cols + LM_C * C) + 2 * cols * C) * F32;
@@ -147,11 +152,12 @@ export function estimateForConfig(
 ): MemoryEstimate {
   const r = resolveArchitecture(config, o.task);
   const c = r.config as typeof r.config & { numKvHeads?: number; attnPdrop?: number; residPdrop?: number; hiddenDropout?: number; attnDropout?: number; attentionDropout?: number };
+  const blocks = r.spec.memoryBlocks?.(r.config);
   const dropout = o.dropout ?? [c.attnPdrop, c.residPdrop, c.hiddenDropout, c.attnDropout, c.attentionDropout].some((p) => (p ?? 0) > 0);
   return estimateTrainingMemory({
     totalParams: o.totalParams, trainableParams: o.trainableParams, batch: o.batch, seqLen: o.seqLen,
-    hidden: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, vocab: c.vocabSize,
-    ffn: r.spec.ffnSize(r.config), mlp: r.spec.mlpKind, dropout,
+    hidden: c.hiddenSize, layers: blocks?.blocks ?? c.numLayers, uncheckpointedLayers: blocks?.uncheckpointed, heads: c.numHeads, kvHeads: c.numKvHeads, vocab: c.vocabSize,
+    ffn: r.spec.ffnSize(r.config), mlp: typeof r.spec.mlpKind === 'function' ? r.spec.mlpKind(r.config) : r.spec.mlpKind, dropout,
     gradientCheckpointing: o.gradientCheckpointing, largestParamElements: o.largestParamElements, task: r.task, numLabels: c.numLabels,
   });
 }

@@ -23,7 +23,13 @@ export interface ArchitectureSpec<C extends ArchConfig = ArchConfig> {
   /** Width of the MLP's inner layer (the memory estimate's F). */
   ffnSize(c: C): number;
   /** How the memory estimate counts a block: 'plain' two-matrix MLP, or 'gated' (SwiGLU: gate, up, down). */
-  mlpKind: 'plain' | 'gated';
+  mlpKind: 'plain' | 'gated' | ((c: C) => 'plain' | 'gated');
+  /**
+   * Blocks the backward pass keeps activations for, in units of one self-attention block (the memory estimate's
+   * L; default config numLayers, all checkpointed with gradient checkpointing), and how many of them keep their
+   * activations even with checkpointing on. An encoder-decoder counts both stacks.
+   */
+  memoryBlocks?(c: C): { blocks: number; uncheckpointed: number };
   /**
    * What *ForSequenceClassification pools: the first position ([CLS], encoders) or each row's last non-pad token
    * (decoders), which needs pad_token_id to find it in a batch of more than one row.

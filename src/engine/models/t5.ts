@@ -410,7 +410,13 @@ export const t5: ArchitectureSpec<T5Config> = {
     head: /^lm_head$/,
   },
   ffnSize: (c) => c.dFf,
-  mlpKind: 'plain',
+  // v1.1 / flan-t5 ("gated-gelu"): wi_0 and wi_1 are both F wide, as in the LLaMA family's gate and up.
+  mlpKind: (c) => (c.gatedAct ? 'gated' : 'plain'),
+  // Each decoder block also keeps its cross-attention's norm input, query input, queries and output input (4 C per
+  // token) and its probabilities (H x source length) next to a self-attention block's 8 C + 2 F + H T: about 4/3 of
+  // an encoder block at T5's usual shapes (C 512, F 2048, H 8, T 128: 12288 / 9216 floats). decode() does not
+  // checkpoint the decoder's blocks, so they keep all of it with gradient checkpointing on too.
+  memoryBlocks: (c) => ({ blocks: c.numLayers + (4 / 3) * c.numDecoderLayers, uncheckpointed: (4 / 3) * c.numDecoderLayers }),
   seqClsPooling: 'last',
   parseConfig,
   modules,
