@@ -147,11 +147,14 @@ describe('train checkpoints', () => {
   });
 
   it('flags that need evaluation say so (usage, exit 2)', async () => {
-    const r = await cli(['train', '--model', GPT2, '--data', data, '--method', 'lora', '--load-best-model-at-end', '--out', join(tmp, 'x')]);
+    // By default a tenth of --data is held out and evaluated every 10 steps; without validation data or with
+    // evaluation off, these flags have nothing to go by.
+    const r = await cli(['train', '--model', GPT2, '--data', data, '--method', 'lora', '--load-best-model-at-end', '--validation-split', '0', '--out', join(tmp, 'x')]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--load-best-model-at-end needs --eval-steps and validation data/);
-    const p = await cli(['train', '--model', GPT2, '--data', data, '--method', 'lora', '--early-stopping-patience', '2', '--out', join(tmp, 'x')]);
-    expect(p.stderr).toMatch(/--early-stopping-patience needs --eval-steps/);
+    expect(r.stderr).toMatch(/--load-best-model-at-end needs --eval-steps > 0 and validation data/);
+    const p = await cli(['train', '--model', GPT2, '--data', data, '--method', 'lora', '--early-stopping-patience', '2', '--eval-steps', '0', '--out', join(tmp, 'x')]);
+    expect(p.code).toBe(2);
+    expect(p.stderr).toMatch(/--early-stopping-patience needs --eval-steps > 0/);
   });
 
   it('Ctrl-C finishes the step, writes a checkpoint and says how to resume (subprocess)', async () => {

@@ -250,8 +250,9 @@ describe('train', () => {
     const m = rows(join(out, 'metrics.jsonl'));
     const losses = m.filter((x) => 'loss' in x).map((x) => x.loss);
     expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
+    // The shared default evaluates every 10 steps (src/engine/train/defaults.ts).
     const ev = m.filter((x) => 'eval_loss' in x);
-    expect(ev).toHaveLength(1);
+    expect(ev.map((x) => x.step)).toEqual([10, 20, 30]);
     expect(Object.keys(ev[0]).sort()).toEqual(['eval_accuracy', 'eval_f1', 'eval_loss', 'step']);
   });
 
@@ -266,7 +267,7 @@ describe('train', () => {
     expect(w.get('prompt_embeddings')!.shape).toEqual([4, 64]);
     const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
     expect(cfg).toMatchObject({ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 4, token_dim: 64, task_type: 'CAUSAL_LM' });
-    const losses = rows(join(out, 'metrics.jsonl')).map((x) => x.loss);
+    const losses = rows(join(out, 'metrics.jsonl')).filter((x) => 'loss' in x).map((x) => x.loss);
     expect(losses).toHaveLength(30);
     expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)));
   });
@@ -277,7 +278,7 @@ describe('train', () => {
     expect(JSON.parse(readFileSync(join(steps, 'adapter_config.json'), 'utf8')).total_step).toBe(5);
     // 12 rows, batch 4, accumulation 2: ceil(ceil(12 / 4) / 2) = 2 optimizer steps per epoch, 3 epochs.
     const epochs = join(tmp, 'run-ada-epochs');
-    await trainCommand(['--model', GPT2, '--data', clmData, '--method', 'adalora', '--target-modules', 'c_attn', '--epochs', '3', '--batch-size', '4', '--grad-accum', '2', '--out', epochs]);
+    await trainCommand(['--model', GPT2, '--data', clmData, '--method', 'adalora', '--target-modules', 'c_attn', '--epochs', '3', '--batch-size', '4', '--grad-accum', '2', '--validation-split', '0', '--out', epochs]);
     expect(JSON.parse(readFileSync(join(epochs, 'adapter_config.json'), 'utf8')).total_step).toBe(6);
     expect(rows(join(epochs, 'metrics.jsonl'))).toHaveLength(6);
     // A schedule that does not fit the run is PEFT's error, with the run's own length.
@@ -303,7 +304,8 @@ describe('train', () => {
       '--text-column', 'review', '--label-column', 'sentiment', '--target-modules', 'c_attn', '--steps', '2', '--batch-size', '2', '--out', out,
     ]);
     expect(JSON.parse(readFileSync(join(out, 'labels.json'), 'utf8')).label2id).toEqual({ meh: 0, neg: 1, pos: 2 });
-    expect(rows(join(out, 'metrics.jsonl'))).toHaveLength(2);
+    // 4 rows: one held out by the default split, evaluated at the end after the 2 steps.
+    expect(rows(join(out, 'metrics.jsonl')).map((x) => ('eval_loss' in x ? `eval@${x.step}` : x.step))).toEqual([1, 2, 'eval@2']);
     expect(existsSync(join(out, 'adapter_model.safetensors'))).toBe(true);
   });
 });

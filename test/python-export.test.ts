@@ -13,6 +13,7 @@ import { main } from '../src/cli/main';
 import { pythonProject } from '../src/engine/export/python-project';
 import { methodOf } from '../src/engine/peft/registry';
 import { DEFAULT_ARGS } from '../src/engine/session';
+import { RUN_DEFAULTS } from '../src/engine/train/defaults';
 import { FIX } from './helpers';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pyexport-test-'));
@@ -112,7 +113,11 @@ describe('export-python', () => {
     expect(readme).toContain('accelerate launch --config_file accelerate/multi_gpu.yaml train.py');
     expect(readme).toContain('--resume-adapter');
     const { calls } = readPy(join(out, 'train.py'), ['TrainingArguments']);
-    expect(calls.TrainingArguments).toMatchObject({ num_train_epochs: DEFAULT_ARGS.epochs, eval_strategy: 'no', per_device_train_batch_size: DEFAULT_ARGS.batchSize });
+    // Flags left out take the shared run defaults, as `train` does: steps, warm-up, evaluation on a held-out tenth.
+    expect(calls.TrainingArguments).toMatchObject({
+      max_steps: RUN_DEFAULTS.maxSteps, warmup_steps: RUN_DEFAULTS.warmupSteps, eval_strategy: 'steps', eval_steps: RUN_DEFAULTS.evalSteps,
+      per_device_train_batch_size: RUN_DEFAULTS.batchSize,
+    });
   });
 
   it.each([

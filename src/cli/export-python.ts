@@ -12,7 +12,7 @@ import { splitValidation } from '../engine/train/data-parse';
 import { plannedSteps } from '../engine/train/schedule';
 import { flag, helpText, int, note, num, parseArgv, readModelConfig, required, str, task, usage, writeOut, type CommandSpec } from './common';
 import { peftConfigFromFlags } from './peft-options';
-import { TRAIN, trainingArgs } from './train';
+import { TRAIN, trainingArgs, validationFraction } from './train';
 import { applyDataAliases } from './train-aliases';
 import { labelIds, readDataFile, type DataOptions } from './train-data';
 
@@ -34,10 +34,8 @@ export async function exportPythonCommand(argv: string[]): Promise<void> {
   const dataPath = required(p, 'data', 'export-python');
   const outDir = required(p, 'out', 'export-python');
   const args: TrainingArgs = { ...DEFAULT_ARGS, ...trainingArgs(p) };
-  const split = num(p, 'validation-split');
-  if (split !== undefined && !(split > 0 && split < 1)) throw usage('--validation-split must be between 0 and 1');
+  const split = validationFraction(p) || undefined;
   const validPath = str(p, 'validation');
-  if (split !== undefined && validPath !== undefined) throw usage('give --validation or --validation-split, not both');
   if (str(p, 'resume-from') !== undefined) throw usage('export-python: --resume-from is for `train`; train.py takes --resume-from-checkpoint (its own checkpoints) or --resume-adapter DIR');
 
   const config = await readModelConfig(modelArg);

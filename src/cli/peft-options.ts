@@ -9,6 +9,7 @@ import type { TargetReport } from '../engine/peft/method';
 import type { ParamCount } from '../engine/peft/params';
 import { METHODS, methodOf, RUN_STEPS_UNKNOWN, withRunSteps, type PeftConfig, type PeftSettings } from '../engine/peft/registry';
 import { flagName, type Field } from '../engine/peft/schema';
+import { METHOD_DEFAULTS, methodDefault } from '../engine/train/defaults';
 import { choice, flag, int, list, num, str, usage, type OptSpec, type Parsed } from './common';
 
 /** Fields the form and the CLI leave alone (set from the model or fixed by the file format). */
@@ -52,7 +53,8 @@ function buildOptions(): { options: Record<string, OptSpec>; owners: Map<string,
     for (const f of m.schema.filter(settable)) {
       const name = flagName(f);
       const arg = argOf(f);
-      options[name] ??= { kind: f.kind === 'bool' ? 'flag' : 'value', ...(arg ? { arg } : {}), help: `${f.help} (${m.label}${f.default !== null && f.default !== undefined ? `; default ${JSON.stringify(f.default)}` : ''})` };
+      const dflt = methodDefault(m.peftType, f.key, f.default);
+      options[name] ??= { kind: f.kind === 'bool' ? 'flag' : 'value', ...(arg ? { arg } : {}), help: `${f.help} (${m.label}${dflt !== null && dflt !== undefined ? `; default ${JSON.stringify(dflt)}` : ''})` };
       own(name, m.peftType);
       if (f.regexFlag) {
         options[f.regexFlag] ??= { kind: 'value', arg: 'REGEX', help: `${f.name} as a regex string (re.fullmatch on full module names).` };
@@ -60,9 +62,20 @@ function buildOptions(): { options: Record<string, OptSpec>; owners: Map<string,
       }
     }
   }
-  // A flag several methods share says so.
+  // A flag several methods share says so, with each one's default (LoRA's lora_alpha starts at the shared 16, AdaLoRA's at PEFT's 8).
   for (const [name, who] of owners) {
-    if (who.size > 1 && options[name]) options[name] = { ...options[name], help: options[name].help.replace(/ \([^()]*\)$/, ` (${[...who].map((t) => METHODS.find((m) => m.peftType === t)!.label).join(', ')})`) };
+    if (who.size <= 1 || !options[name]) continue;
+    const per = [...who].map((t) => {
+      const m = METHODS.find((x) => x.peftType === t)!;
+      const f = m.schema.find((x) => flagName(x) === name);
+      const d = f ? methodDefault(t, f.key, f.default) : undefined;
+      return { label: m.label, d: d === null || d === undefined ? null : JSON.stringify(d) };
+    });
+    const same = per.every((x) => x.d === per[0].d);
+    const tail = same
+      ? `${per.map((x) => x.label).join(', ')}${per[0].d !== null ? `; default ${per[0].d}` : ''}`
+      : per.map((x) => `${x.label}${x.d !== null ? ` default ${x.d}` : ''}`).join(', ');
+    options[name] = { ...options[name], help: options[name].help.replace(/ \([^()]*\)$/, ` (${tail})`) };
   }
   return { options, owners };
 }
@@ -153,6 +166,8 @@ export function peftConfigFromFlags(p: Parsed, taskType: TaskType | null, baseNa
   for (const f of m.schema.filter(settable)) {
     const v = fieldValue(p, f);
     if (v !== undefined) over[f.key] = v;
+    // A flag left out takes the shared default (the studio's form starts there too), PEFT's otherwise.
+    else if (METHOD_DEFAULTS[m.peftType] && f.key in METHOD_DEFAULTS[m.peftType]) over[f.key] = METHOD_DEFAULTS[m.peftType][f.key];
   }
   return m.config(withRunSteps({ ...over, peftType: m.peftType } as PeftSettings, runSteps)) as PeftConfig;
 }

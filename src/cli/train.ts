@@ -16,6 +16,7 @@ import { checkpointName, readCheckpointDir, rotateCheckpoints, writeCheckpointDi
 import { plannedSteps, type SchedulerType } from '../engine/train/schedule';
 import { splitValidation } from '../engine/train/data-parse';
 import { classBaselines } from '../engine/train/baselines';
+import { RUN_DEFAULTS } from '../engine/train/defaults';
 import {
   BACKEND_OPTION, choice, flag, helpText, int, note, num, parseArgv, readModel, readTokenizer, required, startBackend, str, task,
   usage, writeJson, type CommandSpec, type Parsed,
@@ -42,29 +43,29 @@ export const TRAIN: CommandSpec = {
     task: { kind: 'value', arg: 'causal_lm|seq_cls|token_cls', help: 'Task (default: from config.json architectures).' },
     preset: { kind: 'value', arg: 'quick|thorough', help: 'Start from the studio\'s measured preset for the task and method (lr, steps, batch, length, warmup, eval steps, schedule, all-linear targets; docs/presets.md); flags given override it.' },
     ...PEFT_OPTIONS,
-    steps: { kind: 'value', arg: 'N', help: 'Optimizer steps (overrides --epochs).' },
-    epochs: { kind: 'value', arg: 'N', help: 'Epochs when --steps is not given (default 1).' },
-    lr: { kind: 'value', arg: 'X', help: `Peak learning rate (default ${DEFAULT_ARGS.learningRate}).` },
-    'batch-size': { kind: 'value', arg: 'N', help: `Examples per micro-batch (default ${DEFAULT_ARGS.batchSize}).` },
-    'grad-accum': { kind: 'value', arg: 'N', help: 'Gradient accumulation steps (default 1).' },
-    'warmup-steps': { kind: 'value', arg: 'N', help: 'Linear warm-up steps (default 0).' },
-    scheduler: { kind: 'value', arg: 'linear|cosine|constant', help: 'Learning-rate schedule (default linear).' },
-    'weight-decay': { kind: 'value', arg: 'X', help: 'AdamW weight decay (default 0).' },
-    'max-grad-norm': { kind: 'value', arg: 'X', help: 'Gradient clipping norm (default 1; 0 = off).' },
+    steps: { kind: 'value', arg: 'N', help: `Optimizer steps (default ${RUN_DEFAULTS.maxSteps} unless --epochs is given).` },
+    epochs: { kind: 'value', arg: 'N', help: 'Train for this many epochs instead of a step count.' },
+    lr: { kind: 'value', arg: 'X', help: `Peak learning rate (default ${RUN_DEFAULTS.learningRate}).` },
+    'batch-size': { kind: 'value', arg: 'N', help: `Examples per micro-batch (default ${RUN_DEFAULTS.batchSize}).` },
+    'grad-accum': { kind: 'value', arg: 'N', help: `Gradient accumulation steps (default ${RUN_DEFAULTS.gradientAccumulationSteps}).` },
+    'warmup-steps': { kind: 'value', arg: 'N', help: `Linear warm-up steps (default ${RUN_DEFAULTS.warmupSteps}).` },
+    scheduler: { kind: 'value', arg: 'linear|cosine|constant', help: `Learning-rate schedule (default ${RUN_DEFAULTS.scheduler}).` },
+    'weight-decay': { kind: 'value', arg: 'X', help: `AdamW weight decay (default ${RUN_DEFAULTS.weightDecay}).` },
+    'max-grad-norm': { kind: 'value', arg: 'X', help: `Gradient clipping norm (default ${RUN_DEFAULTS.maxGradNorm}; 0 = off).` },
     'loraplus-lr-ratio': { kind: 'value', arg: 'X', help: 'LoRA+: lora_B (and 1-D) tensors train at lr x this ratio (off by default; the paper uses 16).' },
     'gradient-checkpointing': { kind: 'flag', help: 'Recompute each block in the backward pass: much less memory, about 35% slower.' },
-    'eval-steps': { kind: 'value', arg: 'N', help: 'Evaluate every N steps (default 0: only at the end).' },
+    'eval-steps': { kind: 'value', arg: 'N', help: `Evaluate every N steps when there is validation data (default ${RUN_DEFAULTS.evalSteps}; 0: only at the end).` },
     'save-steps': { kind: 'value', arg: 'N', help: 'Write <out>/checkpoint-<step>/ every N steps (default: at each evaluation; Ctrl-C also writes one).' },
-    'save-total-limit': { kind: 'value', arg: 'K', help: 'Keep at most K checkpoints (default 3), deleting the oldest (never the best).' },
+    'save-total-limit': { kind: 'value', arg: 'K', help: `Keep at most K checkpoints (default ${RUN_DEFAULTS.saveTotalLimit}), deleting the oldest (never the best).` },
     'resume-from': { kind: 'value', arg: 'DIR', help: 'Continue the run of this checkpoint folder (give the run\'s own flags: same data, --steps/--epochs, method).' },
     'metric-for-best-model': { kind: 'value', arg: 'NAME', help: `Eval metric that picks the best checkpoint: ${BEST_METRICS.join(', ')} (default eval_loss).` },
     'greater-is-better': { kind: 'value', arg: 'true|false', help: 'Whether a larger metric is better (default: false for a loss, true otherwise).' },
     'load-best-model-at-end': { kind: 'flag', help: 'The final adapter in --out is the best checkpoint\'s (needs --eval-steps and validation data).' },
     'early-stopping-patience': { kind: 'value', arg: 'N', help: 'Stop after N evaluations in a row without improvement (needs --eval-steps and validation data).' },
-    'max-length': { kind: 'value', arg: 'N', help: `Truncate examples to N tokens (default ${DEFAULT_ARGS.maxLength}).` },
-    seed: { kind: 'value', arg: 'N', help: `Seed for init, shuffling, dropout and the split (default ${DEFAULT_ARGS.seed}).` },
+    'max-length': { kind: 'value', arg: 'N', help: `Truncate examples to N tokens (default ${RUN_DEFAULTS.maxLength}).` },
+    seed: { kind: 'value', arg: 'N', help: `Seed for init, shuffling, dropout and the split (default ${RUN_DEFAULTS.seed}).` },
     validation: { kind: 'value', arg: 'FILE', help: 'Validation data file (same format rules).' },
-    'validation-split': { kind: 'value', arg: 'F|NAME', help: 'Hold out this fraction of --data for validation (e.g. 0.1), or a Hub dataset\'s split to evaluate on (e.g. validation).' },
+    'validation-split': { kind: 'value', arg: 'F|NAME', help: `Hold out this fraction of --data for validation (default ${RUN_DEFAULTS.validationSplit} when no validation file or split is given; 0: none), or a Hub dataset's split to evaluate on (e.g. validation).` },
     'num-labels': { kind: 'value', arg: 'N', help: 'seq_cls classes when the checkpoint has no head yet (default: from the labels).' },
     'pad-token-id': { kind: 'value', arg: 'N', help: "Sets config.json's pad_token_id (GPT-2 seq_cls without a tokenizer needs one)." },
     'text-column': { kind: 'value', arg: 'NAME', help: 'Column with the text (default "text").' },
@@ -95,7 +96,10 @@ export const TRAIN: CommandSpec = {
   ].join('\n'),
 };
 
-/** The training flags as TrainingArgs fields (only those given), with their checks. */
+/**
+ * The training flags as TrainingArgs fields, with their checks; a flag left out takes the shared run default
+ * (src/engine/train/defaults.ts, the studio's too). The steps default applies unless --epochs is given.
+ */
 export function trainingArgs(p: Parsed): Partial<TrainingArgs> {
   const a: Partial<TrainingArgs> = {};
   const set = <K extends keyof TrainingArgs>(k: K, v: TrainingArgs[K] | undefined) => {
@@ -104,29 +108,30 @@ export function trainingArgs(p: Parsed): Partial<TrainingArgs> {
   const steps = int(p, 'steps');
   const epochs = num(p, 'epochs');
   if (steps !== undefined && epochs !== undefined) throw usage('give --steps or --epochs, not both');
-  set('maxSteps', steps);
+  const D = RUN_DEFAULTS;
+  set('maxSteps', steps ?? (epochs === undefined ? D.maxSteps : undefined));
   set('epochs', epochs);
-  set('learningRate', num(p, 'lr'));
-  set('batchSize', int(p, 'batch-size'));
-  set('gradientAccumulationSteps', int(p, 'grad-accum'));
-  set('warmupSteps', int(p, 'warmup-steps'));
-  set('scheduler', choice(p, 'scheduler', ['linear', 'cosine', 'constant'] as const) as SchedulerType | undefined);
-  set('weightDecay', num(p, 'weight-decay'));
-  set('maxGradNorm', num(p, 'max-grad-norm'));
+  set('learningRate', num(p, 'lr') ?? D.learningRate);
+  set('batchSize', int(p, 'batch-size') ?? D.batchSize);
+  set('gradientAccumulationSteps', int(p, 'grad-accum') ?? D.gradientAccumulationSteps);
+  set('warmupSteps', int(p, 'warmup-steps') ?? D.warmupSteps);
+  set('scheduler', (choice(p, 'scheduler', ['linear', 'cosine', 'constant'] as const) as SchedulerType | undefined) ?? D.scheduler);
+  set('weightDecay', num(p, 'weight-decay') ?? D.weightDecay);
+  set('maxGradNorm', num(p, 'max-grad-norm') ?? D.maxGradNorm);
   set('loraplusLrRatio', num(p, 'loraplus-lr-ratio'));
   set('gradientCheckpointing', flag(p, 'gradient-checkpointing'));
   const ev = int(p, 'eval-steps');
   if (ev !== undefined && ev < 0) throw usage('--eval-steps must be >= 0');
-  set('evalSteps', ev);
-  set('maxLength', int(p, 'max-length'));
-  set('seed', int(p, 'seed'));
+  set('evalSteps', ev ?? D.evalSteps);
+  set('maxLength', int(p, 'max-length') ?? D.maxLength);
+  set('seed', int(p, 'seed') ?? D.seed);
   const save = int(p, 'save-steps');
   if (save !== undefined && save < 1) throw usage('--save-steps must be >= 1');
   set('saveSteps', save);
   const limit = int(p, 'save-total-limit');
   if (limit !== undefined && limit < 1) throw usage('--save-total-limit must be >= 1');
   // Trainer keeps every checkpoint; with one at each evaluation by default, a long run would fill the disk.
-  set('saveTotalLimit', limit ?? 3);
+  set('saveTotalLimit', limit ?? D.saveTotalLimit);
   set('metricForBestModel', choice(p, 'metric-for-best-model', [...BEST_METRICS, 'loss', 'accuracy', 'f1'] as const));
   const gib = choice(p, 'greater-is-better', ['true', 'false'] as const);
   if (gib !== undefined) set('greaterIsBetter', gib === 'true');
@@ -135,6 +140,21 @@ export function trainingArgs(p: Parsed): Partial<TrainingArgs> {
   if (patience !== undefined && patience < 1) throw usage('--early-stopping-patience must be >= 1');
   set('earlyStoppingPatience', patience);
   return a;
+}
+
+/**
+ * The fraction of --data to hold out: --validation-split when given (0: none), else the shared default when no
+ * validation data is given (--validation FILE, or a Hub dataset's split), else 0.
+ */
+export function validationFraction(p: Parsed): number {
+  const split = num(p, 'validation-split');
+  const other = str(p, 'validation') !== undefined || str(p, 'validation-split-name') !== undefined;
+  if (split !== undefined) {
+    if (!(split >= 0 && split < 1)) throw usage('--validation-split must be at least 0 (0: no validation split) and below 1');
+    if (split > 0 && other) throw usage(str(p, 'validation') !== undefined ? 'give --validation or --validation-split, not both' : 'give --validation-split-name, --validation or --validation-split, not two of them');
+    return split;
+  }
+  return other ? 0 : RUN_DEFAULTS.validationSplit;
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -174,14 +194,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const dataPath = required(p, 'data', 'train');
   const outDir = required(p, 'out', 'train');
   const args = trainingArgs(p);
-  const split = num(p, 'validation-split');
-  if (split !== undefined && !(split > 0 && split < 1)) throw usage('--validation-split must be between 0 and 1');
-  if (split !== undefined && str(p, 'validation') !== undefined) throw usage('give --validation or --validation-split, not both');
+  const split = validationFraction(p);
   const numLabels = int(p, 'num-labels');
   if (numLabels !== undefined && numLabels < 2) throw usage('--num-labels must be >= 2');
-  const evaluates = (args.evalSteps ?? 0) > 0 && (split !== undefined || str(p, 'validation') !== undefined || str(p, 'validation-split-name') !== undefined);
-  if (args.loadBestModelAtEnd && !evaluates) throw usage('--load-best-model-at-end needs --eval-steps and validation data (--validation or --validation-split)');
-  if (args.earlyStoppingPatience !== undefined && !evaluates) throw usage('--early-stopping-patience needs --eval-steps and validation data (--validation or --validation-split)');
+  const evaluates = (args.evalSteps ?? 0) > 0 && (split > 0 || str(p, 'validation') !== undefined || str(p, 'validation-split-name') !== undefined);
+  if (args.loadBestModelAtEnd && !evaluates) throw usage('--load-best-model-at-end needs --eval-steps > 0 and validation data (--validation, or --validation-split above 0)');
+  if (args.earlyStoppingPatience !== undefined && !evaluates) throw usage('--early-stopping-patience needs --eval-steps > 0 and validation data (--validation, or --validation-split above 0)');
   if (args.loadBestModelAtEnd && args.saveSteps !== undefined && args.saveSteps % args.evalSteps! !== 0) {
     throw usage(`--load-best-model-at-end needs --save-steps to be a multiple of --eval-steps (${args.evalSteps}), so every best evaluation has a checkpoint`);
   }
@@ -229,10 +247,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
   let trainRows: RawExample[] = hubData ? hubData.train : readData(dataPath);
   let validRows: RawExample[] = hubData?.validation ?? [];
   const validPath = str(p, 'validation');
-  if (hubData?.validation && (validPath !== undefined || split !== undefined)) throw usage('give --validation-split-name, --validation or --validation-split, not two of them');
+  if (hubData?.validation && validPath !== undefined) throw usage('give --validation-split-name, --validation or --validation-split, not two of them');
   if (validPath !== undefined) validRows = readData(validPath);
-  else if (split !== undefined) {
+  const heldOut = validPath === undefined && !hubData?.validation && split > 0;
+  if (heldOut) {
     ({ train: trainRows, validation: validRows } = splitValidation(trainRows, split, args.seed ?? DEFAULT_ARGS.seed));
+    if (num(p, 'validation-split') === undefined && validRows.length) note(`holding out ${validRows.length} of ${trainRows.length + validRows.length} rows for validation (--validation-split ${split} by default; 0 keeps them all for training)`);
   }
   const tokenizer = await readTokenizer(modelDir, str(p, 'tokenizer'), tokenizerFiles, arch.config.vocabSize);
   checkAgainstModel([...trainRows, ...validRows], arch.config.vocabSize, !!tokenizer, modelDir);
@@ -252,12 +272,14 @@ export async function trainCommand(argv: string[]): Promise<void> {
   let labels: string[] | null = null;
   let sessionLabels: number | undefined = numLabels;
   if (t === 'SEQ_CLS') {
-    labels = labelIds(trainRows);
+    // Rows held out of --data are still its rows: a class only they have is one of its labels.
+    const rowsOfData = heldOut ? [...trainRows, ...validRows] : trainRows;
+    labels = labelIds(rowsOfData);
     const configured = config.num_labels !== undefined || config.id2label !== undefined ? arch.config.numLabels : undefined;
     const classes = numLabels ?? configured ?? Math.max(2, labels.length);
     if (labels.length > classes) {
-      const ids = toEngineExamples(trainRows, labels);
-      const row = trainRows[ids.findIndex((e) => e.label! >= classes)];
+      const ids = toEngineExamples(rowsOfData, labels);
+      const row = rowsOfData[ids.findIndex((e) => e.label! >= classes)];
       throw usage(`${row.file} line ${row.line}: label "${row.label}" needs ${labels.length} classes but the model has ${classes} (set --num-labels for a new head)`);
     }
     if (!configured && numLabels === undefined) sessionLabels = classes;

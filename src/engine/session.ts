@@ -70,7 +70,10 @@ export interface TrainingArgs {
   earlyStoppingPatience: number | null;
 }
 
-/** Defaults of transformers' TrainingArguments where they exist (lr 5e-5 is low for LoRA; 2e-4 is common). */
+/**
+ * A session's fallbacks for args it is not given: transformers' TrainingArguments where they exist (lr 5e-5 is
+ * low for LoRA; 2e-4 is common). What the studio and the CLI start a run with is RUN_DEFAULTS (train/defaults.ts).
+ */
 export const DEFAULT_ARGS: TrainingArgs = {
   learningRate: 2e-4,
   epochs: 1,

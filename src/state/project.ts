@@ -14,18 +14,17 @@ import type {
 } from '../worker/protocol';
 import { textForSelection, textToSpec, type TargetText } from './targets-text';
 import { PRESET_FIELDS, presetFor, type PresetArgs, type PresetId, type TrainPreset } from '../engine/train/presets';
+import { METHOD_DEFAULTS, RUN_DEFAULTS } from '../engine/train/defaults';
 
 /** A method's form values by config key (camelCase), as its schema describes them. */
 export type MethodValues = Record<string, unknown>;
 export type Status = 'idle' | 'loading' | 'ready' | 'error';
 
 /**
- * Where the studio's form starts for a field, when it differs from PEFT's dataclass default: the values PEFT's
- * own guides use (LoRA alpha = 2r as in most recipes, a little dropout; 8 virtual tokens).
+ * Where the studio's form starts for a field, when it differs from PEFT's dataclass default: the shared method
+ * defaults (src/engine/train/defaults.ts), which the CLI's flags default to as well.
  */
-const FORM_START: Record<string, MethodValues> = {
-  LORA: { loraAlpha: 16, loraDropout: 0.05 },
-};
+const FORM_START: Readonly<Record<string, Readonly<MethodValues>>> = METHOD_DEFAULTS;
 
 /** The form's starting values for a method: PEFT's defaults, then the studio's starting points. */
 export function formDefaults(m: MethodInfo): MethodValues {
@@ -161,22 +160,23 @@ export interface AppliedPreset extends TrainPreset {
   method: PeftType;
 }
 
+/** The shared run defaults (src/engine/train/defaults.ts), the same the CLI's flags default to. */
 export const DEFAULT_ARGS: TrainArgs = {
-  learningRate: 2e-4,
-  epochs: 1,
-  maxSteps: 60,
-  batchSize: 8,
-  gradientAccumulationSteps: 1,
-  warmupSteps: 5,
-  scheduler: 'linear',
-  weightDecay: 0,
-  maxGradNorm: 1,
-  evalSteps: 10,
-  seed: 42,
-  maxLength: 128,
+  learningRate: RUN_DEFAULTS.learningRate,
+  epochs: RUN_DEFAULTS.epochs,
+  maxSteps: RUN_DEFAULTS.maxSteps,
+  batchSize: RUN_DEFAULTS.batchSize,
+  gradientAccumulationSteps: RUN_DEFAULTS.gradientAccumulationSteps,
+  warmupSteps: RUN_DEFAULTS.warmupSteps,
+  scheduler: RUN_DEFAULTS.scheduler,
+  weightDecay: RUN_DEFAULTS.weightDecay,
+  maxGradNorm: RUN_DEFAULTS.maxGradNorm,
+  evalSteps: RUN_DEFAULTS.evalSteps,
+  seed: RUN_DEFAULTS.seed,
+  maxLength: RUN_DEFAULTS.maxLength,
   gradientCheckpointing: 'auto',
   saveSteps: 0,
-  saveTotalLimit: 3,
+  saveTotalLimit: RUN_DEFAULTS.saveTotalLimit,
   metricForBestModel: 'eval_loss',
   greaterIsBetter: null,
   loadBestModelAtEnd: false,
@@ -206,7 +206,7 @@ const initial: ProjectState = {
   dataRef: null,
   uploads: { list: [] },
   mapping: null,
-  validationSplit: 0.1,
+  validationSplit: RUN_DEFAULTS.validationSplit,
   chat: { format: 'auto', template: 'auto', trainOn: 'responses' },
   hubData: null,
   tokcls: { labelList: null, labelAllTokens: false },
