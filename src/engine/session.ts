@@ -21,10 +21,10 @@ import { learningRateAt, plannedSteps, type SchedulerType } from './train/schedu
 import { optimizerStep, peftTrainable, type Trainable } from './train/step';
 import { Rng } from './random';
 import { setPackPolicy } from './wasm-matmul';
-import { evaluate, type EvalMetrics } from './train/evaluate';
+import { evaluate, type EvalMetrics, type EvalProgressFn } from './train/evaluate';
 import { generate, classify, type GenerateOptions } from './train/generate';
 import { encodeSentence } from './train/tokcls-data';
-import { seq2seqText } from './train/seq2seq-generate';
+import { decodeKnown, seq2seqText } from './train/seq2seq-generate';
 
 /** The subset of a tokenizer the engine needs. */
 export interface TokenizerLike {
@@ -315,15 +315,15 @@ export class TrainingSession {
    * Eval loss and accuracy (SEQ_CLS: accuracy + F1; CLM: next-token accuracy) on the validation set. A full
    * evaluation after a step is logged and scored for the best checkpoint and early stopping.
    */
-  async evaluate(limit?: number): Promise<EvalMetrics> {
+  async evaluate(limit?: number, onProgress?: EvalProgressFn): Promise<EvalMetrics> {
     const rows = limit ? this.validation.slice(0, limit) : this.validation;
     const pack = setPackPolicy('marked');
     let m: EvalMetrics;
     try {
       const tok = this.tokenizer;
       m = await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding, this.tagNames(), {
-        decode: tok ? (ids) => tok.decode(ids) : undefined, eosTokenId: tok?.eosTokenId ?? this.model.config.eosTokenId,
-      });
+        decode: tok ? (ids) => decodeKnown(tok, ids) : undefined, eosTokenId: tok?.eosTokenId ?? this.model.config.eosTokenId,
+      }, onProgress);
     } finally {
       setPackPolicy(pack);
     }

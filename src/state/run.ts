@@ -41,6 +41,13 @@ export function pointsOf(history: LogEntry[], initialEval: { evalLoss: number; a
   return { metrics, evals };
 }
 
+export interface EvalProgress {
+  step: number;
+  phase: 'batches' | 'generation';
+  done: number;
+  total: number;
+}
+
 export interface RunError {
   code: string;
   message: string;
@@ -60,6 +67,8 @@ export interface RunStore {
   progress: Progress | null;
   metrics: StepMetrics[];
   evals: EvalMetrics[];
+  /** The evaluation in progress (after `step`): loss batches done of total, then SEQ_2_SEQ_LM rows generated; null between evaluations. */
+  evalProgress: EvalProgress | null;
   /** Classification reference accuracies on the data the run started with (majority class, bag of words). */
   baselines: ClassBaselines | null;
   /** The task, method and model the run on show was started with (null: not known, e.g. a resumed record). */
@@ -83,6 +92,7 @@ const initial: RunStore = {
   progress: null,
   metrics: [],
   evals: [],
+  evalProgress: null,
   baselines: null,
   from: null,
   checkpoint: null,
@@ -100,7 +110,7 @@ export const runActions = {
   /** A new run: charts start empty; the previous checkpoint stays until the new run sends one. */
   starting: (task: TaskType, baselines: ClassBaselines | null = null, from: RunOrigin | null = null) => {
     pending = [];
-    set({ state: 'starting', task, progress: null, metrics: [], evals: [], baselines, from, outcome: null, errors: [], runId: null });
+    set({ state: 'starting', task, progress: null, metrics: [], evals: [], evalProgress: null, baselines, from, outcome: null, errors: [], runId: null });
   },
   error: (code: string, message: string) => set((s) => ({ errors: [...s.errors.slice(-19), { code, message, at: Date.now() }] })),
   dismissErrors: () => set({ errors: [] }),
@@ -152,10 +162,18 @@ export const runActions = {
         if (s.runId === null || e.runId >= s.runId) set({ runId: e.runId, state: e.state });
         return;
       case 'evalMetrics':
-        if (current(e.runId)) set({ evals: [...s.evals, e.metrics] });
+        if (current(e.runId)) set({ evals: [...s.evals, e.metrics], evalProgress: null });
+        return;
+      case 'evalProgress':
+        if (current(e.runId)) set({ evalProgress: { step: e.step, phase: e.phase, done: e.done, total: e.total } });
         return;
       case 'checkpoint':
-        set({ checkpoint: { runId: e.runId, step: e.step, files: e.files, task: s.task, receivedAt: Date.now(), ...(e.best ? { best: e.best } : {}) } });
+        set({
+          checkpoint: {
+            runId: e.runId, step: e.step, files: e.files, task: s.task, receivedAt: Date.now(), ...(e.best ? { best: e.best } : {}),
+            from: current(e.runId) ? s.from : s.checkpoint?.runId === e.runId ? s.checkpoint.from : null,
+          },
+        });
         return;
       case 'runStarted': {
         // A new run starts empty; a resumed one continues the curves of its checkpoint's log_history.
@@ -163,13 +181,13 @@ export const runActions = {
         const { metrics, evals } = pointsOf(e.history, e.record.initialEval);
         const last = e.history[e.history.length - 1];
         set({
-          runId: e.runId, task: e.record.config.task as TaskType, metrics, evals, outcome: null, errors: [],
+          runId: e.runId, task: e.record.config.task as TaskType, metrics, evals, evalProgress: null, outcome: null, errors: [],
           progress: last ? { step: last.step, totalSteps: e.record.totalSteps, epoch: last.epoch, elapsedMs: e.record.durationMs, etaMs: null, tokensPerSec: 0 } : null,
         });
         return;
       }
       case 'done':
-        if (current(e.runId)) set({ outcome: e.reason, state: 'idle' });
+        if (current(e.runId)) set({ outcome: e.reason, state: 'idle', evalProgress: null });
         return;
       case 'log':
         set({ logs: [...s.logs.slice(-99), e.message] });

@@ -176,10 +176,16 @@ export function LiveView() {
           <dd data-testid="ms-per-step">{p?.msPerStep ? thousands(Math.round(p.msPerStep)) : '–'}</dd>
         </div>
         <div>
-          <dt>last eval</dt>
-          <dd data-testid="eval-time" title="How long the last evaluation on the validation split took; the ETA counts the ones still to come">
-            {lastEval?.durationMs !== undefined ? `${(lastEval.durationMs / 1000).toFixed(1)} s` : '–'}
-          </dd>
+          <dt>{run.evalProgress ? 'evaluating' : 'last eval'}</dt>
+          {run.evalProgress ? (
+            <dd data-testid="eval-progress" title={`Evaluation after step ${run.evalProgress.step} on the validation split, in progress`}>
+              {run.evalProgress.phase === 'batches' ? 'batch' : 'generating'} {run.evalProgress.done} / {run.evalProgress.total}
+            </dd>
+          ) : (
+            <dd data-testid="eval-time" title="How long the last evaluation on the validation split took; the ETA counts the ones still to come">
+              {lastEval?.durationMs !== undefined ? `${(lastEval.durationMs / 1000).toFixed(1)} s` : '–'}
+            </dd>
+          )}
         </div>
         <div>
           <dt>elapsed</dt>

@@ -417,6 +417,8 @@ export type WorkerEvent =
   | { type: 'progress'; runId: number; step: number; totalSteps: number; epoch: number; elapsedMs: number; etaMs: number | null; tokensPerSec: number; msPerStep?: number }
   | { type: 'metrics'; runId: number; metrics: StepMetrics }
   | { type: 'evalMetrics'; runId: number; metrics: EvalMetrics }
+  /** An evaluation in progress after `step`: done of total loss batches, then (SEQ_2_SEQ_LM) rows generated; a few a second at most. */
+  | { type: 'evalProgress'; runId: number; step: number; phase: 'batches' | 'generation'; done: number; total: number }
   | { type: 'log'; level: 'info' | 'warn'; message: string }
   /** best: the run's best checkpoint (load best model at end), not its last step. */
   | { type: 'checkpoint'; requestId?: number; runId: number; step: number; files: AdapterFiles; best?: { metric: string; value: number } }

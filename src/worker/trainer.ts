@@ -33,6 +33,8 @@ function generationScores(m: { exactMatch?: number; chrf?: number; rougeL?: numb
 }
 
 const macrotask = () => new Promise<void>((r) => setTimeout(r, 0));
+/** The shortest gap between two evalProgress messages (the first and last of a phase always go). */
+const EVAL_PROGRESS_MS = 200;
 
 /** Set by the worker once the WebGPU device is lost: whatever fails after that failed because of it. */
 let deviceLost: string | null = null;
@@ -145,7 +147,14 @@ export class TrainerRun {
   private async evaluate(step: number) {
     if (!this.session.hasValidation) return;
     const t0 = performance.now();
-    const m = await this.session.evaluate();
+    // Progress at the start of each phase, at its end, and at most every EVAL_PROGRESS_MS between.
+    let last = -Infinity;
+    const m = await this.session.evaluate(undefined, (p) => {
+      const now = performance.now();
+      if (p.done !== 0 && p.done !== p.total && now - last < EVAL_PROGRESS_MS) return;
+      last = now;
+      this.post({ type: 'evalProgress', runId: this.runId, step, ...p });
+    });
     const durationMs = performance.now() - t0;
     this.evalMs.push(durationMs);
     if (!Number.isFinite(m.evalLoss)) {

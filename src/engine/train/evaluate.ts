@@ -38,14 +38,27 @@ export interface GenerationEval {
 }
 
 /**
+ * How far an evaluation is: `done` of `total` loss batches, then (SEQ_2_SEQ_LM) `done` of `total` rows generated.
+ * Reported once at the start of each phase (done 0) and after every batch or row.
+ */
+export interface EvalProgress {
+  phase: 'batches' | 'generation';
+  done: number;
+  total: number;
+}
+export type EvalProgressFn = (p: EvalProgress) => void;
+
+/**
  * Runs the validation rows in batches. For TOKEN_CLS with `labelNames` (id2label in id order) the labelled tokens
  * of each row form a sentence of tags, scored as seqeval scores run_ner.py's predictions.
  */
 export async function evaluate(
   peft: PeftModel, rows: Encoded[], batchSize: number, padId: number, padding: CollateOptions = {}, labelNames?: readonly string[],
-  generation: GenerationEval = {},
+  generation: GenerationEval = {}, onProgress?: EvalProgressFn,
 ): Promise<EvalMetrics> {
   const task = peft.base.task;
+  const batches = Math.ceil(rows.length / batchSize);
+  onProgress?.({ phase: 'batches', done: 0, total: batches });
   let lossSum = 0;
   let lossWeight = 0;
   let tokCorrect = 0;
@@ -88,13 +101,14 @@ export async function evaluate(
     } finally {
       disposeBatch(batch);
     }
+    onProgress?.({ phase: 'batches', done: Math.min(batches, i / batchSize + 1), total: batches });
   }
   const evalLoss = lossWeight ? lossSum / lossWeight : NaN;
   if (task === 'SEQ_CLS') {
     return { evalLoss, accuracy: accuracy(counts), f1: f1Score(counts), confusion: counts.confusion, classes: perClass(counts), rows: rows.length };
   }
   const acc = tokTotal ? tokCorrect / tokTotal : 0;
-  if (task === 'SEQ_2_SEQ_LM') return { evalLoss, accuracy: acc, ...(await generationMetrics(peft, rows, padId, generation)), rows: rows.length };
+  if (task === 'SEQ_2_SEQ_LM') return { evalLoss, accuracy: acc, ...(await generationMetrics(peft, rows, padId, generation, onProgress)), rows: rows.length };
   if (tagged) {
     const r = seqeval(gold, pred);
     return { evalLoss, accuracy: acc, precision: r.micro.precision, recall: r.micro.recall, f1: r.micro.f1, entities: r.perType, rows: rows.length };
@@ -106,7 +120,7 @@ export async function evaluate(
  * Greedy generation for every row, scored against its target (Seq2SeqTrainer's predict_with_generate): both sides
  * without -100, pad and EOS, decoded to text.
  */
-async function generationMetrics(peft: PeftModel, rows: Encoded[], padId: number, g: GenerationEval) {
+async function generationMetrics(peft: PeftModel, rows: Encoded[], padId: number, g: GenerationEval, onProgress?: EvalProgressFn) {
   const model = peft.base;
   const eos = g.eosTokenId === undefined ? model.config.eosTokenId : g.eosTokenId;
   const clean = (ids: number[]) => ids.filter((t) => t !== IGNORE_INDEX && t !== eos && t !== padId);
@@ -116,9 +130,11 @@ async function generationMetrics(peft: PeftModel, rows: Encoded[], padId: number
   const preds: string[] = [];
   const refs: string[] = [];
   try {
+    onProgress?.({ phase: 'generation', done: 0, total: rows.length });
     for (const r of rows) {
       preds.push(text(clean(await generateSeq2Seq(model, r.ids, hooks, { maxNewTokens: maxNew, eosTokenId: eos }))));
       refs.push(text(clean(r.labels ?? [])));
+      onProgress?.({ phase: 'generation', done: preds.length, total: rows.length });
     }
   } finally {
     // A prompt method's virtual tokens may be a tensor made for these hooks (never the variable itself).
