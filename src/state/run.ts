@@ -28,6 +28,8 @@ export interface Checkpoint {
   receivedAt: number;
   /** The run's best checkpoint (load best model at end), by this metric's value, rather than its last step. */
   best?: { metric: string; value: number };
+  /** The task, method and model its run was started with (null: not known). */
+  from?: RunOrigin | null;
 }
 
 /** The charts' points of a log_history (a resumed run continues them), with the evaluation before step 1. */
