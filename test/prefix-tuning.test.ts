@@ -471,5 +471,6 @@ describe('prefix tuning config', () => {
     }
     expect(() => prefixTuningConfig({ taskType: 'CAUSAL_LM', numVirtualTokens: 4, encoderHiddenSize: 0 })).toThrow(/encoder_hidden_size must be >= 1/);
     expect(() => prefixTuningConfig({ taskType: 'SEQ_2_SEQ_LM' as never, numVirtualTokens: 4 })).toThrow(/not supported for prefix tuning/);
+    expect(() => prefixTuningConfig({ taskType: 'TOKEN_CLS' as never, numVirtualTokens: 4 })).toThrow(/Prefix tuning for TOKEN_CLS is not supported here yet; tag tokens with LoRA/);
   });
 });

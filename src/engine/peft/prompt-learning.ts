@@ -48,6 +48,7 @@ export function promptLearningJson(cfg: PromptLearningFields, extras: AdapterCon
 
 /** Checks the fields every prompt method shares (PEFT's wording where PEFT raises); `method` names it in messages. */
 export function checkPromptLearning(cfg: PromptLearningFields & { taskType: TaskType | null }, method: string, seq2seq = false): void {
+  if (cfg.taskType === 'TOKEN_CLS') bad(tokenClsRefusal(method));
   if (cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && !(seq2seq && cfg.taskType === 'SEQ_2_SEQ_LM')) {
     bad(`task_type ${quoteValue(cfg.taskType)} is not supported for ${method}; use CAUSAL_LM${seq2seq ? ', SEQ_CLS or SEQ_2_SEQ_LM' : ' or SEQ_CLS'}.`);
   }
@@ -64,6 +65,19 @@ export function checkPromptLearning(cfg: PromptLearningFields & { taskType: Task
   if (extra.length) {
     bad(`modules_to_save ${quoteValue(extra)} with ${method} is not supported yet (only the SEQ_CLS head, which always trains).`);
   }
+}
+
+/**
+ * Why a prompt method does not train TOKEN_CLS here. PeftModelForTokenClassification (0.15.2) puts prompt tuning's
+ * and P-tuning's virtual tokens in front of the input and passes the labels on unchanged, so the token classifier
+ * returns num_virtual_tokens more positions than there are labels and the model's loss fails on the shapes; prefix
+ * tuning keeps the length (its prefix is past key / values) and would work there, but is not implemented for it.
+ */
+export function tokenClsRefusal(method: string): string {
+  const why = /prefix/i.test(method)
+    ? `${method[0].toUpperCase()}${method.slice(1)} for TOKEN_CLS is not supported here yet`
+    : `PEFT's ${method} cannot train TOKEN_CLS: it prepends the virtual tokens, so the token classifier returns more positions than there are labels and the loss fails on the shapes`;
+  return `${why}; tag tokens with LoRA, DoRA, IA3 or AdaLoRA (task_type "TOKEN_CLS").`;
 }
 
 /**
