@@ -47,7 +47,28 @@ test('a run that does not learn says what to try', async ({ page }) => {
   await openStudio(page);
   // A learning rate of 1e-9 leaves the loss where it was: three evaluations after step 0, all flat.
   await setTinyArgs(page, { steps: 3, evalSteps: 1, maxLength: 32, batch: 2, lr: 1e-9 });
+  // Every text the evaluation's progress showed (an evaluation can be over between two polls).
+  await page.evaluate(() => {
+    const seen: string[] = [];
+    (window as unknown as { evalProgress: string[] }).evalProgress = seen;
+    new MutationObserver(() => {
+      const t = document.querySelector('[data-testid="eval-progress"]')?.textContent;
+      if (t && seen[seen.length - 1] !== t) seen.push(t);
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
   await startAndWait(page);
+  const seen = await page.evaluate(() => (window as unknown as { evalProgress: string[] }).evalProgress);
+  expect(seen.length).toBeGreaterThan(0);
+  const counts = seen.map((t) => /^batch (\d+) \/ (\d+)$/.exec(t));
+  expect(counts.every((m) => m !== null), seen.join(', ')).toBe(true);
+  // One total (the validation rows in batches of 2), every count within it.
+  const total = Number(counts[0]![2]);
+  expect(total).toBeGreaterThan(1);
+  for (const m of counts) {
+    expect(Number(m![2])).toBe(total);
+    expect(Number(m![1])).toBeLessThanOrEqual(total);
+  }
+  await expect(page.getByTestId('eval-progress')).toHaveCount(0);
   const hint = page.getByTestId('learning-hint');
   await expect(hint).toContainText(/After 3 evaluations the eval loss (stayed flat|went up)/);
   await expect(hint).toContainText('Raise the learning rate');
@@ -57,10 +78,22 @@ test('a run that does not learn says what to try', async ({ page }) => {
   await expect(page.getByTestId('eval-time')).toHaveText(/^\d+\.\d s$/);
   // Switching the task marks the results on show as the previous run's.
   await expect(page.getByTestId('stale-results')).toHaveCount(0);
+  const notes = ['stale-results', 'export-stale', 'push-stale', 'playground-stale'];
+  for (const id of notes) await expect(page.getByTestId(id)).toHaveCount(0);
   await page.getByRole('radio', { name: /SEQ_CLS/ }).click();
   await expect(page.getByTestId('stale-results')).toContainText('These results are from the previous run (CAUSAL_LM · LORA · sotu-gpt2); the task changed since.');
+  // The adapter on offer, the one Push would upload and the one the playground tries say so too.
+  await expect(page.getByTestId('export-stale')).toContainText('This adapter is from the previous run (CAUSAL_LM · LORA · sotu-gpt2); the task changed since.');
+  await expect(page.getByTestId('push-stale')).toContainText('The adapter this pushes is from the previous run (CAUSAL_LM · LORA · sotu-gpt2)');
+  await expect(page.getByTestId('playground-stale')).toContainText('The adapter tried here, and its outputs below, are from the previous run (CAUSAL_LM · LORA · sotu-gpt2); the task changed since.');
   await page.getByRole('radio', { name: /CAUSAL_LM/ }).click();
-  await expect(page.getByTestId('stale-results')).toHaveCount(0);
+  for (const id of notes) await expect(page.getByTestId(id)).toHaveCount(0);
+  // A method switch too.
+  await page.getByTestId('method').selectOption('IA3');
+  await expect(page.getByTestId('export-stale')).toContainText('the method changed since');
+  await expect(page.getByTestId('playground-stale')).toContainText('(CAUSAL_LM · LORA · sotu-gpt2); the method changed since');
+  await page.getByTestId('method').selectOption('LORA');
+  for (const id of notes) await expect(page.getByTestId(id)).toHaveCount(0);
 });
 
 test('form help is visible and linked to its field; a refused value says why', async ({ page }) => {

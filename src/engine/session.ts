@@ -24,7 +24,7 @@ import { setPackPolicy } from './wasm-matmul';
 import { evaluate, type EvalMetrics, type EvalProgressFn } from './train/evaluate';
 import { generate, classify, type GenerateOptions } from './train/generate';
 import { encodeSentence } from './train/tokcls-data';
-import { seq2seqText } from './train/seq2seq-generate';
+import { decodeKnown, seq2seqText } from './train/seq2seq-generate';
 
 /** The subset of a tokenizer the engine needs. */
 export interface TokenizerLike {
@@ -322,7 +322,7 @@ export class TrainingSession {
     try {
       const tok = this.tokenizer;
       m = await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding, this.tagNames(), {
-        decode: tok ? (ids) => tok.decode(ids) : undefined, eosTokenId: tok?.eosTokenId ?? this.model.config.eosTokenId,
+        decode: tok ? (ids) => decodeKnown(tok, ids) : undefined, eosTokenId: tok?.eosTokenId ?? this.model.config.eosTokenId,
       }, onProgress);
     } finally {
       setPackPolicy(pack);

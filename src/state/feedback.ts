@@ -60,9 +60,33 @@ export interface RunSetup {
  * "From the previous run (…)" when the task, method or model changed since the run on show started, else null:
  * its charts and scores no longer describe what Start would train.
  */
-export function staleNote(from: RunSetup | null, now: RunSetup): string | null {
+export function staleNote(from: RunSetup | null | undefined, now: RunSetup, what: StaleSubject = STALE_RESULTS): string | null {
   if (!from) return null;
   const changed = (['task', 'method', 'model'] as const).filter((k) => from[k] !== now[k]);
   if (!changed.length) return null;
-  return `These results are from the previous run (${from.task} · ${from.method} · ${from.model}); the ${changed.join(' and ')} changed since. Start training to see results for the current settings.`;
+  return `${what.subject} from the previous run (${from.task} · ${from.method} · ${from.model}); the ${changed.join(' and ')} changed since. ${what.next}`;
 }
+
+/** What a stale note is about, and what to do for the current settings. */
+export interface StaleSubject {
+  subject: string;
+  next: string;
+}
+
+/** The Live panel's charts and scores. */
+export const STALE_RESULTS: StaleSubject = { subject: 'These results are', next: 'Start training to see results for the current settings.' };
+/** The adapter the Export panel offers. */
+export const STALE_ADAPTER: StaleSubject = {
+  subject: 'This adapter is',
+  next: 'It loads on the model it was trained on; start training for an adapter of the current settings.',
+};
+/** The adapter Push to the Hub uploads. */
+export const STALE_PUSH: StaleSubject = {
+  subject: 'The adapter this pushes is',
+  next: 'Its model card names the model it was trained on; start training to push one of the current settings.',
+};
+/** The adapter the playground runs, and the outputs shown there. */
+export const STALE_PLAYGROUND: StaleSubject = {
+  subject: 'The adapter tried here, and its outputs below, are',
+  next: 'Start training to try an adapter of the current settings.',
+};

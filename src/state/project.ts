@@ -289,6 +289,14 @@ export function trainArgs(s: ProjectState): TrainArgs {
 
 // --- named actions -------------------------------------------------------------------------------------------
 
+/** The built-in dataset of `task` when the dataset in use is a built-in one of another task (else no change). */
+function builtinDataFor(s: ProjectState, task: TaskType): Partial<ProjectState> {
+  const ds = s.dataSource;
+  const fits = ds?.kind !== 'builtin' || s.builtinDatasets.find((d) => d.id === ds.id)?.task === task;
+  const other = s.builtinDatasets.find((d) => d.task === task);
+  return fits || !other ? {} : { dataSource: { kind: 'builtin', id: other.id } as DataSource, dataRef: { kind: 'builtin', id: other.id } as DataRef };
+}
+
 export const projectActions = {
   setBackendChoice: (backendChoice: BackendChoice) => set({ backendChoice }),
   backendStarting: () => set({ backend: { status: 'loading' } }),
@@ -326,6 +334,8 @@ export const projectActions = {
     set({
       model: { status: 'loading', phase: r.memory.blocking ? 'confirm' : 'downloading', label: info.name, info, inspection: r.inspection, loadId: r.loadId },
       task: info.task,
+      // A model of another task (T5: SEQ_2_SEQ_LM) starts on a built-in dataset of that task.
+      ...(info.task !== get().task ? { mapping: null, ...builtinDataFor(get(), info.task) } : {}),
       targetText,
       memory: r.memory,
       ...(ref !== undefined ? { modelRef: ref } : {}),
@@ -354,14 +364,7 @@ export const projectActions = {
   cacheFailed: (error: string) => set((s) => ({ cache: { ...s.cache, error } })),
   treeLoaded: (tree: TreeInfo) => set({ tree }),
 
-  setTask: (task: TaskType) =>
-    set((s) => {
-      const ds = s.dataSource;
-      const fits = ds?.kind !== 'builtin' || s.builtinDatasets.find((d) => d.id === ds.id)?.task === task;
-      const other = s.builtinDatasets.find((d) => d.task === task);
-      const swap = fits || !other ? {} : { dataSource: { kind: 'builtin', id: other.id } as DataSource, dataRef: { kind: 'builtin', id: other.id } as DataRef };
-      return { task, mapping: null, ...swap };
-    }),
+  setTask: (task: TaskType) => set((s) => ({ task, mapping: null, ...builtinDataFor(s, task) })),
   /** Another method: its own settings come back; the learning rate follows PEFT's example unless the person set one. */
   setMethod: (method: PeftType) =>
     set((s) => {

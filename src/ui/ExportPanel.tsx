@@ -6,6 +6,8 @@ import { downloadAdapterZip, useExport } from '../state/export-actions';
 import { setBaseModelName, usePush } from '../state/push-actions';
 import { useProject } from '../state/project';
 import { useRun } from '../state/run';
+import { STALE_ADAPTER } from '../state/feedback';
+import { PreviousRunNote } from './StaleNote';
 import { useImport } from '../state/import';
 import { BeyondTab } from './BeyondTab';
 import { PushToHub } from './PushToHub';
@@ -56,6 +58,7 @@ export function ExportPanel() {
       ) : (
         <p className="muted">Start training to get an adapter; it can be downloaded at any time during and after the run.</p>
       )}
+      {cp && <PreviousRunNote from={cp.from} what={STALE_ADAPTER} testId="export-stale" />}
       <div className="row wrap">
         <button type="button" data-testid="download-weights" disabled={!cp} onClick={() => cp && download('adapter_model.safetensors', cp.files['adapter_model.safetensors'])}>
           adapter_model.safetensors

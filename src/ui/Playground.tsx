@@ -10,6 +10,8 @@ import { Seq2SeqPlayground } from './Seq2SeqPlayground';
 import { wordDiff, type DiffSpan } from './diff';
 import { ChatPlayground } from './ChatPlayground';
 import { useProject } from '../state/project';
+import { STALE_PLAYGROUND } from '../state/feedback';
+import { PreviousRunNote } from './StaleNote';
 
 /** A generated text with the spans that differ from the other side's marked. */
 function Diffed(props: { spans: DiffSpan[] }) {
@@ -79,17 +81,21 @@ export function Playground() {
     : runId !== null
       ? `this run's (run ${runId}${step !== undefined ? `, step ${step}` : ''})${step === 0 ? ', untrained: it does not change the model yet' : ''}${trainedFrom?.runId === runId ? `, trained on from imported ${trainedFrom.name}` : ''}`
       : null;
+  // A run started with another task, method or model than the studio's now: its adapter (and outputs) say so.
+  const runFrom = useRun((s) => s.from);
+  const stale = !imported && runId !== null ? <PreviousRunNote from={runFrom} what={STALE_PLAYGROUND} testId="playground-stale" /> : null;
 
   if (task === 'SEQ_2_SEQ_LM') {
     return (
       <Panel title="Playground" id="playground">
         {!ready && <p className="muted">After training starts (or an adapter is imported), type a source here: the target the adapter generates shows next to the base model's.</p>}
         {adapterLabel && <p className="small" data-testid="playground-adapter">Adapter: <strong>{adapterLabel}</strong></p>}
+        {stale}
         <Seq2SeqPlayground ready={ready} shown={resultsFor === source} onRun={() => setResultsFor(source)} />
       </Panel>
     );
   }
-  if (task === 'TOKEN_CLS') return <Panel title="Playground" id="playground">{adapterLabel && <p className="small" data-testid="playground-adapter">Adapter: <strong>{adapterLabel}</strong></p>}<TokenTags ready={runId !== null} /></Panel>;
+  if (task === 'TOKEN_CLS') return <Panel title="Playground" id="playground">{adapterLabel && <p className="small" data-testid="playground-adapter">Adapter: <strong>{adapterLabel}</strong></p>}{stale}<TokenTags ready={runId !== null} /></Panel>;
   return (
     <Panel title="Playground" id="playground">
       {!ready && <p className="muted">After training starts (or an adapter is imported), compare the base model and the adapter here (both with the same sampling and seed, so differences come from the adapter).</p>}
@@ -98,6 +104,7 @@ export function Playground() {
           Adapter: <strong>{adapterLabel}</strong>
         </p>
       )}
+      {stale}
       {task === 'CAUSAL_LM' && (
         <label className="check">
           <input type="checkbox" data-testid="chat-mode" checked={chatMode} onChange={(e) => setChatChoice(e.target.checked)} /> chat (the prompt rendered with

@@ -6,6 +6,8 @@
 import { useState } from 'react';
 import { pushAdapter, pushMerged, usePush } from '../state/push-actions';
 import { useRun } from '../state/run';
+import { STALE_PUSH } from '../state/feedback';
+import { PreviousRunNote } from './StaleNote';
 import { hubEndpoint, settingsActions as S, useSettings } from '../state/settings';
 import { Field } from './controls';
 
@@ -20,6 +22,7 @@ const PHASE: Record<string, string> = {
 export function PushToHub() {
   const p = usePush();
   const hasAdapter = useRun((s) => !!s.checkpoint);
+  const from = useRun((s) => s.checkpoint?.from);
   const settings = useSettings();
   const [repo, setRepo] = useState('');
   const [priv, setPriv] = useState(true);
@@ -54,6 +57,7 @@ export function PushToHub() {
           Push to the Hub
         </button>
       </form>
+      <PreviousRunNote from={from} what={STALE_PUSH} testId="push-stale" />
       <p className="muted small">
         {!hasAdapter ? 'Train first: the latest adapter of the run is pushed. ' : ''}
         Goes to {hubEndpoint(settings)}{token ? '' : `; needs a token with write access (${hubEndpoint(settings)}/settings/tokens)`}.

@@ -16,7 +16,7 @@ import type { TokenizerLike } from '../engine/session';
 import { encodeExamples, type Example } from '../engine/train/data';
 import { evaluate, type EvalMetrics } from '../engine/train/evaluate';
 import { classify, generate, type GenerateOptions } from '../engine/train/generate';
-import { seq2seqText } from '../engine/train/seq2seq-generate';
+import { decodeKnown, seq2seqText } from '../engine/train/seq2seq-generate';
 import { setPackPolicy } from '../engine/wasm-matmul';
 import type { AdapterEvalResult, ImportedAdapterInfo, TargetSpec } from './protocol';
 
@@ -274,7 +274,7 @@ export class ImportedAdapter {
         try {
           const tok = this.tokenizer;
           return await evaluate(this.peft, encoded, o.batchSize, padId, padding, undefined, {
-            decode: tok ? (ids) => tok.decode(ids) : undefined, eosTokenId: tok?.eosTokenId ?? c.eosTokenId,
+            decode: tok ? (ids) => decodeKnown(tok, ids) : undefined, eosTokenId: tok?.eosTokenId ?? c.eosTokenId,
           });
         } finally {
           setPackPolicy(pack);

@@ -52,11 +52,21 @@ export async function generateSeq2Seq(model: Model, sourceIds: number[], hooks: 
 }
 
 /**
+ * Text of generated ids, leaving out ids past the tokenizer's vocabulary: a model's embedding is often padded past
+ * it (t5-small: 32128 rows, 32100 tokens), an untrained adapter can pick such an id, and transformers' fast
+ * tokenizers decode an id they have no token for to nothing.
+ */
+export function decodeKnown(tok: { decode(ids: number[]): string; vocabSize?: number }, ids: number[]): string {
+  const n = tok.vocabSize;
+  return tok.decode(n === undefined ? ids : ids.filter((t) => t < n));
+}
+
+/**
  * Greedy generation from source ids to text, with the hooks of the PEFT model as it is now (adapter on or off):
  * the playground's encoder-decoder generation. onText gets the decoded text so far after each token.
  */
 export async function seq2seqText(
-  peft: PeftModel, tok: { decode(ids: number[]): string; eosTokenId?: number | null }, sourceIds: number[],
+  peft: PeftModel, tok: { decode(ids: number[]): string; eosTokenId?: number | null; vocabSize?: number }, sourceIds: number[],
   o: { maxNewTokens: number; onText?: (text: string) => void | Promise<void>; shouldStop?: () => boolean },
 ): Promise<string> {
   const hooks = generationHooks(peft);
@@ -64,9 +74,9 @@ export async function seq2seqText(
   try {
     const ids = await generateSeq2Seq(peft.base, sourceIds, hooks, {
       maxNewTokens: o.maxNewTokens, eosTokenId: eos, shouldStop: o.shouldStop,
-      onToken: o.onText ? (so) => o.onText!(tok.decode(so)) : undefined,
+      onToken: o.onText ? (so) => o.onText!(decodeKnown(tok, so)) : undefined,
     });
-    return tok.decode(ids);
+    return decodeKnown(tok, ids);
   } finally {
     // A prompt method's virtual tokens may be a tensor made for these hooks (never the variable itself).
     const p = hooks.prefixEmbeds;
