@@ -7,7 +7,7 @@ import { STALE_ADAPTER, STALE_PLAYGROUND, STALE_PUSH, staleNote } from '../src/s
 import { runActions, useRun } from '../src/state/run';
 
 const files = { 'adapter_model.safetensors': new ArrayBuffer(8), 'adapter_config.json': '{"peft_type": "LORA"}' };
-const gpt2 = { task: 'CAUSAL_LM', method: 'LORA', model: 'sotu-gpt2' };
+const gpt2 = { task: 'CAUSAL_LM' as const, method: 'LORA', model: 'sotu-gpt2' };
 
 describe('previous-run notes', () => {
   it('name the run the adapter came from and what changed, for each panel', () => {
