@@ -20,14 +20,13 @@
  * Needs scripts/data/sotu-{train,heldout}.txt (npm run data:build) and the tokenizer in public/models/sotu-gpt2
  * (npm run data:tokenizer).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { useNodeBackend } from '../src/engine/io/node-backend';
 import { loadModelDir, readSafetensorsFile } from '../src/engine/io/node-files';
 import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
-import { writeSafetensors, type TensorToWrite } from '../src/engine/io/safetensors';
+import { writeSafetensors } from '../src/engine/io/safetensors';
 import { buildModel, countParams } from '../src/engine/models';
 import type { Model } from '../src/engine/models/types';
 import type { PeftModel } from '../src/engine/peft/model';
@@ -35,9 +34,12 @@ import { Rng } from '../src/engine/random';
 import type { Tokenizer } from '../src/engine/tokenizer';
 import type { Batch } from '../src/engine/train/data';
 import { generate } from '../src/engine/train/generate';
-import { AdamW, clipGradNorm } from '../src/engine/train/optimizer';
+import { AdamW } from '../src/engine/train/optimizer';
 import { learningRateAt } from '../src/engine/train/schedule';
-import { lossAndGrads, type Trainable } from '../src/engine/train/step';
+import type { Trainable } from '../src/engine/train/step';
+import {
+  fullTrainStep, log, parseFlags, startBackend, stateDict, trainableNet, writeAtomic, type Net, type Optimizers,
+} from './lib/full-train';
 import {
   encodeStream, generationConfig, gpt2Config, modelNll, readSpeeches, unigramLogProbs, unigramNll, windows,
 } from './lib/sotu-lm';
@@ -103,81 +105,20 @@ const DEFAULTS: Opts = {
 };
 
 function parseArgs(argv: string[]): Opts {
-  const o: Opts = { ...DEFAULTS };
-  const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const [k, inline] = a.slice(2).split('=', 2);
-    const key = camel(k) as keyof Opts;
-    if (!(key in o)) throw new Error(`unknown flag --${k}`);
-    const cur = o[key];
-    if (typeof cur === 'boolean') {
-      (o as unknown as Record<string, unknown>)[key] = inline === undefined ? true : inline !== 'false';
-      continue;
-    }
-    const v = inline ?? argv[++i];
-    if (v === undefined) throw new Error(`--${k} needs a value`);
-    if (typeof cur === 'number') {
-      const n = Number(v);
-      if (!Number.isFinite(n)) throw new Error(`--${k}: ${v} is not a number`);
-      (o as unknown as Record<string, unknown>)[key] = n;
-    } else (o as unknown as Record<string, unknown>)[key] = v;
-  }
+  const o = parseFlags(argv, DEFAULTS);
   if (o.backend !== 'wasm' && o.backend !== 'cpu') throw new Error('--backend must be wasm or cpu');
   o.out = resolve(ROOT, o.out);
   return o;
 }
 
-const log = (...a: unknown[]) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-
-/** wasm gets the engine's XNNPACK-friendly BatchMatMul (src/engine/wasm-matmul.ts), about 10x faster for training. */
-async function startBackend(name: 'wasm' | 'cpu' | 'wasm-stock'): Promise<void> {
-  await useNodeBackend(name === 'cpu' ? 'cpu' : 'wasm', { stockWasmKernels: name === 'wasm-stock' });
-}
-
 // ---------------------------------------------------------------- model as trainable variables
-
-interface Net {
-  model: Model;
-  /** Unique trainable variables (the tied wte / lm_head is one variable). */
-  vars: tf.Variable[];
-  decay: Set<tf.Variable>;
-}
 
 /** Random init as transformers' _init_weights, then every parameter becomes a trainable variable. */
 function makeNet(o: Opts, vocabSize: number, init?: Map<string, { data: Float32Array; shape: number[] }>): Net {
   const config = gpt2Config({ nEmbd: o.nEmbd, nLayer: o.nLayer, nHead: o.nHead, nPositions: o.seq, vocabSize, dropout: o.dropout });
   const model = buildModel(config, new Map(), { initMissing: 'all', seed: o.seed });
-  const vars = new Map<tf.Tensor, tf.Variable>();
-  for (const [name, t] of [...model.params]) {
-    if (name in model.tied) continue;
-    const src = init?.get(name);
-    const v = tf.variable(src ? tf.tensor(src.data, src.shape) : t, true, name);
-    vars.set(t, v);
-    model.params.set(name, v);
-    t.dispose();
-  }
-  for (const [name, src] of Object.entries(model.tied)) model.params.set(name, model.params.get(src)!);
-  const list = [...vars.values()];
   // Weight decay on matrices (embeddings, Conv1D weights), none on biases and LayerNorm.
-  return { model, vars: list, decay: new Set(list.filter((v) => v.rank >= 2)) };
-}
-
-/** Tensors under the keys GPT2LMHeadModel.save_pretrained writes: no tied lm_head.weight. */
-function stateDict(model: Model): Map<string, TensorToWrite> {
-  const out = new Map<string, TensorToWrite>();
-  for (const [name, t] of model.params) {
-    if (name in model.tied) continue;
-    out.set(name, { shape: t.shape.slice(), data: Float32Array.from(t.dataSync() as Float32Array) });
-  }
-  return out;
-}
-
-function writeAtomic(path: string, data: Uint8Array | string): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+  return trainableNet(model, init);
 }
 
 // ---------------------------------------------------------------- data
@@ -209,24 +150,8 @@ function trainable(model: Model, vars: tf.Variable[]): Trainable {
   };
 }
 
-/** One AdamW step with two parameter groups (decay / no decay) after clipping the global gradient norm. */
-async function trainStep(net: Net, opts: { decay: AdamW; noDecay: AdamW }, batch: Batch, lr: number, clip: number) {
-  const { loss, grads } = await lossAndGrads(trainable(net.model, net.vars), batch, true);
-  let g = grads;
-  try {
-    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss}`);
-    const clipped = await clipGradNorm(grads, clip);
-    g = clipped.grads;
-    if (!Number.isFinite(clipped.norm)) throw new Error(`gradient norm became ${clipped.norm}`);
-    const d = new Map<tf.Variable, tf.Tensor>();
-    const n = new Map<tf.Variable, tf.Tensor>();
-    for (const [v, t] of g) (net.decay.has(v) ? d : n).set(v, t);
-    opts.decay.apply(d, lr);
-    opts.noDecay.apply(n, lr);
-    return { loss, gradNorm: clipped.norm };
-  } finally {
-    for (const t of g.values()) t.dispose();
-  }
+async function trainStep(net: Net, opts: Optimizers, batch: Batch, lr: number, clip: number) {
+  return fullTrainStep(net, trainable(net.model, net.vars), opts, batch, lr, clip);
 }
 
 // ---------------------------------------------------------------- evaluation

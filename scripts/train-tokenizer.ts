@@ -275,8 +275,9 @@ function addedToken(id: number, content: string) {
  * tokenizer.json in the `tokenizers` format of GPT-2 (version 1.0; merges as "left right" strings, which every
  * `tokenizers` release and transformers.js accept; byte-level tokens never contain a plain space).
  * The vocabulary is written in id order (JSON.stringify would move integer-like keys such as "1" first).
+ * `postProcessor` replaces GPT-2's ByteLevel post-processor (e.g. a TemplateProcessing that appends an EOS).
  */
-export function serializeTokenizerJson(model: BpeModel): string {
+export function serializeTokenizerJson(model: BpeModel, o: { postProcessor?: object } = {}): string {
   const doc = {
     version: '1.0',
     truncation: null,
@@ -284,7 +285,7 @@ export function serializeTokenizerJson(model: BpeModel): string {
     added_tokens: model.specialTokens.map((t, i) => addedToken(i, t)),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
-    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+    post_processor: o.postProcessor ?? { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE',
