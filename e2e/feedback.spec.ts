@@ -40,6 +40,12 @@ test('a SEQ_CLS run shows the confusion matrix and per-class scores of the valid
     const recall = support ? (100 * (await cell(t, t))) / support : 0;
     await expect(rows.nth(t).locator('td').nth(1)).toHaveText(`${recall.toFixed(1)}%`);
   }
+  // The run history keeps it: the run's row shows the same matrix.
+  const run = page.getByTestId('run-row').first();
+  await run.getByTestId('run-confusion-toggle').click();
+  const kept = page.getByTestId('run-confusion');
+  await expect(kept).toHaveAttribute('data-step', '2');
+  for (const t of [0, 1]) for (const p of [0, 1]) await expect(kept.locator(`[data-cell="${t}-${p}"]`)).toHaveText(String(await cell(t, p)));
 });
 
 test('a run that does not learn says what to try', async ({ page }) => {

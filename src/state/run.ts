@@ -180,7 +180,10 @@ export const runActions = {
       case 'runStarted': {
         // A new run starts empty; a resumed one continues the curves of its checkpoint's log_history.
         if (!current(e.runId)) return;
-        const { metrics, evals } = pointsOf(e.history, e.record.initialEval);
+        const { metrics, evals: points } = pointsOf(e.history, e.record.initialEval);
+        // A classification run's kept confusion matrix goes back on its evaluation point.
+        const cm = e.record.confusion;
+        const evals = cm ? points.map((x) => (x.step === cm.step ? { ...x, confusion: cm.matrix, classes: cm.classes } : x)) : points;
         const last = e.history[e.history.length - 1];
         set({
           runId: e.runId, task: e.record.config.task as TaskType, metrics, evals, evalProgress: null, outcome: null, errors: [],

@@ -2,14 +2,14 @@
 import type { EvalMetrics } from '../worker/protocol';
 import { thousands } from './format';
 
-export function ConfusionMatrix(props: { evals: EvalMetrics[]; labels?: string[] }) {
+export function ConfusionMatrix(props: { evals: EvalMetrics[]; labels?: string[]; testId?: string }) {
   const e = [...props.evals].reverse().find((x) => x.confusion && x.classes);
   if (!e?.confusion || !e.classes) return null;
   const name = (k: number) => props.labels?.[k] ?? String(k);
   const max = Math.max(1, ...e.confusion.flat());
   const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
   return (
-    <section className="confusion" data-testid="confusion" data-step={e.step} aria-label="Confusion matrix">
+    <section className="confusion" data-testid={props.testId ?? 'confusion'} data-step={e.step} aria-label="Confusion matrix">
       <h3>
         Validation at step {e.step}: rows are the true class, columns the predicted one
       </h3>

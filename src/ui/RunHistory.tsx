@@ -1,13 +1,14 @@
 /**
  * Runs: every run kept in this browser with its settings, status, metrics, duration and backend; pick two or
  * more to overlay their loss and eval-loss curves; download a run's adapter, metrics.jsonl, training_args.json
- * or trainer_state.json; resume a run that was cut off; delete one.
+ * or trainer_state.json; show a classification run's last confusion matrix; resume a run that was cut off; delete one.
  */
-import { useMemo } from 'react';
+import { useMemo, useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { deleteRun, downloadRunFile, historyActions as H, resumeRun, useHistory } from '../state/history';
 import { useRun } from '../state/run';
 import type { LogEntry, RunSummary } from '../worker/protocol';
+import { ConfusionMatrix } from './ConfusionMatrix';
 import { ErrorNote, Panel } from './controls';
 import { duration, num } from './format';
 
@@ -79,6 +80,7 @@ function RunRow({ r }: { r: RunSummary }) {
   const error = useHistory((s) => s.rowErrors[r.id]);
   const resume = useHistory((s) => s.resume);
   const idle = useRun((s) => s.state === 'idle');
+  const [showConfusion, setShowConfusion] = useState(false);
   const c = r.config;
   const live = r.shownStatus === 'running' || r.shownStatus === 'paused';
   const best = r.bestMetric !== null && r.bestStep !== null ? `${num(r.bestMetric)} @ ${r.bestStep}` : '–';
@@ -123,6 +125,11 @@ function RunRow({ r }: { r: RunSummary }) {
               Resume from {r.latestStep}
             </button>
           )}{' '}
+          {r.confusion && (
+            <button type="button" data-testid="run-confusion-toggle" aria-expanded={showConfusion} onClick={() => setShowConfusion((v) => !v)} title={`the validation split's confusion matrix at step ${r.confusion.step}`}>
+              {showConfusion ? 'hide' : 'confusion'}
+            </button>
+          )}{' '}
           <button type="button" data-testid="run-download-adapter" disabled={!r.latest} onClick={() => void downloadRunFile(r.id, 'adapter')} title={r.loadBestModelAtEnd ? "the best checkpoint's adapter" : "the latest checkpoint's adapter"}>
             adapter
           </button>{' '}
@@ -149,6 +156,17 @@ function RunRow({ r }: { r: RunSummary }) {
           </button>
         </td>
       </tr>
+      {showConfusion && r.confusion && (
+        <tr>
+          <td colSpan={8}>
+            <ConfusionMatrix
+              testId="run-confusion"
+              labels={c.labels.length ? c.labels : undefined}
+              evals={[{ step: r.confusion.step, evalLoss: NaN, accuracy: NaN, confusion: r.confusion.matrix, classes: r.confusion.classes }]}
+            />
+          </td>
+        </tr>
+      )}
       {(error || (resume.error && resume.id === r.id)) && (
         <tr>
           <td colSpan={8}>

@@ -11,7 +11,7 @@ import { describeError, EngineError } from '../engine/errors';
 import { memoryBackend, type CacheBackend } from '../engine/io/cache';
 import { opfsBackend } from '../engine/io/opfs-cache';
 import {
-  latestStep, newRunId, RUN_RECORD_VERSION, RunStore, summarize, type RunConfigSummary, type RunRecord, type RunSummary, type StoredRunStatus,
+  latestStep, newRunId, RUN_RECORD_VERSION, RunStore, summarize, type RunConfigSummary, type RunConfusion, type RunRecord, type RunSummary, type StoredRunStatus,
 } from '../engine/io/run-store';
 import type { TrainingSession } from '../engine/session';
 import { metricsJsonl, readTrainerState, TRAINER_STATE, TRAINING_ARGS, type CheckpointFiles, type LogEntry } from '../engine/train/checkpoint';
@@ -116,6 +116,8 @@ export class RunRecorder {
   private saved = { step: -1, log: -1 };
   private release: (() => void) | null = null;
   private warned = new Set<string>();
+  /** SEQ_CLS: the last evaluation's confusion matrix, kept with the record's metrics. */
+  private confusion: RunConfusion | null;
 
   private constructor(
     private readonly store: RunStore,
@@ -126,6 +128,7 @@ export class RunRecorder {
     private readonly persistent: boolean,
   ) {
     this.record = record;
+    this.confusion = record.confusion ?? null;
     const held = locks();
     if (held) {
       void held.request(`${LOCK}${record.id}`, () => new Promise<void>((r) => (this.release = r))).catch(() => undefined);
@@ -193,7 +196,7 @@ export class RunRecorder {
       if (lastEval.eval_accuracy !== undefined) final.evalAccuracy = lastEval.eval_accuracy;
       if (lastEval.eval_f1 !== undefined) final.evalF1 = lastEval.eval_f1;
     }
-    return { step: s.completedSteps, durationMs, bestMetric: s.bestMetric, bestStep: s.bestStep, stoppedEarly: s.stoppedEarly, final };
+    return { step: s.completedSteps, durationMs, bestMetric: s.bestMetric, bestStep: s.bestStep, stoppedEarly: s.stoppedEarly, final, ...(this.confusion ? { confusion: this.confusion } : {}) };
   }
 
   /** Writes record fields (a failure is a warning); the page hears of the change either way. */
@@ -206,6 +209,11 @@ export class RunRecorder {
       this.warn('update', `The run's record could not be updated: ${storageProblem(e)}. Training continues.`);
     }
     this.postRecord();
+  }
+
+  /** SEQ_CLS: an evaluation's confusion matrix, recorded with the noteEval that follows (and every save). */
+  noteConfusion(c: RunConfusion): void {
+    this.confusion = c;
   }
 
   /** The evaluation before the first step, and evaluations between checkpoints: shown at once, written with the next save. */

@@ -162,6 +162,7 @@ export class TrainerRun {
       throw new EngineError('NAN_LOSS', `Evaluation loss became ${m.evalLoss} at step ${step}. Lower the learning rate.`);
     }
     this.post({ type: 'evalMetrics', runId: this.runId, metrics: { step, evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1, confusion: m.confusion, classes: m.classes, ...generationScores(m), durationMs } });
+    if (m.confusion && m.classes) this.recorder?.noteConfusion({ step, matrix: m.confusion, classes: m.classes.map(({ precision, recall, f1, support }) => ({ precision, recall, f1, support })) });
     await this.recorder?.noteEval(step === 0 ? { evalLoss: m.evalLoss, accuracy: m.accuracy, f1: m.f1, ...generationScores(m) } : undefined, this.elapsed());
   }
 

@@ -91,6 +91,14 @@ export interface RunRecord {
   final: { loss?: number; evalLoss?: number; evalAccuracy?: number; evalF1?: number };
   /** The evaluation before the first step (not part of Trainer's log_history), for the charts. */
   initialEval: { evalLoss: number; accuracy: number; f1?: number; exactMatch?: number; chrf?: number; rougeL?: number } | null;
+  /** SEQ_CLS: the last evaluation's confusion matrix (confusion[true][predicted]) and per-class scores (absent in older records). */
+  confusion?: RunConfusion | null;
+}
+
+export interface RunConfusion {
+  step: number;
+  matrix: number[][];
+  classes: { precision: number; recall: number; f1: number; support: number }[];
 }
 
 /** A record with the status the history shows. */
