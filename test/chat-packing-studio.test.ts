@@ -69,8 +69,8 @@ describe("the playground's chat prompt", () => {
   const CHATML = '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n';
 
   it("renders with the template the run trained with, else the model's, opening the assistant turn", () => {
-    expect(chatPrompt(tok, msgs, { name: 'chatml', text: BUILTIN_TEMPLATES.chatml })).toEqual({ prompt: CHATML, template: 'chatml', stops: ['<|im_end|>'] });
-    expect(chatPrompt(withTemplate, msgs, null)).toEqual({ prompt: CHATML, template: 'model', stops: ['<|im_end|>'] });
+    expect(chatPrompt(tok, msgs, { name: 'chatml', text: BUILTIN_TEMPLATES.chatml })).toEqual({ prompt: CHATML, template: 'chatml', stops: ['<|im_end|>'], addSpecialTokens: false });
+    expect(chatPrompt(withTemplate, msgs, null)).toEqual({ prompt: CHATML, template: 'model', stops: ['<|im_end|>'], addSpecialTokens: false });
     // The built-in Alpaca prompt ends a reply at EOS (an id) or where the next instruction would start.
     expect(chatPrompt(tok, msgs.slice(1), { name: 'alpaca', text: BUILTIN_TEMPLATES.alpaca }).stops).toEqual(['### Instruction:']);
   });

@@ -599,11 +599,13 @@ export async function snapshotAdapter(): Promise<void> {
   }
 }
 
-export async function generate(prompt: string, maxNewTokens: number, sampling?: SamplingSettings, chat?: { role: string; content: string }[]): Promise<void> {
+export async function generate(
+  prompt: string, maxNewTokens: number, sampling?: SamplingSettings, chat?: { role: string; content: string }[], chatOff?: { role: string; content: string }[],
+): Promise<void> {
   R.playgroundBusy();
   R.generationStarted(chat ? '' : prompt);
   try {
-    const r = await worker().request({ type: 'generate', prompt, maxNewTokens, sampling, ...(chat ? { chat } : {}) }, 'generation');
+    const r = await worker().request({ type: 'generate', prompt, maxNewTokens, sampling, ...(chat ? { chat } : {}), ...(chat && chatOff ? { chatOff } : {}) }, 'generation');
     R.generated(chat ? '' : prompt, r.withAdapter, r.withoutAdapter, r.msPerToken, r.stopped, r.chat);
   } catch (e) {
     R.playgroundFailed(message(e));

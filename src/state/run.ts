@@ -81,7 +81,7 @@ export interface RunStore {
   logs: string[];
   playground: {
     busy: boolean;
-    generation?: { prompt: string; withAdapter: string; withoutAdapter: string; msPerToken?: number; streaming?: boolean; stopped?: boolean; chat?: { prompt: string; template: string } };
+    generation?: { prompt: string; withAdapter: string; withoutAdapter: string; msPerToken?: number; streaming?: boolean; stopped?: boolean; chat?: { prompt: string; template: string; promptOff?: string } };
     classification?: { text: string; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult };
     error?: string;
   };
@@ -130,7 +130,7 @@ export const runActions = {
       const g = s.playground.generation;
       return { playground: { ...s.playground, busy: false, error, generation: g && { ...g, streaming: false } } };
     }),
-  generated: (prompt: string, withAdapter: string, withoutAdapter: string, msPerToken?: number, stopped?: boolean, chat?: { prompt: string; template: string }) =>
+  generated: (prompt: string, withAdapter: string, withoutAdapter: string, msPerToken?: number, stopped?: boolean, chat?: { prompt: string; template: string; promptOff?: string }) =>
     set((s) => ({
       playground: { ...s.playground, busy: false, generation: { prompt, withAdapter, withoutAdapter, msPerToken, ...(stopped ? { stopped } : {}), ...(chat ? { chat } : {}) } },
     })),

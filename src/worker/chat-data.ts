@@ -149,11 +149,13 @@ const END_OF_TURN = ['<|im_end|>', '<|eot_id|>', '<|end|>', '<end_of_turn>', '<|
 
 /**
  * The playground's chat prompt: the conversation rendered with the template the run trained with (else the model's
- * chat_template) and the assistant's turn opened (add_generation_prompt), and the texts that end the reply.
+ * chat_template) and the assistant's turn opened (add_generation_prompt), and the texts that end the reply. The
+ * prompt is encoded without the tokenizer's special tokens (addSpecialTokens false), as the training rows are and
+ * as transformers' apply_chat_template(tokenize=True) does: a template that starts with BOS gets it once.
  */
 export function chatPrompt(
   tok: Pick<Tokenizer, 'renderChat' | 'chatTemplate'> | null, messages: ChatMessage[], trained: { name: string; text: string } | null,
-): { prompt: string; template: string; stops: string[] } {
+): { prompt: string; template: string; stops: string[]; addSpecialTokens: false } {
   if (!tok?.renderChat) throw new EngineError('BAD_ARGUMENT', 'This model has no tokenizer, so it cannot chat; load a model with a tokenizer.json.');
   const own = modelTemplate(tok);
   const t = trained ?? (own ? { name: 'model', text: own } : null);
@@ -162,7 +164,7 @@ export function chatPrompt(
   }
   if (!messages.length || messages[messages.length - 1].role !== 'user') throw new EngineError('BAD_ARGUMENT', 'Write a user message to reply to.');
   const prompt = tok.renderChat(messages, { addGenerationPrompt: true, template: t.text });
-  return { prompt, template: t.name, stops: END_OF_TURN.filter((m) => t.text.includes(m)) };
+  return { prompt, template: t.name, stops: END_OF_TURN.filter((m) => t.text.includes(m)), addSpecialTokens: false };
 }
 
 /** The reply up to the first end-of-turn text (and whether one was met). */

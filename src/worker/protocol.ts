@@ -183,7 +183,8 @@ export type WorkerCommand =
   | { type: 'stop'; requestId: number }
   | { type: 'export'; requestId: number }
   /** chat: the prompt is the conversation rendered with the run's (else the model's) chat template. */
-  | { type: 'generate'; requestId: number; prompt: string; maxNewTokens: number; sampling?: SamplingSettings; chat?: { role: string; content: string }[] }
+  /** chat: the conversation the adapter answers; chatOff: the base model's own (its replies in it; default chat). */
+  | { type: 'generate'; requestId: number; prompt: string; maxNewTokens: number; sampling?: SamplingSettings; chat?: { role: string; content: string }[]; chatOff?: { role: string; content: string }[] }
   /** Ends the playground's generation in progress; the `generation` reply carries what it had. */
   | { type: 'stopGeneration'; requestId: number }
   | { type: 'classify'; requestId: number; text: string }
@@ -423,7 +424,7 @@ export type WorkerEvent =
   /** best: the run's best checkpoint (load best model at end), not its last step. */
   | { type: 'checkpoint'; requestId?: number; runId: number; step: number; files: AdapterFiles; best?: { metric: string; value: number } }
   /** msPerToken: the adapter-on generation's time per new token (KV-cached decoding). */
-  | { type: 'generation'; requestId: number; withAdapter: string; withoutAdapter: string; msPerToken?: number; stopped?: boolean; chat?: { prompt: string; template: string } }
+  | { type: 'generation'; requestId: number; withAdapter: string; withoutAdapter: string; msPerToken?: number; stopped?: boolean; chat?: { prompt: string; template: string; promptOff?: string } }
   /** The text so far while `generate` runs (no requestId: the request is answered by `generation`). */
   | { type: 'generationPartial'; forRequest: number; adapter: boolean; text: string }
   | { type: 'classification'; requestId: number; withAdapter: ClassifyResult; withoutAdapter: ClassifyResult }

@@ -445,7 +445,10 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       const sm = cmd.sampling;
       // A chat reply ends at the template's end of turn (a text: with the built-in tokenizer it is several tokens).
       const chat = cmd.chat ? chatPrompt(model?.tokenizer ?? null, cmd.chat, imported.playing() ? null : runChatTemplate) : null;
+      // The base model's side keeps its own conversation (its own replies) when the page sends one.
+      const chatOff = chat && cmd.chatOff ? chatPrompt(model?.tokenizer ?? null, cmd.chatOff, imported.playing() ? null : runChatTemplate) : chat;
       const prompt = chat ? chat.prompt : cmd.prompt;
+      const promptOff = chatOff ? chatOff.prompt : cmd.prompt;
       let ended = false;
       // Each token's text goes to the page, then the worker yields to its message queue so a stop can arrive.
       const stream = (adapter: boolean) => async (raw: string) => {
@@ -461,6 +464,8 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           ? { maxNewTokens: cmd.maxNewTokens, temperature: sm.temperature, topK: sm.topK, topP: sm.topP, repetitionPenalty: sm.repetitionPenalty, seed: sm.seed }
           : { maxNewTokens: cmd.maxNewTokens, temperature: 0 }),
         shouldStop: () => g.stop || ended,
+        // A rendered chat template carries its own special tokens (BOS once, not twice).
+        ...(chat ? { addSpecialTokens: chat.addSpecialTokens } : {}),
       };
       const [withAdapter, withoutAdapter, msPerToken] = await lock.run(async () => {
         generating = g;
@@ -469,14 +474,15 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           const on = reply(await s.generate(prompt, { ...o, adapter: true, onText: stream(true) }));
           const ms = (performance.now() - t0) / Math.max(1, cmd.maxNewTokens);
           ended = false;
-          return [on, reply(await s.generate(prompt, { ...o, adapter: false, onText: stream(false) })), ms] as const;
+          return [on, reply(await s.generate(promptOff, { ...o, adapter: false, onText: stream(false) })), ms] as const;
         } finally {
           if (generating === g) generating = null;
         }
       });
       post({
         type: 'generation', requestId, withAdapter, withoutAdapter, msPerToken: g.stop ? undefined : msPerToken,
-        ...(g.stop ? { stopped: true } : {}), ...(chat ? { chat: { prompt: chat.prompt, template: chat.template } } : {}),
+        ...(g.stop ? { stopped: true } : {}),
+        ...(chat ? { chat: { prompt: chat.prompt, template: chat.template, ...(promptOff !== prompt ? { promptOff } : {}) } } : {}),
       });
       return;
     }

@@ -27,17 +27,22 @@ export interface GenerateOptions {
   stopIds?: readonly number[];
   /** generate() only: called with the decoded text so far after each token. */
   onText?: (text: string) => void | Promise<void>;
+  /**
+   * generate() only: false encodes the prompt as it is, without the tokenizer's special tokens (a rendered chat
+   * template has its own BOS, as apply_chat_template(tokenize=True) encodes); default true.
+   */
+  addSpecialTokens?: boolean;
 }
 
 interface Tok {
-  encode(text: string): number[];
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   decode(ids: number[]): string;
   eosTokenId?: number | null;
 }
 
 /** Generates a continuation of `prompt` (text in, text out; see generateIds). */
 export async function generate(peft: PeftModel, tok: Tok, prompt: string, o: GenerateOptions = {}): Promise<string> {
-  const ids = tok.encode(prompt);
+  const ids = o.addSpecialTokens === false ? tok.encode(prompt, { addSpecialTokens: false }) : tok.encode(prompt);
   if (ids.length === 0 && tok.eosTokenId != null) ids.push(tok.eosTokenId);
   const onText = o.onText;
   return tok.decode(await generateIds(peft, ids, { ...o, eosTokenId: tok.eosTokenId, onToken: onText && ((out) => onText(tok.decode([...out]))) }));
