@@ -74,6 +74,22 @@ describe('SEQ_2_SEQ_LM playground generation', () => {
     }
   }, 60_000);
 
+  it('generationEvalRows: generation is scored on the first N validation rows, the loss on all', async () => {
+    const s = await session(loraConfig({ taskType: 'SEQ_2_SEQ_LM', r: 4, loraAlpha: 8, targetModules: ['q', 'v'] }));
+    try {
+      const totals: Record<string, number> = {};
+      const all = await s.evaluate(undefined, (p) => void (totals[p.phase] = p.total));
+      expect(totals.generation).toBe(4);
+      (s.args as { generationEvalRows?: number }).generationEvalRows = 2;
+      const few = await s.evaluate(undefined, (p) => void (totals[p.phase] = p.total));
+      expect(totals.generation).toBe(2);
+      expect(few.evalLoss).toBe(all.evalLoss);
+      expect(few.rows).toBe(4);
+    } finally {
+      s.dispose();
+    }
+  }, 60_000);
+
   it('prompt tuning: generation with the virtual tokens frees what it made', async () => {
     const s = await session(promptTuningConfig({ taskType: 'SEQ_2_SEQ_LM', numVirtualTokens: 4 }));
     try {

@@ -68,6 +68,11 @@ export interface TrainingArgs {
   loadBestModelAtEnd: boolean;
   /** Stop after this many evaluations in a row without improvement (EarlyStoppingCallback); null = never. */
   earlyStoppingPatience: number | null;
+  /**
+   * SEQ_2_SEQ_LM: score greedy generation (exact match, chrF, ROUGE-L) on the first this many validation rows, the
+   * loss on all of them; null / absent = all (like evaluating on eval_dataset.select(range(N))).
+   */
+  generationEvalRows?: number | null;
 }
 
 /**
@@ -323,6 +328,7 @@ export class TrainingSession {
       const tok = this.tokenizer;
       m = await evaluate(this.peft, rows, this.args.batchSize, this.padId, this.padding, this.tagNames(), {
         decode: tok ? (ids) => decodeKnown(tok, ids) : undefined, eosTokenId: tok?.eosTokenId ?? this.model.config.eosTokenId,
+        maxRows: this.args.generationEvalRows ?? undefined,
       }, onProgress);
     } finally {
       setPackPolicy(pack);
@@ -585,6 +591,9 @@ function validateArgs(a: TrainingArgs): void {
   if (a.saveTotalLimit != null && (!Number.isInteger(a.saveTotalLimit) || a.saveTotalLimit < 1)) bad(`save total limit must be a positive integer, got ${a.saveTotalLimit}`);
   if (a.earlyStoppingPatience != null && (!Number.isInteger(a.earlyStoppingPatience) || a.earlyStoppingPatience < 1)) {
     bad(`early stopping patience must be a positive integer, got ${a.earlyStoppingPatience}`);
+  }
+  if (a.generationEvalRows != null && (!Number.isInteger(a.generationEvalRows) || a.generationEvalRows < 1)) {
+    bad(`generation eval rows must be a positive integer, got ${a.generationEvalRows}`);
   }
   const metric = a.metricForBestModel.startsWith('eval_') ? a.metricForBestModel : `eval_${a.metricForBestModel}`;
   if (!(BEST_METRICS as readonly string[]).includes(metric)) bad(`metric for best model must be one of ${BEST_METRICS.join(', ')}, got "${a.metricForBestModel}"`);

@@ -2,9 +2,9 @@
  * The Data panel's SEQ_2_SEQ_LM part: which columns are the source and the target (an upload's or a Hub dataset's
  * columns can be picked), the token lengths of each side with </s> and how many rows max length cuts, and one row.
  */
-import { projectActions as P } from '../state/project';
+import { projectActions as P, useProject } from '../state/project';
 import type { DataSummary, TokenStats } from '../worker/protocol';
-import { SelectField } from './controls';
+import { NumberField, SelectField } from './controls';
 import { thousands } from './format';
 
 function Lengths(props: { what: string; s: TokenStats; testId: string }) {
@@ -24,6 +24,7 @@ function Lengths(props: { what: string; s: TokenStats; testId: string }) {
 export function Seq2SeqData(props: { summary: DataSummary; pickColumns: boolean }) {
   const sum = props.summary;
   const t = sum.seq2seq;
+  const genRows = useProject((s) => s.args.generationEvalRows ?? null);
   if (!t) return null;
   const cols = sum.columns.map((c) => ({ value: c, label: c }));
   const set = (source: string, target: string) => P.setMapping({ kind: 'prompt-response', prompt: source, response: target });
@@ -49,6 +50,17 @@ export function Seq2SeqData(props: { summary: DataSummary; pickColumns: boolean 
       ) : (
         <p className="hint">Token lengths appear once a model with a tokenizer is loaded.</p>
       )}
+      <div className="grid3">
+        <NumberField
+          label="generation eval rows"
+          value={genRows ?? sum.validationRows}
+          integer
+          min={1}
+          onChange={(v) => P.updateArgs({ generationEvalRows: v })}
+          hint={`Exact match, chrF and ROUGE-L from greedy generation on the first ${Math.min(genRows ?? sum.validationRows, sum.validationRows)} of ${thousands(sum.validationRows)} validation rows; the eval loss uses all`}
+          testId="generation-eval-rows"
+        />
+      </div>
       {t.sample && (
         <p className="small" data-testid="seq2seq-sample">
           <span className="muted">Line {t.sample.line}: </span>

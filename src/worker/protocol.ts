@@ -99,6 +99,8 @@ export interface TrainArgs {
   loadBestModelAtEnd: boolean;
   /** Stop after this many evaluations in a row without improvement; null = off. */
   earlyStoppingPatience: number | null;
+  /** SEQ_2_SEQ_LM: score greedy generation on the first N validation rows (the loss on all); null = all. */
+  generationEvalRows?: number | null;
 }
 
 export type DataSource = { kind: 'builtin'; id: string } | { kind: 'file'; file: File };

@@ -34,6 +34,8 @@ export interface GenerationEval {
   decode?: (ids: number[]) => string;
   /** Most tokens generated per row (default: the longest target of the rows). */
   maxNewTokens?: number;
+  /** Score generation on the first this many rows only (the loss still covers all); default all. */
+  maxRows?: number;
   eosTokenId?: number | null;
 }
 
@@ -125,6 +127,8 @@ async function generationMetrics(peft: PeftModel, rows: Encoded[], padId: number
   const eos = g.eosTokenId === undefined ? model.config.eosTokenId : g.eosTokenId;
   const clean = (ids: number[]) => ids.filter((t) => t !== IGNORE_INDEX && t !== eos && t !== padId);
   const text = (ids: number[]) => (g.decode ? g.decode(ids) : ids.join(' '));
+  const all = rows;
+  rows = g.maxRows ? all.slice(0, g.maxRows) : all;
   const maxNew = g.maxNewTokens ?? Math.max(1, ...rows.map((r) => r.labels?.length ?? 0));
   const hooks = generationHooks(peft);
   const preds: string[] = [];
