@@ -461,7 +461,8 @@ async function main() {
   for (const x of s) log(`${JSON.stringify(x.input)} -> ${JSON.stringify(x.output)}`);
   const facts: TrainFacts = { steps: step, plannedSteps, stoppedEarly, wall, nParams, firstLoss, lastLoss };
   writeFileSync(join(o.out, 'README.md'), modelCard(o, facts, ev, s, corpus, splits, statSync(join(o.out, 'model.safetensors')).size));
-  writeFileSync(join(o.out, 'pretrain-facts.json'), JSON.stringify({ opts: { ...o, out: relative(ROOT, o.out) }, facts, heldout: ev }, null, 1) + '\n');
+  mkdirSync(join(ROOT, 'out'), { recursive: true });
+  writeFileSync(join(ROOT, 'out', 'sotu-t5-pretrain.json'), JSON.stringify({ opts: { ...o, out: relative(ROOT, o.out) }, facts, heldout: ev }, null, 1) + '\n');
   log(`wrote ${relative(ROOT, o.out)}/{config.json,generation_config.json,model.safetensors,tokenizer files,README.md}`);
   model.dispose();
 }
@@ -580,8 +581,8 @@ in a browser tab or the CLI in minutes, for example on cmudict-g2p (docs/presets
 
 ## Limitations
 
-- Tiny and briefly trained: as a denoiser it fills spans with plausible-looking but often wrong text; it knows
-  nothing reliable.
+- Tiny and briefly trained: as a denoiser it mostly fills spans with frequent tokens (see the samples above); it
+  is a starting point for fine-tuning, not a model to use as it is, and it knows nothing reliable.
 - Not instruction-tuned and not multilingual; its English is that of presidential addresses plus a dictionary.
 - Not for any use beyond demos, tests and teaching.
 
