@@ -567,6 +567,10 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     }
     case 'exportPython': {
       if (!data) throw new Error('Choose a dataset first.');
+      if (cmd.task === 'SEQ_2_SEQ_LM' || cmd.task === 'TOKEN_CLS') {
+        // train.py builds AutoModelForCausalLM / AutoModelForSequenceClassification runs with their collators.
+        throw new EngineError('NOT_EXPORTABLE', `The Python project trains CAUSAL_LM and SEQ_CLS runs, not ${cmd.task} yet; the CLI trains this one (npm run cli -- train --task ${cmd.task.toLowerCase()} ...), and the adapter zip loads in PEFT as it is.`);
+      }
       const m = requireCurrent();
       const files = await pythonFiles({
         task: cmd.task, peft: cmd.peft, args: cmd.args, data: cmd.data, labels: data.labels, trainRows: data.train.length,
