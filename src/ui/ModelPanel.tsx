@@ -198,6 +198,9 @@ export function ModelPanel() {
           <button type="button" onClick={() => void loadBuiltinModel()} disabled={running}>
             Built-in (sotu-gpt2)
           </button>
+          <button type="button" onClick={() => void loadBuiltinModel('sotu-t5')} disabled={running} data-testid="builtin-t5" title="A small T5ForConditionalGeneration for SEQ_2_SEQ_LM">
+            Built-in T5 (sotu-t5)
+          </button>
           <label
             className={`button ${running ? 'disabled' : ''}`}
             onClick={(e) => {
