@@ -10,7 +10,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../src/engine/io/node-backend';
 import { loadModelDir } from '../src/engine/io/node-files';
 import { buildModel } from '../src/engine/models';
+import { adaLoraConfig } from '../src/engine/peft/adalora/config';
+import { ia3Config } from '../src/engine/peft/ia3/config';
 import { loraConfig } from '../src/engine/peft/lora/config';
+import { pTuningConfig } from '../src/engine/peft/p-tuning/config';
 import { promptTuningConfig } from '../src/engine/peft/prompt-tuning/config';
 import { TrainingSession, type TokenizerLike } from '../src/engine/session';
 import { generateSeq2Seq } from '../src/engine/train/seq2seq-generate';
@@ -104,4 +107,27 @@ describe('SEQ_2_SEQ_LM playground generation', () => {
       s.dispose();
     }
   }, 60_000);
+
+  it.each([
+    ['IA3', () => ia3Config({ taskType: 'SEQ_2_SEQ_LM', targetModules: ['k', 'v', 'wo'], feedforwardModules: ['wo'] })],
+    ['ADALORA', () => adaLoraConfig({ taskType: 'SEQ_2_SEQ_LM', initR: 4, targetR: 2, totalStep: 4, targetModules: ['q', 'v'] })],
+    ['PROMPT_TUNING', () => promptTuningConfig({ taskType: 'SEQ_2_SEQ_LM', numVirtualTokens: 4 })],
+  ])('%s on T5: steps, an evaluation with generation scores, a generation and an adapter with task_type SEQ_2_SEQ_LM', async (name, cfg) => {
+    const s = await session(cfg());
+    try {
+      for (let i = 0; i < 2; i++) expect(Number.isFinite((await s.step()).loss)).toBe(true);
+      const m = await s.evaluate();
+      expect(Number.isFinite(m.evalLoss)).toBe(true);
+      expect(m.chrf).toBeGreaterThanOrEqual(0);
+      expect(typeof (await s.generateSeq2Seq('pig', { maxNewTokens: 3 }))).toBe('string');
+      const files = await s.exportAdapter();
+      expect(JSON.parse(files['adapter_config.json'] as string)).toMatchObject({ peft_type: name, task_type: 'SEQ_2_SEQ_LM' });
+    } finally {
+      s.dispose();
+    }
+  }, 60_000);
+
+  it('P-tuning on T5 is refused with the engine\'s message', () => {
+    expect(() => pTuningConfig({ taskType: 'SEQ_2_SEQ_LM', numVirtualTokens: 4 })).toThrow(/task_type "SEQ_2_SEQ_LM" is not supported for P-tuning; use CAUSAL_LM or SEQ_CLS/);
+  });
 });
