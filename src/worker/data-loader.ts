@@ -346,7 +346,6 @@ async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tok
   };
   const warnings: string[] = [];
   if (!validation.length) warnings.push('No validation rows: evaluation (loss, exact match, chrF, ROUGE-L) needs a validation split above 0.');
-  if (!tokenizer && !pretokenized) warnings.push('The rows are text but the model has no tokenizer.json: load a model with one, or upload pre-tokenized {"input_ids", "labels"} rows.');
   const summary: DataSummary = {
     name,
     columns: trainTable.columns,

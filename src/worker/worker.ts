@@ -423,7 +423,9 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       const g = { stop: false };
       if (s.model.task === 'SEQ_2_SEQ_LM') {
         // Encoder-decoder: the source in, the greedy target out (KV-cached decoding), adapter on then off.
+        let tokens = 0;
         const stream = (adapter: boolean) => async (text: string) => {
+          if (adapter) tokens += 1;
           post({ type: 'generationPartial', forRequest: requestId, adapter, text });
           await new Promise((r) => setTimeout(r, 0));
         };
@@ -433,7 +435,8 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           try {
             const t0 = performance.now();
             const a = await s.generateSeq2Seq(cmd.prompt, { ...o, adapter: true, onText: stream(true) });
-            const took = (performance.now() - t0) / Math.max(1, cmd.maxNewTokens);
+            // Per token generated (a target can end with </s> long before max new tokens).
+            const took = (performance.now() - t0) / Math.max(1, tokens);
             return [a, await s.generateSeq2Seq(cmd.prompt, { ...o, adapter: false, onText: stream(false) }), took] as const;
           } finally {
             if (generating === g) generating = null;
