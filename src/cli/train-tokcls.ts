@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { EngineError } from '../engine/errors';
+import { hubTagList } from '../engine/io/hub-tokcls';
 import { issueText } from '../engine/train/data-parse';
 import { encodeTokenClsRows as encodeRows, isConllPath, parseLabelList, parseTokenClsFile, tagList as engineTagList } from '../engine/train/tokcls-data';
 import type { Tokenizer } from '../engine/tokenizer';
@@ -43,10 +44,14 @@ export function readTokenClsFile(path: string, o: TokenClsReadOptions): RawExamp
 
 /**
  * The tag list in id order: --label-list, else config.json's id2label when it names its labels, else the string
- * tags of the data sorted (run_ner.py's get_label_list), else (integer tags) config.json's LABEL_i names.
+ * tags of the data sorted (run_ner.py's get_label_list), else (integer tags) config.json's LABEL_i names. A Hub
+ * dataset's rows take the names its features give the tags column before anything but --label-list, and integer
+ * tags without names need --label-list.
  */
-export function tagList(rows: RawExample[], flagList: string | undefined, configNames: string[] | null): string[] {
-  return engineTagList(rows, flagList === undefined ? undefined : parseLabelList(flagList, '--label-list'), configNames);
+export function tagList(rows: RawExample[], flagList: string | undefined, configNames: string[] | null, hub?: { tagNames?: string[] | null; dataset?: string } | null): string[] {
+  const given = flagList === undefined ? undefined : parseLabelList(flagList, '--label-list');
+  if (hub) return hubTagList(rows, given, hub.tagNames ?? null, configNames, hub.dataset ?? 'the dataset', 'give --label-list B-PER,I-PER,... (the tags in id order)');
+  return engineTagList(rows, given, configNames);
 }
 
 /**

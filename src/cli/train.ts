@@ -233,7 +233,6 @@ export async function trainCommand(argv: string[]): Promise<void> {
     throw usage('--split, --validation-split-name and --max-rows are for Hub datasets (--data hub:owner/name)');
   }
   if (t !== 'TOKEN_CLS' && (conll || p.opts.has('label-list') || flag(p, 'label-all-tokens'))) throw usage('--data-format conll, --label-list and --label-all-tokens are for --task token_cls');
-  if (t === 'TOKEN_CLS' && hubData) throw usage('token_cls reads local CoNLL or JSONL files, not Hub datasets yet');
   const tokOpts = { conll, tokensColumn: str(p, 'text-column'), tagsColumn: str(p, 'label-column'), skipBadRows: dataOpts.skipBadRows };
   if (t !== 'SEQ_2_SEQ_LM' && ['source-column', 'target-column', 'max-target-length'].some((f) => p.opts.has(f))) {
     throw usage('--source-column, --target-column and --max-target-length are for --task seq_2_seq_lm');
@@ -287,7 +286,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     const configured = config.num_labels !== undefined || config.id2label !== undefined;
     const id2label = config.id2label as Record<string, string> | undefined;
     const configNames = configured ? Array.from({ length: arch.config.numLabels }, (_, i) => id2label?.[String(i)] ?? `LABEL_${i}`) : null;
-    labels = tagList([...trainRows, ...validRows], str(p, 'label-list'), configNames);
+    labels = tagList([...trainRows, ...validRows], str(p, 'label-list'), configNames, hubData);
     if (configured && numLabels === undefined && labels.length !== arch.config.numLabels) {
       throw usage(`the label list has ${labels.length} tags (${labels.join(', ')}) but ${modelDir} has ${arch.config.numLabels} labels; give --label-list with ${arch.config.numLabels} tags in id order`);
     }

@@ -13,7 +13,8 @@ import { encodeExamples } from '../engine/train/data';
 import { seq2seqColumns, seq2seqRows } from '../engine/train/seq2seq-data';
 import { encodeTokenClsRows, parseTokenClsFile, tagList, tokenClsStats, type TokenClsRow } from '../engine/train/tokcls-data';
 import { chatFormatFor, loadChatData } from './chat-data';
-import { readHubData, stringTable, type HubDataInfo, type HubTable } from './hub-data';
+import { hubTagList } from '../engine/io/hub-tokcls';
+import { readHubData, readHubTokenClsData, stringTable, type HubDataInfo, type HubTable } from './hub-data';
 import type { DataRequest, DataSummary, Seq2SeqSummary } from './protocol';
 import type { TaskType } from '../engine/models/types';
 
@@ -85,6 +86,7 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
   let labelNamesShown: string[] | undefined;
 
   if (req.task === 'SEQ_2_SEQ_LM') return loadSeq2SeqData(req, baseUrl, tokenizer);
+  if (req.task === 'TOKEN_CLS' && req.hub) return loadTokenClsData(req, baseUrl, tokenizer);
   let hub: { info: HubDataInfo; train: HubTable; validation: HubTable | null } | null = null;
   if (req.hub) {
     hub = await readHubData(req.hub);
@@ -186,7 +188,16 @@ async function loadTokenClsData(req: DataRequest, baseUrl: string, tokenizer: To
     issues.push(...r.issues);
     return r.rows;
   };
-  if (req.source.kind === 'builtin') {
+  let hubInfo: HubDataInfo | null = null;
+  if (req.hub) {
+    // A Hub dataset's list columns, its tag names from the features unless a label list is given.
+    const h = await readHubTokenClsData(req.hub);
+    ({ info: hubInfo, train } = h);
+    name = hubInfo.id;
+    validation = h.validation ?? [];
+    issues.push(...h.issues);
+    given ??= h.tagNames ?? undefined;
+  } else if (req.source.kind === 'builtin') {
     const id = req.source.id;
     const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
     if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
@@ -202,7 +213,8 @@ async function loadTokenClsData(req: DataRequest, baseUrl: string, tokenizer: To
   if (!train.length) throw new EngineError('BAD_DATA', `${name}: no usable sentences${issues.length ? ` (${issueText(issues[0])})` : ''}.`);
   if (!validation.length) ({ train, validation } = splitValidation(train, req.validationSplit, req.seed));
   if (!train.length) throw new EngineError('BAD_DATA', `${name}: no training sentences are left after the validation split.`);
-  const labels = tagList([...train, ...validation], given, null, 'enter the label list (tags in id order) in the Data panel');
+  const labelHint = 'enter the label list (tags in id order) in the Data panel';
+  const labels = hubInfo ? hubTagList([...train, ...validation], given, null, null, hubInfo.id, labelHint) : tagList([...train, ...validation], given, null, labelHint);
   const labelAllTokens = !!req.tokcls?.labelAllTokens;
   const hints = { unknownTag: 'add it to the label list in the Data panel', noTokenizer: 'the words need the model\'s tokenizer.json; load a model with one, or upload pre-tokenized {"input_ids", "labels"} rows' };
   const encode = (rows: TokenClsRow[]) => {
@@ -212,7 +224,7 @@ async function loadTokenClsData(req: DataRequest, baseUrl: string, tokenizer: To
         ok.push(encodeTokenClsRows([r], labels, tokenizer, labelAllTokens, hints)[0]);
       } catch (e) {
         if (!(e instanceof EngineError) || !tokenizer) throw e;
-        issues.push({ file: r.file, line: r.line, message: e.message.replace(/^.*? line \d+: /, '') });
+        issues.push({ file: r.file, line: r.line, message: e.message.replace(/^.*? (line|row) \d+: /, '') });
       }
     }
     return ok;
@@ -229,8 +241,8 @@ async function loadTokenClsData(req: DataRequest, baseUrl: string, tokenizer: To
   const lengths = [...train, ...validation].map((r) => r.inputIds!.length);
   const summary: DataSummary = {
     name,
-    columns: first.words ? ['tokens', 'ner_tags'] : ['input_ids', 'labels'],
-    mapping: { kind: 'text', text: first.words ? 'tokens' : 'input_ids' },
+    columns: hubInfo?.tokcls ? [hubInfo.tokcls.tokensColumn, hubInfo.tokcls.tagsColumn] : first.words ? ['tokens', 'ner_tags'] : ['input_ids', 'labels'],
+    mapping: { kind: 'text', text: hubInfo?.tokcls?.tokensColumn ?? (first.words ? 'tokens' : 'input_ids') },
     preview: [],
     labels,
     trainRows: train.length,
@@ -241,6 +253,7 @@ async function loadTokenClsData(req: DataRequest, baseUrl: string, tokenizer: To
     stats: tokenizer ? tokenStatsOf(lengths, req.maxLength) : null,
     ...(labels.includes('O') ? { baselines: allOTagger(validation, labels.indexOf('O')) } : {}),
     tokcls: { train: tokenClsStats(train, labels, req.maxLength), validation: tokenClsStats(validation, labels, req.maxLength), sample, labelAllTokens },
+    ...(hubInfo ? { hub: hubInfo } : {}),
   };
   return { train: train.map(toEx), validation: validation.map(toEx), labels, summary };
 }

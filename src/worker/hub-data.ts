@@ -5,7 +5,9 @@
  */
 import { HubClient } from '../engine/io/hub';
 import { formatDatasetRef, HubDataset, parseDatasetId } from '../engine/io/hub-dataset';
-import type { DataTable } from '../engine/train/data-parse';
+import { datasetClassLabels, hubTokenClsRows, tokenClsColumns, type DatasetClassLabels } from '../engine/io/hub-tokcls';
+import type { DataIssue, DataTable } from '../engine/train/data-parse';
+import type { TokenClsRow } from '../engine/train/tokcls-data';
 
 /** What the Data panel's "From the Hub" field sends. */
 export interface HubDataSpec {
@@ -16,6 +18,9 @@ export interface HubDataSpec {
   validationSplit?: string;
   /** Rows read from each split (Parquet is read only that far). */
   maxRows: number;
+  /** TOKEN_CLS: the words and tags columns (default: tokens / words, ner_tags / tags / labels). */
+  tokensColumn?: string;
+  tagsColumn?: string;
   endpoint?: string;
   token?: string | null;
 }
@@ -29,6 +34,8 @@ export interface HubDataInfo {
   splits: { name: string; rows: number | null; files: number }[];
   /** Rows read per split (the first maxRows). */
   maxRows: number;
+  /** TOKEN_CLS: the columns read, and where the tag names came from (null: the label list or the data). */
+  tokcls?: { tokensColumn: string; tagsColumn: string; namesFrom: DatasetClassLabels['source'] | null };
 }
 
 /** A table with row cells as read (Parquet values, not only strings) and how messages name each row. */
@@ -43,8 +50,32 @@ export function stringTable(t: HubTable): DataTable {
   return { ...t, format: 'jsonl', rows: t.rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, cell(v)]))) };
 }
 
+/**
+ * TOKEN_CLS rows of a Hub dataset: the words and tags columns as lists (Parquet list columns, not text), the tag
+ * names from the dataset's features (null when it names none); bad rows are issues by row.
+ */
+export async function readHubTokenClsData(spec: HubDataSpec, signal?: AbortSignal): Promise<{
+  info: HubDataInfo; train: TokenClsRow[]; validation: TokenClsRow[] | null; tagNames: string[] | null; issues: DataIssue[];
+}> {
+  const { info, train, validation, dataset } = await readHubData(spec, signal);
+  const how = 'the words and tags column fields of "From the Hub"';
+  const cols = tokenClsColumns(train.file, train.columns, spec, how);
+  const found = await datasetClassLabels(dataset, await dataset.split(spec.split, info.config, signal), info.config, signal);
+  const tagNames = found?.labels[cols.tags] ?? null;
+  const issues: DataIssue[] = [];
+  const rows = (t: HubTable) => {
+    const r = hubTokenClsRows(t, t === train ? cols : tokenClsColumns(t.file, t.columns, { tokensColumn: cols.tokens, tagsColumn: cols.tags }, how), tagNames);
+    issues.push(...r.issues);
+    return r.rows;
+  };
+  return {
+    info: { ...info, tokcls: { tokensColumn: cols.tokens, tagsColumn: cols.tags, namesFrom: tagNames ? found!.source : null } },
+    train: rows(train), validation: validation && rows(validation), tagNames, issues,
+  };
+}
+
 /** Lists the dataset and reads the splits the run uses. */
-export async function readHubData(spec: HubDataSpec, signal?: AbortSignal): Promise<{ info: HubDataInfo; train: HubTable; validation: HubTable | null }> {
+export async function readHubData(spec: HubDataSpec, signal?: AbortSignal): Promise<{ info: HubDataInfo; train: HubTable; validation: HubTable | null; dataset: HubDataset }> {
   const ref = parseDatasetId(spec.id);
   const d = new HubDataset(new HubClient({ endpoint: spec.endpoint, token: spec.token }), ref);
   const listing = await d.list(signal);
@@ -62,6 +93,6 @@ export async function readHubData(spec: HubDataSpec, signal?: AbortSignal): Prom
   const validation = spec.validationSplit ? await read(spec.validationSplit) : null;
   return {
     info: { id: formatDatasetRef({ ...ref, config: config.name }), config: config.name, source: listing.source, configs: listing.configs.map((c) => c.name), splits, maxRows: spec.maxRows },
-    train, validation,
+    train, validation, dataset: d,
   };
 }

@@ -292,6 +292,14 @@ export class HubDataset {
     return Promise.all(split.files.map(async (f) => (f.format === 'parquet' ? Number((await this.parquet(f, signal)).metadata.num_rows) : null)));
   }
 
+  /** The key-value metadata of a split's first Parquet file (footer already read; `{}` for CSV / JSON splits). */
+  async parquetKeyValues(split: DatasetSplit, signal?: AbortSignal): Promise<Record<string, string>> {
+    const f = split.files.find((x) => x.format === 'parquet');
+    if (!f) return {};
+    const kv = (await this.parquet(f, signal)).metadata.key_value_metadata ?? [];
+    return Object.fromEntries(kv.filter((x) => x.value !== undefined).map((x) => [x.key, x.value!]));
+  }
+
   /**
    * The first `maxRows` rows of a split (all when maxRows is undefined), file by file in order; Parquet files are
    * read only as far as needed.
