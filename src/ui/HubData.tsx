@@ -9,13 +9,18 @@ import { thousands } from './format';
 
 export function HubDataField() {
   const current = useProject((s) => s.hubData);
+  const tokcls = useProject((s) => s.task === 'TOKEN_CLS');
   const [id, setId] = useState(current?.id ?? '');
   const [split, setSplit] = useState(current?.split ?? 'train');
   const [valid, setValid] = useState(current?.validationSplit ?? '');
   const [maxRows, setMaxRows] = useState(current?.maxRows ?? 1000);
+  // TOKEN_CLS: the words and tags columns; empty: tokens / words and ner_tags / tags / labels.
+  const [tokensColumn, setTokensColumn] = useState(current?.tokensColumn ?? '');
+  const [tagsColumn, setTagsColumn] = useState(current?.tagsColumn ?? '');
   const load = () => {
     if (!id.trim()) return;
-    P.setHubData({ id: id.trim(), split: split.trim() || 'train', ...(valid.trim() ? { validationSplit: valid.trim() } : {}), maxRows: Math.max(1, Math.floor(maxRows) || 1000) });
+    const columns = tokcls ? { ...(tokensColumn.trim() ? { tokensColumn: tokensColumn.trim() } : {}), ...(tagsColumn.trim() ? { tagsColumn: tagsColumn.trim() } : {}) } : {};
+    P.setHubData({ id: id.trim(), split: split.trim() || 'train', ...(valid.trim() ? { validationSplit: valid.trim() } : {}), maxRows: Math.max(1, Math.floor(maxRows) || 1000), ...columns });
   };
   return (
     <details className="hub-data" open={!!current}>
@@ -37,6 +42,16 @@ export function HubDataField() {
         <label className="small">
           first rows <input aria-label="Rows to read" data-testid="hub-dataset-rows" type="number" min={1} style={{ width: '7em' }} value={maxRows} onChange={(e) => setMaxRows(Number(e.target.value))} />
         </label>
+        {tokcls && (
+          <>
+            <label className="small">
+              words column <input aria-label="Words column" data-testid="hub-dataset-tokens-column" size={9} placeholder="tokens" value={tokensColumn} onChange={(e) => setTokensColumn(e.target.value)} />
+            </label>
+            <label className="small">
+              tags column <input aria-label="Tags column" data-testid="hub-dataset-tags-column" size={9} placeholder="ner_tags" value={tagsColumn} onChange={(e) => setTagsColumn(e.target.value)} />
+            </label>
+          </>
+        )}
         <button type="submit" data-testid="hub-dataset-load" disabled={!id.trim()}>
           Load
         </button>
@@ -52,6 +67,12 @@ export function HubDataInfoLine({ info }: { info: HubDataInfo }) {
     <p className="hint" data-testid="hub-splits">
       {info.id} ({info.source === 'parquet-conversion' ? "the Hub's Parquet conversion" : "the repo's files"}; configs {info.configs.join(', ')}):{' '}
       {info.splits.map((s) => `${s.name} ${s.rows === null ? `${s.files} file(s)` : `${thousands(s.rows)} rows`}`).join(', ')}. Reading the first {thousands(info.maxRows)} rows of each split used.
+      {info.tokcls && (
+        <span data-testid="hub-tokcls-columns">
+          {' '}Words from {info.tokcls.tokensColumn}, tags from {info.tokcls.tagsColumn}
+          {info.tokcls.namesFrom ? `, tag names from the dataset's features (${info.tokcls.namesFrom === 'readme' ? "the README's dataset_info" : 'the Parquet metadata'})` : "; the dataset's features name no tags, so they come from the label list or the tags as written"}.
+        </span>
+      )}
     </p>
   );
 }
