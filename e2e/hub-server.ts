@@ -7,6 +7,7 @@
  */
 import { createServer } from 'node:http';
 import { datasetRepos } from '../test/support/dataset-fixtures';
+import { nerRepos } from '../test/support/ner-fixtures';
 import { defaultRepos, startHubServer } from '../test/support/hub-server';
 
 const arg = (name: string, fallback: number) => {
@@ -14,7 +15,7 @@ const arg = (name: string, fallback: number) => {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 };
 
-const hub = await startHubServer({ repos: defaultRepos(), datasets: datasetRepos(), port: arg('--port', 5199) });
+const hub = await startHubServer({ repos: defaultRepos(), datasets: { ...datasetRepos(), ...nerRepos() }, port: arg('--port', 5199) });
 const controlPort = arg('--control', 5198);
 
 createServer((req, res) => {
