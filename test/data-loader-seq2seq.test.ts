@@ -69,8 +69,16 @@ describe('studio SEQ_2_SEQ_LM data', () => {
 
   const csv = 'en,de\nhello world,hallo welt\ngood morning,guten morgen\nhello,\ngood,guten\n';
 
-  it('a CSV with other column names: refused naming the columns until they are picked; an empty target is reported by line', async () => {
-    await expect(loadData(req(file('pairs.csv', csv)), 'http://x/', null, tok)).rejects.toThrow(/pairs\.csv: no column "source"; columns are "en", "de" \(choose the source in the Data panel\)/);
+  it('a CSV with other column names: the first two columns until others are picked; an empty target is reported by line', async () => {
+    const first = await loadData(req(file('pairs.csv', csv)), 'http://x/', null, tok);
+    expect(first.summary.warnings).toEqual(['No source / target columns by name: reading "en" as the source and "de" as the target; pick others below.']);
+    expect(first.summary.seq2seq).toMatchObject({ sourceColumn: 'en', targetColumn: 'de' });
+    // Picked the other way round (a column the file lacks falls back to the file's own columns).
+    const back = await loadData(req(file('pairs.csv', csv), { seq2seq: { sourceColumn: 'de', targetColumn: 'en' } }), 'http://x/', null, tok);
+    expect(back.summary.issues).toEqual(['pairs.csv line 4: column "de" (the source) is empty']);
+    expect(back.summary.warnings).toEqual([]);
+    const gone = await loadData(req(file('pairs.csv', csv), { seq2seq: { sourceColumn: 'question', targetColumn: 'de' } }), 'http://x/', null, tok);
+    expect(gone.summary.seq2seq).toMatchObject({ sourceColumn: 'en', targetColumn: 'de' });
     const d = await loadData(req(file('pairs.csv', csv), { seq2seq: { sourceColumn: 'en', targetColumn: 'de' } }), 'http://x/', null, tok);
     expect(d.summary.issues).toEqual(['pairs.csv line 4: column "de" (the target) is empty']);
     expect(d.train.length + d.validation.length).toBe(3);
@@ -97,6 +105,10 @@ describe('studio SEQ_2_SEQ_LM data', () => {
     expect(all.find((e) => e.line === 3)).toMatchObject({ inputIds: [7, 1], labels: [-100, 8, 1] });
     expect(d.summary.seq2seq).toMatchObject({ sourceColumn: null, targetColumn: null, sample: null });
     expect(d.summary.seq2seq!.source).toMatchObject({ count: 3, max: 3 });
+  });
+
+  it('a file with one column is refused naming it', async () => {
+    await expect(loadData(req(file('one.csv', 'text\nhello\n')), 'http://x/', null, tok)).rejects.toThrow(/one\.csv: no column "source"; columns are "text" \(choose the source in the Data panel\)/);
   });
 
   it('a file with no usable row is an error naming the first problem', async () => {

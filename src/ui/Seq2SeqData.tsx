@@ -25,8 +25,12 @@ export function Seq2SeqData(props: { summary: DataSummary; pickColumns: boolean 
   const sum = props.summary;
   const t = sum.seq2seq;
   const genRows = useProject((s) => s.args.generationEvalRows ?? null);
+  const mapping = useProject((s) => s.mapping);
   if (!t) return null;
   const cols = sum.columns.map((c) => ({ value: c, label: c }));
+  // The columns just picked (the summary catches up when the data has reloaded); picking the other side's swaps them.
+  const picked = mapping?.kind === 'prompt-response' && sum.columns.includes(mapping.prompt) && sum.columns.includes(mapping.response);
+  const cur = picked ? { source: mapping.prompt, target: mapping.response } : { source: t.sourceColumn ?? '', target: t.targetColumn ?? '' };
   const set = (source: string, target: string) => P.setMapping({ kind: 'prompt-response', prompt: source, response: target });
   return (
     <div className="seq2seq-data" data-testid="seq2seq-data">
@@ -34,8 +38,8 @@ export function Seq2SeqData(props: { summary: DataSummary; pickColumns: boolean 
         <p className="hint">Pre-tokenized rows: input_ids are the encoder's input, labels the decoder's targets (-100 not scored).</p>
       ) : props.pickColumns ? (
         <div className="grid3">
-          <SelectField label="source column" value={t.sourceColumn} options={cols} onChange={(v) => set(v, t.targetColumn!)} testId="source-column" hint="The encoder's input" />
-          <SelectField label="target column" value={t.targetColumn!} options={cols} onChange={(v) => set(t.sourceColumn!, v)} testId="target-column" hint="What the decoder learns to generate" />
+          <SelectField label="source column" value={cur.source} options={cols} onChange={(v) => set(v, v === cur.target ? cur.source : cur.target)} testId="source-column" hint="The encoder's input" />
+          <SelectField label="target column" value={cur.target} options={cols} onChange={(v) => set(v === cur.source ? cur.target : cur.source, v)} testId="target-column" hint="What the decoder learns to generate" />
         </div>
       ) : (
         <p className="hint" data-testid="seq2seq-columns">

@@ -302,6 +302,13 @@ async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tok
   }
   // A column named in the project but missing from this file falls back to the file's own pair.
   if ((cols.sourceColumn && !trainTable.columns.includes(cols.sourceColumn)) || (cols.targetColumn && !trainTable.columns.includes(cols.targetColumn))) cols = {};
+  // No column pair by name (source / target, input / output, ...): the first two columns, to be picked in the panel.
+  const warnings: string[] = [];
+  const c = trainTable.columns;
+  if (cols.sourceColumn === undefined && cols.targetColumn === undefined && typeof seq2seqColumns(c, {}) === 'string' && c.length >= 2) {
+    cols = { sourceColumn: c[0], targetColumn: c[1] };
+    warnings.push(`No source / target columns by name: reading "${c[0]}" as the source and "${c[1]}" as the target; pick others below.`);
+  }
   const issues: DataIssue[] = [...trainTable.issues, ...(validTable?.issues ?? [])];
   const read = (t: DataTable) => {
     const r = seq2seqRows(t, cols);
@@ -357,7 +364,6 @@ async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tok
     target: stats('target'),
     sample: first ? { line: first.line, source: first.source!, target: first.target! } : null,
   };
-  const warnings: string[] = [];
   if (!validation.length) warnings.push('No validation rows: evaluation (loss, exact match, chrF, ROUGE-L) needs a validation split above 0.');
   const summary: DataSummary = {
     name,
