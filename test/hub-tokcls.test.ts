@@ -14,7 +14,7 @@ import { trainCommand } from '../src/cli/train';
 import { EngineError } from '../src/engine/errors';
 import { HubClient } from '../src/engine/io/hub';
 import { HubDataset } from '../src/engine/io/hub-dataset';
-import { classLabelsOfFeatures, classLabelsOfReadme, datasetClassLabels, hubTokenClsRows, parseYaml, tokenClsColumns } from '../src/engine/io/hub-tokcls';
+import { classLabelsOfFeatures, classLabelsOfReadme, datasetClassLabels, hubTagList, hubTokenClsRows, parseYaml, tokenClsColumns } from '../src/engine/io/hub-tokcls';
 import { useNodeBackend } from '../src/engine/io/node-backend';
 import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
 import type { Tokenizer } from '../src/engine/tokenizer';
@@ -105,6 +105,19 @@ describe('rows from the stand-in Hub', () => {
       { file: 'tests/ner-bad train', line: 3, message: 'ner_tags must have one tag per word: 5 word(s) but 4 tag(s)' },
       { file: 'tests/ner-bad train', line: 5, message: 'ner_tags id 9 (word 1, "John") is out of range: the dataset\'s features name 5 tags, ids 0..4' },
     ]);
+  });
+
+  it("the label list: given, else the features' names (renumbered to a model's own order of the same tags), else the data", () => {
+    const rows = () => [{ file: 'f', line: 1, words: ['John', 'Smith', 'in', 'Rome'], tags: [1, 2, 0, 3] }];
+    expect(hubTagList(rows(), ['O', 'B-PER', 'I-PER', 'B-LOC', 'I-LOC', 'B-X'], NER_TAGS, null, 'd', '')).toHaveLength(6);
+    expect(hubTagList(rows(), undefined, NER_TAGS, ['LABEL_0', 'LABEL_1', 'LABEL_2', 'LABEL_3', 'LABEL_4'], 'd', '')).toEqual(NER_TAGS);
+    // A fine-tuned model's id2label with the same tags in another order: its order, the ids mapped by name.
+    const model = ['O', 'B-LOC', 'I-LOC', 'B-PER', 'I-PER'];
+    const r = rows();
+    expect(hubTagList(r, undefined, NER_TAGS, model, 'd', '')).toEqual(model);
+    expect(r[0].tags.map((t) => model[t])).toEqual(['B-PER', 'I-PER', 'O', 'B-LOC']);
+    expect(hubTagList([{ file: 'f', line: 1, words: ['a'], tags: ['B-X'] }, { file: 'f', line: 2, words: ['b'], tags: ['O'] }], undefined, null, null, 'd', '')).toEqual(['B-X', 'O']);
+    expect(() => hubTagList(rows(), undefined, null, null, 'owner/ner', 'give --label-list')).toThrow(/owner\/ner's features .* name no tags for these class ids; give --label-list/);
   });
 });
 

@@ -186,12 +186,21 @@ export function hubTokenClsRows(
 /**
  * The tag list in id order for Hub rows: the list given, else the features' names of the tags column, else the
  * string tags sorted (run_ner.py), else config.json's id2label when it names its labels; integer tags with none of
- * these are BAD_ARGUMENT saying how to give the list (`how`).
+ * these are BAD_ARGUMENT saying how to give the list (`how`). A model whose id2label holds the features' names in
+ * another order keeps its order, and the rows' class ids are renumbered to it, as run_ner.py does.
  */
 export function hubTagList(rows: readonly TokenClsRow[], given: string[] | undefined, featureNames: string[] | null, configNames: string[] | null, dataset: string, how: string): string[] {
   if (given !== undefined) return given;
-  if (featureNames) return featureNames;
   const named = configNames && !configNames.every((n, i) => n === `LABEL_${i}`) ? configNames : null;
+  if (featureNames) {
+    const same = (a: string[], b: string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+    if (named && same(named, featureNames) && named.some((n, i) => n !== featureNames[i])) {
+      const to = featureNames.map((n) => named.indexOf(n));
+      for (const r of rows) if (r.tags) r.tags = r.tags.map((t) => (typeof t === 'number' && to[t] !== undefined ? to[t] : t));
+      return named;
+    }
+    return featureNames;
+  }
   return tagList(rows, undefined, named, `${dataset}'s features (the Parquet metadata, the README's dataset_info) name no tags for these class ids; ${how}`);
 }
 
