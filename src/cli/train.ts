@@ -92,6 +92,8 @@ export const TRAIN: CommandSpec = {
     'Label strings map to class ids in sorted order (integer labels are used as ids); see labels.json.',
     'token_cls: CoNLL ("token label" lines, a blank line between sentences; .conll / .txt or --data-format conll),',
     'JSONL {"tokens":[...],"ner_tags":[...]} (tag names, or ids into --label-list) or {"input_ids":[...],"labels":[...]};',
+    'or a Hub dataset (hub:ID) with tokens / ner_tags list columns, the tag names from its features (--text-column and',
+    '--label-column choose other columns);',
     'words are tokenized with the model\'s tokenizer, the first sub-token labelled; eval adds seqeval entity P / R / F1.',
   ].join('\n'),
 };
