@@ -123,3 +123,18 @@ describe('studio SEQ_2_SEQ_LM data', () => {
     expect(r).not.toMatch(/num_labels|pad_token_id/);
   });
 });
+
+describe('SEQ_2_SEQ_LM Hub cards', () => {
+  it('the adapter card and the merged card load AutoModelForSeq2SeqLM, tag text2text-generation and generate from a source', async () => {
+    const { modelCard, mergedModelCard } = await import('../src/engine/io/hub-push');
+    const config = { peft_type: 'LORA', task_type: 'SEQ_2_SEQ_LM', base_model_name_or_path: 'me/t5' };
+    const card = modelCard({ config, baseModel: 'me/t5', task: 'SEQ_2_SEQ_LM', repo: 'me/g2p' });
+    const merged = mergedModelCard({ baseModel: 'me/t5', adapterConfig: config, task: 'SEQ_2_SEQ_LM', dtype: 'F32', repo: 'me/g2p-merged' });
+    for (const c of [card, merged]) {
+      expect(c).toMatch(/^pipeline_tag: text2text-generation$/m);
+      expect(c).toContain('AutoModelForSeq2SeqLM.from_pretrained(');
+      expect(c).toContain('model.generate(**tokenizer("Your source text here", return_tensors="pt"), max_new_tokens=40)');
+      expect(c).not.toContain('.logits.argmax(-1)');
+    }
+  });
+});

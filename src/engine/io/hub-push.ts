@@ -171,6 +171,7 @@ const TASK: Record<string, { auto: string; pipeline: string }> = {
   CAUSAL_LM: { auto: 'AutoModelForCausalLM', pipeline: 'text-generation' },
   SEQ_CLS: { auto: 'AutoModelForSequenceClassification', pipeline: 'text-classification' },
   TOKEN_CLS: { auto: 'AutoModelForTokenClassification', pipeline: 'token-classification' },
+  SEQ_2_SEQ_LM: { auto: 'AutoModelForSeq2SeqLM', pipeline: 'text2text-generation' },
 };
 
 /** A Hub id (owner/name or a legacy single name), not a local path: only those go into base_model. */
@@ -232,8 +233,8 @@ export function modelCard(i: ModelCardInfo): string {
     `base = ${task.auto}.from_pretrained(${JSON.stringify(baseId)}${labels})`,
     `tokenizer = AutoTokenizer.from_pretrained(${JSON.stringify(baseId)})`,
     `model = PeftModel.from_pretrained(base, ${JSON.stringify(i.repo ?? 'owner/this-repo')})`,
-    ...(i.task === 'CAUSAL_LM'
-      ? ['out = model.generate(**tokenizer("Hello,", return_tensors="pt"), max_new_tokens=40)', 'print(tokenizer.decode(out[0], skip_special_tokens=True))']
+    ...(i.task === 'CAUSAL_LM' || i.task === 'SEQ_2_SEQ_LM'
+      ? [`out = model.generate(**tokenizer(${i.task === 'CAUSAL_LM' ? '"Hello,"' : '"Your source text here"'}, return_tensors="pt"), max_new_tokens=40)`, 'print(tokenizer.decode(out[0], skip_special_tokens=True))']
       : ['print(model(**tokenizer("Your text here", return_tensors="pt")).logits.argmax(-1))']),
     '```',
     '',
@@ -292,8 +293,8 @@ export function mergedModelCard(i: MergedCardInfo): string {
     '',
     `model = ${task.auto}.from_pretrained(${JSON.stringify(repo)})`,
     `tokenizer = AutoTokenizer.from_pretrained(${JSON.stringify(repo)})`,
-    ...(i.task === 'CAUSAL_LM'
-      ? ['out = model.generate(**tokenizer("Hello,", return_tensors="pt"), max_new_tokens=40)', 'print(tokenizer.decode(out[0], skip_special_tokens=True))']
+    ...(i.task === 'CAUSAL_LM' || i.task === 'SEQ_2_SEQ_LM'
+      ? [`out = model.generate(**tokenizer(${i.task === 'CAUSAL_LM' ? '"Hello,"' : '"Your source text here"'}, return_tensors="pt"), max_new_tokens=40)`, 'print(tokenizer.decode(out[0], skip_special_tokens=True))']
       : ['print(model(**tokenizer("Your text here", return_tensors="pt")).logits.argmax(-1))']),
     '```',
     '',
