@@ -138,3 +138,15 @@ describe('SEQ_2_SEQ_LM Hub cards', () => {
     }
   });
 });
+
+describe('SEQ_2_SEQ_LM training curves', () => {
+  it('metrics.jsonl rows of a seq2seq run chart eval_chrf as the task metric', async () => {
+    const { curvesFromRows } = await import('../src/engine/export/chart-svg');
+    const rows = [
+      { step: 1, loss: 7 }, { step: 2, loss: 5 },
+      { step: 2, eval_loss: 4, eval_accuracy: 0.2, eval_exact_match: 0, eval_chrf: 11.1, eval_rougeL: 0.19 },
+    ];
+    expect(curvesFromRows(rows)?.metric).toEqual({ name: 'eval_chrf', points: [{ step: 2, value: 11.1 }] });
+    expect(curvesFromRows([{ step: 2, eval_loss: 4, eval_accuracy: 0.2 }])?.metric?.name).toBe('eval_accuracy');
+  });
+});

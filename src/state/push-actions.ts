@@ -75,10 +75,14 @@ export function runCurvesSvg(): string | null {
   const r = useRun.getState();
   if (!r.metrics.length && !r.evals.length) return null;
   const acc = r.evals.some((e) => Number.isFinite(e.accuracy));
-  const metric = acc
+  // SEQ_2_SEQ_LM: chrF from greedy generation (0-100), the score the run is judged by.
+  const chrf = r.task === 'SEQ_2_SEQ_LM' && r.evals.some((e) => e.chrf !== undefined);
+  const metric = chrf
+    ? { name: 'eval_chrf', points: r.evals.map((e) => ({ step: e.step, value: e.chrf ?? NaN })) }
+    : acc
     ? { name: r.task === 'CAUSAL_LM' ? 'eval_accuracy (next token)' : 'eval_accuracy', points: r.evals.map((e) => ({ step: e.step, value: e.accuracy })) }
     : r.evals.some((e) => e.f1 !== undefined) ? { name: 'eval_f1', points: r.evals.map((e) => ({ step: e.step, value: e.f1 ?? NaN })) } : null;
-  const baselines: Baseline[] = acc && r.baselines ? [{ name: 'majority class', value: r.baselines.majority }, { name: 'bag-of-words', value: r.baselines.bagOfWords }] : [];
+  const baselines: Baseline[] = acc && !chrf && r.baselines ? [{ name: 'majority class', value: r.baselines.majority }, { name: 'bag-of-words', value: r.baselines.bagOfWords }] : [];
   return trainingCurvesSvg({
     trainLoss: r.metrics.map((m) => ({ step: m.step, value: m.loss })),
     evalLoss: r.evals.map((e) => ({ step: e.step, value: e.evalLoss })),

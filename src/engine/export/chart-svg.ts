@@ -136,8 +136,8 @@ export function trainingCurvesSvg(c: CurvesInput): string {
 /** The file name the curves are saved under, beside the adapter (the model card links it relatively). */
 export const CURVES_FILE = 'training_curves.svg';
 
-/** The task metric to chart from metrics.jsonl-style rows: accuracy when logged, else F1. */
-const METRIC_KEYS = ['eval_accuracy', 'eval_f1'];
+/** The task metric to chart from metrics.jsonl-style rows: chrF for seq2seq runs, else accuracy when logged, else F1. */
+const METRIC_KEYS = ['eval_chrf', 'eval_accuracy', 'eval_f1'];
 
 /**
  * CurvesInput from Trainer-style log rows (metrics.jsonl: `loss` rows per step, `eval_*` rows per evaluation);
