@@ -50,6 +50,10 @@ describe('SEQ_2_SEQ_LM adapter import', () => {
       const r = await a.evaluate(rows, { batchSize: B, maxLength: 64 });
       const peftLoss = Number(fixtureTensors('adapters', 't5-lora', 'expected.safetensors').get('loss')!.data[0]);
       expect(r.withAdapter.evalLoss).toBeCloseTo(peftLoss, 4);
+      // Generation scored on the first row only: the loss still covers the batch.
+      const one = await a.evaluate(rows, { batchSize: B, maxLength: 64, generationEvalRows: 1 });
+      expect(one.withAdapter.evalLoss).toBeCloseTo(peftLoss, 4);
+      expect(one.withAdapter.exactMatch === 0 || one.withAdapter.exactMatch === 1).toBe(true);
       for (const m of [r.withAdapter, r.withoutAdapter]) {
         expect(m.exactMatch).toBeGreaterThanOrEqual(0);
         expect(m.chrf).toBeGreaterThanOrEqual(0);

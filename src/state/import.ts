@@ -85,7 +85,7 @@ export async function evaluateImported(): Promise<void> {
   const a = useProject.getState().args;
   set((s) => ({ evaluation: { ...s.evaluation, busy: true, error: undefined } }));
   try {
-    const r = await worker().request({ type: 'evaluateAdapter', batchSize: a.batchSize, maxLength: a.maxLength }, 'adapterEval');
+    const r = await worker().request({ type: 'evaluateAdapter', batchSize: a.batchSize, maxLength: a.maxLength, generationEvalRows: a.generationEvalRows ?? null }, 'adapterEval');
     set({ evaluation: { busy: false, result: r.result } });
   } catch (e) {
     set((s) => ({ evaluation: { ...s.evaluation, busy: false, error: describeError(e) } }));

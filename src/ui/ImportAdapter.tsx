@@ -27,6 +27,8 @@ function Metrics(props: { m: AdapterEvalMetrics; cls: boolean }) {
       <td className="mono">{num(props.m.evalLoss)}</td>
       <td className="mono">{(props.m.accuracy * 100).toFixed(1)}%</td>
       {props.cls && <td className="mono">{props.m.f1 === undefined ? '–' : props.m.f1.toFixed(3)}</td>}
+      {props.m.chrf !== undefined && <td className="mono" data-testid="import-eval-chrf">{props.m.chrf.toFixed(1)}</td>}
+      {props.m.exactMatch !== undefined && <td className="mono">{(props.m.exactMatch * 100).toFixed(1)}%</td>}
     </>
   );
 }
@@ -157,8 +159,10 @@ export function ImportAdapter() {
                 <tr>
                   <th>{result.rows} validation rows</th>
                   <th>eval loss</th>
-                  <th>accuracy</th>
+                  <th>{result.task === 'SEQ_2_SEQ_LM' ? 'token acc.' : 'accuracy'}</th>
                   {cls && <th>F1</th>}
+                  {result.withAdapter.chrf !== undefined && <th>chrF</th>}
+                  {result.withAdapter.exactMatch !== undefined && <th>exact match</th>}
                 </tr>
               </thead>
               <tbody>

@@ -255,7 +255,7 @@ export class ImportedAdapter {
    * Eval loss and accuracy (SEQ_CLS: also F1) on validation rows, with the adapter and with the base model
    * alone, as a training run's evaluation computes them (same padding, same batches).
    */
-  async evaluate(rows: Example[], o: { batchSize: number; maxLength: number }): Promise<AdapterEvalResult> {
+  async evaluate(rows: Example[], o: { batchSize: number; maxLength: number; generationEvalRows?: number | null }): Promise<AdapterEvalResult> {
     if (!rows.length) {
       throw new EngineError('BAD_DATA', 'The dataset has no validation rows: set a validation split in the Data panel (or use a dataset with a validation file).');
     }
@@ -274,7 +274,7 @@ export class ImportedAdapter {
         try {
           const tok = this.tokenizer;
           return await evaluate(this.peft, encoded, o.batchSize, padId, padding, undefined, {
-            decode: tok ? (ids) => decodeKnown(tok, ids) : undefined, eosTokenId: tok?.eosTokenId ?? c.eosTokenId,
+            decode: tok ? (ids) => decodeKnown(tok, ids) : undefined, eosTokenId: tok?.eosTokenId ?? c.eosTokenId, maxRows: o.generationEvalRows ?? undefined,
           });
         } finally {
           setPackPolicy(pack);

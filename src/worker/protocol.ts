@@ -177,7 +177,7 @@ export type WorkerCommand =
    */
   | { type: 'importAdapter'; requestId: number; files: File[]; name: string; task: TaskType }
   /** Eval loss / accuracy (F1) of the imported adapter and of the base model on the data's validation rows. */
-  | { type: 'evaluateAdapter'; requestId: number; batchSize: number; maxLength: number }
+  | { type: 'evaluateAdapter'; requestId: number; batchSize: number; maxLength: number; generationEvalRows?: number | null }
   /** Forgets the imported adapter; replies `adapterClosed`. */
   | { type: 'closeAdapter'; requestId: number }
   | { type: 'pause'; requestId: number }

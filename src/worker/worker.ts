@@ -527,7 +527,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case 'evaluateAdapter': {
       const a = imported.require();
       if (!data) throw new Error('Choose a dataset first: the adapter is evaluated on its validation rows.');
-      const result = await lock.run(() => a.evaluate(data!.validation, { batchSize: cmd.batchSize, maxLength: cmd.maxLength }));
+      const result = await lock.run(() => a.evaluate(data!.validation, { batchSize: cmd.batchSize, maxLength: cmd.maxLength, generationEvalRows: cmd.generationEvalRows }));
       post({ type: 'adapterEval', requestId, result });
       return;
     }
