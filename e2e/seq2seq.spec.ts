@@ -4,7 +4,8 @@
  * the playground generating a target with the adapter on and off, and the downloaded zip holding PEFT's T5 LoRA
  * keys and shapes (test/fixtures/adapters/t5-lora, saved by peft 0.15.2) with task_type SEQ_2_SEQ_LM.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { strFromU8, unzipSync } from 'fflate';
@@ -108,4 +109,14 @@ test('T5 on cmudict-g2p: eval loss falls below the base model, scores charted, p
   const t5 = JSON.parse((await page.request.get('/models/sotu-t5/config.json').then((r) => r.text())));
   expect(safetensorsShapes(Buffer.from(zip['adapter_model.safetensors']))).toEqual(t5LoraShapes(t5.num_layers, t5.num_decoder_layers, t5.d_model, 4));
   expect(strFromU8(zip['README.md'])).toContain('AutoModelForSeq2SeqLM');
+  expect(strFromU8(zip['training_curves.svg'])).toContain('eval_chrf');
+
+  // The downloaded adapter imported back: the playground's greedy target is the run's own.
+  const dir = mkdtempSync(join(tmpdir(), 'peft-e2e-t5-adapter-'));
+  for (const f of ['adapter_config.json', 'adapter_model.safetensors']) writeFileSync(join(dir, f), zip[f]);
+  await page.getByTestId('import-folder-input').setInputFiles(dir);
+  await expect(page.getByTestId('import-info')).toContainText('LoRA r=4');
+  await expect(page.getByTestId('playground-adapter')).toContainText('imported');
+  await page.getByTestId('playground-run').click();
+  await expect(page.getByTestId('gen-on')).toHaveText(on);
 });
