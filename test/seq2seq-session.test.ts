@@ -36,11 +36,11 @@ beforeAll(async () => {
   await useNodeBackend('cpu');
 });
 
-async function session(peft: unknown) {
+async function session(peft: unknown, more: Record<string, unknown> = {}) {
   const { config, tensors } = loadModelDir(MODEL);
   return TrainingSession.create({
     config, weights: tensors, tokenizer: tok, task: 'SEQ_2_SEQ_LM', peft: peft as never,
-    data: { train: rows(16), validation: rows(4) }, args: { maxSteps: 4, batchSize: 4, learningRate: 3e-2, maxLength: 16 },
+    data: { train: rows(16), validation: rows(4) }, args: { maxSteps: 4, batchSize: 4, learningRate: 3e-2, maxLength: 16, ...more },
   });
 }
 
@@ -130,4 +130,18 @@ describe('SEQ_2_SEQ_LM playground generation', () => {
   it('P-tuning on T5 is refused with the engine\'s message', () => {
     expect(() => pTuningConfig({ taskType: 'SEQ_2_SEQ_LM', numVirtualTokens: 4 })).toThrow(/task_type "SEQ_2_SEQ_LM" is not supported for P-tuning; use CAUSAL_LM or SEQ_CLS/);
   });
+
+  it('the best checkpoint by eval_chrf (higher is better), as metric_for_best_model="chrf" picks it', async () => {
+    const s = await session(loraConfig({ taskType: 'SEQ_2_SEQ_LM', r: 4, loraAlpha: 8, targetModules: ['q', 'v'] }), { metricForBestModel: 'chrf' });
+    try {
+      expect(s.args.metricForBestModel).toBe('eval_chrf');
+      await s.step();
+      const m = await s.evaluate();
+      expect(s.bestMetric).toBe(s.logHistory[s.logHistory.length - 1].eval_chrf);
+      expect(s.bestMetric).toBeCloseTo(m.chrf!, 4);
+      expect(s.bestStep).toBe(1);
+    } finally {
+      s.dispose();
+    }
+  }, 60_000);
 });

@@ -103,7 +103,7 @@ export const DEFAULT_ARGS: TrainingArgs = {
 };
 
 /** Eval metrics a run can pick its best checkpoint by (Trainer accepts them with or without "eval_"). */
-export const BEST_METRICS = ['eval_loss', 'eval_accuracy', 'eval_f1'] as const;
+export const BEST_METRICS = ['eval_loss', 'eval_accuracy', 'eval_f1', 'eval_chrf', 'eval_exact_match', 'eval_rougeL'] as const;
 
 export interface SessionInit {
   config: Record<string, unknown>;

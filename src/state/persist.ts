@@ -72,7 +72,7 @@ const ARG_CHECKS: { [K in keyof TrainArgs]-?: (x: unknown) => TrainArgs[K] } = {
   loraplusLrRatio: (x) => (x === null ? null : num(x, 'LoRA+ lr ratio', { min: 0 })),
   saveSteps: (x) => num(x, 'save steps', { min: 0, int: true }),
   saveTotalLimit: (x) => (x === null ? null : num(x, 'checkpoints to keep', { min: 1, int: true })),
-  metricForBestModel: (x) => oneOf(['eval_loss', 'eval_accuracy', 'eval_f1'] as const, x, 'metric for best model'),
+  metricForBestModel: (x) => oneOf(['eval_loss', 'eval_accuracy', 'eval_f1', 'eval_chrf', 'eval_exact_match', 'eval_rougeL'] as const, x, 'metric for best model'),
   greaterIsBetter: (x) => (x === null ? null : bool(x, 'greater is better')),
   loadBestModelAtEnd: (x) => bool(x, 'load best model at end'),
   earlyStoppingPatience: (x) => (x === null ? null : num(x, 'early stopping patience', { min: 1, int: true })),

@@ -101,6 +101,10 @@ export function TrainingPanel() {
     { value: 'eval_loss', label: 'eval_loss' },
     { value: 'eval_accuracy', label: 'eval_accuracy' },
     ...(task === 'SEQ_CLS' || args.metricForBestModel === 'eval_f1' ? [{ value: 'eval_f1' as const, label: 'eval_f1' }] : []),
+    // SEQ_2_SEQ_LM: the scores of greedy generation (higher is better).
+    ...(task === 'SEQ_2_SEQ_LM' || /^eval_(chrf|exact_match|rougeL)$/.test(args.metricForBestModel)
+      ? (['eval_chrf', 'eval_exact_match', 'eval_rougeL'] as const).map((value) => ({ value, label: value }))
+      : []),
   ];
   const lossMetric = args.metricForBestModel === 'eval_loss';
 

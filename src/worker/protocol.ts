@@ -92,7 +92,7 @@ export interface TrainArgs {
   /** Keep at most this many checkpoints, the best always among them (save_total_limit); null = all. */
   saveTotalLimit: number | null;
   /** The eval metric that picks the best checkpoint (metric_for_best_model). */
-  metricForBestModel: 'eval_loss' | 'eval_accuracy' | 'eval_f1';
+  metricForBestModel: 'eval_loss' | 'eval_accuracy' | 'eval_f1' | 'eval_chrf' | 'eval_exact_match' | 'eval_rougeL';
   /** null: Trainer's rule (lower is better for a loss, higher otherwise). */
   greaterIsBetter: boolean | null;
   /** The adapter a run ends with is its best checkpoint's (load_best_model_at_end). */
