@@ -93,6 +93,10 @@ describe('studio SEQ_2_SEQ_LM data', () => {
     // hello world good morning </s> = 5 > 4; good </s> = 2. Targets: hallo </s> = 2; guten morgen hallo welt </s> = 5.
     expect(s.source).toMatchObject({ count: 2, min: 2, max: 5, truncated: 1, maxLength: 4 });
     expect(s.target).toMatchObject({ count: 2, min: 2, max: 5, truncated: 1 });
+    // A max target length of its own (the CLI's --max-target-length) counts the targets against it.
+    const longer = await loadData(req(file('p.jsonl', rows), { validationSplit: 0, seq2seq: { maxTargetLength: 8 } }), 'http://x/', null, tok);
+    expect(longer.summary.seq2seq!.target).toMatchObject({ truncated: 0, maxLength: 8 });
+    expect(longer.summary.seq2seq!.source).toMatchObject({ truncated: 1, maxLength: 4 });
     expect(d.summary.warnings).toEqual([expect.stringMatching(/No validation rows/)]);
   });
 

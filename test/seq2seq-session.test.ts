@@ -145,3 +145,19 @@ describe('SEQ_2_SEQ_LM playground generation', () => {
     }
   }, 60_000);
 });
+
+describe('SEQ_2_SEQ_LM max target length', () => {
+  it('targets are cut to maxTargetLength with </s> kept last, sources to max length', async () => {
+    const { config, tensors } = loadModelDir(MODEL);
+    const s = await TrainingSession.create({
+      config, weights: tensors, tokenizer: tok, task: 'SEQ_2_SEQ_LM', peft: loraConfig({ taskType: 'SEQ_2_SEQ_LM', r: 2, loraAlpha: 4, targetModules: ['q'] }),
+      data: { train: [{ text: 'abcdefgh', target: 'abcdefgh' }] }, args: { maxSteps: 1, batchSize: 1, maxLength: 6 }, maxTargetLength: 3,
+    });
+    try {
+      const enc = (s as unknown as { train: { ids: number[]; labels: number[] }[] }).train[0];
+      expect(enc).toEqual({ ids: [3, 4, 5, 6, 7, 1], labels: [3, 4, 1] });
+    } finally {
+      s.dispose();
+    }
+  });
+});

@@ -370,7 +370,9 @@ async function refreshData() {
           source: s.dataSource, task: s.task, mapping: s.mapping ?? undefined, validationSplit: s.validationSplit,
           maxLength: s.args.maxLength, seed: s.args.seed, chat: s.chat, hub: hubDataRequest(s.hubData),
           ...(s.task === 'TOKEN_CLS' ? { tokcls: { labelList: s.tokcls.labelList ?? undefined, labelAllTokens: s.tokcls.labelAllTokens } } : {}),
-          ...(s.task === 'SEQ_2_SEQ_LM' && s.mapping?.kind === 'prompt-response' ? { seq2seq: { sourceColumn: s.mapping.prompt, targetColumn: s.mapping.response } } : {}),
+          ...(s.task === 'SEQ_2_SEQ_LM'
+            ? { seq2seq: { ...(s.mapping?.kind === 'prompt-response' ? { sourceColumn: s.mapping.prompt, targetColumn: s.mapping.response } : {}), maxTargetLength: s.args.maxTargetLength ?? null } }
+            : {}),
         },
       },
       'data',
@@ -469,7 +471,7 @@ export function boot(): void {
     if (s.tree !== p.tree || s.settings !== p.settings || s.targetText !== p.targetText || s.method !== p.method) scheduleTargets();
     if (
       s.dataSource !== p.dataSource || s.mapping !== p.mapping || s.validationSplit !== p.validationSplit || s.task !== p.task || s.chat !== p.chat || s.hubData !== p.hubData || s.tokcls !== p.tokcls ||
-      s.args.maxLength !== p.args.maxLength || s.args.seed !== p.args.seed || (s.model.info !== p.model.info && s.model.status === 'ready')
+      s.args.maxLength !== p.args.maxLength || s.args.maxTargetLength !== p.args.maxTargetLength || s.args.seed !== p.args.seed || (s.model.info !== p.model.info && s.model.status === 'ready')
     ) {
       if (!revertingData) scheduleData();
     }

@@ -77,6 +77,7 @@ const ARG_CHECKS: { [K in keyof TrainArgs]-?: (x: unknown) => TrainArgs[K] } = {
   loadBestModelAtEnd: (x) => bool(x, 'load best model at end'),
   earlyStoppingPatience: (x) => (x === null ? null : num(x, 'early stopping patience', { min: 1, int: true })),
   generationEvalRows: (x) => (x === null ? null : num(x, 'generation eval rows', { min: 1, int: true })),
+  maxTargetLength: (x) => (x === null ? null : num(x, 'max target length', { min: 2, max: 4096, int: true })),
 };
 
 function checkArgs(raw: unknown, warn: Warn): TrainArgs {

@@ -183,6 +183,8 @@ export const DEFAULT_ARGS: TrainArgs = {
   earlyStoppingPatience: null,
   // SEQ_2_SEQ_LM: greedy generation takes a tab about half a second a row on wasm; the loss still uses every row.
   generationEvalRows: 64,
+  // SEQ_2_SEQ_LM: null = the max length.
+  maxTargetLength: null,
 };
 
 export const DEFAULT_TARGET_TEXT: TargetText = { mode: 'list', target: 'c_attn', exclude: '', excludeRegex: false, layers: '', layersPattern: '' };

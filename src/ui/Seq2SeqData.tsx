@@ -26,6 +26,8 @@ export function Seq2SeqData(props: { summary: DataSummary; pickColumns: boolean 
   const t = sum.seq2seq;
   const genRows = useProject((s) => s.args.generationEvalRows ?? null);
   const mapping = useProject((s) => s.mapping);
+  const maxLength = useProject((s) => s.args.maxLength);
+  const maxTarget = useProject((s) => s.args.maxTargetLength ?? null);
   if (!t) return null;
   const cols = sum.columns.map((c) => ({ value: c, label: c }));
   // The columns just picked (the summary catches up when the data has reloaded); picking the other side's swaps them.
@@ -55,6 +57,16 @@ export function Seq2SeqData(props: { summary: DataSummary; pickColumns: boolean 
         <p className="hint">Token lengths appear once a model with a tokenizer is loaded.</p>
       )}
       <div className="grid3">
+        <NumberField
+          label="max target length (tokens)"
+          value={maxTarget ?? maxLength}
+          integer
+          min={2}
+          max={4096}
+          onChange={(v) => P.updateArgs({ maxTargetLength: v })}
+          hint="Most target tokens, </s> included (--max-target-length); the source is cut at max length"
+          testId="max-target-length"
+        />
         <NumberField
           label="generation eval rows"
           value={genRows ?? sum.validationRows}

@@ -279,7 +279,7 @@ async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tok
   let name: string;
   let trainTable: DataTable;
   let validTable: DataTable | null = null;
-  let cols = req.seq2seq ?? {};
+  let cols: { sourceColumn?: string; targetColumn?: string } = { sourceColumn: req.seq2seq?.sourceColumn, targetColumn: req.seq2seq?.targetColumn };
   if (req.hub) {
     const hub = await readHubData(req.hub);
     name = hub.info.id;
@@ -356,7 +356,8 @@ async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tok
   if (!train.length) throw new EngineError('BAD_DATA', `${name}: no training rows are left after the validation split.`);
   const first = trainRows.find((r) => r.source !== undefined);
   const known = lengths.length > 0;
-  const stats = (key: 'source' | 'target') => (known ? tokenStatsOf(lengths.map((l) => l[key]), req.maxLength) : null);
+  const maxTarget = req.seq2seq?.maxTargetLength ?? req.maxLength;
+  const stats = (key: 'source' | 'target') => (known ? tokenStatsOf(lengths.map((l) => l[key]), key === 'source' ? req.maxLength : maxTarget) : null);
   const s2s: Seq2SeqSummary = {
     sourceColumn: picked && typeof picked === 'object' ? picked.source : null,
     targetColumn: picked && typeof picked === 'object' ? picked.target : null,

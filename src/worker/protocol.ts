@@ -101,6 +101,8 @@ export interface TrainArgs {
   earlyStoppingPatience: number | null;
   /** SEQ_2_SEQ_LM: score greedy generation on the first N validation rows (the loss on all); null = all. */
   generationEvalRows?: number | null;
+  /** SEQ_2_SEQ_LM: most target tokens, </s> included (the CLI's --max-target-length); null = max length. */
+  maxTargetLength?: number | null;
 }
 
 export type DataSource = { kind: 'builtin'; id: string } | { kind: 'file'; file: File };
@@ -121,7 +123,7 @@ export interface DataRequest {
   /** TOKEN_CLS: the tags in id order (default: the built-in list, else the data's tags sorted) and run_ner.py's label_all_tokens. */
   tokcls?: { labelList?: string[]; labelAllTokens?: boolean };
   /** SEQ_2_SEQ_LM: the source and target columns (default: the built-in dataset's, else source / target, input / output, ...). */
-  seq2seq?: { sourceColumn?: string; targetColumn?: string };
+  seq2seq?: { sourceColumn?: string; targetColumn?: string; maxTargetLength?: number | null };
 }
 
 export type WorkerCommand =

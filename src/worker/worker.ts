@@ -352,6 +352,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           baseModelName: m.baseName,
           revision: m.revision,
           numLabels: task === 'SEQ_CLS' ? data!.labels.length : undefined,
+          maxTargetLength: task === 'SEQ_2_SEQ_LM' ? args.maxTargetLength ?? undefined : undefined,
           resumeFrom: resume?.files,
         });
       }).catch((e) => {
