@@ -338,8 +338,8 @@ export const projectActions = {
     set({
       model: { status: 'loading', phase: r.memory.blocking ? 'confirm' : 'downloading', label: info.name, info, inspection: r.inspection, loadId: r.loadId },
       task: info.task,
-      // A model of another task (T5: SEQ_2_SEQ_LM) starts on a built-in dataset of that task.
-      ...(info.task !== get().task ? { mapping: null, ...builtinDataFor(get(), info.task) } : {}),
+      // A model that cannot do the task in use (T5 after GPT-2's CAUSAL_LM) starts on a built-in dataset of its task.
+      ...(info.task !== get().task && !(info.tasks ?? []).some((t) => t.task === get().task) ? { mapping: null, ...builtinDataFor(get(), info.task) } : {}),
       targetText,
       memory: r.memory,
       ...(ref !== undefined ? { modelRef: ref } : {}),
