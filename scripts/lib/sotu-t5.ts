@@ -192,3 +192,30 @@ export function spanCorrupt(tokens: ArrayLike<number>, rng: Rng, o: SpanCorrupti
   target.push(EOS_ID);
   return { input, target, noise };
 }
+
+export interface PronLine {
+  /** Tokens of "word:" (the spelling and a colon). */
+  word: ArrayLike<number>;
+  /** Tokens of the pronunciation "AA R D V AA R K" (no leading space: as a cmudict-g2p target encodes). */
+  phon: ArrayLike<number>;
+}
+
+/**
+ * Span corruption whose spans are chosen, not random: a run of dictionary lines "word: phonemes" with every
+ * pronunciation dropped as one span. The input is "word1:<extra_id_0>\nword2:<extra_id_1>\n...</s>", the target
+ * "<extra_id_0> phonemes1 <extra_id_1> phonemes2 ...</s>", the format of random span corruption (T5's "targeted"
+ * masking of one field of a structured text).
+ */
+export function maskPronunciations(lines: PronLine[], newline: ArrayLike<number>): Corrupted {
+  const input: number[] = [];
+  const target: number[] = [];
+  let noise = 0;
+  lines.slice(0, NUM_SENTINELS).forEach((l, i) => {
+    input.push(...Array.from(l.word), SENTINEL_ID0 + i, ...Array.from(newline));
+    target.push(SENTINEL_ID0 + i, ...Array.from(l.phon));
+    noise += l.phon.length;
+  });
+  input.push(EOS_ID);
+  target.push(EOS_ID);
+  return { input, target, noise };
+}
