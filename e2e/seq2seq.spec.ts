@@ -110,6 +110,12 @@ test('T5 on cmudict-g2p: eval loss falls below the base model, scores charted, p
   expect(safetensorsShapes(Buffer.from(zip['adapter_model.safetensors']))).toEqual(t5LoraShapes(t5.num_layers, t5.num_decoder_layers, t5.d_model, 4));
   expect(strFromU8(zip['README.md'])).toContain('AutoModelForSeq2SeqLM');
   expect(strFromU8(zip['training_curves.svg'])).toContain('eval_chrf');
+  // With the base model's files: the built-in T5's, not the default model's.
+  await page.getByTestId('zip-include-base').check();
+  const withBase = unzipSync(new Uint8Array(await download(page, 'download-zip')));
+  expect(Object.keys(withBase)).toEqual(expect.arrayContaining(['sotu-t5/config.json', 'sotu-t5/model.safetensors', 'sotu-t5/tokenizer.json']));
+  expect(Object.keys(withBase).some((k) => k.startsWith('sotu-gpt2/'))).toBe(false);
+  expect(strFromU8(withBase['README.md'])).toContain('base_id = "./sotu-t5"');
 
   // The downloaded adapter imported back: the playground's greedy target is the run's own.
   const dir = mkdtempSync(join(tmpdir(), 'peft-e2e-t5-adapter-'));

@@ -9,7 +9,7 @@ import { describeError, EngineError } from '../engine/errors';
 import { create } from 'zustand';
 import type { WorkerEvent } from '../worker/protocol';
 import { peftSettings, trainArgs, useProject } from './project';
-import { BUILTIN_MODEL, baseUrl } from './actions';
+import { BUILTIN_MODEL, BUILTIN_MODELS, baseUrl } from './actions';
 import { BUILTIN_MODEL_FILES, buildReadme, buildZip, download, zipFiles } from './export-files';
 import { adapterConfigText, runCurvesSvg } from './push-actions';
 import { useRun } from './run';
@@ -103,11 +103,18 @@ export function exportPythonProject(): Promise<void> {
   });
 }
 
+/** The built-in model the project uses (sotu-gpt2, or the built-in T5). */
+function builtinInUse(): { dir: string; name: string } {
+  const ref = useProject.getState().modelRef;
+  const id = ref?.kind === 'builtin' ? (ref.id ?? BUILTIN_MODEL.name) : BUILTIN_MODEL.name;
+  return BUILTIN_MODELS.find((m) => m.id === id) ?? BUILTIN_MODEL;
+}
+
 /** The built-in model's files from the app's own URL, each under `<name>/`, for the export zip. */
-async function builtinModelFiles(): Promise<Record<string, ArrayBuffer>> {
+async function builtinModelFiles(m: { dir: string; name: string }): Promise<Record<string, ArrayBuffer>> {
   const out: Record<string, ArrayBuffer> = {};
   for (const f of BUILTIN_MODEL_FILES) {
-    const url = new URL(`${BUILTIN_MODEL.dir}${f}`, baseUrl).href;
+    const url = new URL(`${m.dir}${f}`, baseUrl).href;
     // no-store: the model loader's Range reads of model.safetensors (header, resumed chunks) sit in the HTTP
     // cache, and a plain GET answered from those partial entries came back short (15.9 of 17.1 MB in Chromium).
     const res = await fetch(url, { cache: 'no-store' }).catch(() => null);
@@ -116,7 +123,7 @@ async function builtinModelFiles(): Promise<Record<string, ArrayBuffer>> {
     const bytes = await res.arrayBuffer();
     const want = Number(res.headers.get('content-length') ?? NaN);
     if (Number.isFinite(want) && !res.headers.get('content-encoding') && bytes.byteLength !== want) throw fail(`${bytes.byteLength} of ${want} bytes arrived`);
-    out[`${BUILTIN_MODEL.name}/${f}`] = bytes;
+    out[`${m.name}/${f}`] = bytes;
   }
   return out;
 }
@@ -136,13 +143,14 @@ export function downloadAdapterZip(o: { labels: string[]; includeBase: boolean }
     const chatTemplate = cp.task === 'CAUSAL_LM' && sameRun ? useProject.getState().data.summary?.chat?.template ?? null : null;
     // The curves are this run's: an adapter of an earlier run has none here.
     const curves = sameRun ? runCurvesSvg() : null;
-    const base = o.includeBase ? await builtinModelFiles() : {};
+    const model = builtinInUse();
+    const base = o.includeBase ? await builtinModelFiles(model) : {};
     const readme = buildReadme({
       task: cp.task, step: cp.step, labels: o.labels, config, chatTemplate,
-      curvesFile: curves ? CURVES_FILE : null, baseModelDir: o.includeBase ? BUILTIN_MODEL.name : null,
+      curvesFile: curves ? CURVES_FILE : null, baseModelDir: o.includeBase ? model.name : null,
     });
     const extra = { ...(curves ? { [CURVES_FILE]: curves } : {}), ...base };
     download(`peft-studio-adapter-step${cp.step}.zip`, buildZip({ ...cp.files, 'adapter_config.json': configText }, readme, chatTemplate?.text, extra), 'application/zip');
-    return `Zip: the adapter, README${curves ? ', training_curves.svg' : ''}${o.includeBase ? ` and the ${BUILTIN_MODEL.name} base model's files` : ''}.`;
+    return `Zip: the adapter, README${curves ? ', training_curves.svg' : ''}${o.includeBase ? ` and the ${model.name} base model's files` : ''}.`;
   });
 }

@@ -26,6 +26,7 @@ export function ExportPanel() {
   const live = state === 'running' || state === 'paused';
   const imported = useImport((s) => !!s.info);
   const builtin = useProject((s) => s.modelRef?.kind === 'builtin');
+  const baseBytes = useProject((s) => s.model.info?.weightBytes);
   const baseName = usePush((s) => s.baseModelName);
   const zipBusy = useExport((s) => s.busy === 'zip');
   const zipError = useExport((s) => (s.error?.job === 'zip' ? s.error.message : null));
@@ -87,7 +88,7 @@ export function ExportPanel() {
         </label>
         {builtin && (
           <label title="The built-in model is not on the Hub: the zip can carry its files, and the README loads them from there.">
-            <input type="checkbox" data-testid="zip-include-base" checked={includeBase} onChange={(e) => setIncludeBase(e.target.checked)} /> zip includes the base model's files (17 MB)
+            <input type="checkbox" data-testid="zip-include-base" checked={includeBase} onChange={(e) => setIncludeBase(e.target.checked)} /> zip includes the base model's files{baseBytes ? ` (${bytes(baseBytes)})` : ''}
           </label>
         )}
       </div>
