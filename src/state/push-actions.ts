@@ -63,6 +63,10 @@ function metrics(): { final: Record<string, number>; best?: { metric: string; va
     final.eval_loss = ev.evalLoss;
     if (Number.isFinite(ev.accuracy)) final.eval_accuracy = ev.accuracy;
     if (ev.f1 !== undefined) final.eval_f1 = ev.f1;
+    // SEQ_2_SEQ_LM: the scores of greedy generation, named as Seq2SeqTrainer logs them.
+    if (ev.exactMatch !== undefined) final.eval_exact_match = ev.exactMatch;
+    if (ev.chrf !== undefined) final.eval_chrf = ev.chrf;
+    if (ev.rougeL !== undefined) final.eval_rougeL = ev.rougeL;
   }
   return { final, best: r.checkpoint?.best };
 }
