@@ -16,6 +16,7 @@ import type { Model } from '../src/engine/models/types';
 import { Rng } from '../src/engine/random';
 import type { Tokenizer } from '../src/engine/tokenizer';
 import { parseDataFile } from '../src/engine/train/data-parse';
+import { presetFor } from '../src/engine/train/presets';
 import { seq2seqRows } from '../src/engine/train/seq2seq-data';
 import { EOS_ID, NUM_SENTINELS, PAD_ID, SENTINEL_ID0, spanCorrupt, UNK_ID } from '../scripts/lib/sotu-t5';
 
@@ -150,5 +151,16 @@ describe('built-in dataset public/datasets/cmudict-g2p', () => {
     expect([e.sourceField, e.targetField]).toEqual(['source', 'target']);
     expect(e.files).toEqual({ train: 'cmudict-g2p/train.jsonl', validation: 'cmudict-g2p/validation.jsonl' });
     expect(e.rows).toEqual({ train: 4000, validation: 200 });
+  });
+});
+
+describe('SEQ_2_SEQ_LM presets (measured on sotu-t5 + cmudict-g2p)', () => {
+  it('have their own rows, all-linear targets and a measured Quick demo', () => {
+    const q = presetFor('quick', 'SEQ_2_SEQ_LM', 'LORA', 2e-4);
+    expect(q.args).toMatchObject({ learningRate: 5e-3, maxSteps: 150, batchSize: 16, maxLength: 32 });
+    expect(q.targets).toBe('all-linear');
+    expect(q.measured).toMatch(/cmudict-g2p/);
+    expect(presetFor('thorough', 'SEQ_2_SEQ_LM', 'LORA', 2e-4).args.maxSteps).toBeGreaterThan(q.args.maxSteps);
+    expect(presetFor('quick', 'SEQ_2_SEQ_LM', 'PROMPT_TUNING', 3e-2).targets).toBeNull();
   });
 });
