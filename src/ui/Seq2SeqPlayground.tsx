@@ -64,7 +64,7 @@ export function Seq2SeqPlayground(props: { ready: boolean; onRun: () => void; sh
           {gen && (
             <p className="gen mono" data-testid={gen.streaming ? 'gen-on-live' : 'gen-on'}>
               {gen.withAdapter}
-              {!gen.streaming && !gen.withAdapter && <span className="muted">(empty: the decoder's first token was &lt;/s&gt;)</span>}
+              {!gen.streaming && !gen.withAdapter && <span className="muted">(empty: only special tokens such as &lt;/s&gt; or &lt;extra_id_0&gt; were generated)</span>}
             </p>
           )}
         </div>
@@ -73,7 +73,7 @@ export function Seq2SeqPlayground(props: { ready: boolean; onRun: () => void; sh
           {gen && (
             <p className="gen mono" data-testid={gen.streaming ? 'gen-off-live' : 'gen-off'}>
               {gen.withoutAdapter}
-              {!gen.streaming && !gen.withoutAdapter && <span className="muted">(empty: the decoder's first token was &lt;/s&gt;)</span>}
+              {!gen.streaming && !gen.withoutAdapter && <span className="muted">(empty: only special tokens such as &lt;/s&gt; or &lt;extra_id_0&gt; were generated)</span>}
             </p>
           )}
         </div>

@@ -52,13 +52,15 @@ export async function generateSeq2Seq(model: Model, sourceIds: number[], hooks: 
 }
 
 /**
- * Text of generated ids, leaving out ids past the tokenizer's vocabulary: a model's embedding is often padded past
- * it (t5-small: 32128 rows, 32100 tokens), an untrained adapter can pick such an id, and transformers' fast
- * tokenizers decode an id they have no token for to nothing.
+ * Text of generated ids as transformers' seq2seq recipes read it (`batch_decode(..., skip_special_tokens=True)`
+ * before exact match / chrF / ROUGE; the text2text pipeline does the same): special tokens such as </s>, <pad> and
+ * an untrained model's <extra_id_N> sentinels are left out. Ids past the tokenizer's vocabulary are left out too: a
+ * model's embedding is often padded past it (t5-small: 32128 rows, 32100 tokens), an untrained adapter can pick
+ * such an id, and transformers' fast tokenizers decode an id they have no token for to nothing.
  */
-export function decodeKnown(tok: { decode(ids: number[]): string; vocabSize?: number }, ids: number[]): string {
+export function decodeKnown(tok: { decode(ids: number[], o?: { skipSpecialTokens?: boolean }): string; vocabSize?: number }, ids: number[]): string {
   const n = tok.vocabSize;
-  return tok.decode(n === undefined ? ids : ids.filter((t) => t < n));
+  return tok.decode(n === undefined ? ids : ids.filter((t) => t < n), { skipSpecialTokens: true });
 }
 
 /**
