@@ -118,6 +118,20 @@ describe('train --task token_cls', () => {
     for (const k of ['task_type', 'peft_type', 'modules_to_save', 'target_modules', 'r', 'lora_alpha']) expect(cfg[k]).toEqual(ref[k]);
   }, 120_000);
 
+  it('--preset quick on BERT targets its attention and MLP modules (the preset names roles, not GPT-2 names)', async () => {
+    const out = join(tmp, 'preset');
+    await trainCommand([
+      '--model', MODEL, '--tokenizer', tmp, '--data', conll, '--task', 'token_cls', '--label-list', TAGS.join(','),
+      '--method', 'lora', '--preset', 'quick', '--steps', '2', '--eval-steps', '0', '--validation-split', '0', '--out', out,
+    ]);
+    const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect([...cfg.target_modules].sort()).toEqual(['dense', 'key', 'query', 'value']);
+    expect(cfg.modules_to_save).toEqual(['classifier', 'score']);
+    const keys = [...readSafetensorsFile(join(out, 'adapter_model.safetensors')).tensors.keys()];
+    expect(keys.some((k) => k.includes('attention.output.dense.lora_A')) && keys.some((k) => k.includes('intermediate.dense.lora_A'))).toBe(true);
+    expect(keys.some((k) => k.includes('classifier') && k.includes('lora'))).toBe(false);
+  }, 60_000);
+
   it('pre-tokenized rows train without a tokenizer; the model\'s 5 labels must match the label list', async () => {
     const f = join(tmp, 'ids.jsonl');
     writeFileSync(f, Array.from({ length: 8 }, (_, i) => JSON.stringify({ input_ids: [2, 6 + (i % 3), 12, 10, 3], labels: [-100, 1, 0, 3, -100] })).join('\n'));

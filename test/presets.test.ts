@@ -4,9 +4,22 @@
  * `cli train --preset` filling the flags that were not given.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { presetFor } from '../src/engine/train/presets';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { moduleRoles, moduleTree } from '../src/engine/models';
+import type { TaskType } from '../src/engine/models/types';
+import { resolveLoraTargets } from '../src/engine/peft/targets';
+import { presetFor, presetRoleSelection } from '../src/engine/train/presets';
 import { DEFAULT_ARGS, DEFAULT_TARGET_TEXT, presetCustomFields, projectActions as P, useProject } from '../src/state/project';
-import type { MethodInfo } from '../src/worker/protocol';
+import type { MethodInfo, TreeInfo } from '../src/worker/protocol';
+import { FIX, peftDefaultsOf } from './helpers';
+
+/** The tree the worker sends for a config (modules and their roles). */
+function treeOf(dir: string, task: TaskType): TreeInfo {
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  const modules = moduleTree(config, task);
+  return { task, modules, totalParams: 0, tied: {}, roles: moduleRoles(config, task, modules) };
+}
 
 const methods = [
   { peftType: 'LORA', label: 'LoRA', learningRate: 2e-4, prompt: false, schema: [] },
@@ -20,9 +33,9 @@ describe('presets', () => {
 
   it('per task: classification and language modelling rows; prompt methods keep their own rate and no targets', () => {
     const cls = presetFor('quick', 'SEQ_CLS', 'LORA', 2e-4);
-    expect(cls.args).toMatchObject({ learningRate: 3e-3, maxSteps: 300, maxLength: 64 });
+    expect(cls.args).toMatchObject({ learningRate: 3e-3, maxSteps: 500, maxLength: 64, scheduler: 'cosine' });
     expect(cls.targets).toBe('all-linear');
-    expect(cls.measured).toMatch(/88%/);
+    expect(cls.measured).toMatch(/91%/);
     expect(presetFor('quick', 'CAUSAL_LM', 'LORA', 2e-4).args.learningRate).toBe(5e-3);
     const pt = presetFor('quick', 'CAUSAL_LM', 'PROMPT_TUNING', 3e-2);
     expect(pt.args.learningRate).toBe(3e-2);
@@ -34,7 +47,7 @@ describe('presets', () => {
     P.applyPreset('quick');
     const s = useProject.getState();
     expect(s.limitBy).toBe('maxSteps');
-    expect(s.args).toMatchObject({ learningRate: 3e-3, maxSteps: 300, batchSize: 8, maxLength: 64, warmupSteps: 10, evalSteps: 50, scheduler: 'linear' });
+    expect(s.args).toMatchObject({ learningRate: 3e-3, maxSteps: 500, batchSize: 8, maxLength: 64, warmupSteps: 10, evalSteps: 100, scheduler: 'cosine' });
     expect(s.args.seed).toBe(DEFAULT_ARGS.seed);
     expect(s.targetText.mode).toBe('all-linear');
     expect(s.preset).toMatchObject({ id: 'quick', task: 'SEQ_CLS', method: 'LORA' });
@@ -61,6 +74,29 @@ describe('presets', () => {
     expect(s.lrFromMethod).toBeNull();
     P.setMethod('LORA');
     expect(useProject.getState().args.learningRate).toBe(0.01);
+  });
+
+  it('TOKEN_CLS targets the attention and MLP modules of any architecture, never the classifier PEFT trains in full', () => {
+    const t = presetFor('quick', 'TOKEN_CLS', 'LORA', 2e-4).targets;
+    expect(t).toEqual({ roles: ['attention', 'mlp'] });
+    const gpt2 = treeOf('public/models/sotu-gpt2', 'TOKEN_CLS');
+    useProject.setState({ task: 'TOKEN_CLS', tree: gpt2 });
+    P.applyPreset('quick');
+    expect(useProject.getState().targetText).toMatchObject({ mode: 'list', target: 'c_attn, c_fc, c_proj' });
+    expect(presetCustomFields(useProject.getState())).toEqual([]);
+    P.setTargetText({ mode: 'list', target: 'c_attn' });
+    expect(presetCustomFields(useProject.getState())).toEqual(['targets']);
+    // BERT: the same roles give query, key, value and the dense layers, and PEFT's rules match exactly those.
+    const bert = treeOf(join(FIX, 'models', 'bert-tiny-tokcls'), 'TOKEN_CLS');
+    const chosen = presetRoleSelection(t as { roles: ['attention', 'mlp'] }, bert.roles);
+    expect(chosen.some((n) => n.endsWith('.query')) && chosen.some((n) => n.endsWith('intermediate.dense'))).toBe(true);
+    expect(chosen.some((n) => n.startsWith('classifier'))).toBe(false);
+    useProject.setState({ tree: bert, targetText: DEFAULT_TARGET_TEXT });
+    P.applyPreset('quick');
+    const text = useProject.getState().targetText.target;
+    const r = resolveLoraTargets(bert.modules, { targetModules: text.split(',').map((x) => x.trim()) }, { task: 'TOKEN_CLS', heads: {}, defaults: peftDefaultsOf('bert') });
+    expect([...r.matched].sort()).toEqual(chosen);
+    useProject.setState({ tree: null });
   });
 
   it('without a preset, a method switch shows the rate it set', () => {

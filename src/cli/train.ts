@@ -8,8 +8,9 @@
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { EngineError } from '../engine/errors';
-import { resolveArchitecture } from '../engine/models';
+import { moduleRoles, moduleTree, resolveArchitecture } from '../engine/models';
 import { formatTrainableLine } from '../engine/peft/params';
+import { findMinimalTargetModules } from '../engine/peft/targets';
 import { BEST_METRICS, DEFAULT_ARGS, TrainingSession, type TrainingArgs } from '../engine/session';
 import { metricsRow, type CheckpointFiles } from '../engine/train/checkpoint';
 import { checkpointName, readCheckpointDir, rotateCheckpoints, writeCheckpointDir } from './checkpoints';
@@ -23,7 +24,7 @@ import {
 } from './common';
 import { PEFT_OPTIONS, method, peftConfigFromFlags, resolveTargetsOnTree } from './peft-options';
 import { METHODS } from '../engine/peft/registry';
-import { PRESET_IDS, PRESET_LABELS, presetFor } from '../engine/train/presets';
+import { PRESET_IDS, PRESET_LABELS, presetFor, presetRoleSelection } from '../engine/train/presets';
 import { checkAgainstModel, labelIds, locateTokenizedProblem, readDataFile, toEngineExamples, type DataOptions, type RawExample } from './train-data';
 import { CHAT_OPTIONS, chatFlags, describeChat, encodeChatRows } from './train-chat';
 import { HUB_DATA_OPTIONS, isHubData, readHubData } from './train-hub';
@@ -171,7 +172,8 @@ function applyPreset(p: Parsed): void {
   if (id === undefined) return;
   let t = task(p);
   const dir = str(p, 'model');
-  if (!t && dir && existsSync(join(dir, 'config.json'))) t = resolveArchitecture(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), undefined).task;
+  const config = dir && existsSync(join(dir, 'config.json')) ? (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>) : null;
+  if (!t && config) t = resolveArchitecture(config, undefined).task;
   if (!t) throw usage('--preset needs --task (causal_lm or seq_cls) when --model is not a local folder');
   const m = method(p).toUpperCase();
   const info = METHODS.find((x) => x.peftType === m);
@@ -182,7 +184,18 @@ function applyPreset(p: Parsed): void {
     'warmup-steps': String(a.warmupSteps), 'eval-steps': String(a.evalSteps), scheduler: a.scheduler,
   };
   if (!p.opts.has('epochs')) flags.steps = String(a.maxSteps);
-  if (preset.targets && !info?.prompt) flags['target-modules'] = preset.targets;
+  if (preset.targets && !info?.prompt) {
+    if (preset.targets === 'all-linear') flags['target-modules'] = 'all-linear';
+    else if (config) {
+      // The attention and MLP modules of this architecture, as the shortest PEFT list that selects them.
+      const modules = moduleTree(config, t);
+      const chosen = presetRoleSelection(preset.targets, moduleRoles(config, t, modules));
+      const others = modules.map((m) => m.name).filter((n) => n && !chosen.includes(n));
+      if (chosen.length) flags['target-modules'] = findMinimalTargetModules(chosen, others).sort().join(',');
+    } else if (!p.opts.has('target-modules')) {
+      note(`preset ${PRESET_LABELS[id]}: its targets (the ${preset.targets.roles.join(' and ')} modules) need the model's config.json; a Hub id keeps the architecture's default target_modules (give --target-modules to choose)`);
+    }
+  }
   for (const [k, v] of Object.entries(flags)) if (!p.opts.has(k)) p.opts.set(k, v);
   note(`preset ${PRESET_LABELS[id]}: ${Object.entries(flags).map(([k, v]) => `--${k} ${p.opts.get(k)}`).join(' ')}`);
 }

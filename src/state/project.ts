@@ -13,7 +13,7 @@ import type {
   MethodInfo, ModelInfo, PeftSettings, PeftType, TargetResult, TaskType, TrainArgs, TreeInfo, WorkerEvent,
 } from '../worker/protocol';
 import { textForSelection, textToSpec, type TargetText } from './targets-text';
-import { PRESET_FIELDS, presetFor, type PresetArgs, type PresetId, type TrainPreset } from '../engine/train/presets';
+import { PRESET_FIELDS, presetFor, presetRoleSelection, type PresetArgs, type PresetId, type PresetTargets, type TrainPreset } from '../engine/train/presets';
 import { METHOD_DEFAULTS, RUN_DEFAULTS } from '../engine/train/defaults';
 
 /** A method's form values by config key (camelCase), as its schema describes them. */
@@ -262,12 +262,21 @@ export function runSteps(s: Pick<ProjectState, 'limitBy' | 'args' | 'data'>): nu
 }
 
 /** The preset's fields the person changed after applying it ('targets' too), in the panel's order; [] without a preset. */
-export function presetCustomFields(s: Pick<ProjectState, 'preset' | 'args' | 'limitBy' | 'targetText'>): (keyof PresetArgs | 'targets')[] {
+export function presetCustomFields(s: Pick<ProjectState, 'preset' | 'args' | 'limitBy' | 'targetText' | 'tree'>): (keyof PresetArgs | 'targets')[] {
   const p = s.preset;
   if (!p) return [];
   const out: (keyof PresetArgs | 'targets')[] = PRESET_FIELDS.filter((k) => (k === 'maxSteps' && s.limitBy !== 'maxSteps') || s.args[k] !== p.args[k]);
   if (p.targets === 'all-linear' && s.targetText.mode !== 'all-linear') out.push('targets');
+  else if (p.targets && p.targets !== 'all-linear' && s.tree) {
+    const want = presetTargetText(p.targets, s.tree, s.targetText);
+    if (s.targetText.mode !== want.mode || s.targetText.target !== want.target || s.targetText.exclude || s.targetText.layers) out.push('targets');
+  }
   return out;
+}
+
+/** The target text a role-based preset sets on this tree: its attention / MLP modules as the shortest PEFT list. */
+function presetTargetText(t: Exclude<PresetTargets, 'all-linear'>, tree: TreeInfo, prev: TargetText): TargetText {
+  return textForSelection(presetRoleSelection(t, tree.roles), tree.modules, prev);
 }
 
 /** The method settings the worker takes, or an error for text that is not a valid spec yet. */
@@ -450,7 +459,9 @@ export const projectActions = {
   applyPreset: (id: PresetId) =>
     set((s) => {
       const p = presetFor(id, s.task, s.method, methodInfoOf(s)?.learningRate ?? DEFAULT_ARGS.learningRate);
-      const targetText: TargetText = p.targets === 'all-linear' ? { ...s.targetText, mode: 'all-linear', target: '', exclude: '', layers: '', layersPattern: '' } : s.targetText;
+      const targetText: TargetText = p.targets === 'all-linear'
+        ? { ...s.targetText, mode: 'all-linear', target: '', exclude: '', layers: '', layersPattern: '' }
+        : p.targets && s.tree ? presetTargetText(p.targets, s.tree, s.targetText) : s.targetText;
       return { args: { ...s.args, ...p.args }, limitBy: 'maxSteps', targetText, preset: { ...p, task: s.task, method: s.method }, lrTouched: false, lrFromMethod: null };
     }),
 

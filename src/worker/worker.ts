@@ -8,9 +8,8 @@ import { loseWebGpuDevice, onWebGpuDeviceLost } from '../engine/backend';
 import { backendDetails, benchMatmul, benchSetup, benchTraining } from '../engine/bench';
 import { EngineError, describeError } from '../engine/errors';
 import { HubClient, HubError, errorInfo, parseRepoId } from '../engine/io/hub';
-import { resolveArchitecture, uploadWeights, type DeviceWeights } from '../engine/models';
-import { moduleRole } from '../engine/models/spec';
-import type { ModuleRole, TaskType } from '../engine/models/types';
+import { moduleRoles, resolveArchitecture, uploadWeights, type DeviceWeights } from '../engine/models';
+import type { TaskType } from '../engine/models/types';
 import { methodInfo } from '../engine/peft/method';
 import { countBaseParams } from '../engine/peft/params';
 import { METHODS, methodOf, withRunSteps } from '../engine/peft/registry';
@@ -292,11 +291,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       const ctx = treeContext(cmd.task);
       const r = resolveArchitecture(ctx.config, cmd.task);
       const tied = r.spec.tied(r.config, r.task);
-      const roles: Record<string, ModuleRole> = {};
-      for (const m of ctx.modules) {
-        const role = m.type === 'Linear' || m.type === 'Conv1D' ? moduleRole(r.spec, m.name) : null;
-        if (role) roles[m.name] = role;
-      }
+      const roles = moduleRoles(ctx.config, cmd.task, ctx.modules);
       post({ type: 'tree', requestId, tree: { task: cmd.task, modules: ctx.modules, totalParams: countBaseParams(ctx.modules, tied), tied, roles } });
       return;
     }

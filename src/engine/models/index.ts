@@ -11,10 +11,10 @@ import { cachedDecoding, LinearProducts, makeCtx, type LayerCache } from './laye
 import { markFrozen } from '../ops/fused';
 import { lmHeadEval, lmHeadLoss } from '../ops/cross-entropy';
 import { causalLmLoss, maskedCrossEntropy, seqClsLoss, tokenClsLoss } from '../train/loss';
-import type { ArchitectureSpec } from './spec';
+import { moduleRole, type ArchitectureSpec } from './spec';
 import { TASK_TYPES } from './types';
 import type {
-  ArchConfig, DecodeOptions, Decoding, EvalOutput, ForwardHooks, ForwardInput, HeadInfo, Model, ModuleInfo, ParamMap, TaskType,
+  ArchConfig, DecodeOptions, Decoding, EvalOutput, ForwardHooks, ForwardInput, HeadInfo, Model, ModuleInfo, ModuleRole, ParamMap, TaskType,
 } from './types';
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
@@ -124,6 +124,20 @@ function taskFromArchitectures(spec: ArchitectureSpec<any>, config: ArchConfig, 
 export function moduleTree(raw: Record<string, unknown>, task?: TaskType): ModuleInfo[] {
   const r = resolveArchitecture(raw, task);
   return r.spec.modules(r.config, r.task);
+}
+
+/**
+ * The role (attention / MLP / head) the architecture file gives each Linear / Conv1D module of `modules`, for the
+ * studio's quick picks and the role-based presets; modules in no role are left out.
+ */
+export function moduleRoles(raw: Record<string, unknown>, task: TaskType | undefined, modules: ModuleInfo[]): Record<string, ModuleRole> {
+  const r = resolveArchitecture(raw, task);
+  const roles: Record<string, ModuleRole> = {};
+  for (const m of modules) {
+    const role = m.type === 'Linear' || m.type === 'Conv1D' ? moduleRole(r.spec, m.name) : null;
+    if (role) roles[m.name] = role;
+  }
+  return roles;
 }
 
 /** Total parameter count as PyTorch's model.parameters() counts it (tied tensors once). */
