@@ -42,6 +42,8 @@ test('Quick demo: spam classification reaches 85% validation accuracy, above the
 
   await startAndWait(page, 720_000);
   const acc = Number(await page.getByTestId('accuracy').getAttribute('data-value'));
+  // The number in the test log: docs/presets.md measured 91% with the CLI.
+  console.log(`Quick demo spam validation accuracy: ${acc}`);
   expect(acc).toBeGreaterThanOrEqual(0.85);
   const r = await refs(page, 'chart-accuracy');
   // The built-in split is balanced (majority 50%); words alone reach 96% on it.

@@ -1,7 +1,7 @@
 /**
  * The whole journey on the built-in model (WASM): pick targets in the tree, train a few steps with a pause,
  * watch the charts, download the adapter and check it against the picked targets, then compare the adapter
- * with the base model in the playground. With UPDATE_SCREENSHOT=1 it saves docs/screenshot.png mid-training.
+ * with the base model in the playground. (README's screenshot comes from e2e/readme-screenshot.spec.ts.)
  */
 import { expect, test } from '@playwright/test';
 import { strFromU8, unzipSync } from 'fflate';
@@ -53,9 +53,6 @@ test('pick targets, train, pause, export and compare in the playground', async (
   // Export works during training (latest weights).
   await page.getByTestId('snapshot').click();
   await expect(page.getByTestId('checkpoint-info')).toContainText('step');
-  await page.evaluate(() => window.scrollTo(0, 0));
-  // README's screenshot, only when asked for (tests do not change tracked files): UPDATE_SCREENSHOT=1.
-  if (process.env.UPDATE_SCREENSHOT) await page.screenshot({ path: 'docs/screenshot.png' });
   await page.getByTestId('resume').click();
   await expectFinished(page);
   expect(await chartPoints(page, 'chart-accuracy')).toBeGreaterThanOrEqual(2);
