@@ -5,7 +5,7 @@ import { collate, disposeBatch, type CollateOptions, type Encoded } from './data
 import { IGNORE_INDEX } from './loss';
 import { accuracy, addPredictions, emptyCounts, f1Score, perClass, type ClassScores } from './metrics';
 import { seqeval, type EntityScores } from './seqeval';
-import { generateSeq2Seq, generationHooks } from './seq2seq-generate';
+import { generateSeq2Seq, generationHooks, releaseGenerationHooks } from './seq2seq-generate';
 import { generationScores } from './seq2seq-metrics';
 
 export interface EvalMetrics {
@@ -141,9 +141,7 @@ async function generationMetrics(peft: PeftModel, rows: Encoded[], padId: number
       onProgress?.({ phase: 'generation', done: preds.length, total: rows.length });
     }
   } finally {
-    // A prompt method's virtual tokens may be a tensor made for these hooks (never the variable itself).
-    const p = hooks.prefixEmbeds;
-    if (p && !(p instanceof tf.Variable)) p.dispose();
+    releaseGenerationHooks(hooks);
   }
   return generationScores(preds, refs);
 }

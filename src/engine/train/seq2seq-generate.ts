@@ -23,6 +23,12 @@ export function generationHooks(peft: PeftModel): ForwardHooks {
   return peft.enabled ? peft.hooks(false) : {};
 }
 
+/** Frees what generationHooks made: a prompt method's virtual tokens may be a tensor made for them (never the variable itself). */
+export function releaseGenerationHooks(hooks: ForwardHooks): void {
+  const p = hooks.prefixEmbeds;
+  if (p && !(p instanceof tf.Variable)) p.dispose();
+}
+
 /** Index of the largest value (the first on ties, as torch.argmax). */
 function argmaxOf(v: ArrayLike<number>): number {
   let best = 0;
@@ -80,8 +86,6 @@ export async function seq2seqText(
     });
     return decodeKnown(tok, ids);
   } finally {
-    // A prompt method's virtual tokens may be a tensor made for these hooks (never the variable itself).
-    const p = hooks.prefixEmbeds;
-    if (p && !(p instanceof tf.Variable)) p.dispose();
+    releaseGenerationHooks(hooks);
   }
 }
