@@ -51,6 +51,14 @@ async function fetchText(url: string): Promise<string> {
   return res.text();
 }
 
+/** A built-in dataset's index entry and the text of its train and (if it has one) validation file. */
+async function builtinFiles(baseUrl: string, id: string): Promise<{ entry: BuiltinDataset; train: string; validation: string | null }> {
+  const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
+  if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
+  const text = (file: string) => fetchText(new URL(`datasets/${file}`, baseUrl).href);
+  return { entry, train: await text(entry.files.train), validation: entry.files.validation ? await text(entry.files.validation) : null };
+}
+
 /** The built-in dataset list. */
 export async function builtinIndex(baseUrl: string): Promise<BuiltinDataset[]> {
   const text = await fetchText(new URL('datasets/index.json', baseUrl).href);
@@ -96,14 +104,10 @@ export async function loadData(req: DataRequest, baseUrl: string, encode: ((s: s
   } else if (req.task === 'TOKEN_CLS') {
     return loadTokenClsData(req, baseUrl, tokenizer);
   } else if (req.source.kind === 'builtin') {
-    const id = req.source.id;
-    const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
-    if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
+    const { entry, train, validation } = await builtinFiles(baseUrl, req.source.id);
     name = entry.name;
-    trainTable = parseDataFile(entry.files.train, await fetchText(new URL(`datasets/${entry.files.train}`, baseUrl).href));
-    if (entry.files.validation) {
-      validTable = parseDataFile(entry.files.validation, await fetchText(new URL(`datasets/${entry.files.validation}`, baseUrl).href));
-    }
+    trainTable = parseDataFile(entry.files.train, train);
+    if (validation !== null) validTable = parseDataFile(entry.files.validation!, validation);
     fallback = entry.labelField ? { kind: 'text-label', text: entry.textField, label: entry.labelField } : { kind: 'text', text: entry.textField };
     if (entry.labels && entry.labelField) {
       // Labels stored as ids 0..K-1 show with the names the index gives them.
@@ -198,13 +202,12 @@ async function loadTokenClsData(req: DataRequest, baseUrl: string, tokenizer: To
     issues.push(...h.issues);
     given ??= h.tagNames ?? undefined;
   } else if (req.source.kind === 'builtin') {
-    const id = req.source.id;
-    const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
-    if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
+    const b = await builtinFiles(baseUrl, req.source.id);
+    const entry = b.entry;
     if (entry.task !== 'TOKEN_CLS') throw new EngineError('BAD_DATA', `${entry.name} is a ${entry.task} dataset; pick a tagging dataset or upload a CoNLL / JSONL file for TOKEN_CLS.`);
     name = entry.name;
-    train = read(entry.files.train, await fetchText(new URL(`datasets/${entry.files.train}`, baseUrl).href));
-    if (entry.files.validation) validation = read(entry.files.validation, await fetchText(new URL(`datasets/${entry.files.validation}`, baseUrl).href));
+    train = read(entry.files.train, b.train);
+    if (b.validation !== null) validation = read(entry.files.validation!, b.validation);
     given ??= entry.labels;
   } else {
     name = req.source.file.name;
@@ -286,13 +289,12 @@ async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tok
     trainTable = stringTable(hub.train);
     validTable = hub.validation && stringTable(hub.validation);
   } else if (req.source.kind === 'builtin') {
-    const id = req.source.id;
-    const entry = (await builtinIndex(baseUrl)).find((d) => d.id === id);
-    if (!entry) throw new EngineError('BAD_DATA', `There is no built-in dataset "${id}".`);
+    const b = await builtinFiles(baseUrl, req.source.id);
+    const entry = b.entry;
     if (entry.task !== 'SEQ_2_SEQ_LM') throw new EngineError('BAD_DATA', `${entry.name} is a ${entry.task} dataset; pick a source / target dataset or upload a CSV / JSONL file for SEQ_2_SEQ_LM.`);
     name = entry.name;
-    trainTable = parseDataFile(entry.files.train, await fetchText(new URL(`datasets/${entry.files.train}`, baseUrl).href));
-    if (entry.files.validation) validTable = parseDataFile(entry.files.validation, await fetchText(new URL(`datasets/${entry.files.validation}`, baseUrl).href));
+    trainTable = parseDataFile(entry.files.train, b.train);
+    if (b.validation !== null) validTable = parseDataFile(entry.files.validation!, b.validation);
     if (cols.sourceColumn === undefined && cols.targetColumn === undefined && entry.sourceField && entry.targetField) {
       cols = { sourceColumn: entry.sourceField, targetColumn: entry.targetField };
     }
