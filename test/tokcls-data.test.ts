@@ -56,7 +56,17 @@ describe('TOKEN_CLS preset and baseline', () => {
     const { presetFor } = await import('../src/engine/train/presets');
     const p = presetFor('quick', 'TOKEN_CLS', 'LORA', 2e-4);
     expect(p.args).toEqual({ learningRate: 5e-3, maxSteps: 60, batchSize: 8, maxLength: 64, warmupSteps: 5, evalSteps: 20, scheduler: 'linear' });
-    expect(p.targets).toBe('c_attn,c_proj,c_fc');
+    // The roles the row names are, on the built-in GPT-2, exactly the measured c_attn, c_proj, c_fc.
+    expect(p.targets).toEqual({ roles: ['attention', 'mlp'] });
+    const { readFileSync } = await import('node:fs');
+    const { moduleRoles, moduleTree } = await import('../src/engine/models');
+    const { findMinimalTargetModules } = await import('../src/engine/peft/targets');
+    const { presetRoleSelection } = await import('../src/engine/train/presets');
+    const config = JSON.parse(readFileSync('public/models/sotu-gpt2/config.json', 'utf8'));
+    const modules = moduleTree(config, 'TOKEN_CLS');
+    const chosen = presetRoleSelection(p.targets as { roles: ['attention', 'mlp'] }, moduleRoles(config, 'TOKEN_CLS', modules));
+    const others = modules.map((m) => m.name).filter((n) => n && !chosen.includes(n));
+    expect(findMinimalTargetModules(chosen, others).sort().join(',')).toBe('c_attn,c_fc,c_proj');
     expect(p.measured).toMatch(/entity F1/);
   });
 
