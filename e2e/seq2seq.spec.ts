@@ -76,8 +76,9 @@ test('T5 on cmudict-g2p: eval loss falls below the base model, scores charted, p
   await expectFinished(page, 120_000);
 
   // The base model's evaluation (step 0) is the loss chart's reference line; the run ends well below it.
-  // Measured (wasm, these settings, sotu-t5 of ae15d74): eval loss 6.34 -> 2.73, chrF 2.0 -> 6.1 and ROUGE-L
-  // 0.06 -> 0.18 on the 16 rows, exact match 0 -> 0; the margins below are about half of that.
+  // Measured (wasm, these settings, sotu-t5 of ae15d74): eval loss 6.34 -> 2.73, ROUGE-L 0.06 -> 0.18 on the 16
+  // rows, exact match 0 -> 0; chrF 4.3 -> 6.1 since the scored text skips special tokens (the base model's
+  // <extra_id_N> sentinels had counted against it: 2.0 before). The margins below are about half of that.
   const base = Number(/base=([\d.e-]+)/.exec((await page.getByTestId('chart-loss').getAttribute('data-refs')) ?? '')?.[1]);
   const last = Number(await page.getByTestId('eval-loss').getAttribute('data-value'));
   expect(base).toBeGreaterThan(0);
@@ -85,10 +86,12 @@ test('T5 on cmudict-g2p: eval loss falls below the base model, scores charted, p
   const charts = page.getByTestId('charts');
   const chrf = nums(await charts.getAttribute('data-chrf'));
   expect(chrf).toHaveLength(2);
-  expect(chrf[1]).toBeGreaterThan(chrf[0] + 2);
+  console.log(`seq2seq e2e: eval loss ${base} -> ${last}, chrF ${chrf.join(' -> ')}`);
+  expect(chrf[1]).toBeGreaterThan(chrf[0] + 0.8);
   expect(nums(await charts.getAttribute('data-exact-match'))).toHaveLength(2);
   const rougeL = nums(await charts.getAttribute('data-rouge-l'));
   expect(rougeL).toHaveLength(2);
+  console.log(`seq2seq e2e: ROUGE-L ${rougeL.join(' -> ')}`);
   expect(rougeL[1]).toBeGreaterThan(rougeL[0] + 0.05);
   await expect(page.getByTestId('chart-accuracy')).toContainText('chrF');
   await expect(page.getByTestId('run-stats')).not.toContainText('next-token acc.');
