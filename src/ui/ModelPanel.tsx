@@ -194,7 +194,7 @@ export function ModelPanel() {
             onPick={() => (modelRef.picker === 'folder' ? void pickFolder() : filesInput.current?.click())}
           />
         )}
-        <div className="row">
+        <div className="row wrap">
           <button type="button" onClick={() => void loadBuiltinModel()} disabled={running}>
             Built-in (sotu-gpt2)
           </button>
