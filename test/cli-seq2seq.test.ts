@@ -151,6 +151,28 @@ describe('train --task seq_2_seq_lm', () => {
     expect(e).toMatchObject({ eval_exact_match: 1, eval_chrf: 100, eval_rougeL: 1 });
   }, 60_000);
 
+  it('--generation-eval-rows N scores generation on the first N validation rows only, the loss on all', async () => {
+    const f = join(tmp, 'const-train.jsonl');
+    writeFileSync(f, Array.from({ length: 16 }, (_, i) => JSON.stringify({ input_ids: [10 + i, 20 + (i % 3), 1], labels: [55, 66, 1] })).join('\n'));
+    // The first validation row has the target the model learns; the other three have a target it never sees.
+    const v = join(tmp, 'const-valid.jsonl');
+    writeFileSync(v, [[55, 66, 1], [77, 88, 1], [77, 88, 1], [77, 88, 1]].map((labels, i) => JSON.stringify({ input_ids: [40 + i, 21, 1], labels })).join('\n'));
+    const run = async (name: string, extra: string[]) => {
+      const out = join(tmp, name);
+      await trainCommand(['--model', MODEL, '--data', f, '--validation', v, '--task', 'seq_2_seq_lm', '--method', 'lora', '--steps', '40', '--lr', '5e-2',
+        '--batch-size', '8', '--eval-steps', '40', '--out', out, ...extra]);
+      return rows(join(out, 'metrics.jsonl')).filter((x) => 'eval_loss' in x)[0];
+    };
+    const one = await run('gen-1', ['--generation-eval-rows', '1']);
+    const all = await run('gen-all', []);
+    expect(one.eval_exact_match).toBe(1);
+    expect(all.eval_exact_match).toBe(0.25);
+    // The loss is over all four rows either way.
+    expect(one.eval_loss).toBeCloseTo(all.eval_loss, 4);
+    await expect(trainCommand(['--model', MODEL, '--data', f, '--task', 'seq_2_seq_lm', '--generation-eval-rows', '0', '--out', join(tmp, 'gen-0')]))
+      .rejects.toThrow(/--generation-eval-rows must be >= 1/);
+  }, 90_000);
+
   it('prompt tuning trains the encoder prompt and writes PEFT\'s t5-prompt layout (8 rows, num_transformer_submodules 2)', async () => {
     const f = join(tmp, 'prompt.jsonl');
     writeFileSync(f, copyRows(8));
@@ -174,6 +196,8 @@ describe('train --task seq_2_seq_lm', () => {
     writeFileSync(f, copyRows(4));
     await expect(trainCommand(['--model', join(FIX, 'models', 'gpt2-tiny'), '--data', f, '--source-column', 'x', '--steps', '1', '--out', join(tmp, 'bad')]))
       .rejects.toThrow(/--source-column.*are for --task seq_2_seq_lm/);
+    await expect(trainCommand(['--model', join(FIX, 'models', 'gpt2-tiny'), '--data', f, '--generation-eval-rows', '4', '--steps', '1', '--out', join(tmp, 'bad')]))
+      .rejects.toThrow(/--generation-eval-rows are for --task seq_2_seq_lm/);
     const out = join(tmp, 'tree.json');
     await inspectCommand([MODEL, '--out', out]);
     expect(JSON.parse(readFileSync(out, 'utf8')).class_name).toBe('T5ForConditionalGeneration');

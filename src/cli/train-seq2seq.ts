@@ -15,6 +15,10 @@ export const SEQ2SEQ_OPTIONS: CommandSpec['options'] = {
   'source-column': { kind: 'value', arg: 'NAME', help: 'seq_2_seq_lm: column with the source text (default "source", or "input" / "document").' },
   'target-column': { kind: 'value', arg: 'NAME', help: 'seq_2_seq_lm: column with the target text (default "target", or "output" / "summary").' },
   'max-target-length': { kind: 'value', arg: 'N', help: 'seq_2_seq_lm: most target tokens (default --max-length).' },
+  'generation-eval-rows': {
+    kind: 'value', arg: 'N',
+    help: 'seq_2_seq_lm: score greedy generation (exact match, chrF, ROUGE-L) on the first N validation rows, the loss on all (default all; the studio uses 64).',
+  },
 };
 
 export interface Seq2SeqReadOptions {

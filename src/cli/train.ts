@@ -142,6 +142,9 @@ export function trainingArgs(p: Parsed): Partial<TrainingArgs> {
   const patience = int(p, 'early-stopping-patience');
   if (patience !== undefined && patience < 1) throw usage('--early-stopping-patience must be >= 1');
   set('earlyStoppingPatience', patience);
+  const genRows = int(p, 'generation-eval-rows');
+  if (genRows !== undefined && genRows < 1) throw usage('--generation-eval-rows must be >= 1');
+  set('generationEvalRows', genRows);
   return a;
 }
 
@@ -249,8 +252,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   if (t !== 'TOKEN_CLS' && (conll || p.opts.has('label-list') || flag(p, 'label-all-tokens'))) throw usage('--data-format conll, --label-list and --label-all-tokens are for --task token_cls');
   const tokOpts = { conll, tokensColumn: str(p, 'text-column'), tagsColumn: str(p, 'label-column'), skipBadRows: dataOpts.skipBadRows };
-  if (t !== 'SEQ_2_SEQ_LM' && ['source-column', 'target-column', 'max-target-length'].some((f) => p.opts.has(f))) {
-    throw usage('--source-column, --target-column and --max-target-length are for --task seq_2_seq_lm');
+  if (t !== 'SEQ_2_SEQ_LM' && ['source-column', 'target-column', 'max-target-length', 'generation-eval-rows'].some((f) => p.opts.has(f))) {
+    throw usage('--source-column, --target-column, --max-target-length and --generation-eval-rows are for --task seq_2_seq_lm');
   }
   if (t === 'SEQ_2_SEQ_LM' && (hubData || chat.format !== undefined || flag(p, 'packing'))) {
     throw usage('seq_2_seq_lm reads local CSV / JSONL files with a source and a target column (or input_ids + labels); Hub datasets, --data-format and --packing are not for it');
