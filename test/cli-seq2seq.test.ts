@@ -68,6 +68,11 @@ function copyRows(n: number): string {
   }).join('\n');
 }
 
+/** n pre-tokenized rows with different sources and one target, [55, 66, </s>], that LoRA learns in a few steps. */
+function constRows(n: number): string {
+  return Array.from({ length: n }, (_, i) => JSON.stringify({ input_ids: [10 + i, 20 + (i % 3), 1], labels: [55, 66, 1] })).join('\n');
+}
+
 describe('seq2seq data', () => {
   it('source / target columns (named or default), pre-tokenized rows, and errors that name the line or column', () => {
     const csv = join(tmp, 'pairs.csv');
@@ -143,7 +148,7 @@ describe('train --task seq_2_seq_lm', () => {
 
   it('evaluation generates: a target the model can learn in a few steps scores exact match 1, chrF 100, ROUGE-L 1', async () => {
     const f = join(tmp, 'const.jsonl');
-    writeFileSync(f, Array.from({ length: 16 }, (_, i) => JSON.stringify({ input_ids: [10 + i, 20 + (i % 3), 1], labels: [55, 66, 1] })).join('\n'));
+    writeFileSync(f, constRows(16));
     const out = join(tmp, 'const-run');
     await trainCommand(['--model', MODEL, '--data', f, '--task', 'seq_2_seq_lm', '--method', 'lora', '--steps', '40', '--lr', '5e-2',
       '--batch-size', '8', '--validation-split', '0.25', '--eval-steps', '40', '--out', out]);
@@ -153,7 +158,7 @@ describe('train --task seq_2_seq_lm', () => {
 
   it('--generation-eval-rows N scores generation on the first N validation rows only, the loss on all', async () => {
     const f = join(tmp, 'const-train.jsonl');
-    writeFileSync(f, Array.from({ length: 16 }, (_, i) => JSON.stringify({ input_ids: [10 + i, 20 + (i % 3), 1], labels: [55, 66, 1] })).join('\n'));
+    writeFileSync(f, constRows(16));
     // The first validation row has the target the model learns; the other three have a target it never sees.
     const v = join(tmp, 'const-valid.jsonl');
     writeFileSync(v, [[55, 66, 1], [77, 88, 1], [77, 88, 1], [77, 88, 1]].map((labels, i) => JSON.stringify({ input_ids: [40 + i, 21, 1], labels })).join('\n'));
