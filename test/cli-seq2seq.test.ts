@@ -196,6 +196,22 @@ describe('train --task seq_2_seq_lm', () => {
     for (const k of ['task_type', 'peft_type', 'num_transformer_submodules', 'num_virtual_tokens', 'token_dim', 'num_layers', 'num_attention_heads']) expect(cfg[k]).toEqual(want[k]);
   }, 60_000);
 
+  it('P-tuning (LSTM encoder) trains on T5 and writes PEFT\'s P_TUNING layout: 2P encoded rows, num_transformer_submodules 2', async () => {
+    const f = join(tmp, 'ptuning.jsonl');
+    writeFileSync(f, copyRows(8));
+    const out = join(tmp, 'ptuning-run');
+    await trainCommand(['--model', MODEL, '--data', f, '--task', 'seq_2_seq_lm', '--method', 'p_tuning', '--num-virtual-tokens', '4',
+      '--encoder-reparameterization-type', 'LSTM', '--encoder-hidden-size', '32', '--steps', '8', '--lr', '1e-2', '--batch-size', '4', '--out', out]);
+    const losses = rows(join(out, 'metrics.jsonl')).filter((x) => 'loss' in x).map((x) => x.loss);
+    expect(mean(losses.slice(-3))).toBeLessThan(mean(losses.slice(0, 3)));
+    const got = readSafetensorsFile(join(out, 'adapter_model.safetensors')).tensors;
+    expect([...got.keys()]).toEqual(['prompt_embeddings']);
+    expect(got.get('prompt_embeddings')!.shape).toEqual([8, 64]);
+    const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect(cfg).toMatchObject({ peft_type: 'P_TUNING', task_type: 'SEQ_2_SEQ_LM', num_transformer_submodules: 2, num_virtual_tokens: 4, token_dim: 64,
+      encoder_reparameterization_type: 'LSTM', encoder_hidden_size: 32, num_layers: 2, num_attention_heads: 4 });
+  }, 60_000);
+
   it('flags of another task are refused; inspect --task seq_2_seq_lm gives T5ForConditionalGeneration', async () => {
     const f = join(tmp, 'copy2.jsonl');
     writeFileSync(f, copyRows(4));

@@ -1,5 +1,5 @@
 /**
- * `train --model DIR --data FILE --task causal_lm|seq_cls|token_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [...] --out DIR`:
+ * `train --model DIR --data FILE --task causal_lm|seq_cls|token_cls|seq_2_seq_lm --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [...] --out DIR`:
  * fine-tunes with a TrainingSession and writes adapter_model.safetensors + adapter_config.json (PEFT's files),
  * metrics.jsonl (one row per step, plus eval rows), labels.json (seq_cls) and run.json (what was run).
  * With --save-steps / --eval-steps it keeps Trainer-style <out>/checkpoint-<step>/ folders, and --resume-from
@@ -36,12 +36,12 @@ import { SEQ2SEQ_OPTIONS, readSeq2SeqFile } from './train-seq2seq';
 export const TRAIN: CommandSpec = {
   name: 'train',
   summary: 'Fine-tunes a model with a PEFT method (LoRA, DoRA, IA3, AdaLoRA, prompt tuning, P-tuning, prefix tuning) and writes a PEFT adapter plus metrics.jsonl.',
-  usage: 'npm run cli -- train --model DIR --data FILE --task causal_lm|seq_cls|token_cls --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [options] --out DIR',
+  usage: 'npm run cli -- train --model DIR --data FILE --task causal_lm|seq_cls|token_cls|seq_2_seq_lm --method lora|ia3|adalora|prompt_tuning|p_tuning|prefix_tuning [options] --out DIR',
   options: {
     model: { kind: 'value', arg: 'DIR|ID', help: 'Model folder (config.json + model.safetensors [+ tokenizer.json]) or Hub repo id owner/name[@rev] (HF_ENDPOINT, HF_TOKEN; cached in $PEFT_STUDIO_CACHE).' },
     tokenizer: { kind: 'value', arg: 'DIR', help: 'Folder with tokenizer.json (default: the model folder, if it has one).' },
     data: { kind: 'value', arg: 'FILE|hub:ID', help: 'Training data: .txt, .jsonl or .csv, or a Hub dataset hub:owner/name[:config][@revision] (HF_ENDPOINT, HF_TOKEN).' },
-    task: { kind: 'value', arg: 'causal_lm|seq_cls|token_cls', help: 'Task (default: from config.json architectures).' },
+    task: { kind: 'value', arg: 'causal_lm|seq_cls|token_cls|seq_2_seq_lm', help: 'Task (default: from config.json architectures).' },
     preset: { kind: 'value', arg: 'quick|thorough', help: 'Start from the studio\'s measured preset for the task and method (lr, steps, batch, length, warmup, eval steps, schedule, all-linear targets; docs/presets.md); flags given override it.' },
     ...PEFT_OPTIONS,
     steps: { kind: 'value', arg: 'N', help: `Optimizer steps (default ${RUN_DEFAULTS.maxSteps} unless --epochs is given).` },

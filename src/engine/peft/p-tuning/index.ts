@@ -15,7 +15,7 @@ export const pTuning: PeftMethod<PTuningConfig> = {
   prompt: true,
   unmergeable:
     "P-tuning learns virtual-token embeddings (from its prompt encoder) that are prepended to every input; no weight of the model changes, so there is nothing to fold in (PEFT has no merge_and_unload for prompt-learning adapters either). Use the adapter with PEFT, or train LoRA / IA3 to get a mergeable adapter.",
-  tasks: ['CAUSAL_LM', 'SEQ_CLS'],
+  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'SEQ_2_SEQ_LM'],
   schema: P_TUNING_SCHEMA,
   config: (p) => pTuningConfig({ taskType: 'CAUSAL_LM', numVirtualTokens: 8, ...p } as PTuningConfig),
   fromJson: fromAdapterConfigJson,
@@ -26,7 +26,9 @@ export const pTuning: PeftMethod<PTuningConfig> = {
     const count = countPTuning(
       ctx.modules,
       {
-        numVirtualTokens: cfg.numVirtualTokens, tokenDim: D, encoderHiddenSize: encoderHiddenSize(cfg, D),
+        // PEFT's PromptEncoder has a row per virtual token and stack (2P for SEQ_2_SEQ_LM).
+        numVirtualTokens: cfg.numVirtualTokens * (cfg.numTransformerSubmodules ?? (ctx.task === 'SEQ_2_SEQ_LM' ? 2 : 1)),
+        tokenDim: D, encoderHiddenSize: encoderHiddenSize(cfg, D),
         lstm: cfg.encoderReparameterizationType === 'LSTM', encoderNumLayers: cfg.encoderNumLayers,
       },
       ctx.task,

@@ -4,6 +4,9 @@
  *   MLP:  Linear(D, E), ReLU, Linear(E, E), ReLU, Linear(E, D)                     (mlp_head.0 / .2 / .4)
  *   LSTM: bidirectional nn.LSTM(D, E, encoder_num_layers) then Linear(2E, 2E), ReLU, Linear(2E, D)
  * and its output [V, D] is used exactly like prompt tuning's embeddings (prepended, mask ones, CLM labels -100).
+ * V = num_virtual_tokens * num_transformer_submodules: for SEQ_2_SEQ_LM PEFT encodes 2P rows (the LSTM reads all
+ * of them, so the second P shape the first P through it) and prepends only the first P to the encoder input, as
+ * for prompt tuning.
  *
  * PEFT saves only that output, as `prompt_embeddings`, and loads it back as a plain table (inference mode: the
  * encoder is gone). Here a model runs in one of two modes: 'encoder' (fresh, or resumed with loadEncoderState:
@@ -64,7 +67,7 @@ export class PTuningModel implements PeftModel {
 
   /** A fresh PromptEncoder with PyTorch's default init (nn.Embedding N(0, 1), nn.Linear / nn.LSTM uniform). */
   private buildEncoder(): void {
-    const V = this.config.numVirtualTokens;
+    const V = this.config.numVirtualTokens * this.submodules;
     const D = this.base.config.hiddenSize;
     const E = encoderHiddenSize(this.config, D);
     const st = this.state;
@@ -76,6 +79,11 @@ export class PTuningModel implements PeftModel {
       this.mlp = [st.linear('mlp_head.0', D, E, this.rng), st.linear('mlp_head.2', E, E, this.rng), st.linear('mlp_head.4', E, D, this.rng)];
     }
     this.kind = 'encoder';
+  }
+
+  /** Prompt stacks PEFT encodes rows for: 2 for SEQ_2_SEQ_LM (encoder and decoder), else 1. */
+  get submodules(): number {
+    return this.config.numTransformerSubmodules ?? (this.base.task === 'SEQ_2_SEQ_LM' ? 2 : 1);
   }
 
   adapterExtras() {
@@ -95,8 +103,17 @@ export class PTuningModel implements PeftModel {
     return h;
   }
 
+  /**
+   * The virtual tokens prepended to the input: all V rows, or with two submodules the first num_virtual_tokens of
+   * them (PeftModelForSeq2SeqLM.forward: the decoder's rows are encoded, saved and never prepended).
+   */
   hooks(training: boolean): ForwardHooks {
-    const prompt = this.mode === 'table' ? this.embedding : this.prompts.give(this.prompt(training));
+    const P = this.config.numVirtualTokens;
+    const first = (all: tf.Tensor) => (this.submodules === 1 ? all : tf.slice(all, [0, 0], [P, -1]));
+    // In a tidy: generation calls this outside one, and the encoder's intermediates (an LSTM's per-step tensors)
+    // must not outlive it. The gradient tape keeps what backprop needs on its own.
+    const prompt = this.mode === 'table' ? first(this.embedding) : tf.tidy(() => first(this.prompt(training)));
+    if (prompt !== this.embedding) this.prompts.give(prompt);
     return { prefixEmbeds: prompt, overrides: this.head.overrides };
   }
 
