@@ -118,6 +118,24 @@ describe('train --task token_cls', () => {
     for (const k of ['task_type', 'peft_type', 'modules_to_save', 'target_modules', 'r', 'lora_alpha']) expect(cfg[k]).toEqual(ref[k]);
   }, 120_000);
 
+  it('prefix tuning on bert-tiny-tokcls: the loss goes down, entity F1 is scored, the file holds the prefix and the classifier', async () => {
+    const out = join(tmp, 'prefix-run');
+    await trainCommand([
+      '--model', MODEL, '--tokenizer', tmp, '--data', conll, '--task', 'token_cls', '--label-list', TAGS.join(','),
+      '--method', 'prefix_tuning', '--num-virtual-tokens', '4', '--steps', '30', '--lr', '3e-2',
+      '--batch-size', '4', '--validation-split', '0.25', '--eval-steps', '30', '--out', out,
+    ]);
+    const metrics = rows(join(out, 'metrics.jsonl'));
+    const losses = metrics.filter((x) => 'loss' in x).map((x) => x.loss);
+    expect(mean(losses.slice(-5))).toBeLessThan(mean(losses.slice(0, 5)) - 0.3);
+    const evals = metrics.filter((x) => 'eval_loss' in x);
+    expect(evals[evals.length - 1].eval_f1).toBeGreaterThan(0.5);
+    const keys = [...readSafetensorsFile(join(out, 'adapter_model.safetensors')).tensors.keys()].sort();
+    expect(keys).toEqual(['base_model.classifier.bias', 'base_model.classifier.weight', 'prompt_embeddings']);
+    const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect(cfg).toMatchObject({ peft_type: 'PREFIX_TUNING', task_type: 'TOKEN_CLS', num_virtual_tokens: 4, num_transformer_submodules: 1 });
+  }, 120_000);
+
   it('--preset quick on BERT targets its attention and MLP modules (the preset names roles, not GPT-2 names)', async () => {
     const out = join(tmp, 'preset');
     await trainCommand([

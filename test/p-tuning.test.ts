@@ -281,7 +281,7 @@ describe('P-tuning config', () => {
     };
     expect(bad({ encoderReparameterizationType: 'GRU' as never })).toMatch(/Prompt encoder type not recognized/);
     // PeftModelForTokenClassification prepends the virtual tokens but not to the labels: the loss fails on the shapes.
-    expect(bad({ taskType: 'TOKEN_CLS' as never })).toMatch(/PEFT's P-tuning cannot train TOKEN_CLS: it prepends the virtual tokens.*LoRA, DoRA, IA3 or AdaLoRA/);
+    expect(bad({ taskType: 'TOKEN_CLS' as never })).toMatch(/PEFT's P-tuning cannot train TOKEN_CLS: it prepends the virtual tokens.*LoRA, DoRA, IA3, AdaLoRA or prefix tuning/);
     expect(bad({ numVirtualTokens: 0 })).toMatch(/num_virtual_tokens must be an integer >= 1/);
     expect(bad({ encoderDropout: 1 })).toMatch(/encoder_dropout must be >= 0 and < 1/);
     expect(bad({ encoderHiddenSize: 0 })).toMatch(/encoder_hidden_size must be >= 1/);

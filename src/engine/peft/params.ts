@@ -113,8 +113,8 @@ export function countLora(
 
 
 /**
- * Every prompt method: the prompt's own trainable tensors (`promptParams`, encoders included) plus, for SEQ_CLS,
- * the classification head, which PEFT >= 0.16 wraps in a ModulesToSaveWrapper (PeftModelForSequenceClassification
+ * Every prompt method: the prompt's own trainable tensors (`promptParams`, encoders included) plus, for SEQ_CLS
+ * and TOKEN_CLS, the classification head, which PEFT >= 0.16 wraps in a ModulesToSaveWrapper (PeftModelForSequenceClassification
  * with modules_to_save on prompt configs): the copy is trainable and both copies count in `all`, as for LoRA.
  * PEFT 0.15.2 printed the prompt alone (its head stayed frozen); PEFT Studio trains and saves the head, so it counts it.
  */

@@ -46,11 +46,17 @@ export function promptLearningJson(cfg: PromptLearningFields, extras: AdapterCon
   };
 }
 
-/** Checks the fields every prompt method shares (PEFT's wording where PEFT raises); `method` names it in messages. */
-export function checkPromptLearning(cfg: PromptLearningFields & { taskType: TaskType | null }, method: string, seq2seq = false): void {
-  if (cfg.taskType === 'TOKEN_CLS') bad(tokenClsRefusal(method));
-  if (cfg.taskType !== 'CAUSAL_LM' && cfg.taskType !== 'SEQ_CLS' && !(seq2seq && cfg.taskType === 'SEQ_2_SEQ_LM')) {
-    bad(`task_type ${quoteValue(cfg.taskType)} is not supported for ${method}; use CAUSAL_LM${seq2seq ? ', SEQ_CLS or SEQ_2_SEQ_LM' : ' or SEQ_CLS'}.`);
+/**
+ * Checks the fields every prompt method shares (PEFT's wording where PEFT raises); `method` names it in messages.
+ * `tasks` are the method's tasks beyond CAUSAL_LM and SEQ_CLS.
+ */
+export function checkPromptLearning(
+  cfg: PromptLearningFields & { taskType: TaskType | null }, method: string, tasks: { seq2seq?: boolean; tokenCls?: boolean } = {},
+): void {
+  if (cfg.taskType === 'TOKEN_CLS' && !tasks.tokenCls) bad(tokenClsRefusal(method));
+  const ok: TaskType[] = ['CAUSAL_LM', 'SEQ_CLS', ...(tasks.tokenCls ? ['TOKEN_CLS' as const] : []), ...(tasks.seq2seq ? ['SEQ_2_SEQ_LM' as const] : [])];
+  if (!ok.includes(cfg.taskType as TaskType)) {
+    bad(`task_type ${quoteValue(cfg.taskType)} is not supported for ${method}; use ${ok.slice(0, -1).join(', ')} or ${ok[ok.length - 1]}.`);
   }
   const n = cfg.numVirtualTokens as unknown;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
@@ -68,25 +74,22 @@ export function checkPromptLearning(cfg: PromptLearningFields & { taskType: Task
 }
 
 /**
- * Why a prompt method does not train TOKEN_CLS here. PeftModelForTokenClassification (0.15.2) puts prompt tuning's
- * and P-tuning's virtual tokens in front of the input and passes the labels on unchanged, so the token classifier
- * returns num_virtual_tokens more positions than there are labels and the model's loss fails on the shapes; prefix
- * tuning keeps the length (its prefix is past key / values) and would work there, but is not implemented for it.
+ * Why prompt tuning and P-tuning do not train TOKEN_CLS. PeftModelForTokenClassification (0.15.2) puts their
+ * virtual tokens in front of the input and passes the labels on unchanged, so the token classifier returns
+ * num_virtual_tokens more positions than there are labels and the model's loss fails on the shapes. Prefix tuning
+ * keeps the length (its prefix is past keys / values) and trains TOKEN_CLS.
  */
 export function tokenClsRefusal(method: string): string {
-  const why = /prefix/i.test(method)
-    ? `${method[0].toUpperCase()}${method.slice(1)} for TOKEN_CLS is not supported here yet`
-    : `PEFT's ${method} cannot train TOKEN_CLS: it prepends the virtual tokens, so the token classifier returns more positions than there are labels and the loss fails on the shapes`;
-  return `${why}; tag tokens with LoRA, DoRA, IA3 or AdaLoRA (task_type "TOKEN_CLS").`;
+  return `PEFT's ${method} cannot train TOKEN_CLS: it prepends the virtual tokens, so the token classifier returns more positions than there are labels and the loss fails on the shapes; tag tokens with LoRA, DoRA, IA3, AdaLoRA or prefix tuning (task_type "TOKEN_CLS").`;
 }
 
 /**
- * The SEQ_CLS head a prompt method trains (PEFT >= 0.16 wraps it in a ModulesToSaveWrapper; 0.15.2 left it
- * frozen, see docs/engine.md): every module whose name ends with "classifier" or "score" (_set_trainable's plain
- * endswith), outermost first. Empty for CAUSAL_LM.
+ * The SEQ_CLS / TOKEN_CLS head a prompt method trains (PEFT >= 0.16 wraps it in a ModulesToSaveWrapper; 0.15.2
+ * left it frozen, see docs/engine.md): every module whose name ends with "classifier" or "score" (_set_trainable's
+ * plain endswith), outermost first. Empty for CAUSAL_LM and SEQ_2_SEQ_LM.
  */
 export function promptHeadModules(modules: ModuleInfo[], task: TaskType | null): string[] {
-  if (task !== 'SEQ_CLS') return [];
+  if (task !== 'SEQ_CLS' && task !== 'TOKEN_CLS') return [];
   const out: string[] = [];
   for (const m of modules) {
     if (!m.name || !PROMPT_HEAD_NAMES.some((h) => m.name.endsWith(h))) continue;

@@ -55,7 +55,7 @@ export function pTuningConfig(p: Partial<PTuningConfig> & Pick<PTuningConfig, 't
 
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value; PEFT's own messages where PEFT raises. */
 export function validate(cfg: PTuningConfig): PTuningConfig {
-  checkPromptLearning(cfg, 'P-tuning', true);
+  checkPromptLearning(cfg, 'P-tuning', { seq2seq: true });
   if (cfg.encoderReparameterizationType !== 'MLP' && cfg.encoderReparameterizationType !== 'LSTM') {
     // PromptEncoder's own message for an unknown type.
     bad(`Prompt encoder type not recognized (encoder_reparameterization_type ${quoteValue(cfg.encoderReparameterizationType)}). Please use one of MLP (recommended) or LSTM.`);

@@ -51,7 +51,7 @@ export function prefixTuningConfig(
 
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value. */
 export function validate(cfg: PrefixTuningConfig): PrefixTuningConfig {
-  checkPromptLearning(cfg, 'prefix tuning');
+  checkPromptLearning(cfg, 'prefix tuning', { tokenCls: true });
   checkAll(PREFIX_TUNING_SCHEMA, cfg as unknown as Record<string, unknown>);
   return cfg;
 }

@@ -18,7 +18,7 @@ export const prefixTuning: PeftMethod<PrefixTuningConfig> = {
   prompt: true,
   unmergeable:
     "Prefix tuning adds learned key / value prefixes that every attention layer reads; they are extra positions, not a change to any weight, so there is nothing to fold in (PEFT has no merge_and_unload for prompt-learning adapters either). Use the adapter with PEFT, or train LoRA / IA3 to get a mergeable adapter.",
-  tasks: ['CAUSAL_LM', 'SEQ_CLS'],
+  tasks: ['CAUSAL_LM', 'SEQ_CLS', 'TOKEN_CLS'],
   schema: PREFIX_TUNING_SCHEMA,
   config: (p) => prefixTuningConfig({ taskType: 'CAUSAL_LM', numVirtualTokens: 8, ...p } as PrefixTuningConfig),
   fromJson: fromAdapterConfigJson,

@@ -54,7 +54,7 @@ export function promptTuningConfig(
 
 /** Throws EngineError('BAD_PEFT_CONFIG') naming the bad value; PEFT's own messages where PEFT raises. */
 export function validate(cfg: PromptTuningConfig): PromptTuningConfig {
-  checkPromptLearning(cfg, 'prompt tuning', true);
+  checkPromptLearning(cfg, 'prompt tuning', { seq2seq: true });
   if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(cfg.promptTuningInit)) {
     bad(`prompt_tuning_init must be 'RANDOM', 'SAMPLE_VOCAB' or 'TEXT'; got ${quoteValue(cfg.promptTuningInit)}.`);
   }

@@ -1,6 +1,6 @@
 /**
- * The SEQ_CLS head every prompt method (prompt tuning, P-tuning, prefix tuning) trains beside its prompt, as
- * PEFT >= 0.16's PeftModelForSequenceClassification does: a trainable copy of `classifier` / `score`
+ * The SEQ_CLS head every prompt method (prompt tuning, P-tuning, prefix tuning) trains beside its prompt, and the
+ * TOKEN_CLS head prefix tuning trains, as PEFT >= 0.16's PeftModelForSequenceClassification / ForTokenClassification do: a trainable copy of `classifier` / `score`
  * (ModulesToSaveWrapper) that replaces the base head in the forward. PEFT 0.15.2 left the head frozen and saved
  * no head, and PEFT 0.20 refuses such files (KeyError 'base_model.classifier.weight'), so the copy is written
  * as `base_model.<param>` beside `prompt_embeddings`: 0.20 loads it into its wrapper, 0.15.2 into the plain head.
