@@ -184,7 +184,7 @@ export function tableExamples(
 }
 
 /** A non-string cell (Parquet numbers, lists, structs) as text: numbers as written, the rest as JSON. */
-function cellText(v: unknown): string {
+export function cellText(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
   try {
     return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x)) ?? '';

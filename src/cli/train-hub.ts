@@ -10,7 +10,8 @@ import { datasetClassLabels, hubTokenClsRows, tokenClsColumns } from '../engine/
 import { issueText, type DataIssue } from '../engine/train/data-parse';
 import { hubSettingsFromEnv } from '../engine/io/node-source';
 import { int, note, str, usage, type CommandSpec, type Parsed } from './common';
-import { tableExamples, type DataOptions, type RawExample } from './train-data';
+import { cellText, tableExamples, type DataOptions, type RawExample } from './train-data';
+import { seq2seqExamples, type Seq2SeqReadOptions } from './train-seq2seq';
 
 export const HUB_DATA_OPTIONS: CommandSpec['options'] = {
   split: { kind: 'value', arg: 'NAME', help: 'With --data hub:ID: the training split (default train).' },
@@ -30,8 +31,11 @@ export interface HubData {
   dataset?: string;
 }
 
-/** Lists the dataset, prints its splits and row counts, and reads the splits the run uses. */
-export async function readHubData(arg: string, p: Parsed, o: DataOptions): Promise<HubData> {
+/**
+ * Lists the dataset, prints its splits and row counts, and reads the splits the run uses. seq_2_seq_lm reads the
+ * source and target columns (`s2s`; by default source / target, input / output or document / summary).
+ */
+export async function readHubData(arg: string, p: Parsed, o: DataOptions, s2s: Seq2SeqReadOptions = {}): Promise<HubData> {
   const ref = parseDatasetId(arg);
   const maxRows = int(p, 'max-rows');
   if (maxRows !== undefined && maxRows < 1) throw usage('--max-rows must be >= 1');
@@ -71,6 +75,10 @@ export async function readHubData(arg: string, p: Parsed, o: DataOptions): Promi
       const r = hubTokenClsRows({ file: label, rows, where }, cols, p.opts.has('label-list') ? null : tagNames);
       issues.push(...r.issues);
       return r.rows;
+    }
+    if (o.task === 'SEQ_2_SEQ_LM') {
+      const cells = rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' ? v : v == null ? '' : cellText(v)])));
+      return seq2seqExamples({ file: label, columns, rows: cells, lines: rows.map((_, i) => i + 1) }, { ...s2s, skipBadRows: o.skipBadRows });
     }
     return tableExamples({ file: label, columns, rows, lines: rows.map((_, i) => i + 1), issues: [], where }, o);
   };

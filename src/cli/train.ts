@@ -246,7 +246,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     skipBadRows: flag(p, 'skip-bad-rows'),
     format: chat.format,
   };
-  const hubData = isHubData(dataPath) ? await readHubData(dataPath, p, dataOpts) : null;
+  const s2sOpts = { sourceColumn: str(p, 'source-column'), targetColumn: str(p, 'target-column'), skipBadRows: dataOpts.skipBadRows };
+  const hubData = isHubData(dataPath) ? await readHubData(dataPath, p, dataOpts, s2sOpts) : null;
   if (!hubData && ['split', 'validation-split-name', 'max-rows'].some((f) => str(p, f) !== undefined)) {
     throw usage('--split, --validation-split-name and --max-rows are for Hub datasets (--data hub:owner/name)');
   }
@@ -255,10 +256,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (t !== 'SEQ_2_SEQ_LM' && ['source-column', 'target-column', 'max-target-length', 'generation-eval-rows'].some((f) => p.opts.has(f))) {
     throw usage('--source-column, --target-column, --max-target-length and --generation-eval-rows are for --task seq_2_seq_lm');
   }
-  if (t === 'SEQ_2_SEQ_LM' && (hubData || chat.format !== undefined || flag(p, 'packing'))) {
-    throw usage('seq_2_seq_lm reads local CSV / JSONL files with a source and a target column (or input_ids + labels); Hub datasets, --data-format and --packing are not for it');
+  if (t === 'SEQ_2_SEQ_LM' && (chat.format !== undefined || flag(p, 'packing'))) {
+    throw usage('seq_2_seq_lm reads a source and a target column (or input_ids + labels) from CSV / JSONL files or a Hub dataset; --data-format and --packing are not for it');
   }
-  const s2sOpts = { sourceColumn: str(p, 'source-column'), targetColumn: str(p, 'target-column'), skipBadRows: dataOpts.skipBadRows };
   const readData = (path: string) =>
     t === 'TOKEN_CLS' ? readTokenClsFile(path, tokOpts) : t === 'SEQ_2_SEQ_LM' ? readSeq2SeqFile(path, s2sOpts) : readDataFile(path, dataOpts);
   let trainRows: RawExample[] = hubData ? hubData.train : readData(dataPath);

@@ -283,8 +283,10 @@ async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tok
   let trainTable: DataTable;
   let validTable: DataTable | null = null;
   let cols: { sourceColumn?: string; targetColumn?: string } = { sourceColumn: req.seq2seq?.sourceColumn, targetColumn: req.seq2seq?.targetColumn };
+  let hubInfo: HubDataInfo | null = null;
   if (req.hub) {
     const hub = await readHubData(req.hub);
+    hubInfo = hub.info;
     name = hub.info.id;
     trainTable = stringTable(hub.train);
     validTable = hub.validation && stringTable(hub.validation);
@@ -381,6 +383,7 @@ async function loadSeq2SeqData(req: DataRequest, baseUrl: string, tokenizer: Tok
     warnings,
     stats: s2s.source,
     seq2seq: s2s,
+    ...(hubInfo ? { hub: hubInfo } : {}),
   };
   return { train, validation, labels: [], summary };
 }
