@@ -17,6 +17,7 @@ import { useNodeBackend } from '../src/engine/io/node-backend';
 import { readSafetensorsFile } from '../src/engine/io/node-files';
 import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
 import { encodeExamples } from '../src/engine/train/data';
+import { writeT5Tokenizer } from './support/t5-tokenizer';
 import { FIX, fixtureTensors, maxAbsDiff } from './helpers';
 
 const MODEL = join(FIX, 'models', 't5-tiny');
@@ -24,30 +25,9 @@ const ADAPTER = join(FIX, 'adapters', 't5-lora');
 const rows = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-/**
- * A T5-style tokenizer.json: Unigram pieces with the Metaspace pre-tokenizer and a post-processor that appends
- * </s> (id 1), as t5-small's does; <pad> 0, </s> 1, <unk> 2 as in T5's vocabulary.
- */
+/** The T5-style tokenizer of test/support/t5-tokenizer.ts over these words (</s> appended). */
 const WORDS = ['hello', 'world', 'translate', 'english', 'to', 'german', 'hallo', 'welt', 'good', 'morning', 'guten', 'morgen'];
-function writeTokenizer(dir: string): void {
-  const vocab = [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ...WORDS.map((w) => [`\u2581${w}`, -2]), ['\u2581', -3], [':', -4]];
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const meta = { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true, prepend_scheme: 'always', split: true };
-  const json = {
-    version: '1.0', truncation: null, padding: null, normalizer: null,
-    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
-    pre_tokenizer: meta,
-    post_processor: {
-      type: 'TemplateProcessing', single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    decoder: meta,
-    model: { type: 'Unigram', unk_id: 2, vocab, byte_fallback: false },
-  };
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'T5Tokenizer', eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' }));
-}
+const writeTokenizer = (dir: string) => writeT5Tokenizer(dir, WORDS, [['\u2581', -3], [':', -4]]);
 
 let tmp: string;
 beforeAll(async () => {

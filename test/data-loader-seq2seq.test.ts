@@ -3,7 +3,7 @@
  * source and a target column (picked, or found by name), pre-tokenized {"input_ids", "labels"} rows, bad rows
  * reported by line; source / target lengths with </s> from a T5-style tokenizer; the zip README for SEQ_2_SEQ_LM.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,38 +12,21 @@ import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
 import type { Tokenizer } from '../src/engine/tokenizer';
 import { buildReadme } from '../src/state/export-files';
 import { loadData } from '../src/worker/data-loader';
+import { writeT5Tokenizer } from './support/t5-tokenizer';
 import type { DataRequest } from '../src/worker/protocol';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const file = (name: string, text: string) => ({ kind: 'file' as const, file: new File([text], name) });
 const req = (source: DataRequest['source'], more: Partial<DataRequest> = {}): DataRequest => ({ source, task: 'SEQ_2_SEQ_LM', validationSplit: 0.25, maxLength: 4, seed: 42, ...more });
 
-/** Unigram pieces with Metaspace and a post-processor appending </s> (id 1), as t5-small's tokenizer.json does. */
+/** T5-style Unigram pieces with </s> appended (test/support/t5-tokenizer.ts). */
 const WORDS = ['hello', 'world', 'hallo', 'welt', 'good', 'morning', 'guten', 'morgen'];
-function writeT5Tokenizer(dir: string): void {
-  const vocab = [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ...WORDS.map((w) => [`\u2581${w}`, -2]), ['\u2581', -3]];
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const meta = { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true, prepend_scheme: 'always', split: true };
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
-    version: '1.0', truncation: null, padding: null, normalizer: null,
-    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
-    pre_tokenizer: meta,
-    post_processor: {
-      type: 'TemplateProcessing', single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    decoder: meta,
-    model: { type: 'Unigram', unk_id: 2, vocab, byte_fallback: false },
-  }));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'T5Tokenizer', eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' }));
-}
 
 let tmp: string;
 let tok: Tokenizer;
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'peft-s2s-data-'));
-  writeT5Tokenizer(tmp);
+  writeT5Tokenizer(tmp, WORDS);
   tok = await loadTokenizerFromDir(tmp);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -5,7 +5,7 @@
  * of columns by --source-column / --target-column; a row with an empty target stops the run by its row number
  * unless --skip-bad-rows; a missing column names the columns there are.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
@@ -14,6 +14,7 @@ import { trainCommand } from '../src/cli/train';
 import { useNodeBackend } from '../src/engine/io/node-backend';
 import { loadTokenizerFromDir } from '../src/engine/io/node-tokenizer';
 import { loadData } from '../src/worker/data-loader';
+import { writeT5Tokenizer } from './support/t5-tokenizer';
 import { FIX } from './helpers';
 import { startHubServer, type HubServer } from './support/hub-server';
 
@@ -38,26 +39,9 @@ function parquet(n: number, emptyAt = -1): Uint8Array {
   }));
 }
 
-/** The Unigram T5-style tokenizer of cli-seq2seq.test.ts over these words (</s> appended). */
+/** The T5-style tokenizer of test/support/t5-tokenizer.ts over cli-seq2seq.test.ts's words (</s> appended). */
 const WORDS = ['hello', 'world', 'translate', 'english', 'to', 'german', 'hallo', 'welt', 'good', 'morning', 'guten', 'morgen'];
-function writeTokenizer(dir: string): void {
-  const vocab = [['<pad>', 0], ['</s>', 0], ['<unk>', 0], ...WORDS.map((w) => [`\u2581${w}`, -2]), ['\u2581', -3], [':', -4]];
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  const meta = { type: 'Metaspace', replacement: '\u2581', add_prefix_space: true, prepend_scheme: 'always', split: true };
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
-    version: '1.0', truncation: null, padding: null, normalizer: null,
-    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
-    pre_tokenizer: meta,
-    post_processor: {
-      type: 'TemplateProcessing', single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
-    decoder: meta,
-    model: { type: 'Unigram', unk_id: 2, vocab, byte_fallback: false },
-  }));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'T5Tokenizer', eos_token: '</s>', pad_token: '<pad>', unk_token: '<unk>' }));
-}
+const writeTokenizer = (dir: string) => writeT5Tokenizer(dir, WORDS, [['\u2581', -3], [':', -4]]);
 
 let hub: HubServer;
 let tmp: string;
