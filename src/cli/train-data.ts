@@ -132,7 +132,7 @@ export function tableExamples(
     for (const w of dataWarnings(path, out.length)) note(`warning: ${w}`);
     return out;
   }
-  const rows = table.rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' ? v : v == null ? '' : cellText(v)])));
+  const rows = table.rows.map(stringCells);
   const cols = table.columns;
   const need = (c: string, flagName: string) => {
     if (!cols.includes(c)) {
@@ -183,8 +183,13 @@ export function tableExamples(
   return out;
 }
 
+/** A row's cells as text (a Hub split's Parquet values; a file's cells are text already). */
+export function stringCells(r: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' ? v : v == null ? '' : cellText(v)]));
+}
+
 /** A non-string cell (Parquet numbers, lists, structs) as text: numbers as written, the rest as JSON. */
-export function cellText(v: unknown): string {
+function cellText(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
   try {
     return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? Number(x) : x)) ?? '';

@@ -10,7 +10,7 @@ import { datasetClassLabels, hubTokenClsRows, tokenClsColumns } from '../engine/
 import { issueText, type DataIssue } from '../engine/train/data-parse';
 import { hubSettingsFromEnv } from '../engine/io/node-source';
 import { int, note, str, usage, type CommandSpec, type Parsed } from './common';
-import { cellText, tableExamples, type DataOptions, type RawExample } from './train-data';
+import { stringCells, tableExamples, type DataOptions, type RawExample } from './train-data';
 import { seq2seqExamples, type Seq2SeqReadOptions } from './train-seq2seq';
 
 export const HUB_DATA_OPTIONS: CommandSpec['options'] = {
@@ -77,8 +77,7 @@ export async function readHubData(arg: string, p: Parsed, o: DataOptions, s2s: S
       return r.rows;
     }
     if (o.task === 'SEQ_2_SEQ_LM') {
-      const cells = rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' ? v : v == null ? '' : cellText(v)])));
-      return seq2seqExamples({ file: label, columns, rows: cells, lines: rows.map((_, i) => i + 1) }, { ...s2s, skipBadRows: o.skipBadRows });
+      return seq2seqExamples({ file: label, columns, rows: rows.map(stringCells), lines: rows.map((_, i) => i + 1) }, { ...s2s, skipBadRows: o.skipBadRows });
     }
     return tableExamples({ file: label, columns, rows, lines: rows.map((_, i) => i + 1), issues: [], where }, o);
   };

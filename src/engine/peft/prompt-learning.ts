@@ -35,13 +35,21 @@ export interface PromptLearningFields {
   modulesToSave?: string[] | null;
 }
 
+/**
+ * num_transformer_submodules as PEFT resolves it: the config's value, else what get_peft_model fills in, 2 for
+ * SEQ_2_SEQ_LM (a prompt per stack, encoder and decoder) and 1 for every other task.
+ */
+export function promptSubmodules(cfg: { numTransformerSubmodules: number | null }, task: TaskType | null | undefined): number {
+  return cfg.numTransformerSubmodules ?? (task === 'SEQ_2_SEQ_LM' ? 2 : 1);
+}
+
 /** The model facts as written: the model's own where known, else what the config holds. */
 export function promptLearningJson(cfg: PromptLearningFields, extras: AdapterConfigExtras): Record<string, unknown> {
   return {
     num_attention_heads: extras.numAttentionHeads ?? cfg.numAttentionHeads,
     num_layers: extras.numLayers ?? cfg.numLayers,
     // get_peft_model fills None with 1 for every task but SEQ_2_SEQ_LM (2: encoder and decoder).
-    num_transformer_submodules: cfg.numTransformerSubmodules ?? ((extras.task ?? (cfg as { taskType?: TaskType | null }).taskType) === 'SEQ_2_SEQ_LM' ? 2 : 1),
+    num_transformer_submodules: promptSubmodules(cfg, extras.task ?? (cfg as { taskType?: TaskType | null }).taskType),
     token_dim: extras.tokenDim ?? cfg.tokenDim,
   };
 }

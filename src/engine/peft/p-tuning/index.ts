@@ -2,7 +2,7 @@
 import { resolveArchitecture } from '../../models';
 import type { PeftMethod } from '../method';
 import { countPTuning } from './count';
-import { promptHeadModules } from '../prompt-learning';
+import { promptHeadModules, promptSubmodules } from '../prompt-learning';
 import { encoderHiddenSize, fromAdapterConfigJson, P_TUNING_SCHEMA, pTuningConfig, toAdapterConfigJson, type PTuningConfig } from './config';
 import { PTuningModel } from './model';
 
@@ -27,7 +27,7 @@ export const pTuning: PeftMethod<PTuningConfig> = {
       ctx.modules,
       {
         // PEFT's PromptEncoder has a row per virtual token and stack (2P for SEQ_2_SEQ_LM).
-        numVirtualTokens: cfg.numVirtualTokens * (cfg.numTransformerSubmodules ?? (ctx.task === 'SEQ_2_SEQ_LM' ? 2 : 1)),
+        numVirtualTokens: cfg.numVirtualTokens * promptSubmodules(cfg, ctx.task),
         tokenDim: D, encoderHiddenSize: encoderHiddenSize(cfg, D),
         lstm: cfg.encoderReparameterizationType === 'LSTM', encoderNumLayers: cfg.encoderNumLayers,
       },

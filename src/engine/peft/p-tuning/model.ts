@@ -20,6 +20,7 @@ import type { ForwardHooks, ForwardInput, Model } from '../../models/types';
 import { Rng } from '../../random';
 import { IGNORE_INDEX } from '../../train/loss';
 import { forwardWith, loadStrict, type PeftModel } from '../model';
+import { promptSubmodules } from '../prompt-learning';
 import { ENCODER_PREFIX, EncoderState, Handout, linearRows } from '../prompt-tuning/encoder';
 import { PromptHead } from '../prompt-tuning/head';
 import { PROMPT_KEY } from '../prompt-tuning/model';
@@ -83,7 +84,7 @@ export class PTuningModel implements PeftModel {
 
   /** Prompt stacks PEFT encodes rows for: 2 for SEQ_2_SEQ_LM (encoder and decoder), else 1. */
   get submodules(): number {
-    return this.config.numTransformerSubmodules ?? (this.base.task === 'SEQ_2_SEQ_LM' ? 2 : 1);
+    return promptSubmodules(this.config, this.base.task);
   }
 
   adapterExtras() {

@@ -2,7 +2,7 @@
 import { resolveArchitecture } from '../../models';
 import type { PeftMethod } from '../method';
 import { countPromptTuning } from '../params';
-import { promptHeadModules } from '../prompt-learning';
+import { promptHeadModules, promptSubmodules } from '../prompt-learning';
 import { fromAdapterConfigJson, PROMPT_TUNING_SCHEMA, promptTuningConfig, toAdapterConfigJson, type PromptTuningConfig } from './config';
 import { PromptTuningModel } from './model';
 
@@ -32,7 +32,7 @@ export const promptTuning: PeftMethod<PromptTuningConfig> = {
     const r = resolveArchitecture(ctx.rawConfig, ctx.task);
     const count = countPromptTuning(ctx.modules, {
       numVirtualTokens: cfg.numVirtualTokens, tokenDim: r.config.hiddenSize,
-      numTransformerSubmodules: cfg.numTransformerSubmodules ?? (ctx.task === 'SEQ_2_SEQ_LM' ? 2 : 1),
+      numTransformerSubmodules: promptSubmodules(cfg, ctx.task),
     }, ctx.task, r.spec.tied(r.config, r.task));
     return { matched: [], modulesToSave: promptHeadModules(ctx.modules, ctx.task), count, virtualTokens: cfg.numVirtualTokens };
   },

@@ -13,6 +13,7 @@ import { IGNORE_INDEX } from '../../train/loss';
 import { uid } from '../lora/layer';
 import { ownedVariable } from '../../variable';
 import { forwardWith, loadStrict, type PeftModel } from '../model';
+import { promptSubmodules } from '../prompt-learning';
 import type { PromptTuningConfig } from './config';
 import { PromptHead } from './head';
 
@@ -59,7 +60,7 @@ export class PromptTuningModel implements PeftModel {
 
   /** Prompt tables PEFT allocates: one per transformer stack (encoder and decoder for SEQ_2_SEQ_LM). */
   get submodules(): number {
-    return this.config.numTransformerSubmodules ?? (this.base.task === 'SEQ_2_SEQ_LM' ? 2 : 1);
+    return promptSubmodules(this.config, this.base.task);
   }
 
   /**
