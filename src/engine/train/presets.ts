@@ -88,23 +88,23 @@ const LORA: Record<'SEQ_CLS' | 'CAUSAL_LM' | 'TOKEN_CLS' | 'SEQ_2_SEQ_LM', Recor
     thorough: { args: { learningRate: 2e-3, maxSteps: 450, batchSize: 8, maxLength: 128, warmupSteps: 20, evalSteps: 75, scheduler: 'linear' }, targets: 'all-linear', measured: null },
   },
   SEQ_2_SEQ_LM: {
-    // cmudict-g2p on the built-in T5 public/models/sotu-t5 (--task seq_2_seq_lm, targets all-linear = q,k,v,o,
-    // wi_0,wi_1,wo of both stacks), lr 5e-3, 150 steps, batch 16, length 32, warmup 10, eval 50: eval loss 6.338
-    // (base) -> 2.610 @50, 2.605 @100, 2.589 @150; token accuracy 4.9% -> 25.3%; chrF 1.2 -> 9.5 / 10.9 / 6.6;
-    // exact match 0; 113 s. lr 1e-2: 2.596 @150. It learns the phoneme vocabulary and lengths, not yet the
-    // spelling: its answers barely depend on the word, and a constant answer ("AH N") scores chrF 12.7
-    // (docs/presets.md).
+    // cmudict-g2p (spelled-out words) on the built-in T5 public/models/sotu-t5 (--task seq_2_seq_lm, targets
+    // all-linear = q,k,v,o,wi_0,wi_1,wo of both stacks), lr 5e-3, 150 steps, batch 16, length 32, warmup 10, eval 50:
+    // eval loss 5.471 (base) -> 2.333 @50, 2.264 @100, 2.251 @150; token accuracy 29.5% -> 33.7%; ROUGE-L 0.25 ->
+    // 0.31; chrF 9.6 -> 9.8 / 12.2 / 10.4; exact match 0-1 word in 200; about 90 s. The answers depend on the word
+    // but are mostly wrong; a constant answer ("AH N") scores chrF 12.7, ROUGE-L at most 0.25 (docs/presets.md).
     quick: {
       args: { learningRate: 5e-3, maxSteps: 150, batchSize: 16, maxLength: 32, warmupSteps: 10, evalSteps: 50, scheduler: 'linear' },
       targets: 'all-linear',
-      measured: 'eval loss 6.34 -> 2.59 and token accuracy 5% -> 25% on the built-in cmudict-g2p after 150 steps (answers still barely depend on the word)',
+      measured: 'eval loss 5.47 -> 2.25 and token accuracy 30% -> 34% on the built-in cmudict-g2p after 150 steps (few exact answers yet)',
     },
-    // cmudict-g2p, lr 3e-3, 600 steps (2.4 epochs), batch 16, length 32, warmup 20, eval 150: eval loss 2.589 @150,
-    // 2.572 @300, 2.542 @450, 2.528 @600; token accuracy 27.9%; chrF 6.9 -> 7.6; exact match 0; 366 s.
+    // cmudict-g2p, lr 3e-3, 600 steps (2.4 epochs), batch 16, length 32, warmup 20, eval 150: eval loss 2.268 @150,
+    // 2.236 @300, 2.186 @450, 2.164 @600; token accuracy 38.0%; ROUGE-L 0.34; chrF 10.9 -> 12.7; exact match 0.5%;
+    // 230 s.
     thorough: {
       args: { learningRate: 3e-3, maxSteps: 600, batchSize: 16, maxLength: 32, warmupSteps: 20, evalSteps: 150, scheduler: 'linear' },
       targets: 'all-linear',
-      measured: 'eval loss 6.34 -> 2.53 and token accuracy 5% -> 28% on the built-in cmudict-g2p after 600 steps (answers still barely depend on the word)',
+      measured: 'eval loss 5.47 -> 2.16 and token accuracy 30% -> 38% on the built-in cmudict-g2p after 600 steps (few exact answers yet)',
     },
   },
   CAUSAL_LM: {
